@@ -1,0 +1,816 @@
+//! The inventory: everything zt4ai knows about an AI deployment.
+//!
+//! An inventory is written as YAML ([`raw`] holds the strict serde types) and turned
+//! into a resolved [`Inventory`] by [`Inventory::from_yaml_str`]: every reference is
+//! checked, grant patterns are expanded, and each user's rights become the union of
+//! their groups' grants. Every error names the file, line and field. Nothing
+//! downstream sees the raw form.
+
+mod locate;
+pub mod raw;
+mod target;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use locate::Locations;
+pub use raw::{Access, AgentState, BindingKind};
+use raw::{RawGrants, RawInventory};
+pub use target::{Target, TargetError};
+
+use crate::ids::{AgentId, UserId};
+use crate::label::{Category, Label};
+
+/// One problem in an inventory, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or other source) the inventory came from.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// The field, as a path such as `agents[1].owner`.
+    pub field: String,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: field `{}`: {}",
+            self.file, self.line, self.column, self.field, self.message
+        )
+    }
+}
+
+/// An inventory that could not be loaded: every problem found, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct LoadError {
+    /// The problems.
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Decision settings, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Risk score from which a request needs human approval.
+    pub risk_medium: u8,
+    /// Risk score from which a request is denied.
+    pub risk_high: u8,
+    /// How long a human approval stays usable.
+    pub approval_ttl: Duration,
+}
+
+/// Expanded grants: exact ids only, no patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Tool ids (`server.tool`).
+    pub tools: BTreeSet<String>,
+    /// Readable dataset ids.
+    pub datasets: BTreeSet<String>,
+    /// Writable dataset ids.
+    pub writable_datasets: BTreeSet<String>,
+    /// Destination ids.
+    pub destinations: BTreeSet<String>,
+    /// Model ids.
+    pub models: BTreeSet<String>,
+}
+
+impl Grants {
+    fn extend(&mut self, other: &Grants) {
+        self.tools.extend(other.tools.iter().cloned());
+        self.datasets.extend(other.datasets.iter().cloned());
+        self.writable_datasets
+            .extend(other.writable_datasets.iter().cloned());
+        self.destinations.extend(other.destinations.iter().cloned());
+        self.models.extend(other.models.iter().cloned());
+    }
+}
+
+/// A group of users.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Group id.
+    pub id: String,
+    /// What members may use.
+    pub grants: Grants,
+}
+
+/// A human user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// User id.
+    pub id: UserId,
+    /// Display name.
+    pub name: Option<String>,
+    /// Groups.
+    pub groups: Vec<String>,
+    /// Most sensitive data the user may read.
+    pub clearance: Label,
+    /// Union of the user's own grants and their groups' grants.
+    pub rights: Grants,
+}
+
+/// A registered AI agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Agent id.
+    pub id: AgentId,
+    /// Accountable user.
+    pub owner: UserId,
+    /// What it is for.
+    pub purpose: String,
+    /// Lifecycle state.
+    pub state: AgentState,
+    /// Most sensitive data it may read.
+    pub clearance: Label,
+    /// What it may use.
+    pub grants: Grants,
+}
+
+/// A tool argument bound to a resource.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The argument's path in the call's arguments.
+    pub path: Vec<String>,
+    /// What it names.
+    pub kind: BindingKind,
+    /// For datasets: read or write.
+    pub access: Access,
+}
+
+impl Binding {
+    /// The argument path as written (`message.to`).
+    pub fn argument(&self) -> String {
+        self.path.join(".")
+    }
+}
+
+/// An MCP tool.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    /// `server.name`.
+    pub id: String,
+    /// MCP server.
+    pub server: String,
+    /// Name on the server.
+    pub name: String,
+    /// What it does.
+    pub description: Option<String>,
+    /// Changes nothing.
+    pub read_only: bool,
+    /// May destroy or overwrite data.
+    pub destructive: bool,
+    /// Reaches beyond the organisation.
+    pub open_world: bool,
+    /// Label of the output.
+    pub output_label: Label,
+    /// Categories of the output.
+    pub output_categories: BTreeSet<Category>,
+    /// Whether the output is trusted.
+    pub output_trusted: bool,
+    /// Whether untrusted output must be spotlighted.
+    pub spotlight: bool,
+    /// Arguments that name resources.
+    pub bindings: Vec<Binding>,
+}
+
+impl Tool {
+    /// Whether calling the tool changes something: destructive or not read-only.
+    pub fn is_consequential(&self) -> bool {
+        self.destructive || !self.read_only
+    }
+}
+
+/// A data source.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Dataset id.
+    pub id: String,
+    /// Sensitivity.
+    pub label: Label,
+    /// Categories.
+    pub categories: BTreeSet<Category>,
+    /// Whether its content is trusted.
+    pub trusted: bool,
+}
+
+/// An LLM endpoint.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Model id.
+    pub id: String,
+    /// Who serves it.
+    pub provider: String,
+    /// Outside the organisation.
+    pub external: bool,
+    /// Most sensitive data it may receive.
+    pub clearance: Label,
+    /// Artifact attested.
+    pub attested: bool,
+}
+
+/// An egress sink.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// Destination id.
+    pub id: String,
+    /// Mail domain patterns, lowercase.
+    pub mail_domains: Vec<String>,
+    /// Host patterns, lowercase.
+    pub hosts: Vec<String>,
+    /// Most sensitive data it may receive.
+    pub clearance: Label,
+    /// Outside the organisation.
+    pub external: bool,
+    /// Catches everything no other destination matches.
+    pub default: bool,
+}
+
+/// The id of the destination zt4ai adds when the inventory declares no default.
+pub const UNKNOWN_DESTINATION: &str = "unknown";
+
+/// A resolved, checked inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Where it was loaded from.
+    pub source: String,
+    /// Organisation name.
+    pub organisation: Option<String>,
+    /// Policy directory named in the file, if any (relative to the file).
+    pub policies: Option<String>,
+    /// Decision settings.
+    pub settings: Settings,
+    /// Groups by id.
+    pub groups: BTreeMap<String, Group>,
+    /// Users by id.
+    pub users: BTreeMap<UserId, User>,
+    /// Agents by id.
+    pub agents: BTreeMap<AgentId, Agent>,
+    /// Tools by `server.name`.
+    pub tools: BTreeMap<String, Tool>,
+    /// MCP servers named by tools.
+    pub servers: BTreeSet<String>,
+    /// Datasets by id.
+    pub datasets: BTreeMap<String, Dataset>,
+    /// Models by id.
+    pub models: BTreeMap<String, Model>,
+    /// Destinations by id.
+    pub destinations: BTreeMap<String, Destination>,
+    /// The destination for unmatched targets.
+    pub default_destination: String,
+    /// Every category used anywhere.
+    pub categories: BTreeSet<Category>,
+}
+
+impl Inventory {
+    /// Parses and resolves an inventory. `source` names the file in error messages.
+    pub fn from_yaml_str(text: &str, source: &str) -> Result<Inventory, LoadError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let raw: RawInventory = match serde_path_to_error::deserialize(de) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let field = e.path().to_string();
+                let (line, column) = match e.inner().location() {
+                    Some(l) => (l.line(), l.column()),
+                    None => Locations::index(text).find(&field),
+                };
+                let message = e.inner().to_string();
+                // serde_yaml appends " at line L column C"; the position is reported separately.
+                let message = match message.find(" at line ") {
+                    Some(i) => message[..i].to_owned(),
+                    None => message,
+                };
+                return Err(LoadError {
+                    errors: vec![ConfigError {
+                        file: source.to_owned(),
+                        line,
+                        column,
+                        field: if field == "." { String::new() } else { field },
+                        message,
+                    }],
+                });
+            }
+        };
+        let mut r = Resolver {
+            source,
+            locations: Locations::index(text),
+            errors: Vec::new(),
+        };
+        let inventory = r.resolve(raw);
+        if r.errors.is_empty() {
+            Ok(inventory)
+        } else {
+            r.errors.sort_by_key(|e| (e.line, e.column));
+            Err(LoadError { errors: r.errors })
+        }
+    }
+
+    /// Resolves a send target (mail address, URL or host) to the destination it
+    /// belongs to; anything unmatched goes to the default destination.
+    pub fn resolve_destination(&self, target: &str) -> Result<(&Destination, Target), TargetError> {
+        let target = Target::parse(target)?;
+        let found = self.destinations.values().find(|d| match &target {
+            Target::Mail { domain, .. } => d.mail_domains.iter().any(|p| pattern_matches(p, domain)),
+            Target::Host { host } => d.hosts.iter().any(|p| pattern_matches(p, host)),
+        });
+        let dest = match found {
+            Some(d) => d,
+            // INVARIANT: resolution always inserts the default destination.
+            None => self
+                .destinations
+                .get(&self.default_destination)
+                .ok_or(TargetError::NoDefault)?,
+        };
+        Ok((dest, target))
+    }
+}
+
+/// `*.example.com` matches `a.example.com` and `a.b.example.com` but not
+/// `example.com`; any other pattern matches exactly.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => name.len() > suffix.len() + 1 && name.ends_with(suffix) && {
+            let cut = name.len() - suffix.len();
+            name.as_bytes()[cut - 1] == b'.'
+        },
+        None => pattern == name,
+    }
+}
+
+struct Resolver<'a> {
+    source: &'a str,
+    locations: Locations,
+    errors: Vec<ConfigError>,
+}
+
+impl Resolver<'_> {
+    fn error(&mut self, field: String, message: String) {
+        let (line, column) = self.locations.find(&field);
+        self.errors.push(ConfigError {
+            file: self.source.to_owned(),
+            line,
+            column,
+            field,
+            message,
+        });
+    }
+
+    fn resolve(&mut self, raw: RawInventory) -> Inventory {
+        let mut categories = BTreeSet::new();
+        let settings = Settings {
+            risk_medium: raw.settings.risk_medium,
+            risk_high: raw.settings.risk_high,
+            approval_ttl: Duration::from_secs(raw.settings.approval_ttl_seconds),
+        };
+        if settings.risk_high > 100 {
+            self.error("settings.risk_high".into(), format!("`{}` is above 100", settings.risk_high));
+        }
+        if settings.risk_medium >= settings.risk_high {
+            self.error(
+                "settings.risk_medium".into(),
+                format!(
+                    "`{}` must be below `risk_high` ({})",
+                    settings.risk_medium, settings.risk_high
+                ),
+            );
+        }
+
+        // Resources first: grants refer to them.
+        let mut tools = BTreeMap::new();
+        let mut servers = BTreeSet::new();
+        for (i, t) in raw.tools.into_iter().enumerate() {
+            let at = format!("tools[{i}]");
+            if !valid_name(&t.server) || t.server.contains('.') {
+                self.error(
+                    format!("{at}.server"),
+                    format!("invalid server name `{}`, expected letters, digits, `_` or `-`", t.server),
+                );
+            }
+            if !valid_name(&t.name) && !t.name.contains('.') {
+                self.error(format!("{at}.name"), format!("invalid tool name `{}`", t.name));
+            }
+            let id = format!("{}.{}", t.server, t.name);
+            let mut bindings = Vec::new();
+            let mut seen = BTreeSet::new();
+            for (j, b) in t.bindings.into_iter().enumerate() {
+                let path: Vec<String> = b.argument.split('.').map(str::to_owned).collect();
+                if path.iter().any(String::is_empty) {
+                    self.error(
+                        format!("{at}.bindings[{j}].argument"),
+                        format!("invalid argument path `{}`", b.argument),
+                    );
+                }
+                if !seen.insert(b.argument.clone()) {
+                    self.error(
+                        format!("{at}.bindings[{j}].argument"),
+                        format!("argument `{}` is bound twice", b.argument),
+                    );
+                }
+                if b.resource == BindingKind::Destination && b.access == Access::Write {
+                    self.error(
+                        format!("{at}.bindings[{j}].access"),
+                        "`access` applies to dataset bindings only".into(),
+                    );
+                }
+                bindings.push(Binding {
+                    path,
+                    kind: b.resource,
+                    access: b.access,
+                });
+            }
+            categories.extend(t.output.categories.iter().cloned());
+            servers.insert(t.server.clone());
+            let read_only = t.annotations.read_only;
+            let tool = Tool {
+                id: id.clone(),
+                server: t.server,
+                name: t.name,
+                description: t.description,
+                read_only,
+                destructive: t.annotations.destructive.unwrap_or(!read_only),
+                open_world: t.annotations.open_world,
+                output_label: t.output.label,
+                output_categories: t.output.categories.into_iter().collect(),
+                output_trusted: t.output.trusted,
+                spotlight: t.output.spotlight,
+                bindings,
+            };
+            if tools.insert(id.clone(), tool).is_some() {
+                self.error(format!("{at}.name"), format!("tool `{id}` is declared twice"));
+            }
+        }
+
+        let mut datasets = BTreeMap::new();
+        for (i, d) in raw.datasets.into_iter().enumerate() {
+            self.check_id("datasets", i, &d.id);
+            categories.extend(d.categories.iter().cloned());
+            let ds = Dataset {
+                id: d.id.clone(),
+                label: d.label,
+                categories: d.categories.into_iter().collect(),
+                trusted: d.trusted,
+            };
+            if datasets.insert(d.id.clone(), ds).is_some() {
+                self.error(format!("datasets[{i}].id"), format!("dataset `{}` is declared twice", d.id));
+            }
+        }
+
+        let mut models = BTreeMap::new();
+        for (i, m) in raw.models.into_iter().enumerate() {
+            self.check_id("models", i, &m.id);
+            let model = Model {
+                id: m.id.clone(),
+                provider: m.provider,
+                external: m.external,
+                clearance: m.clearance,
+                attested: m.attested,
+            };
+            if models.insert(m.id.clone(), model).is_some() {
+                self.error(format!("models[{i}].id"), format!("model `{}` is declared twice", m.id));
+            }
+        }
+
+        let mut destinations = BTreeMap::new();
+        let mut default_destination: Option<String> = None;
+        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
+        for (i, d) in raw.destinations.into_iter().enumerate() {
+            self.check_id("destinations", i, &d.id);
+            let mut mail_domains = Vec::new();
+            for (j, p) in d.mail_domains.iter().enumerate() {
+                match normalise_pattern(p) {
+                    Ok(p) => mail_domains.push(p),
+                    Err(m) => self.error(format!("destinations[{i}].mail_domains[{j}]"), m),
+                }
+            }
+            let mut hosts = Vec::new();
+            for (j, p) in d.hosts.iter().enumerate() {
+                match normalise_pattern(p) {
+                    Ok(p) => hosts.push(p),
+                    Err(m) => self.error(format!("destinations[{i}].hosts[{j}]"), m),
+                }
+            }
+            for (kind, list) in [("mail", &mail_domains), ("host", &hosts)] {
+                for p in list {
+                    if let Some(other) = claimed.insert(format!("{kind}:{p}"), d.id.clone()) {
+                        self.error(
+                            format!("destinations[{i}]"),
+                            format!("`{p}` is already claimed by destination `{other}`"),
+                        );
+                    }
+                }
+            }
+            if d.default {
+                if d.clearance != Label::Public {
+                    self.error(
+                        format!("destinations[{i}].clearance"),
+                        format!(
+                            "the default destination receives everything unknown, so its clearance must be `public`, not `{}`",
+                            d.clearance
+                        ),
+                    );
+                }
+                if !d.external {
+                    self.error(
+                        format!("destinations[{i}].external"),
+                        "the default destination receives everything unknown, so it must be `external: true`".into(),
+                    );
+                }
+                if let Some(prev) = &default_destination {
+                    self.error(
+                        format!("destinations[{i}].default"),
+                        format!("destination `{prev}` is already the default"),
+                    );
+                }
+                default_destination = Some(d.id.clone());
+            }
+            let dest = Destination {
+                id: d.id.clone(),
+                mail_domains,
+                hosts,
+                clearance: d.clearance,
+                external: d.external,
+                default: d.default,
+            };
+            if destinations.insert(d.id.clone(), dest).is_some() {
+                self.error(
+                    format!("destinations[{i}].id"),
+                    format!("destination `{}` is declared twice", d.id),
+                );
+            }
+        }
+        let default_destination = match default_destination {
+            Some(d) => d,
+            None => {
+                if destinations.contains_key(UNKNOWN_DESTINATION) {
+                    self.error(
+                        "destinations".into(),
+                        format!("a destination is named `{UNKNOWN_DESTINATION}` but is not `default: true`; that id is reserved for the default"),
+                    );
+                }
+                destinations.insert(
+                    UNKNOWN_DESTINATION.to_owned(),
+                    Destination {
+                        id: UNKNOWN_DESTINATION.to_owned(),
+                        mail_domains: Vec::new(),
+                        hosts: Vec::new(),
+                        clearance: Label::Public,
+                        external: true,
+                        default: true,
+                    },
+                );
+                UNKNOWN_DESTINATION.to_owned()
+            }
+        };
+
+        let mut partial = Inventory {
+            source: self.source.to_owned(),
+            organisation: raw.organisation,
+            policies: raw.policies,
+            settings,
+            groups: BTreeMap::new(),
+            users: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            tools,
+            servers,
+            datasets,
+            models,
+            destinations,
+            default_destination,
+            categories,
+        };
+
+        for (i, g) in raw.groups.into_iter().enumerate() {
+            self.check_id("groups", i, &g.id);
+            let grants = self.grants(&format!("groups[{i}].grants"), &g.grants, &partial);
+            let group = Group { id: g.id.clone(), grants };
+            if partial.groups.insert(g.id.clone(), group).is_some() {
+                self.error(format!("groups[{i}].id"), format!("group `{}` is declared twice", g.id));
+            }
+        }
+
+        for (i, u) in raw.users.into_iter().enumerate() {
+            let id = match UserId::new(u.id.clone()) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.error(format!("users[{i}].id"), e.to_string());
+                    continue;
+                }
+            };
+            let mut rights = self.grants(&format!("users[{i}].grants"), &u.grants, &partial);
+            for (j, g) in u.groups.iter().enumerate() {
+                match partial.groups.get(g) {
+                    Some(group) => rights.extend(&group.grants),
+                    None => self.error(
+                        format!("users[{i}].groups[{j}]"),
+                        format!("unknown group `{g}`{}", suggest(g, partial.groups.keys())),
+                    ),
+                }
+            }
+            let user = User {
+                id: id.clone(),
+                name: u.name,
+                groups: u.groups,
+                clearance: u.clearance,
+                rights,
+            };
+            if partial.users.insert(id.clone(), user).is_some() {
+                self.error(format!("users[{i}].id"), format!("user `{id}` is declared twice"));
+            }
+        }
+
+        for (i, a) in raw.agents.into_iter().enumerate() {
+            let id = match AgentId::new(a.id.clone()) {
+                Ok(id) => id,
+                Err(e) => {
+                    self.error(format!("agents[{i}].id"), e.to_string());
+                    continue;
+                }
+            };
+            if partial.users.keys().any(|u| u.as_str() == id.as_str()) {
+                self.error(
+                    format!("agents[{i}].id"),
+                    format!("`{id}` is already a user id; agents and users need distinct ids"),
+                );
+            }
+            let owner = match UserId::new(a.owner.clone()) {
+                Ok(o) if partial.users.contains_key(&o) => o,
+                _ => {
+                    self.error(
+                        format!("agents[{i}].owner"),
+                        format!(
+                            "unknown user `{}`: every agent needs an owner declared under `users`{}",
+                            a.owner,
+                            suggest(&a.owner, partial.users.keys().map(UserId::as_str))
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if a.purpose.trim().is_empty() {
+                self.error(format!("agents[{i}].purpose"), "purpose is empty".into());
+            }
+            let grants = self.grants(&format!("agents[{i}].grants"), &a.grants, &partial);
+            let agent = Agent {
+                id: id.clone(),
+                owner,
+                purpose: a.purpose,
+                state: a.state,
+                clearance: a.clearance,
+                grants,
+            };
+            if partial.agents.insert(id.clone(), agent).is_some() {
+                self.error(format!("agents[{i}].id"), format!("agent `{id}` is declared twice"));
+            }
+        }
+        partial
+    }
+
+    fn check_id(&mut self, list: &str, i: usize, id: &str) {
+        if !valid_name(id) {
+            self.error(
+                format!("{list}[{i}].id"),
+                format!("invalid id `{id}`, expected letters, digits, `.`, `_` or `-`"),
+            );
+        }
+    }
+
+    fn grants(&mut self, at: &str, raw: &RawGrants, inv: &Inventory) -> Grants {
+        let mut g = Grants::default();
+        for (j, p) in raw.tools.iter().enumerate() {
+            let field = format!("{at}.tools[{j}]");
+            if p == "*" {
+                g.tools.extend(inv.tools.keys().cloned());
+            } else if let Some(server) = p.strip_suffix(".*") {
+                if inv.servers.contains(server) {
+                    g.tools.extend(
+                        inv.tools.values().filter(|t| t.server == server).map(|t| t.id.clone()),
+                    );
+                } else {
+                    self.error(
+                        field,
+                        format!("unknown server `{server}`{}", suggest(server, inv.servers.iter())),
+                    );
+                }
+            } else if inv.tools.contains_key(p) {
+                g.tools.insert(p.clone());
+            } else {
+                self.error(
+                    field,
+                    format!(
+                        "unknown tool `{p}`, expected `server.tool`, `server.*` or `*`{}",
+                        suggest(p, inv.tools.keys())
+                    ),
+                );
+            }
+        }
+        let lists: [(&str, &Vec<String>, Vec<&String>, &mut BTreeSet<String>); 4] = [
+            ("datasets", &raw.datasets, inv.datasets.keys().collect(), &mut g.datasets),
+            (
+                "writable_datasets",
+                &raw.writable_datasets,
+                inv.datasets.keys().collect(),
+                &mut g.writable_datasets,
+            ),
+            (
+                "destinations",
+                &raw.destinations,
+                inv.destinations.keys().collect(),
+                &mut g.destinations,
+            ),
+            ("models", &raw.models, inv.models.keys().collect(), &mut g.models),
+        ];
+        let mut errors = Vec::new();
+        for (kind, wanted, known, out) in lists {
+            for (j, p) in wanted.iter().enumerate() {
+                if p == "*" {
+                    out.extend(known.iter().map(|k| (*k).clone()));
+                } else if known.contains(&p) {
+                    out.insert(p.clone());
+                } else {
+                    let singular = kind.trim_end_matches('s').replace('_', " ");
+                    errors.push((
+                        format!("{at}.{kind}[{j}]"),
+                        format!("unknown {singular} `{p}`{}", suggest(p, known.iter().copied())),
+                    ));
+                }
+            }
+        }
+        for (f, m) in errors {
+            self.error(f, m);
+        }
+        g
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn normalise_pattern(p: &str) -> Result<String, String> {
+    let lower = p.trim().trim_end_matches('.').to_ascii_lowercase();
+    let body = lower.strip_prefix("*.").unwrap_or(&lower);
+    let ok = !body.is_empty()
+        && body.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(lower)
+    } else {
+        Err(format!(
+            "invalid domain pattern `{p}`, expected a host name such as `example.com` or `*.example.com`"
+        ))
+    }
+}
+
+/// ", did you mean `x`?" for the closest known name, if one is close.
+fn suggest<'a, S: AsRef<str> + 'a>(wanted: &str, known: impl IntoIterator<Item = S>) -> String {
+    let best = known
+        .into_iter()
+        .map(|k| {
+            let k = k.as_ref().to_owned();
+            (edit_distance(wanted, &k), k)
+        })
+        .min();
+    match best {
+        Some((d, k)) if d <= 2 && d < wanted.len() => format!(", did you mean `{k}`?"),
+        _ => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+//! The inventory as written by people: strict serde types, checked only for shape.
+//!
+//! Every type rejects unknown fields, so a misspelt key is an error rather than a
+//! silently ignored setting. Nothing outside this crate sees these types: they are
+//! turned into a resolved [`Inventory`](super::Inventory) by
+//! [`Inventory::from_yaml_str`](super::Inventory::from_yaml_str), which checks every
+//! reference.
+
+use serde::Deserialize;
+
+use crate::label::{Category, Label};
+
+/// The whole inventory file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventory {
+    /// The organisation this inventory describes; shown in reports.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Directory of `.cedar` policy files, relative to the inventory file.
+    /// Defaults to `policies` beside the inventory when that directory exists.
+    #[serde(default)]
+    pub policies: Option<String>,
+    /// Decision settings.
+    #[serde(default)]
+    pub settings: RawSettings,
+    /// Groups of users; their grants are the rights of their members.
+    #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    /// Human principals, as the identity provider names them.
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    /// Registered AI agents.
+    #[serde(default)]
+    pub agents: Vec<RawAgent>,
+    /// MCP tools, each on a server.
+    #[serde(default)]
+    pub tools: Vec<RawTool>,
+    /// Data sources with a sensitivity label.
+    #[serde(default)]
+    pub datasets: Vec<RawDataset>,
+    /// LLM endpoints.
+    #[serde(default)]
+    pub models: Vec<RawModel>,
+    /// Egress sinks: mail domains and hosts.
+    #[serde(default)]
+    pub destinations: Vec<RawDestination>,
+}
+
+/// Decision settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Risk score (0–100) from which a request needs human approval.
+    #[serde(default = "default_medium")]
+    pub risk_medium: u8,
+    /// Risk score (0–100) from which a request is denied.
+    #[serde(default = "default_high")]
+    pub risk_high: u8,
+    /// How long a human approval stays usable, in seconds.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_seconds: u64,
+}
+
+fn default_medium() -> u8 {
+    40
+}
+fn default_high() -> u8 {
+    70
+}
+fn default_approval_ttl() -> u64 {
+    3600
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            risk_medium: default_medium(),
+            risk_high: default_high(),
+            approval_ttl_seconds: default_approval_ttl(),
+        }
+    }
+}
+
+/// What a principal (a group, a user or an agent) may use.
+///
+/// Tools are named `server.tool`; `server.*` grants every tool of a server and
+/// `*` grants everything of that kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGrants {
+    /// Tools that may be called.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Datasets that may be read.
+    #[serde(default)]
+    pub datasets: Vec<String>,
+    /// Datasets that may be written.
+    #[serde(default)]
+    pub writable_datasets: Vec<String>,
+    /// Destinations that may be sent to.
+    #[serde(default)]
+    pub destinations: Vec<String>,
+    /// Models that may be invoked.
+    #[serde(default)]
+    pub models: Vec<String>,
+}
+
+/// A group of users.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    /// Group id, as the identity provider names it.
+    pub id: String,
+    /// What the group's members may use.
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+/// A human user.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    /// User id, as the identity provider names them.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Groups the user belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The most sensitive data the user may read. Defaults to `internal`.
+    #[serde(default = "default_user_clearance")]
+    pub clearance: Label,
+    /// Rights of this user beyond those of their groups.
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+fn default_user_clearance() -> Label {
+    Label::Internal
+}
+
+/// Lifecycle state of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// The agent may act, within its grants.
+    Active,
+    /// The agent may do nothing until resumed.
+    Suspended,
+    /// The agent may never act again.
+    Retired,
+}
+
+impl AgentState {
+    /// The state's name as used in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Active => "active",
+            AgentState::Suspended => "suspended",
+            AgentState::Retired => "retired",
+        }
+    }
+}
+
+/// A registered AI agent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgent {
+    /// Agent id.
+    pub id: String,
+    /// The user accountable for the agent. Required.
+    pub owner: String,
+    /// What the agent is for, in a sentence.
+    pub purpose: String,
+    /// Lifecycle state. Defaults to `active`.
+    #[serde(default = "default_state")]
+    pub state: AgentState,
+    /// The most sensitive data the agent may read. Defaults to `internal`.
+    #[serde(default = "default_user_clearance")]
+    pub clearance: Label,
+    /// What the agent may use (never more than the user it acts for: both are checked).
+    #[serde(default)]
+    pub grants: RawGrants,
+}
+
+fn default_state() -> AgentState {
+    AgentState::Active
+}
+
+/// Behaviour hints of an MCP tool, as in MCP's tool annotations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnnotations {
+    /// The tool does not change anything. Defaults to `false`.
+    #[serde(default)]
+    pub read_only: bool,
+    /// The tool may destroy or overwrite data. Defaults to `true` unless `read_only`.
+    #[serde(default)]
+    pub destructive: Option<bool>,
+    /// The tool reaches beyond the organisation (web, mail). Defaults to `true`.
+    #[serde(default = "yes")]
+    pub open_world: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for RawAnnotations {
+    fn default() -> Self {
+        // MCP's conservative defaults: a tool is assumed to write, destroy and reach out.
+        RawAnnotations {
+            read_only: false,
+            destructive: None,
+            open_world: true,
+        }
+    }
+}
+
+/// The label and trust of what a tool returns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Confidentiality of the output. Defaults to `public`.
+    #[serde(default)]
+    pub label: Label,
+    /// Data categories of the output.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    /// Whether the output can be trusted to carry no instructions. Defaults to `true`.
+    #[serde(default = "yes")]
+    pub trusted: bool,
+    /// Whether untrusted output must be spotlighted (marked as data) before the agent sees it.
+    #[serde(default)]
+    pub spotlight: bool,
+}
+
+impl Default for RawOutput {
+    fn default() -> Self {
+        RawOutput {
+            label: Label::Public,
+            categories: Vec::new(),
+            trusted: true,
+            spotlight: false,
+        }
+    }
+}
+
+/// Which kind of resource a tool argument names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingKind {
+    /// A dataset id (e.g. a table name).
+    Dataset,
+    /// A mail address, URL or host name.
+    Destination,
+}
+
+/// How a tool uses a bound dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// The tool reads it.
+    #[default]
+    Read,
+    /// The tool writes it.
+    Write,
+}
+
+/// Maps one tool argument to a resource, so the call is checked against that resource too.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBinding {
+    /// Argument name; a dotted path reaches into nested objects (`message.to`).
+    pub argument: String,
+    /// What the argument names.
+    pub resource: BindingKind,
+    /// For datasets: whether the tool reads or writes it. Defaults to `read`.
+    #[serde(default)]
+    pub access: Access,
+}
+
+/// An MCP tool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTool {
+    /// The MCP server that provides the tool (no `.` allowed).
+    pub server: String,
+    /// The tool's name on that server.
+    pub name: String,
+    /// What the tool does.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Behaviour hints.
+    #[serde(default)]
+    pub annotations: RawAnnotations,
+    /// Label and trust of the output.
+    #[serde(default)]
+    pub output: RawOutput,
+    /// Arguments that name resources.
+    #[serde(default)]
+    pub bindings: Vec<RawBinding>,
+}
+
+/// A data source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataset {
+    /// Dataset id (what a bound argument names, e.g. a table).
+    pub id: String,
+    /// Sensitivity label.
+    pub label: Label,
+    /// Data categories.
+    #[serde(default)]
+    pub categories: Vec<Category>,
+    /// Whether its content can be trusted to carry no instructions. Defaults to `true`.
+    #[serde(default = "yes")]
+    pub trusted: bool,
+}
+
+/// An LLM endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Model id, as agents name it.
+    pub id: String,
+    /// Who serves it.
+    pub provider: String,
+    /// Whether it runs outside the organisation.
+    pub external: bool,
+    /// The most sensitive data it may receive.
+    pub clearance: Label,
+    /// Whether its artifact is attested.
+    #[serde(default)]
+    pub attested: bool,
+}
+
+/// An egress sink.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    /// Destination id.
+    pub id: String,
+    /// Mail domains; `*.example.com` matches every subdomain.
+    #[serde(default)]
+    pub mail_domains: Vec<String>,
+    /// URL hosts; `*.example.com` matches every subdomain.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The most sensitive data it may receive.
+    pub clearance: Label,
+    /// Whether it is outside the organisation.
+    pub external: bool,
+    /// The destination for everything no other destination matches. At most one;
+    /// its clearance must be `public`. Without one, zt4ai adds `unknown`.
+    #[serde(default)]
+    pub default: bool,
+}

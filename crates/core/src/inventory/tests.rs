@@ -1,0 +1,134 @@
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../../examples/acme/inventory.yaml");
+
+fn load(text: &str) -> Result<Inventory, LoadError> {
+    Inventory::from_yaml_str(text, "inv.yaml")
+}
+
+fn only_error(text: &str) -> ConfigError {
+    let err = load(text).expect_err("inventory should be rejected");
+    assert_eq!(err.errors.len(), 1, "{err}");
+    err.errors[0].clone()
+}
+
+#[test]
+fn example_inventory_resolves() {
+    let inv = load(EXAMPLE).unwrap();
+    assert_eq!(inv.default_destination, "internet");
+    let alice = &inv.users[&UserId::new("alice").unwrap()];
+    assert!(alice.rights.tools.contains("crm.update_record"), "crm.* expands");
+    assert!(alice.rights.datasets.contains("customers"));
+    let bob = &inv.users[&UserId::new("bob").unwrap()];
+    assert!(!bob.rights.datasets.contains("customers"));
+    let web = &inv.tools["web.fetch"];
+    assert!(!web.output_trusted && web.spotlight && !web.is_consequential());
+    assert!(inv.tools["mail.send_email"].is_consequential());
+    assert!(inv.categories.iter().any(|c| c.as_str() == "pii"));
+}
+
+#[test]
+fn destinations_resolve_by_domain_and_default() {
+    let inv = load(EXAMPLE).unwrap();
+    let (d, _) = inv.resolve_destination("carol@acme.example").unwrap();
+    assert_eq!(d.id, "acme-mail");
+    let (d, _) = inv.resolve_destination("https://wiki.acme.example/page").unwrap();
+    assert_eq!(d.id, "acme-mail");
+    let (d, _) = inv.resolve_destination("eve@competitor.example").unwrap();
+    assert_eq!(d.id, "internet");
+    // A look-alike suffix is not a subdomain.
+    let (d, _) = inv.resolve_destination("https://evilacme.example/").unwrap();
+    assert_eq!(d.id, "internet");
+    let (d, _) = inv.resolve_destination("x@sub.acme.example").unwrap();
+    assert_eq!(d.id, "internet", "mail_domains has no wildcard for subdomains");
+    assert!(inv.resolve_destination("not an address@").is_err());
+}
+
+#[test]
+fn unknown_field_is_rejected_with_line_and_field() {
+    let e = only_error("users:\n  - id: alice\n    clearence: internal\n");
+    assert_eq!(e.file, "inv.yaml");
+    assert_eq!(e.line, 3);
+    assert_eq!(e.field, "users[0].clearence");
+    assert!(e.message.contains("unknown field `clearence`"), "{}", e.message);
+    assert!(e.to_string().starts_with("inv.yaml:3:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_the_field() {
+    let e = only_error("users:\n  - id: alice\n    clearance: secret\n");
+    assert_eq!(e.line, 3);
+    assert_eq!(e.field, "users[0].clearance");
+    assert!(e.message.contains("secret"), "{}", e.message);
+}
+
+#[test]
+fn agent_without_known_owner_is_rejected() {
+    let e = only_error(
+        "users:\n  - id: alice\nagents:\n  - id: a1\n    owner: alise\n    purpose: test\n",
+    );
+    assert_eq!((e.line, e.field.as_str()), (5, "agents[0].owner"));
+    assert!(e.message.contains("unknown user `alise`"), "{}", e.message);
+    assert!(e.message.contains("did you mean `alice`?"), "{}", e.message);
+    let e = only_error("agents:\n  - id: a1\n    purpose: test\n");
+    assert!(e.message.contains("missing field `owner`"), "{}", e.message);
+}
+
+#[test]
+fn unknown_grant_targets_are_located() {
+    let text = "tools:\n  - server: crm\n    name: query\nagents: []\ngroups:\n  - id: g\n    grants:\n      tools: [crm.qeury, nope.*]\n      datasets: [ghost]\n";
+    let err = load(text).unwrap_err();
+    let fields: Vec<_> = err.errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            (8, "groups[0].grants.tools[0]"),
+            (8, "groups[0].grants.tools[1]"),
+            (9, "groups[0].grants.datasets[0]")
+        ]
+    );
+    assert!(err.errors[0].message.contains("did you mean `crm.query`?"));
+}
+
+#[test]
+fn default_destination_must_be_public_and_external() {
+    let e = only_error("destinations:\n  - id: net\n    default: true\n    clearance: internal\n    external: true\n");
+    assert_eq!(e.field, "destinations[0].clearance");
+    assert_eq!(e.line, 4);
+}
+
+#[test]
+fn missing_default_destination_is_added_with_lowest_clearance() {
+    let inv = load("destinations:\n  - id: corp\n    mail_domains: [corp.example]\n    clearance: confidential\n    external: false\n").unwrap();
+    let (d, _) = inv.resolve_destination("x@elsewhere.example").unwrap();
+    assert_eq!(d.id, UNKNOWN_DESTINATION);
+    assert_eq!(d.clearance, Label::Public);
+    assert!(d.external);
+}
+
+#[test]
+fn duplicate_ids_and_claimed_domains_are_rejected() {
+    let err = load("datasets:\n  - {id: a, label: public}\n  - {id: a, label: internal}\ndestinations:\n  - {id: x, mail_domains: [a.example], clearance: public, external: true}\n  - {id: y, mail_domains: [A.example], clearance: internal, external: true}\n").unwrap_err();
+    let msgs: Vec<_> = err.errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(msgs.iter().any(|m| m.contains("dataset `a` is declared twice")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("already claimed by destination `x`")), "{msgs:?}");
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let e = only_error("users:\n  - id: alice\n   groups: [x\n");
+    assert!(e.line >= 2, "{e}");
+}
+
+#[test]
+fn bound_values_split_recipients_and_reject_bad_types() {
+    use crate::request::bound_values;
+    let inv = load(EXAMPLE).unwrap();
+    let mail = &inv.tools["mail.send_email"];
+    let args = serde_json::json!({"to": "a@acme.example, b@evil.example", "cc": ["c@acme.example"], "subject": "x"});
+    let vals: Vec<_> = bound_values(mail, &args).unwrap().into_iter().map(|v| v.value).collect();
+    assert_eq!(vals, ["a@acme.example", "b@evil.example", "c@acme.example"]);
+    assert!(bound_values(mail, &serde_json::json!({"to": 5})).is_err());
+    assert!(bound_values(mail, &serde_json::json!({"to": [null]})).is_err());
+    assert!(bound_values(mail, &serde_json::json!(["x"])).is_err());
+}

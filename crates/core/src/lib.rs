@@ -1,0 +1,21 @@
+//! zt4ai's domain model, with no I/O.
+//!
+//! Everything the decision pipeline reasons about is defined here as plain data:
+//! confidentiality and integrity [labels](label), the [inventory] that describes an
+//! AI deployment (users, agents, tools, datasets, models, destinations), the
+//! [`ActionRequest`] that every enforcement point produces from its own protocol,
+//! and the [`Verdict`] it gets back. Keeping these types free of storage, sockets
+//! and clocks is what lets the policy engine and the session store be tested and
+//! benchmarked on their own, and lets each enforcement point stay a thin adapter.
+
+pub mod ids;
+pub mod inventory;
+pub mod label;
+pub mod request;
+pub mod verdict;
+
+pub use ids::{AgentId, ApprovalId, IdError, SessionId, UserId};
+pub use inventory::{ConfigError, Inventory, LoadError};
+pub use label::{Category, Integrity, Label, SessionLabel};
+pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError};
+pub use verdict::{Decision, Obligation, Reason, Verdict};

@@ -1,0 +1,244 @@
+//! The one request shape every enforcement point produces.
+//!
+//! The AuthZEN API, the MCP gateway and the LLM gateway each translate their own
+//! protocol into an [`ActionRequest`]; the pipeline never sees HTTP or JSON-RPC.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::ids::{AgentId, ApprovalId, SessionId, UserId};
+use crate::inventory::{Access, BindingKind, Tool};
+
+/// Who is acting: a user, and the agents acting for them, outermost first.
+///
+/// Authority is the intersection along the chain: a request is allowed only if
+/// it is allowed for the user and for every agent in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorChain {
+    /// The human the agents act for.
+    pub user: UserId,
+    /// The agent acting for the user, then any sub-agents it delegated to.
+    pub agents: Vec<AgentId>,
+}
+
+impl ActorChain {
+    /// The agent that is acting now (the innermost), if any.
+    pub fn acting_agent(&self) -> Option<&AgentId> {
+        self.agents.last()
+    }
+
+    /// The chain as text: `alice → report-agent → summariser`.
+    pub fn describe(&self) -> String {
+        let mut s = self.user.to_string();
+        for a in &self.agents {
+            s.push_str(" → ");
+            s.push_str(a.as_str());
+        }
+        s
+    }
+}
+
+/// What the chain wants to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Call an MCP tool with arguments; bound arguments are checked as resources too.
+    CallTool {
+        /// `server.tool`.
+        tool: String,
+        /// The call's arguments.
+        #[serde(default)]
+        arguments: Value,
+    },
+    /// Read a dataset directly.
+    Read {
+        /// Dataset id.
+        dataset: String,
+    },
+    /// Write a dataset directly.
+    Write {
+        /// Dataset id.
+        dataset: String,
+    },
+    /// Send to a mail address, URL or host.
+    Send {
+        /// The target.
+        target: String,
+    },
+    /// Call a model.
+    InvokeModel {
+        /// Model id.
+        model: String,
+    },
+}
+
+impl Action {
+    /// The action's name, as in Cedar and AuthZEN.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CallTool { .. } => "call_tool",
+            Action::Read { .. } => "read",
+            Action::Write { .. } => "write",
+            Action::Send { .. } => "send",
+            Action::InvokeModel { .. } => "invoke_model",
+        }
+    }
+}
+
+/// A finding about the request's own content, from an inspector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Finding kind, e.g. `prompt_injection`, `secret`, `pii`.
+    pub kind: String,
+    /// Where it was found (an argument name or message index).
+    #[serde(default)]
+    pub location: Option<String>,
+}
+
+/// The kind of finding that the injection guard acts on.
+pub const PROMPT_INJECTION: &str = "prompt_injection";
+
+/// One action request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionRequest {
+    /// Caller's id for this request, echoed in the verdict and logs.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Who is acting.
+    pub chain: ActorChain,
+    /// The session (task or conversation) the request belongs to.
+    pub session: SessionId,
+    /// What is to be done.
+    pub action: Action,
+    /// Risk score 0–100 for this request, until continuous verification computes it.
+    #[serde(default)]
+    pub risk: Option<u8>,
+    /// Findings about the request's own content.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+    /// A human approval granted for an earlier `require_approval` verdict.
+    #[serde(default)]
+    pub approval: Option<ApprovalId>,
+}
+
+/// A resource named by one of a tool call's bound arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundValue {
+    /// The argument path.
+    pub argument: String,
+    /// What it names.
+    pub kind: BindingKind,
+    /// For datasets: read or write.
+    pub access: Access,
+    /// The value: a dataset id or one send target.
+    pub value: String,
+}
+
+/// Why a request cannot be evaluated as given (it is then denied).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A bound argument holds something other than a string or a list of strings.
+    #[error("argument `{argument}` of tool `{tool}` must be a string or a list of strings, got {got}")]
+    BadArgument {
+        /// Tool id.
+        tool: String,
+        /// Argument path.
+        argument: String,
+        /// The JSON type found.
+        got: &'static str,
+    },
+    /// The call's arguments are not a JSON object.
+    #[error("arguments of tool `{tool}` must be a JSON object, got {got}")]
+    NotAnObject {
+        /// Tool id.
+        tool: String,
+        /// The JSON type found.
+        got: &'static str,
+    },
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The resources a tool call names through its bound arguments.
+///
+/// Destination arguments are split on `,`, `;` and line breaks, so that
+/// `"a@acme.example, b@evil.example"` yields two targets: every recipient is
+/// checked, not just the first.
+pub fn bound_values(tool: &Tool, arguments: &Value) -> Result<Vec<BoundValue>, RequestError> {
+    let mut out = Vec::new();
+    if tool.bindings.is_empty() {
+        return Ok(out);
+    }
+    match arguments {
+        Value::Object(_) | Value::Null => {}
+        other => {
+            return Err(RequestError::NotAnObject {
+                tool: tool.id.clone(),
+                got: json_type(other),
+            });
+        }
+    }
+    for b in &tool.bindings {
+        let mut v = arguments;
+        for seg in &b.path {
+            v = match v.get(seg) {
+                Some(x) => x,
+                None => &Value::Null,
+            };
+        }
+        let mut strings = Vec::new();
+        match v {
+            Value::Null => {}
+            Value::String(s) => strings.push(s.as_str()),
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(s) => strings.push(s.as_str()),
+                        other => {
+                            return Err(RequestError::BadArgument {
+                                tool: tool.id.clone(),
+                                argument: b.argument(),
+                                got: json_type(other),
+                            });
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(RequestError::BadArgument {
+                    tool: tool.id.clone(),
+                    argument: b.argument(),
+                    got: json_type(other),
+                });
+            }
+        }
+        for s in strings {
+            let parts: Vec<&str> = match b.kind {
+                BindingKind::Destination => s
+                    .split([',', ';', '\n', '\r'])
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .collect(),
+                BindingKind::Dataset => vec![s.trim()],
+            };
+            for p in parts {
+                out.push(BoundValue {
+                    argument: b.argument(),
+                    kind: b.kind,
+                    access: b.access,
+                    value: p.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

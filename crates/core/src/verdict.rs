@@ -1,0 +1,92 @@
+//! What the pipeline answers: a decision, why, and what the enforcement point must do.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::ApprovalId;
+use crate::label::SessionLabel;
+
+/// The decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Go ahead, honouring the obligations.
+    Allow,
+    /// Do not do it.
+    Deny,
+    /// Hold until a human approves; the verdict carries the approval request id.
+    RequireApproval,
+}
+
+impl Decision {
+    /// The decision's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// One reason for a verdict: the policy that decided it and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The policy id (`zt4ai.flow.send_clearance`), or a built-in id such as
+    /// `zt4ai.default_deny` or `zt4ai.request.invalid`.
+    pub policy: String,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// Something the enforcement point must do when it carries out an allowed action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Obligation {
+    /// Mark the tool's output as data, not instructions, before the agent sees it.
+    Spotlight {
+        /// The tool whose output is untrusted.
+        tool: String,
+    },
+}
+
+/// The pipeline's answer to one action request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Allow, deny or require approval.
+    pub decision: Decision,
+    /// Why, most decisive first.
+    pub reasons: Vec<Reason>,
+    /// The ids of the determining policies, sorted.
+    pub policies: Vec<String>,
+    /// What the enforcement point must do if it goes ahead.
+    #[serde(default)]
+    pub obligations: Vec<Obligation>,
+    /// For `require_approval`: the approval request a human must grant.
+    #[serde(default)]
+    pub approval: Option<ApprovalId>,
+    /// The session's label after this request.
+    #[serde(default)]
+    pub session: Option<SessionLabel>,
+}
+
+impl Verdict {
+    /// A deny with one reason.
+    pub fn deny(policy: &str, message: impl Into<String>) -> Verdict {
+        Verdict {
+            decision: Decision::Deny,
+            reasons: vec![Reason {
+                policy: policy.to_owned(),
+                message: message.into(),
+            }],
+            policies: vec![policy.to_owned()],
+            obligations: Vec::new(),
+            approval: None,
+            session: None,
+        }
+    }
+
+    /// Whether the decision is allow.
+    pub fn is_allowed(&self) -> bool {
+        self.decision == Decision::Allow
+    }
+}
