@@ -1,0 +1,269 @@
+//! Human approvals for `require_approval` verdicts.
+//!
+//! A `require_approval` verdict creates a pending approval that names the session,
+//! the exact request (a canonical fingerprint of actor chain and action) and the
+//! policies a grant would lift. A human grants or denies it out of band (`zt4ai
+//! approvals grant`); the agent retries the same request with the approval id. The
+//! grant is then used up: it lifts those policies once, for that request only, and
+//! expires after the inventory's `approval_ttl_seconds`. An agent cannot approve
+//! itself: approvals exist only in the store, never in the request.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use zt4ai_core::{ApprovalId, Reason, SessionId};
+
+use crate::{SessionStore, StoreError};
+
+/// State of an approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatus {
+    /// Waiting for a human.
+    Pending,
+    /// Granted; not yet used.
+    Granted,
+    /// Refused.
+    Denied,
+    /// Granted and used by a retried request.
+    Used,
+}
+
+impl ApprovalStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Granted => "granted",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Used => "used",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => ApprovalStatus::Pending,
+            "granted" => ApprovalStatus::Granted,
+            "denied" => ApprovalStatus::Denied,
+            "used" => ApprovalStatus::Used,
+            _ => return None,
+        })
+    }
+}
+
+/// What a new approval request records.
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    /// The session.
+    pub session: SessionId,
+    /// Canonical fingerprint of the request it is for.
+    pub fingerprint: String,
+    /// One line for the approver: who wants to do what.
+    pub summary: String,
+    /// Policies a grant lifts.
+    pub policies: Vec<String>,
+    /// Why approval is needed.
+    pub reasons: Vec<Reason>,
+    /// Creation time (Unix seconds).
+    pub now: i64,
+    /// Lifetime in seconds.
+    pub ttl: i64,
+}
+
+/// A stored approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Approval {
+    /// Id.
+    pub id: String,
+    /// Session.
+    pub session: String,
+    /// Who wants to do what.
+    pub summary: String,
+    /// Policies a grant lifts.
+    pub policies: Vec<String>,
+    /// Why approval is needed.
+    pub reasons: Vec<Reason>,
+    /// State.
+    pub status: ApprovalStatus,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Expires (Unix seconds).
+    pub expires_at: i64,
+    /// Who granted or denied it.
+    pub decided_by: Option<String>,
+    #[serde(skip)]
+    fingerprint: String,
+}
+
+/// Why an approval cannot be used or decided.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// No approval has this id.
+    #[error("no approval `{0}`")]
+    NotFound(String),
+    /// It was not granted (pending, denied or already used).
+    #[error("approval `{id}` is {status}, not granted")]
+    NotGranted {
+        /// Id.
+        id: String,
+        /// Its state.
+        status: &'static str,
+    },
+    /// It is for another session or another request.
+    #[error("approval `{0}` was granted for a different request")]
+    Mismatch(String),
+    /// It has expired.
+    #[error("approval `{0}` has expired")]
+    Expired(String),
+    /// Only pending approvals can be decided.
+    #[error("approval `{id}` is already {status}")]
+    AlreadyDecided {
+        /// Id.
+        id: String,
+        /// Its state.
+        status: &'static str,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for ApprovalError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApprovalError::Store(StoreError::Sqlite(e))
+    }
+}
+
+fn new_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| StoreError::Corrupt {
+        what: "random source",
+        session: String::new(),
+        value: e.to_string(),
+    })?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("apr_{hex}"))
+}
+
+impl SessionStore {
+    /// Records a pending approval and returns its id.
+    pub fn create_approval(&self, a: &NewApproval) -> Result<ApprovalId, StoreError> {
+        let id = new_id()?;
+        let policies = serde_json::to_string(&a.policies).unwrap_or_else(|_| "[]".into());
+        let reasons = serde_json::to_string(&a.reasons).unwrap_or_else(|_| "[]".into());
+        self.db().prepare_cached(
+            "INSERT INTO approvals (id, session_id, fingerprint, summary, policies, reasons, status, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+        )?
+        .execute(params![id, a.session.as_str(), a.fingerprint, a.summary, policies, reasons, a.now, a.now + a.ttl])?;
+        ApprovalId::new(id.clone()).map_err(|e| StoreError::Corrupt {
+            what: "approval id",
+            session: a.session.to_string(),
+            value: e.to_string(),
+        })
+    }
+
+    /// Reads one approval.
+    pub fn approval(&self, id: &str) -> Result<Approval, ApprovalError> {
+        let db = self.db();
+        let row = db
+            .prepare_cached(
+                "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint
+                 FROM approvals WHERE id = ?1",
+            )?
+            .query_row([id], row_to_approval)
+            .optional()?;
+        row.ok_or_else(|| ApprovalError::NotFound(id.to_owned()))
+    }
+
+    /// Approvals, newest first; only pending ones unless `all`.
+    pub fn approvals(&self, all: bool) -> Result<Vec<Approval>, StoreError> {
+        let db = self.db();
+        let mut stmt = db.prepare_cached(
+            "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint
+             FROM approvals WHERE ?1 OR status = 'pending' ORDER BY created_at DESC, id",
+        )?;
+        let rows = stmt.query_map([all], row_to_approval)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// A human grants (`true`) or denies (`false`) a pending approval.
+    pub fn decide_approval(&self, id: &str, grant: bool, by: &str, now: i64) -> Result<Approval, ApprovalError> {
+        let current = self.approval(id)?;
+        if current.status != ApprovalStatus::Pending {
+            return Err(ApprovalError::AlreadyDecided {
+                id: id.to_owned(),
+                status: current.status.as_str(),
+            });
+        }
+        let status = if grant { ApprovalStatus::Granted } else { ApprovalStatus::Denied };
+        let changed = self.db().prepare_cached(
+            "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![id, status.as_str(), by, now])?;
+        if changed == 0 {
+            let again = self.approval(id)?;
+            return Err(ApprovalError::AlreadyDecided {
+                id: id.to_owned(),
+                status: again.status.as_str(),
+            });
+        }
+        self.approval(id)
+    }
+
+    /// Checks that a granted approval may be used for this session and request;
+    /// returns the policies it lifts. Does not use it up: see [`Self::use_approval`].
+    pub fn check_approval(
+        &self,
+        id: &ApprovalId,
+        session: &SessionId,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Vec<String>, ApprovalError> {
+        let a = self.approval(id.as_str())?;
+        if a.session != session.as_str() || a.fingerprint != fingerprint {
+            return Err(ApprovalError::Mismatch(a.id));
+        }
+        if a.status != ApprovalStatus::Granted {
+            return Err(ApprovalError::NotGranted {
+                id: a.id,
+                status: a.status.as_str(),
+            });
+        }
+        if now >= a.expires_at {
+            return Err(ApprovalError::Expired(a.id));
+        }
+        Ok(a.policies)
+    }
+
+    /// Uses up a granted approval; fails if another request used it first.
+    pub fn use_approval(&self, id: &ApprovalId, now: i64) -> Result<(), ApprovalError> {
+        let changed = self.db().prepare_cached(
+            "UPDATE approvals SET status = 'used', used_at = ?2 WHERE id = ?1 AND status = 'granted' AND expires_at > ?2",
+        )?
+        .execute(params![id.as_str(), now])?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(ApprovalError::NotGranted {
+                id: id.to_string(),
+                status: "used or expired",
+            })
+        }
+    }
+}
+
+fn row_to_approval(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
+    let policies: String = r.get(3)?;
+    let reasons: String = r.get(4)?;
+    let status: String = r.get(5)?;
+    Ok(Approval {
+        id: r.get(0)?,
+        session: r.get(1)?,
+        summary: r.get(2)?,
+        policies: serde_json::from_str(&policies).unwrap_or_default(),
+        reasons: serde_json::from_str(&reasons).unwrap_or_default(),
+        status: ApprovalStatus::parse(&status).unwrap_or(ApprovalStatus::Denied),
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        decided_by: r.get(8)?,
+        fingerprint: r.get(9)?,
+    })
+}

@@ -1,0 +1,313 @@
+//! The SQLite session store and its cache.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
+use rusqlite::{Connection, OptionalExtension, params};
+use zt4ai_core::{AgentId, Category, Integrity, Label, SessionId, SessionLabel, UserId};
+
+/// Why the store could not answer. On the decision path this becomes a deny.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (disk full, locked, corrupted…).
+    #[error("session store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database holds a value zt4ai does not understand.
+    #[error("session store holds an invalid {what} for session `{session}`: `{value}`")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The session.
+        session: String,
+        /// The value found.
+        value: String,
+    },
+    /// The database was written by a newer zt4ai.
+    #[error("session store schema version {found} is newer than this zt4ai supports ({supported})")]
+    Version {
+        /// Version in the file.
+        found: i64,
+        /// Highest version understood.
+        supported: i64,
+    },
+}
+
+/// Who a session belongs to: the user and the outermost agent of the chain that
+/// first wrote it. Another chain may not use the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    /// The user.
+    pub user: UserId,
+    /// The outermost agent, if any.
+    pub agent: Option<AgentId>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    label: SessionLabel,
+    owner: Option<SessionOwner>,
+}
+
+const SHARDS: usize = 16;
+const SCHEMA_VERSION: i64 = 1;
+
+type Shard = Mutex<HashMap<SessionId, Arc<Mutex<Entry>>>>;
+
+/// The session store: SQLite behind a sharded in-memory cache.
+pub struct SessionStore {
+    db: Mutex<Connection>,
+    shards: Vec<Shard>,
+    hasher: std::collections::hash_map::RandomState,
+    max_cached_per_shard: usize,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore").finish_non_exhaustive()
+    }
+}
+
+/// A locked session: requests on the same session wait for each other.
+pub struct SessionLock<'a> {
+    store: &'a SessionStore,
+    id: SessionId,
+    guard: parking_lot::ArcMutexGuard<parking_lot::RawMutex, Entry>,
+}
+
+impl SessionStore {
+    /// Opens (creating if needed) the store in a SQLite file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::with_connection(Connection::open(path)?)
+    }
+
+    /// An in-memory store, for tests and benchmarks.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::with_connection(Connection::open_in_memory()?)
+    }
+
+    fn with_connection(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL lets the CLI read and grant approvals while the server runs; FULL sync
+        // because a lost label raise would be a fail-open after a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Version {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS sessions (
+               id TEXT PRIMARY KEY,
+               user_id TEXT NOT NULL,
+               agent_id TEXT,
+               label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 3),
+               untrusted INTEGER NOT NULL CHECK (untrusted IN (0, 1)),
+               created_at INTEGER NOT NULL,
+               updated_at INTEGER NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS session_categories (
+               session_id TEXT NOT NULL REFERENCES sessions(id),
+               category TEXT NOT NULL,
+               PRIMARY KEY (session_id, category)
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS approvals (
+               id TEXT PRIMARY KEY,
+               session_id TEXT NOT NULL,
+               fingerprint TEXT NOT NULL,
+               summary TEXT NOT NULL,
+               policies TEXT NOT NULL,
+               reasons TEXT NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pending', 'granted', 'denied', 'used')),
+               created_at INTEGER NOT NULL,
+               expires_at INTEGER NOT NULL,
+               decided_by TEXT,
+               decided_at INTEGER,
+               used_at INTEGER
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created_at);
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+        Ok(SessionStore {
+            db: Mutex::new(conn),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            max_cached_per_shard: 100_000 / SHARDS,
+        })
+    }
+
+    /// Bounds the cache (sessions beyond it are reloaded from SQLite when used).
+    #[must_use]
+    pub fn with_cache_capacity(mut self, sessions: usize) -> Self {
+        self.max_cached_per_shard = (sessions / SHARDS).max(1);
+        self
+    }
+
+    pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock()
+    }
+
+    fn shard(&self, id: &SessionId) -> &Shard {
+        let mut h = self.hasher.build_hasher();
+        id.hash(&mut h);
+        // INVARIANT: SHARDS > 0, so the index is in range.
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Locks a session for one request, loading it from SQLite if it is not cached.
+    pub fn lock(&self, id: &SessionId) -> Result<SessionLock<'_>, StoreError> {
+        let entry = {
+            let mut shard = self.shard(id).lock();
+            match shard.get(id) {
+                Some(e) => Arc::clone(e),
+                None => {
+                    // Loaded under the shard lock so a stale copy can never be cached.
+                    let loaded = Arc::new(Mutex::new(self.load(id)?));
+                    if shard.len() >= self.max_cached_per_shard {
+                        evict(&mut shard, self.max_cached_per_shard / 2);
+                    }
+                    shard.insert(id.clone(), Arc::clone(&loaded));
+                    loaded
+                }
+            }
+        };
+        Ok(SessionLock {
+            store: self,
+            id: id.clone(),
+            guard: entry.lock_arc(),
+        })
+    }
+
+    fn load(&self, id: &SessionId) -> Result<Entry, StoreError> {
+        let db = self.db();
+        let row = db
+            .prepare_cached("SELECT user_id, agent_id, label, untrusted FROM sessions WHERE id = ?1")?
+            .query_row([id.as_str()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((user, agent, label, untrusted)) = row else {
+            return Ok(Entry::default());
+        };
+        let corrupt = |what, value: String| StoreError::Corrupt {
+            what,
+            session: id.to_string(),
+            value,
+        };
+        let confidentiality = Label::from_rank(label).ok_or_else(|| corrupt("label", label.to_string()))?;
+        let mut categories = BTreeSet::new();
+        let mut stmt = db.prepare_cached("SELECT category FROM session_categories WHERE session_id = ?1")?;
+        for c in stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))? {
+            let c = c?;
+            categories.insert(Category::new(&c).map_err(|_| corrupt("category", c.clone()))?);
+        }
+        let owner = SessionOwner {
+            user: UserId::new(user.clone()).map_err(|_| corrupt("user", user))?,
+            agent: match agent {
+                Some(a) => Some(AgentId::new(a.clone()).map_err(|_| corrupt("agent", a))?),
+                None => None,
+            },
+        };
+        Ok(Entry {
+            label: SessionLabel {
+                confidentiality,
+                categories,
+                integrity: if untrusted != 0 {
+                    Integrity::Untrusted
+                } else {
+                    Integrity::Trusted
+                },
+            },
+            owner: Some(owner),
+        })
+    }
+
+    /// Number of sessions held in the cache.
+    pub fn cached(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// Drops unused entries until at most `keep` remain. An entry in use (its `Arc`
+/// is held by a request) is never dropped; SQLite holds every entry's state.
+fn evict(shard: &mut HashMap<SessionId, Arc<Mutex<Entry>>>, keep: usize) {
+    let mut excess = shard.len().saturating_sub(keep);
+    shard.retain(|_, e| {
+        if excess > 0 && Arc::strong_count(e) == 1 {
+            excess -= 1;
+            false
+        } else {
+            true
+        }
+    });
+}
+
+impl SessionLock<'_> {
+    /// The session's current label.
+    pub fn label(&self) -> &SessionLabel {
+        &self.guard.label
+    }
+
+    /// Who the session belongs to, once it has been written.
+    pub fn owner(&self) -> Option<&SessionOwner> {
+        self.guard.owner.as_ref()
+    }
+
+    /// Raises the label by `read` (join) and makes it durable before returning.
+    /// Returns the new label. Does nothing (and writes nothing) if `read` adds nothing.
+    pub fn absorb(&mut self, read: &SessionLabel, owner: &SessionOwner, now: i64) -> Result<SessionLabel, StoreError> {
+        let joined = self.guard.label.join(read);
+        if joined == self.guard.label && self.guard.owner.is_some() {
+            return Ok(joined);
+        }
+        let owner = self.guard.owner.clone().unwrap_or_else(|| owner.clone());
+        {
+            let mut db = self.store.db();
+            let tx = db.transaction()?;
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, user_id, agent_id, label, untrusted, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                 ON CONFLICT(id) DO UPDATE SET
+                   label = MAX(label, excluded.label),
+                   untrusted = MAX(untrusted, excluded.untrusted),
+                   updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                self.id.as_str(),
+                owner.user.as_str(),
+                owner.agent.as_ref().map(AgentId::as_str),
+                joined.confidentiality.rank(),
+                i64::from(joined.integrity == Integrity::Untrusted),
+                now,
+            ])?;
+            {
+                let mut ins = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO session_categories (session_id, category) VALUES (?1, ?2)",
+                )?;
+                for c in joined.categories.difference(&self.guard.label.categories) {
+                    ins.execute(params![self.id.as_str(), c.as_str()])?;
+                }
+            }
+            tx.commit()?;
+        }
+        self.guard.label = joined.clone();
+        self.guard.owner = Some(owner);
+        Ok(joined)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::sync::Arc;
+
+use zt4ai_core::{Category, Integrity, Label, SessionId, SessionLabel, UserId};
+
+use super::*;
+use crate::{ApprovalError, NewApproval};
+
+fn owner() -> SessionOwner {
+    SessionOwner {
+        user: UserId::new("alice").unwrap(),
+        agent: Some(AgentId::new("report-agent").unwrap()),
+    }
+}
+
+fn read(label: Label, cats: &[&str], untrusted: bool) -> SessionLabel {
+    SessionLabel {
+        confidentiality: label,
+        categories: cats.iter().map(|c| Category::new(c).unwrap()).collect(),
+        integrity: if untrusted { Integrity::Untrusted } else { Integrity::Trusted },
+    }
+}
+
+#[test]
+fn labels_survive_a_restart_and_never_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zt4ai.db");
+    let sid = SessionId::new("s1").unwrap();
+    {
+        let store = SessionStore::open(&path).unwrap();
+        let mut s = store.lock(&sid).unwrap();
+        assert_eq!(s.label(), &SessionLabel::default());
+        s.absorb(&read(Label::Confidential, &["pii", "customer"], false), &owner(), 1).unwrap();
+        // A later, lower read does not lower anything.
+        let l = s.absorb(&read(Label::Public, &[], true), &owner(), 2).unwrap();
+        assert_eq!(l.confidentiality, Label::Confidential);
+        assert_eq!(l.integrity, Integrity::Untrusted);
+    }
+    let store = SessionStore::open(&path).unwrap();
+    let s = store.lock(&sid).unwrap();
+    assert_eq!(s.label(), &read(Label::Confidential, &["customer", "pii"], true));
+    assert_eq!(s.owner(), Some(&owner()));
+}
+
+#[test]
+fn concurrent_absorbs_on_one_session_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zt4ai.db");
+    let store = Arc::new(SessionStore::open(&path).unwrap());
+    let sid = SessionId::new("shared").unwrap();
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let sid = sid.clone();
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    let cat = format!("c{i}-{j}");
+                    let mut s = store.lock(&sid).unwrap();
+                    let label = if i == 3 && j == 7 { Label::HighlyConfidential } else { Label::Internal };
+                    s.absorb(&read(label, &[&cat], false), &owner(), 1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let check = |store: &SessionStore| {
+        let s = store.lock(&sid).unwrap();
+        assert_eq!(s.label().categories.len(), 80);
+        assert_eq!(s.label().confidentiality, Label::HighlyConfidential);
+    };
+    check(&store);
+    drop(store);
+    check(&SessionStore::open(&path).unwrap());
+}
+
+#[test]
+fn eviction_reloads_from_sqlite() {
+    let store = SessionStore::open_in_memory().unwrap().with_cache_capacity(16);
+    for i in 0..200 {
+        let sid = SessionId::new(format!("s{i}")).unwrap();
+        let mut s = store.lock(&sid).unwrap();
+        s.absorb(&read(Label::Internal, &["pii"], false), &owner(), 1).unwrap();
+    }
+    assert!(store.cached() <= 32, "cache is bounded: {}", store.cached());
+    let s = store.lock(&SessionId::new("s0").unwrap()).unwrap();
+    assert_eq!(s.label().confidentiality, Label::Internal);
+}
+
+#[test]
+fn approvals_are_single_use_bound_and_expire() {
+    let store = SessionStore::open_in_memory().unwrap();
+    let sid = SessionId::new("s").unwrap();
+    let new = NewApproval {
+        session: sid.clone(),
+        fingerprint: "fp".into(),
+        summary: "alice → report-agent: call_tool files.delete_file".into(),
+        policies: vec!["zt4ai.integrity.tool".into()],
+        reasons: vec![],
+        now: 100,
+        ttl: 60,
+    };
+    let id = store.create_approval(&new).unwrap();
+    assert!(matches!(store.check_approval(&id, &sid, "fp", 101), Err(ApprovalError::NotGranted { .. })));
+    assert_eq!(store.approvals(false).unwrap().len(), 1);
+    store.decide_approval(id.as_str(), true, "carol", 102).unwrap();
+    assert!(matches!(store.decide_approval(id.as_str(), false, "carol", 102), Err(ApprovalError::AlreadyDecided { .. })));
+    assert!(matches!(store.check_approval(&id, &sid, "other", 103), Err(ApprovalError::Mismatch(_))));
+    assert!(matches!(store.check_approval(&id, &SessionId::new("t").unwrap(), "fp", 103), Err(ApprovalError::Mismatch(_))));
+    assert!(matches!(store.check_approval(&id, &sid, "fp", 160), Err(ApprovalError::Expired(_))));
+    assert_eq!(store.check_approval(&id, &sid, "fp", 103).unwrap(), ["zt4ai.integrity.tool"]);
+    store.use_approval(&id, 104).unwrap();
+    assert!(store.use_approval(&id, 105).is_err(), "single use");
+    assert!(matches!(store.check_approval(&id, &sid, "fp", 105), Err(ApprovalError::NotGranted { .. })));
+    assert!(matches!(store.approval("apr_nope"), Err(ApprovalError::NotFound(_))));
+}
