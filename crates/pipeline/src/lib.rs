@@ -1,1 +1,323 @@
-//! placeholder
+//! The decision pipeline: one [`ActionRequest`] in, one [`Verdict`] out.
+//!
+//! Every enforcement point (the AuthZEN API today; the MCP and LLM gateways next)
+//! calls [`Pipeline::decide`], so a decision is the same whichever door a request
+//! came through. The steps, as in the architecture:
+//!
+//! 1. **authenticate** — resolve the actor chain against the inventory (the caller
+//!    states the chain until delegated credentials exist);
+//! 2. **contextualise** — lock the session and read its label;
+//! 3. **inspect** — take the request's findings (an injection finding denies);
+//! 4. **assess risk** — take the request's risk score;
+//! 5. **decide** — resolve the resources the request touches (tool bindings, send
+//!    targets) and ask the [policy engine](zt4ai_policy) for every link and resource;
+//! 6. **enforce** — on `require_approval`, record a pending approval; on a retry
+//!    with a granted approval, lift exactly the policies it names, once;
+//! 7. **absorb** — on allow, raise the session's label by what the request reads,
+//!    durably, before the verdict is returned.
+//!
+//! Every failure on this path (unknown principal, malformed arguments, store error,
+//! policy error) is a deny with a reason: the pipeline never fails open.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::{debug, info};
+use zt4ai_core::inventory::{Access, BindingKind, Tool};
+use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
+use zt4ai_core::{
+    Action, ActionRequest, Decision, Integrity, Inventory, Obligation, SessionLabel, Verdict,
+};
+pub use zt4ai_policy::{PolicyEngine, PolicyErrors, PolicySource};
+use zt4ai_policy::{ActionKind, Check, Facts, PrincipalRef};
+pub use zt4ai_session::{SessionStore, StoreError};
+use zt4ai_session::SessionOwner;
+
+/// Reason ids the pipeline itself produces (policies produce the rest).
+pub mod reasons {
+    /// The user or an agent of the chain is not in the inventory.
+    pub const UNKNOWN_PRINCIPAL: &str = "zt4ai.identity.unknown";
+    /// The request cannot be evaluated as given (bad arguments, bad target).
+    pub const INVALID_REQUEST: &str = "zt4ai.request.invalid";
+    /// The request names a resource the inventory does not have.
+    pub const UNKNOWN_RESOURCE: &str = "zt4ai.request.unknown_resource";
+    /// The session belongs to another actor chain.
+    pub const SESSION_OWNER: &str = "zt4ai.session.owner";
+    /// The session store failed.
+    pub const STORE_UNAVAILABLE: &str = "zt4ai.store.unavailable";
+    /// The approval presented cannot be used.
+    pub const APPROVAL_INVALID: &str = "zt4ai.approval.invalid";
+}
+
+/// The decision pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    engine: Arc<PolicyEngine>,
+    store: Arc<SessionStore>,
+    clock: fn() -> i64,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What a request touches, resolved against the inventory.
+struct Resolved<'a> {
+    links: Vec<PrincipalRef>,
+    checks: Vec<Check>,
+    /// Labels of what this request reads (datasets, tool output).
+    reads: SessionLabel,
+    tool: Option<&'a Tool>,
+}
+
+impl Pipeline {
+    /// A pipeline over a policy engine and a session store.
+    pub fn new(engine: Arc<PolicyEngine>, store: Arc<SessionStore>) -> Self {
+        Pipeline {
+            engine,
+            store,
+            clock: unix_now,
+        }
+    }
+
+    /// Replaces the clock (Unix seconds), for tests.
+    #[must_use]
+    pub fn with_clock(mut self, clock: fn() -> i64) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The policy engine.
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
+    /// The inventory.
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        self.engine.inventory()
+    }
+
+    /// The session store.
+    pub fn store(&self) -> &Arc<SessionStore> {
+        &self.store
+    }
+
+    /// Decides one request. Never panics and never fails open: every error is a deny.
+    pub fn decide(&self, req: &ActionRequest) -> Verdict {
+        let verdict = self.decide_inner(req);
+        let rid = req.request_id.as_deref().unwrap_or("-");
+        if verdict.decision == Decision::Allow {
+            debug!(request_id = rid, session = %req.session, chain = %req.chain.describe(),
+                action = req.action.name(), decision = "allow", policies = ?verdict.policies, "decision");
+        } else {
+            info!(request_id = rid, session = %req.session, chain = %req.chain.describe(),
+                action = req.action.name(), decision = verdict.decision.as_str(), policies = ?verdict.policies,
+                reason = verdict.reasons.first().map_or("", |r| r.message.as_str()), "decision");
+        }
+        verdict
+    }
+
+    fn decide_inner(&self, req: &ActionRequest) -> Verdict {
+        let resolved = match self.resolve(req) {
+            Ok(r) => r,
+            Err(v) => return v,
+        };
+        let mut session = match self.store.lock(&req.session) {
+            Ok(s) => s,
+            Err(e) => return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
+        };
+        let owner = SessionOwner {
+            user: req.chain.user.clone(),
+            agent: req.chain.agents.first().cloned(),
+        };
+        if let Some(existing) = session.owner() {
+            if existing != &owner {
+                return Verdict::deny(
+                    reasons::SESSION_OWNER,
+                    format!("session `{}` belongs to another user or agent", req.session),
+                );
+            }
+        }
+        let before = session.label().clone();
+        let mut effective = before.join(&resolved.reads);
+        // What this request itself brings in counts for flow checks, but untrusted
+        // *output* arrives only after the call, so it does not gate the call itself.
+        effective.integrity = before.integrity.join(
+            if resolved.tool.is_none() { resolved.reads.integrity } else { Integrity::Trusted },
+        );
+        let facts = Facts {
+            session: effective,
+            risk: req.risk.unwrap_or(0).min(100),
+            injection: req.findings.iter().any(|f| f.kind == PROMPT_INJECTION),
+            findings: req.findings.iter().map(|f| f.kind.clone()).collect(),
+        };
+        let now = (self.clock)();
+        let fingerprint = fingerprint(req);
+        let lifted: BTreeSet<String> = match &req.approval {
+            None => BTreeSet::new(),
+            Some(id) => match self.store.check_approval(id, &req.session, &fingerprint, now) {
+                Ok(p) => p.into_iter().collect(),
+                Err(e) => return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string()),
+            },
+        };
+        let d = self.engine.decide(&resolved.links, &resolved.checks, &facts, &lifted);
+        let mut verdict = Verdict {
+            decision: d.decision,
+            reasons: d.reasons,
+            policies: d.policies,
+            obligations: Vec::new(),
+            approval: None,
+            session: Some(before.clone()),
+        };
+        match d.decision {
+            Decision::Deny => {}
+            Decision::RequireApproval => {
+                let inv = self.inventory();
+                let new = zt4ai_session::NewApproval {
+                    session: req.session.clone(),
+                    fingerprint,
+                    summary: summary(req),
+                    policies: d.approvable,
+                    reasons: verdict.reasons.clone(),
+                    now,
+                    ttl: i64::try_from(inv.settings.approval_ttl.as_secs()).unwrap_or(i64::MAX),
+                };
+                match self.store.create_approval(&new) {
+                    Ok(id) => verdict.approval = Some(id),
+                    Err(e) => return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
+                }
+            }
+            Decision::Allow => {
+                if let Some(id) = &req.approval {
+                    if let Err(e) = self.store.use_approval(id, now) {
+                        return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string());
+                    }
+                }
+                match session.absorb(&resolved.reads, &owner, now) {
+                    Ok(after) => verdict.session = Some(after),
+                    Err(e) => {
+                        return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
+                    }
+                }
+                if let Some(tool) = resolved.tool {
+                    if tool.spotlight && !tool.output_trusted {
+                        verdict.obligations.push(Obligation::Spotlight { tool: tool.id.clone() });
+                    }
+                }
+            }
+        }
+        verdict
+    }
+
+    fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Verdict> {
+        let inv = self.engine.inventory();
+        let mut links = Vec::with_capacity(1 + req.chain.agents.len());
+        links.push(self.engine.user(&req.chain.user).ok_or_else(|| {
+            Verdict::deny(reasons::UNKNOWN_PRINCIPAL, format!("unknown user `{}`", req.chain.user))
+        })?);
+        for a in &req.chain.agents {
+            links.push(self.engine.agent(a).ok_or_else(|| {
+                Verdict::deny(reasons::UNKNOWN_PRINCIPAL, format!("unknown agent `{a}`"))
+            })?);
+        }
+        let mut checks = Vec::new();
+        let mut reads = SessionLabel::default();
+        let mut tool_ref = None;
+        let unknown = |kind: &str, id: &str| {
+            Verdict::deny(reasons::UNKNOWN_RESOURCE, format!("`{id}` is not a known {kind} in the inventory"))
+        };
+        let dataset = |id: &str, access: Access, reads: &mut SessionLabel, checks: &mut Vec<Check>| {
+            let ds = inv.datasets.get(id).ok_or_else(|| unknown("dataset", id))?;
+            let action = match access {
+                Access::Read => {
+                    *reads = reads.join(&label_of(ds.label, &ds.categories, ds.trusted));
+                    ActionKind::Read
+                }
+                Access::Write => ActionKind::Write,
+            };
+            checks.push(Check { action, resource: ds.id.clone(), target: None });
+            Ok::<(), Verdict>(())
+        };
+        let destination = |target: &str, action: ActionKind, checks: &mut Vec<Check>| {
+            let (dest, t) = inv
+                .resolve_destination(target)
+                .map_err(|e| Verdict::deny(reasons::INVALID_REQUEST, e.to_string()))?;
+            checks.push(Check { action, resource: dest.id.clone(), target: Some(t.to_string()) });
+            Ok::<(), Verdict>(())
+        };
+        match &req.action {
+            Action::CallTool { tool, arguments } => {
+                let t = inv.tools.get(tool).ok_or_else(|| unknown("tool", tool))?;
+                tool_ref = Some(t);
+                checks.push(Check { action: ActionKind::CallTool, resource: t.id.clone(), target: None });
+                let values = bound_values(t, arguments)
+                    .map_err(|e| Verdict::deny(reasons::INVALID_REQUEST, e.to_string()))?;
+                for v in values {
+                    match v.kind {
+                        BindingKind::Dataset => dataset(&v.value, v.access, &mut reads, &mut checks)?,
+                        BindingKind::Destination => {
+                            // A read-only tool only reaches out (a fetch); any other tool sends.
+                            let action = if t.read_only { ActionKind::Fetch } else { ActionKind::Send };
+                            destination(&v.value, action, &mut checks)?;
+                        }
+                    }
+                }
+                reads = reads.join(&label_of(t.output_label, &t.output_categories, t.output_trusted));
+            }
+            Action::Read { dataset: id } => dataset(id, Access::Read, &mut reads, &mut checks)?,
+            Action::Write { dataset: id } => dataset(id, Access::Write, &mut reads, &mut checks)?,
+            Action::Send { target } => destination(target, ActionKind::Send, &mut checks)?,
+            Action::InvokeModel { model } => {
+                let m = inv.models.get(model).ok_or_else(|| unknown("model", model))?;
+                checks.push(Check { action: ActionKind::InvokeModel, resource: m.id.clone(), target: None });
+            }
+        }
+        Ok(Resolved { links, checks, reads, tool: tool_ref })
+    }
+}
+
+fn label_of(
+    label: zt4ai_core::Label,
+    categories: &BTreeSet<zt4ai_core::Category>,
+    trusted: bool,
+) -> SessionLabel {
+    SessionLabel {
+        confidentiality: label,
+        categories: categories.clone(),
+        integrity: if trusted { Integrity::Trusted } else { Integrity::Untrusted },
+    }
+}
+
+/// A canonical text of who asks for what, binding an approval to one request.
+fn fingerprint(req: &ActionRequest) -> String {
+    // serde_json maps are sorted, so equal requests give equal text.
+    serde_json::to_string(&(&req.chain, &req.action)).unwrap_or_default()
+}
+
+fn summary(req: &ActionRequest) -> String {
+    let what = match &req.action {
+        Action::CallTool { tool, arguments } => {
+            let mut args = arguments.to_string();
+            if args.len() > 200 {
+                let mut cut = 200;
+                while !args.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                args.truncate(cut);
+                args.push('…');
+            }
+            format!("call_tool `{tool}` {args}")
+        }
+        Action::Read { dataset } => format!("read `{dataset}`"),
+        Action::Write { dataset } => format!("write `{dataset}`"),
+        Action::Send { target } => format!("send to `{target}`"),
+        Action::InvokeModel { model } => format!("invoke_model `{model}`"),
+    };
+    format!("{}: {what} (session `{}`)", req.chain.describe(), req.session)
+}
+
+#[cfg(test)]
+mod tests;

@@ -297,6 +297,11 @@ impl Inventory {
                     Some(i) => message[..i].to_owned(),
                     None => message,
                 };
+                // serde_yaml may prefix the path, which is reported separately.
+                let message = match message.split_once(": ") {
+                    Some((prefix, rest)) if !prefix.contains(' ') && field.starts_with(prefix) => rest.to_owned(),
+                    _ => message,
+                };
                 return Err(LoadError {
                     errors: vec![ConfigError {
                         file: source.to_owned(),
