@@ -1,1 +1,338 @@
-fn main() {}
+//! The `zt4ai` command.
+
+mod load;
+
+use std::io::Read as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use zt4ai_core::{ActionRequest, Decision};
+use zt4ai_gateway::GatewayConfig;
+use zt4ai_pipeline::{Pipeline, SessionStore};
+
+/// zt4ai — Zero Trust for AI agents.
+///
+/// zt4ai decides every action an AI agent takes (tool calls, reads, sends, model
+/// calls) against an inventory of users, agents, tools, data and destinations,
+/// tracks what each session has read, and stops confidential data from flowing
+/// to sinks that are not cleared for it, even when the agent was talked into it.
+///
+/// Without --inventory, zt4ai uses its built-in example (Acme Corp: an executive,
+/// an analyst, a reporting agent, a CRM, mail and the web).
+#[derive(Debug, Parser)]
+#[command(name = "zt4ai", version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    source: Source,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ZT4AI_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the inventory and policies come from.
+#[derive(Debug, clap::Args)]
+struct Source {
+    /// Inventory YAML file. Default: the built-in example inventory.
+    #[arg(long, short, global = true, env = "ZT4AI_INVENTORY")]
+    inventory: Option<PathBuf>,
+    /// Directory of `.cedar` policy files. Default: the inventory's `policies:`
+    /// field, or `policies/` beside the inventory file if it exists.
+    #[arg(long, short, global = true, env = "ZT4AI_POLICIES")]
+    policies: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the decision server (AuthZEN API) on embedded defaults: SQLite in the data
+    /// directory, the built-in example inventory unless --inventory is given.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "ZT4AI_LISTEN")]
+        listen: SocketAddr,
+        /// Directory for the SQLite database (sessions, approvals).
+        #[arg(long, default_value = "zt4ai-data", env = "ZT4AI_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Largest accepted request body in bytes.
+        #[arg(long, default_value_t = 256 * 1024)]
+        max_body_bytes: usize,
+        /// Public base URL for the AuthZEN metadata. Default: http://<listen>.
+        #[arg(long)]
+        base_url: Option<String>,
+    },
+    /// Validate the inventory and policies; exit 1 with located errors.
+    Check,
+    /// Decide one request (AuthZEN evaluation JSON, or zt4ai's ActionRequest JSON)
+    /// read from FILE or stdin. Exit code: 0 allow, 2 deny, 3 require_approval, 1 error.
+    Decide {
+        /// Request file; `-` or nothing for stdin.
+        file: Option<PathBuf>,
+        /// Use (and update) the sessions in this data directory instead of a fresh,
+        /// in-memory store. Do not point it at a directory a running server uses.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the Cedar schema generated from the inventory.
+    Schema,
+    /// List and decide human approvals for `require_approval` verdicts.
+    Approvals {
+        /// Directory of the server's SQLite database.
+        #[arg(long, default_value = "zt4ai-data", env = "ZT4AI_DATA_DIR", global = true)]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: ApprovalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ApprovalCommand {
+    /// List pending approvals (all with --all).
+    List {
+        /// Include granted, denied and used approvals.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Grant an approval: the agent's retry of that exact request is then allowed once.
+    Grant {
+        /// Approval id (`apr_…`).
+        id: String,
+        /// Who is granting it (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Deny an approval.
+    Deny {
+        /// Approval id (`apr_…`).
+        id: String,
+        /// Who is denying it (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ZT4AI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Check => {
+            let loaded = match load::engine(&cli.source) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let inv = loaded.engine.inventory();
+            for w in loaded.engine.warnings() {
+                println!("warning: {w}");
+            }
+            println!(
+                "ok: {} — {} users, {} groups, {} agents, {} tools, {} datasets, {} models, {} destinations; {} policies ({} baseline guards)",
+                loaded.description,
+                inv.users.len(),
+                inv.groups.len(),
+                inv.agents.len(),
+                inv.tools.len(),
+                inv.datasets.len(),
+                inv.models.len(),
+                inv.destinations.len(),
+                loaded.engine.policy_ids().len(),
+                loaded.engine.policy_ids().iter().filter(|p| p.starts_with("zt4ai.")).count(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
+            print!("{}", loaded.engine.schema_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decide { file, data_dir, json } => {
+            let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
+            let text = match file.as_deref() {
+                None => read_stdin()?,
+                Some(p) if p.as_os_str() == "-" => read_stdin()?,
+                Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading `{}`", p.display()))?,
+            };
+            let req = parse_request(&text)?;
+            let store = match data_dir {
+                Some(dir) => open_store(&dir)?,
+                None => SessionStore::open_in_memory()?,
+            };
+            let pipeline = Pipeline::new(Arc::new(loaded.engine), Arc::new(store));
+            let v = pipeline.decide(&req);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{}", v.decision.as_str());
+                for r in &v.reasons {
+                    println!("  {}: {}", r.policy, r.message);
+                }
+                for o in &v.obligations {
+                    println!("  obligation: {}", serde_json::to_string(o)?);
+                }
+                if let Some(a) = &v.approval {
+                    println!("  approval request: {a} (grant with `zt4ai approvals grant {a}`)");
+                }
+            }
+            Ok(match v.decision {
+                Decision::Allow => ExitCode::SUCCESS,
+                Decision::Deny => ExitCode::from(2),
+                Decision::RequireApproval => ExitCode::from(3),
+            })
+        }
+        Command::Approvals { data_dir, action } => {
+            let db = data_dir.join(DB_FILE);
+            if !db.exists() {
+                bail!("no zt4ai database at `{}` (is --data-dir right?)", db.display());
+            }
+            let store = open_store(&data_dir)?;
+            match action {
+                ApprovalCommand::List { all } => {
+                    let list = store.approvals(all)?;
+                    if list.is_empty() {
+                        println!("no {}approvals", if all { "" } else { "pending " });
+                    }
+                    for a in list {
+                        println!("{}  {:?}  {}", a.id, a.status, a.summary);
+                        for r in &a.reasons {
+                            println!("    {}: {}", r.policy, r.message);
+                        }
+                    }
+                }
+                ApprovalCommand::Grant { id, by } => {
+                    let a = store.decide_approval(&id, true, &by, now())?;
+                    println!("granted {} by {by}: {}", a.id, a.summary);
+                }
+                ApprovalCommand::Deny { id, by } => {
+                    let a = store.decide_approval(&id, false, &by, now())?;
+                    println!("denied {} by {by}: {}", a.id, a.summary);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { listen, data_dir, max_body_bytes, base_url } => {
+            let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
+            let store = open_store(&data_dir)?;
+            let pipeline = Arc::new(Pipeline::new(Arc::new(loaded.engine), Arc::new(store)));
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("listening on {listen}"))?;
+                let addr = listener.local_addr()?;
+                let config = GatewayConfig {
+                    max_body_bytes,
+                    base_url: base_url.unwrap_or_else(|| format!("http://{addr}")),
+                    ..GatewayConfig::default()
+                };
+                tracing::info!(inventory = %loaded.description, data_dir = %data_dir.display(), "zt4ai ready");
+                println!("zt4ai listening on http://{addr}");
+                println!("  inventory: {}", loaded.description);
+                println!("  database:  {}", data_dir.join(DB_FILE).display());
+                println!("  AuthZEN:   POST http://{addr}/access/v1/evaluation");
+                zt4ai_gateway::serve(listener, pipeline, config, shutdown_signal()).await?;
+                tracing::info!("zt4ai stopped");
+                Ok::<_, anyhow::Error>(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+const DB_FILE: &str = "zt4ai.db";
+
+fn open_store(dir: &std::path::Path) -> Result<SessionStore> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory `{}`", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of `{}`", dir.display()))?;
+    }
+    let path = dir.join(DB_FILE);
+    SessionStore::open(&path).with_context(|| format!("opening `{}`", path.display()))
+}
+
+fn read_stdin() -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+    Ok(s)
+}
+
+fn parse_request(text: &str) -> Result<ActionRequest> {
+    let value: serde_json::Value = serde_json::from_str(text).context("the request is not valid JSON")?;
+    if value.get("subject").is_some() {
+        zt4ai_gateway::authzen_request(&value).map_err(anyhow::Error::msg)
+    } else {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                anyhow::anyhow!("invalid field `{path}`: {}", e.into_inner())
+            })
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

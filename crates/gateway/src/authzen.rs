@@ -1,0 +1,385 @@
+//! The OpenID AuthZEN Authorization API 1.0, mapped onto the pipeline.
+//!
+//! ## How zt4ai reads an AuthZEN request
+//!
+//! * `subject` — `{"type": "agent", "id": "report-agent", "properties": {"user":
+//!   "alice", "via": ["parent-agent"]}}`: the agent acting, the user it acts for,
+//!   and any parent agents (outermost first) that delegated to it. A subject of
+//!   type `user` is a user acting directly.
+//! * `action.name` — `call_tool`, `read`, `write`, `send` or `invoke_model`.
+//! * `resource` — `{"type": "tool", "id": "mail.send_email", "properties":
+//!   {"arguments": {…}}}`, or `dataset`, `destination` (the id is the mail address,
+//!   URL or host), `model`.
+//! * `context` — `session` (required: the task or conversation id), and optional
+//!   `risk` (0–100), `findings` (`[{"kind": "prompt_injection"}]`) and `approval`
+//!   (the id of a granted approval, to retry a `require_approval` request).
+//!
+//! The response is `{"decision": bool, "context": {...}}` where the context holds
+//! zt4ai's verdict (`allow`, `deny`, `require_approval`), reasons, the determining
+//! policy ids, obligations, the approval id when one is needed, and the session's
+//! label after the request. `decision` is `true` only for `allow`.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use zt4ai_core::{Action, ActionRequest, ActorChain, AgentId, ApprovalId, Finding, SessionId, UserId, Verdict};
+use zt4ai_pipeline::reasons;
+
+use crate::{ApiError, AppState};
+
+/// An AuthZEN subject.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Subject {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+/// An AuthZEN action.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ActionSpec {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code, reason = "accepted as AuthZEN allows; zt4ai reads action data from the resource")]
+    properties: Map<String, Value>,
+}
+
+/// An AuthZEN resource.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Resource {
+    #[serde(rename = "type")]
+    kind: String,
+    id: String,
+    #[serde(default)]
+    properties: Map<String, Value>,
+}
+
+/// `POST /access/v1/evaluation`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EvaluationRequest {
+    subject: Subject,
+    action: ActionSpec,
+    resource: Resource,
+    #[serde(default)]
+    context: Map<String, Value>,
+}
+
+/// One item of an evaluations request; missing parts come from the top level.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EvaluationItem {
+    subject: Option<Subject>,
+    action: Option<ActionSpec>,
+    resource: Option<Resource>,
+    context: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Semantic {
+    #[default]
+    ExecuteAll,
+    DenyOnFirstDeny,
+    PermitOnFirstPermit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Options {
+    #[serde(default)]
+    evaluations_semantic: Semantic,
+}
+
+/// `POST /access/v1/evaluations`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EvaluationsRequest {
+    subject: Option<Subject>,
+    action: Option<ActionSpec>,
+    resource: Option<Resource>,
+    context: Option<Map<String, Value>>,
+    #[serde(default)]
+    evaluations: Option<Vec<EvaluationItem>>,
+    #[serde(default)]
+    options: Options,
+}
+
+async fn read_json<T: DeserializeOwned>(state: &AppState, body: Body) -> Result<T, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let bytes: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::BadRequest(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("invalid field `{path}`: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
+}
+
+fn with_request_id(headers: &HeaderMap, mut response: Response) -> Response {
+    static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
+            response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+        }
+    }
+    response
+}
+
+fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(128).collect())
+}
+
+pub(crate) async fn evaluation(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let req: EvaluationRequest = match read_json(&state, body).await {
+        Ok(r) => r,
+        Err(e) => return with_request_id(&headers, e.into_response()),
+    };
+    let out = evaluate(&state, &req.subject, &req.action, &req.resource, &req.context, request_id(&headers));
+    with_request_id(&headers, Json(out).into_response())
+}
+
+pub(crate) async fn evaluations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let req: EvaluationsRequest = match read_json(&state, body).await {
+        Ok(r) => r,
+        Err(e) => return with_request_id(&headers, e.into_response()),
+    };
+    let rid = request_id(&headers);
+    let items = req.evaluations.unwrap_or_default();
+    if items.is_empty() {
+        // AuthZEN: without items, the request behaves as a single evaluation.
+        let (Some(s), Some(a), Some(r)) = (&req.subject, &req.action, &req.resource) else {
+            let e = ApiError::BadRequest(
+                "`evaluations` is empty, so `subject`, `action` and `resource` are required at the top level".into(),
+            );
+            return with_request_id(&headers, e.into_response());
+        };
+        let ctx = req.context.clone().unwrap_or_default();
+        return with_request_id(&headers, Json(evaluate(&state, s, a, r, &ctx, rid)).into_response());
+    }
+    if items.len() > state.config.max_evaluations {
+        let e = ApiError::BadRequest(format!(
+            "`evaluations` has {} items; at most {} are accepted per request",
+            items.len(),
+            state.config.max_evaluations
+        ));
+        return with_request_id(&headers, e.into_response());
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let subject = item.subject.as_ref().or(req.subject.as_ref());
+        let action = item.action.as_ref().or(req.action.as_ref());
+        let resource = item.resource.as_ref().or(req.resource.as_ref());
+        let context = item.context.as_ref().or(req.context.as_ref());
+        let empty = Map::new();
+        let out = match (subject, action, resource) {
+            (Some(s), Some(a), Some(r)) => {
+                let item_rid = rid.as_ref().map(|r| format!("{r}#{i}"));
+                evaluate(&state, s, a, r, context.unwrap_or(&empty), item_rid)
+            }
+            _ => denied(&Verdict::deny(
+                reasons::INVALID_REQUEST,
+                format!("evaluation {i} has no `subject`, `action` or `resource`, and the request gives no default"),
+            )),
+        };
+        let decision = out.get("decision").and_then(Value::as_bool).unwrap_or(false);
+        results.push(out);
+        let stop = match req.options.evaluations_semantic {
+            Semantic::ExecuteAll => false,
+            Semantic::DenyOnFirstDeny => !decision,
+            Semantic::PermitOnFirstPermit => decision,
+        };
+        if stop {
+            break;
+        }
+    }
+    with_request_id(&headers, Json(json!({ "evaluations": results })).into_response())
+}
+
+pub(crate) async fn configuration(State(state): State<AppState>) -> Json<Value> {
+    let base = state.config.base_url.trim_end_matches('/');
+    Json(json!({
+        "policy_decision_point": base,
+        "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
+        "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
+    }))
+}
+
+fn evaluate(
+    state: &AppState,
+    subject: &Subject,
+    action: &ActionSpec,
+    resource: &Resource,
+    context: &Map<String, Value>,
+    request_id: Option<String>,
+) -> Value {
+    match to_action_request(subject, action, resource, context, request_id) {
+        Ok(req) => verdict_json(&state.pipeline.decide(&req)),
+        Err(message) => denied(&Verdict::deny(reasons::INVALID_REQUEST, message)),
+    }
+}
+
+fn denied(v: &Verdict) -> Value {
+    verdict_json(v)
+}
+
+fn verdict_json(v: &Verdict) -> Value {
+    let mut ctx = Map::new();
+    ctx.insert("verdict".into(), json!(v.decision.as_str()));
+    ctx.insert("reasons".into(), json!(v.reasons));
+    ctx.insert("policies".into(), json!(v.policies));
+    ctx.insert("obligations".into(), json!(v.obligations));
+    if let Some(a) = &v.approval {
+        ctx.insert("approval".into(), json!(a));
+    }
+    if let Some(s) = &v.session {
+        ctx.insert("session".into(), json!(s));
+    }
+    json!({ "decision": v.is_allowed(), "context": ctx })
+}
+
+fn str_prop<'a>(props: &'a Map<String, Value>, key: &str, whose: &str) -> Result<Option<&'a str>, String> {
+    match props.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{whose}.{key}` must be a string")),
+    }
+}
+
+/// Translates AuthZEN's shapes into an [`ActionRequest`]; an error is a sentence
+/// for a deny reason.
+pub(crate) fn to_action_request(
+    subject: &Subject,
+    action: &ActionSpec,
+    resource: &Resource,
+    context: &Map<String, Value>,
+    request_id: Option<String>,
+) -> Result<ActionRequest, String> {
+    let chain = match subject.kind.as_str() {
+        "user" => ActorChain {
+            user: UserId::new(subject.id.clone()).map_err(|e| e.to_string())?,
+            agents: Vec::new(),
+        },
+        "agent" => {
+            let user = str_prop(&subject.properties, "user", "subject.properties")?
+                .ok_or("an agent subject needs `subject.properties.user`: the user it acts for")?;
+            let mut agents = Vec::new();
+            match subject.properties.get("via") {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let id = item.as_str().ok_or("`subject.properties.via` must be a list of agent ids")?;
+                        agents.push(AgentId::new(id).map_err(|e| e.to_string())?);
+                    }
+                }
+                Some(_) => return Err("`subject.properties.via` must be a list of agent ids".into()),
+            }
+            agents.push(AgentId::new(subject.id.clone()).map_err(|e| e.to_string())?);
+            ActorChain {
+                user: UserId::new(user).map_err(|e| e.to_string())?,
+                agents,
+            }
+        }
+        other => return Err(format!("unsupported subject type `{other}`, expected `agent` or `user`")),
+    };
+    let expect = |kind: &str| -> Result<(), String> {
+        if resource.kind == kind {
+            Ok(())
+        } else {
+            Err(format!(
+                "action `{}` applies to a resource of type `{kind}`, not `{}`",
+                action.name, resource.kind
+            ))
+        }
+    };
+    let act = match action.name.as_str() {
+        "call_tool" => {
+            expect("tool")?;
+            let arguments = match resource.properties.get("arguments") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(v @ Value::Object(_)) => v.clone(),
+                Some(_) => return Err("`resource.properties.arguments` must be an object".into()),
+            };
+            Action::CallTool {
+                tool: resource.id.clone(),
+                arguments,
+            }
+        }
+        "read" => {
+            expect("dataset")?;
+            Action::Read { dataset: resource.id.clone() }
+        }
+        "write" => {
+            expect("dataset")?;
+            Action::Write { dataset: resource.id.clone() }
+        }
+        "send" => {
+            expect("destination")?;
+            Action::Send { target: resource.id.clone() }
+        }
+        "invoke_model" => {
+            expect("model")?;
+            Action::InvokeModel { model: resource.id.clone() }
+        }
+        other => {
+            return Err(format!(
+                "unsupported action `{other}`, expected `call_tool`, `read`, `write`, `send` or `invoke_model`"
+            ));
+        }
+    };
+    let session = str_prop(context, "session", "context")?
+        .ok_or("`context.session` is required: the id of the task or conversation this request belongs to")?;
+    let session = SessionId::new(session).map_err(|e| e.to_string())?;
+    let risk = match context.get("risk") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let r = v.as_f64().ok_or("`context.risk` must be a number from 0 to 100")?;
+            if !(0.0..=100.0).contains(&r) {
+                return Err(format!("`context.risk` must be from 0 to 100, got {r}"));
+            }
+            // INVARIANT: 0 <= r <= 100, so the cast is exact after ceil.
+            Some(r.ceil() as u8)
+        }
+    };
+    let findings = match context.get("findings") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value::<Vec<Finding>>(v.clone())
+            .map_err(|e| format!("`context.findings` must be a list of {{\"kind\": …}} objects: {e}"))?,
+    };
+    let approval = str_prop(context, "approval", "context")?
+        .map(|a| ApprovalId::new(a).map_err(|e| e.to_string()))
+        .transpose()?;
+    Ok(ActionRequest {
+        request_id,
+        chain,
+        session,
+        action: act,
+        risk,
+        findings,
+        approval,
+    })
+}
+
+/// Reads an AuthZEN evaluation request from JSON.
+pub(crate) fn from_value(body: &Value) -> Result<ActionRequest, String> {
+    let req: EvaluationRequest = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        format!("invalid field `{path}`: {}", e.into_inner())
+    })?;
+    to_action_request(&req.subject, &req.action, &req.resource, &req.context, None)
+}
