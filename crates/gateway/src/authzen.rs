@@ -117,7 +117,8 @@ async fn read_json<T: DeserializeOwned>(state: &AppState, body: Body) -> Result<
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        let syntax = matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+        if path == "." || syntax {
             ApiError::BadRequest(format!("invalid JSON body: {inner}"))
         } else {
             ApiError::BadRequest(format!("invalid field `{path}`: {inner}"))
