@@ -22,8 +22,9 @@ pub struct Loaded {
 pub fn engine(source: &Source) -> Result<Loaded, String> {
     let (inventory, policies, description) = match &source.inventory {
         None => {
-            let inv = Inventory::from_yaml_str(EXAMPLE_INVENTORY, "<built-in example>/inventory.yaml")
-                .map_err(|e| e.to_string())?;
+            let inv =
+                Inventory::from_yaml_str(EXAMPLE_INVENTORY, "<built-in example>/inventory.yaml")
+                    .map_err(|e| e.to_string())?;
             let policies = match &source.policies {
                 Some(dir) => read_dir(dir)?,
                 None => vec![PolicySource {
@@ -36,7 +37,8 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("{}: cannot read the inventory: {e}", path.display()))?;
-            let inv = Inventory::from_yaml_str(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+            let inv = Inventory::from_yaml_str(&text, &path.display().to_string())
+                .map_err(|e| e.to_string())?;
             let base = path.parent().unwrap_or(Path::new("."));
             let dir: Option<PathBuf> = match (&source.policies, &inv.policies) {
                 (Some(dir), _) => Some(dir.clone()),
@@ -51,7 +53,10 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
         }
     };
     let engine = PolicyEngine::new(Arc::new(inventory), &policies).map_err(|e| e.to_string())?;
-    Ok(Loaded { engine, description })
+    Ok(Loaded {
+        engine,
+        description,
+    })
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, String> {
@@ -65,7 +70,8 @@ fn read_dir(dir: &Path) -> Result<Vec<PolicySource>, String> {
     files
         .into_iter()
         .map(|p| {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
             Ok(PolicySource {
                 name: p.display().to_string(),
                 text,

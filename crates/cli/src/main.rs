@@ -91,7 +91,12 @@ enum Command {
     /// List and decide human approvals for `require_approval` verdicts.
     Approvals {
         /// Directory of the server's SQLite database.
-        #[arg(long, default_value = "zt4ai-data", env = "ZT4AI_DATA_DIR", global = true)]
+        #[arg(
+            long,
+            default_value = "zt4ai-data",
+            env = "ZT4AI_DATA_DIR",
+            global = true
+        )]
         data_dir: PathBuf,
         #[command(subcommand)]
         action: ApprovalCommand,
@@ -139,7 +144,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("ZT4AI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -177,7 +184,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 inv.models.len(),
                 inv.destinations.len(),
                 loaded.engine.policy_ids().len(),
-                loaded.engine.policy_ids().iter().filter(|p| p.starts_with("zt4ai.")).count(),
+                loaded
+                    .engine
+                    .policy_ids()
+                    .iter()
+                    .filter(|p| p.starts_with("zt4ai."))
+                    .count(),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -186,12 +198,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", loaded.engine.schema_text());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Decide { file, data_dir, json } => {
+        Command::Decide {
+            file,
+            data_dir,
+            json,
+        } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
             let text = match file.as_deref() {
                 None => read_stdin()?,
                 Some(p) if p.as_os_str() == "-" => read_stdin()?,
-                Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading `{}`", p.display()))?,
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading `{}`", p.display()))?,
             };
             let req = parse_request(&text)?;
             let store = match data_dir {
@@ -223,7 +240,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Approvals { data_dir, action } => {
             let db = data_dir.join(DB_FILE);
             if !db.exists() {
-                bail!("no zt4ai database at `{}` (is --data-dir right?)", db.display());
+                bail!(
+                    "no zt4ai database at `{}` (is --data-dir right?)",
+                    db.display()
+                );
             }
             let store = open_store(&data_dir)?;
             match action {
@@ -250,7 +270,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Serve { listen, data_dir, max_body_bytes, base_url } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            max_body_bytes,
+            base_url,
+        } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
             let store = open_store(&data_dir)?;
             let pipeline = Arc::new(Pipeline::new(Arc::new(loaded.engine), Arc::new(store)));
@@ -269,10 +294,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     ..GatewayConfig::default()
                 };
                 tracing::info!(inventory = %loaded.description, data_dir = %data_dir.display(), "zt4ai ready");
-                println!("zt4ai listening on http://{addr}");
-                println!("  inventory: {}", loaded.description);
-                println!("  database:  {}", data_dir.join(DB_FILE).display());
-                println!("  AuthZEN:   POST http://{addr}/access/v1/evaluation");
+                // One write, errors ignored: a closed stdout must not stop the server.
+                let banner = format!(
+                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  AuthZEN:   POST http://{addr}/access/v1/evaluation\n",
+                    loaded.description,
+                    data_dir.join(DB_FILE).display()
+                );
+                {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(banner.as_bytes());
+                    let _ = out.flush();
+                }
                 zt4ai_gateway::serve(listener, pipeline, config, shutdown_signal()).await?;
                 tracing::info!("zt4ai stopped");
                 Ok::<_, anyhow::Error>(())
@@ -285,7 +318,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 const DB_FILE: &str = "zt4ai.db";
 
 fn open_store(dir: &std::path::Path) -> Result<SessionStore> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory `{}`", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -298,21 +332,23 @@ fn open_store(dir: &std::path::Path) -> Result<SessionStore> {
 
 fn read_stdin() -> Result<String> {
     let mut s = String::new();
-    std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .context("reading stdin")?;
     Ok(s)
 }
 
 fn parse_request(text: &str) -> Result<ActionRequest> {
-    let value: serde_json::Value = serde_json::from_str(text).context("the request is not valid JSON")?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).context("the request is not valid JSON")?;
     if value.get("subject").is_some() {
         zt4ai_gateway::authzen_request(&value).map_err(anyhow::Error::msg)
     } else {
         let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                anyhow::anyhow!("invalid field `{path}`: {}", e.into_inner())
-            })
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("invalid field `{path}`: {}", e.into_inner())
+        })
     }
 }
 

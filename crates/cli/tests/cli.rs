@@ -1,1 +1,220 @@
+//! The `zt4ai` binary, run as a user would.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code panics on failure"
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+fn zt4ai() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_zt4ai"));
+    c.env_remove("ZT4AI_INVENTORY")
+        .env_remove("ZT4AI_POLICIES")
+        .env("ZT4AI_LOG", "warn");
+    c
+}
+
+#[test]
+fn check_accepts_the_built_in_example() {
+    let out = zt4ai().arg("check").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("ok: built-in example"), "{stdout}");
+}
+
+#[test]
+fn check_reports_located_errors_with_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(
+        &inv,
+        "users:\n  - id: alice\nagents:\n  - id: bot\n    owner: alicia\n    purpose: x\n",
+    )
+    .unwrap();
+    let out = zt4ai()
+        .arg("check")
+        .arg("--inventory")
+        .arg(&inv)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:5: field `agents[0].owner`: unknown user `alicia`",
+            inv.display()
+        )),
+        "{stderr}"
+    );
+
+    // A policy that does not validate stops startup with the validator's message.
+    std::fs::write(&inv, "users:\n  - id: alice\n").unwrap();
+    let pol = dir.path().join("policies");
+    std::fs::create_dir(&pol).unwrap();
+    std::fs::write(
+        pol.join("bad.cedar"),
+        "@id(\"x.bad\")\npermit (principal, action, resource) when { principal.shoe_size > 3 };\n",
+    )
+    .unwrap();
+    let out = zt4ai().arg("check").arg("-i").arg(&inv).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("bad.cedar:2:") && stderr.contains("shoe_size"),
+        "{stderr}"
+    );
+    let out = zt4ai()
+        .arg("serve")
+        .arg("-i")
+        .arg(&inv)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "serve must refuse to start");
+}
+
+#[test]
+fn decide_reads_stdin_and_explains() {
+    let mut child = zt4ai()
+        .arg("decide")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = r#"{"subject": {"type": "agent", "id": "legacy-bot", "properties": {"user": "bob"}},
+                   "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"},
+                   "context": {"session": "cli"}}"#;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "deny exits 2");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("deny\n"), "{stdout}");
+    assert!(
+        stdout.contains("zt4ai.lifecycle.inactive: agent `legacy-bot` is suspended"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn schema_prints_the_generated_schema() {
+    let out = zt4ai().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.contains("entity Group enum [\"analysts\", \"executives\"];"),
+        "{s}"
+    );
+    assert!(s.contains("action \"send\" appliesTo"), "{s}");
+}
+
+#[test]
+fn serve_prints_where_it_listens_and_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = zt4ai()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("zt4ai listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    assert!(dir.path().join("zt4ai.db").exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn approvals_cli_grants_a_pending_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let decide = |body: &str| {
+        let mut child = zt4ai()
+            .args(["decide", "--json", "--data-dir", &data])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(),
+        )
+    };
+    let req = |tool: &str, args: &str, approval: &str| {
+        format!(
+            r#"{{"subject": {{"type": "agent", "id": "report-agent", "properties": {{"user": "alice"}}}},
+                "action": {{"name": "call_tool"}},
+                "resource": {{"type": "tool", "id": "{tool}", "properties": {{"arguments": {args}}}}},
+                "context": {{"session": "ops" {approval}}}}}"#
+        )
+    };
+    let (code, _) = decide(&req("web.fetch", r#"{"url": "https://news.example"}"#, ""));
+    assert_eq!(code, Some(0));
+    let (code, v) = decide(&req("files.delete_file", r#"{"path": "/x"}"#, ""));
+    assert_eq!(code, Some(3));
+    let id = v["approval"].as_str().unwrap().to_owned();
+
+    let out = zt4ai()
+        .args(["approvals", "list", "--data-dir", &data])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains(&id));
+    let out = zt4ai()
+        .args([
+            "approvals",
+            "grant",
+            &id,
+            "--by",
+            "secops",
+            "--data-dir",
+            &data,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let with = format!(r#", "approval": "{id}""#);
+    let (code, v) = decide(&req("files.delete_file", r#"{"path": "/x"}"#, &with));
+    assert_eq!(code, Some(0), "{v}");
+}

@@ -129,7 +129,10 @@ mod tests {
         assert!(AgentId::new("report-agent").is_ok());
         assert_eq!(SessionId::new(""), Err(IdError::Empty { kind: "session" }));
         assert!(matches!(UserId::new("a\nb"), Err(IdError::Control { .. })));
-        assert!(matches!(UserId::new("x".repeat(300)), Err(IdError::TooLong { .. })));
+        assert!(matches!(
+            UserId::new("x".repeat(300)),
+            Err(IdError::TooLong { .. })
+        ));
         let parsed: Result<AgentId, _> = serde_json::from_str("\"\"");
         assert!(parsed.is_err());
     }

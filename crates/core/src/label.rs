@@ -45,7 +45,9 @@ impl Label {
 
     /// The label at `rank`, if there is one.
     pub fn from_rank(rank: i64) -> Option<Label> {
-        usize::try_from(rank).ok().and_then(|r| Label::ALL.get(r).copied())
+        usize::try_from(rank)
+            .ok()
+            .and_then(|r| Label::ALL.get(r).copied())
     }
 
     /// The least upper bound of two labels.
@@ -131,7 +133,9 @@ impl fmt::Display for Category {
 }
 
 /// Whether content can be trusted to carry no instructions for the agent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Integrity {
     /// Only trusted content has entered the session.
@@ -191,8 +195,14 @@ mod tests {
     fn labels_are_ordered_and_join_is_max() {
         assert!(Label::Public < Label::Internal);
         assert!(Label::Confidential < Label::HighlyConfidential);
-        assert_eq!(Label::Internal.join(Label::Confidential), Label::Confidential);
-        assert_eq!(Label::HighlyConfidential.join(Label::Public), Label::HighlyConfidential);
+        assert_eq!(
+            Label::Internal.join(Label::Confidential),
+            Label::Confidential
+        );
+        assert_eq!(
+            Label::HighlyConfidential.join(Label::Public),
+            Label::HighlyConfidential
+        );
         for l in Label::ALL {
             assert_eq!(Label::from_rank(l.rank()), Some(l));
             assert_eq!(l.as_str().parse::<Label>().unwrap(), l);

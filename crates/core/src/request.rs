@@ -138,7 +138,9 @@ pub struct BoundValue {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     /// A bound argument holds something other than a string or a list of strings.
-    #[error("argument `{argument}` of tool `{tool}` must be a string or a list of strings, got {got}")]
+    #[error(
+        "argument `{argument}` of tool `{tool}` must be a string or a list of strings, got {got}"
+    )]
     BadArgument {
         /// Tool id.
         tool: String,

@@ -27,7 +27,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
-use zt4ai_core::{Action, ActionRequest, ActorChain, AgentId, ApprovalId, Finding, SessionId, UserId, Verdict};
+use zt4ai_core::{
+    Action, ActionRequest, ActorChain, AgentId, ApprovalId, Finding, SessionId, UserId, Verdict,
+};
 use zt4ai_pipeline::reasons;
 
 use crate::{ApiError, AppState};
@@ -47,7 +49,10 @@ pub(crate) struct Subject {
 pub(crate) struct ActionSpec {
     name: String,
     #[serde(default)]
-    #[allow(dead_code, reason = "accepted as AuthZEN allows; zt4ai reads action data from the resource")]
+    #[allow(
+        dead_code,
+        reason = "accepted as AuthZEN allows; zt4ai reads action data from the resource"
+    )]
     properties: Map<String, Value>,
 }
 
@@ -117,7 +122,10 @@ async fn read_json<T: DeserializeOwned>(state: &AppState, body: Body) -> Result<
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let syntax = matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
         if path == "." || syntax {
             ApiError::BadRequest(format!("invalid JSON body: {inner}"))
         } else {
@@ -131,10 +139,10 @@ async fn read_json<T: DeserializeOwned>(state: &AppState, body: Body) -> Result<
 
 fn with_request_id(headers: &HeaderMap, mut response: Response) -> Response {
     static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-    if let Some(v) = headers.get(&X_REQUEST_ID) {
-        if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
-            response.headers_mut().insert(X_REQUEST_ID.clone(), v);
-        }
+    if let Some(v) = headers.get(&X_REQUEST_ID)
+        && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
+    {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     response
 }
@@ -146,16 +154,31 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(128).collect())
 }
 
-pub(crate) async fn evaluation(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn evaluation(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let req: EvaluationRequest = match read_json(&state, body).await {
         Ok(r) => r,
         Err(e) => return with_request_id(&headers, e.into_response()),
     };
-    let out = evaluate(&state, &req.subject, &req.action, &req.resource, &req.context, request_id(&headers));
+    let out = evaluate(
+        &state,
+        &req.subject,
+        &req.action,
+        &req.resource,
+        &req.context,
+        request_id(&headers),
+    );
     with_request_id(&headers, Json(out).into_response())
 }
 
-pub(crate) async fn evaluations(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn evaluations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let req: EvaluationsRequest = match read_json(&state, body).await {
         Ok(r) => r,
         Err(e) => return with_request_id(&headers, e.into_response()),
@@ -171,7 +194,10 @@ pub(crate) async fn evaluations(State(state): State<AppState>, headers: HeaderMa
             return with_request_id(&headers, e.into_response());
         };
         let ctx = req.context.clone().unwrap_or_default();
-        return with_request_id(&headers, Json(evaluate(&state, s, a, r, &ctx, rid)).into_response());
+        return with_request_id(
+            &headers,
+            Json(evaluate(&state, s, a, r, &ctx, rid)).into_response(),
+        );
     }
     if items.len() > state.config.max_evaluations {
         let e = ApiError::BadRequest(format!(
@@ -195,10 +221,15 @@ pub(crate) async fn evaluations(State(state): State<AppState>, headers: HeaderMa
             }
             _ => denied(&Verdict::deny(
                 reasons::INVALID_REQUEST,
-                format!("evaluation {i} has no `subject`, `action` or `resource`, and the request gives no default"),
+                format!(
+                    "evaluation {i} has no `subject`, `action` or `resource`, and the request gives no default"
+                ),
             )),
         };
-        let decision = out.get("decision").and_then(Value::as_bool).unwrap_or(false);
+        let decision = out
+            .get("decision")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         results.push(out);
         let stop = match req.options.evaluations_semantic {
             Semantic::ExecuteAll => false,
@@ -209,7 +240,10 @@ pub(crate) async fn evaluations(State(state): State<AppState>, headers: HeaderMa
             break;
         }
     }
-    with_request_id(&headers, Json(json!({ "evaluations": results })).into_response())
+    with_request_id(
+        &headers,
+        Json(json!({ "evaluations": results })).into_response(),
+    )
 }
 
 pub(crate) async fn configuration(State(state): State<AppState>) -> Json<Value> {
@@ -254,7 +288,11 @@ fn verdict_json(v: &Verdict) -> Value {
     json!({ "decision": v.is_allowed(), "context": ctx })
 }
 
-fn str_prop<'a>(props: &'a Map<String, Value>, key: &str, whose: &str) -> Result<Option<&'a str>, String> {
+fn str_prop<'a>(
+    props: &'a Map<String, Value>,
+    key: &str,
+    whose: &str,
+) -> Result<Option<&'a str>, String> {
     match props.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -284,11 +322,15 @@ pub(crate) fn to_action_request(
                 None | Some(Value::Null) => {}
                 Some(Value::Array(items)) => {
                     for item in items {
-                        let id = item.as_str().ok_or("`subject.properties.via` must be a list of agent ids")?;
+                        let id = item
+                            .as_str()
+                            .ok_or("`subject.properties.via` must be a list of agent ids")?;
                         agents.push(AgentId::new(id).map_err(|e| e.to_string())?);
                     }
                 }
-                Some(_) => return Err("`subject.properties.via` must be a list of agent ids".into()),
+                Some(_) => {
+                    return Err("`subject.properties.via` must be a list of agent ids".into());
+                }
             }
             agents.push(AgentId::new(subject.id.clone()).map_err(|e| e.to_string())?);
             ActorChain {
@@ -296,7 +338,11 @@ pub(crate) fn to_action_request(
                 agents,
             }
         }
-        other => return Err(format!("unsupported subject type `{other}`, expected `agent` or `user`")),
+        other => {
+            return Err(format!(
+                "unsupported subject type `{other}`, expected `agent` or `user`"
+            ));
+        }
     };
     let expect = |kind: &str| -> Result<(), String> {
         if resource.kind == kind {
@@ -323,19 +369,27 @@ pub(crate) fn to_action_request(
         }
         "read" => {
             expect("dataset")?;
-            Action::Read { dataset: resource.id.clone() }
+            Action::Read {
+                dataset: resource.id.clone(),
+            }
         }
         "write" => {
             expect("dataset")?;
-            Action::Write { dataset: resource.id.clone() }
+            Action::Write {
+                dataset: resource.id.clone(),
+            }
         }
         "send" => {
             expect("destination")?;
-            Action::Send { target: resource.id.clone() }
+            Action::Send {
+                target: resource.id.clone(),
+            }
         }
         "invoke_model" => {
             expect("model")?;
-            Action::InvokeModel { model: resource.id.clone() }
+            Action::InvokeModel {
+                model: resource.id.clone(),
+            }
         }
         other => {
             return Err(format!(
@@ -343,13 +397,16 @@ pub(crate) fn to_action_request(
             ));
         }
     };
-    let session = str_prop(context, "session", "context")?
-        .ok_or("`context.session` is required: the id of the task or conversation this request belongs to")?;
+    let session = str_prop(context, "session", "context")?.ok_or(
+        "`context.session` is required: the id of the task or conversation this request belongs to",
+    )?;
     let session = SessionId::new(session).map_err(|e| e.to_string())?;
     let risk = match context.get("risk") {
         None | Some(Value::Null) => None,
         Some(v) => {
-            let r = v.as_f64().ok_or("`context.risk` must be a number from 0 to 100")?;
+            let r = v
+                .as_f64()
+                .ok_or("`context.risk` must be a number from 0 to 100")?;
             if !(0.0..=100.0).contains(&r) {
                 return Err(format!("`context.risk` must be from 0 to 100, got {r}"));
             }
@@ -359,8 +416,9 @@ pub(crate) fn to_action_request(
     };
     let findings = match context.get("findings") {
         None | Some(Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value::<Vec<Finding>>(v.clone())
-            .map_err(|e| format!("`context.findings` must be a list of {{\"kind\": …}} objects: {e}"))?,
+        Some(v) => serde_json::from_value::<Vec<Finding>>(v.clone()).map_err(|e| {
+            format!("`context.findings` must be a list of {{\"kind\": …}} objects: {e}")
+        })?,
     };
     let approval = str_prop(context, "approval", "context")?
         .map(|a| ApprovalId::new(a).map_err(|e| e.to_string()))

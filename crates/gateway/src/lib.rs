@@ -71,7 +71,10 @@ pub fn router(pipeline: Arc<Pipeline>, config: GatewayConfig) -> Router {
     Router::new()
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
-        .route("/.well-known/authzen-configuration", get(authzen::configuration))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::configuration),
+        )
         .route("/healthz", get(health))
         .fallback(error::not_found)
         .with_state(state)

@@ -1,5 +1,12 @@
 //! End-to-end: a real zt4ai server on loopback, a real HTTP client, a real SQLite file.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code panics on failure"
+)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,17 +35,35 @@ impl Server {
 
     async fn start_with(db: &Path, mut config: GatewayConfig) -> Server {
         let inv = Arc::new(Inventory::from_yaml_str(INVENTORY, "inventory.yaml").unwrap());
-        let engine = PolicyEngine::new(inv, &[PolicySource { name: "acme.cedar".into(), text: ACME.into() }]).unwrap();
+        let engine = PolicyEngine::new(
+            inv,
+            &[PolicySource {
+                name: "acme.cedar".into(),
+                text: ACME.into(),
+            }],
+        )
+        .unwrap();
         let store = SessionStore::open(db).unwrap();
         let pipeline = Arc::new(Pipeline::new(Arc::new(engine), Arc::new(store)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.base_url = format!("http://{addr}");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(zt4ai_gateway::serve(listener, Arc::clone(&pipeline), config, async {
-            let _ = rx.await;
-        }));
-        Server { addr, pipeline, stop: Some(tx), task, client: reqwest::Client::new() }
+        let task = tokio::spawn(zt4ai_gateway::serve(
+            listener,
+            Arc::clone(&pipeline),
+            config,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Server {
+            addr,
+            pipeline,
+            stop: Some(tx),
+            task,
+            client: reqwest::Client::new(),
+        }
     }
 
     async fn stop(mut self) {
@@ -66,7 +91,9 @@ impl Server {
     }
 
     async fn evaluate(&self, body: Value) -> Value {
-        let (status, v) = self.post_raw("/access/v1/evaluation", body.to_string()).await;
+        let (status, v) = self
+            .post_raw("/access/v1/evaluation", body.to_string())
+            .await;
         assert_eq!(status, 200, "{v}");
         v
     }
@@ -102,19 +129,46 @@ async fn motivating_case_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
 
-    let v = s.evaluate(call(exec(), "crm.query", json!({"table": "customers"}), "q3-report")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "crm.query",
+            json!({"table": "customers"}),
+            "q3-report",
+        ))
+        .await;
     assert_eq!(v["decision"], true, "{v}");
     assert_eq!(v["context"]["session"]["confidentiality"], "confidential");
-    assert_eq!(v["context"]["session"]["categories"], json!(["customer", "pii"]));
+    assert_eq!(
+        v["context"]["session"]["categories"],
+        json!(["customer", "pii"])
+    );
 
-    let v = s.evaluate(call(exec(), "mail.send_email", json!({"to": "ceo@rival.example", "body": "customers.csv"}), "q3-report")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "mail.send_email",
+            json!({"to": "ceo@rival.example", "body": "customers.csv"}),
+            "q3-report",
+        ))
+        .await;
     assert_eq!(v["decision"], false, "{v}");
     assert_eq!(verdict(&v), "deny");
     assert_eq!(policies(&v), ["zt4ai.flow.send"]);
     let reason = v["context"]["reasons"][0]["message"].as_str().unwrap();
-    assert!(reason.contains("confidential") && reason.contains("ceo@rival.example"), "{reason}");
+    assert!(
+        reason.contains("confidential") && reason.contains("ceo@rival.example"),
+        "{reason}"
+    );
 
-    let v = s.evaluate(call(exec(), "mail.send_email", json!({"to": "board@acme.example"}), "q3-report")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "mail.send_email",
+            json!({"to": "board@acme.example"}),
+            "q3-report",
+        ))
+        .await;
     assert_eq!(v["decision"], true, "{v}");
 
     // The same send through the `send` action directly is denied too.
@@ -130,12 +184,26 @@ async fn session_labels_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("z.db");
     let s = Server::start(&db).await;
-    let v = s.evaluate(call(exec(), "crm.query", json!({"table": "customers"}), "long-task")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "crm.query",
+            json!({"table": "customers"}),
+            "long-task",
+        ))
+        .await;
     assert_eq!(v["decision"], true);
     s.stop().await;
 
     let s = Server::start(&db).await;
-    let v = s.evaluate(call(exec(), "mail.send_email", json!({"to": "x@rival.example"}), "long-task")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "mail.send_email",
+            json!({"to": "x@rival.example"}),
+            "long-task",
+        ))
+        .await;
     assert_eq!(policies(&v), ["zt4ai.flow.send"], "{v}");
     s.stop().await;
 }
@@ -144,12 +212,27 @@ async fn session_labels_survive_a_restart() {
 async fn untrusted_session_requires_approval_then_allows_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
-    let v = s.evaluate(call(exec(), "web.fetch", json!({"url": "https://blog.example/post"}), "triage")).await;
+    let v = s
+        .evaluate(call(
+            exec(),
+            "web.fetch",
+            json!({"url": "https://blog.example/post"}),
+            "triage",
+        ))
+        .await;
     assert_eq!(v["decision"], true, "{v}");
-    assert_eq!(v["context"]["obligations"], json!([{"kind": "spotlight", "tool": "web.fetch"}]));
+    assert_eq!(
+        v["context"]["obligations"],
+        json!([{"kind": "spotlight", "tool": "web.fetch"}])
+    );
     assert_eq!(v["context"]["session"]["integrity"], "untrusted");
 
-    let delete = call(exec(), "files.delete_file", json!({"path": "/shared/q3.xlsx"}), "triage");
+    let delete = call(
+        exec(),
+        "files.delete_file",
+        json!({"path": "/shared/q3.xlsx"}),
+        "triage",
+    );
     let v = s.evaluate(delete.clone()).await;
     assert_eq!(v["decision"], false);
     assert_eq!(verdict(&v), "require_approval");
@@ -157,7 +240,10 @@ async fn untrusted_session_requires_approval_then_allows_once() {
     let approval = v["context"]["approval"].as_str().unwrap().to_owned();
 
     // A human grants it (what `zt4ai approvals grant` does), then the agent retries.
-    s.pipeline.store().decide_approval(&approval, true, "secops", 0).unwrap();
+    s.pipeline
+        .store()
+        .decide_approval(&approval, true, "secops", 0)
+        .unwrap();
     let mut retry = delete.clone();
     retry["context"]["approval"] = json!(approval);
     let v = s.evaluate(retry.clone()).await;
@@ -173,20 +259,42 @@ async fn sub_agent_and_suspended_agent() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
     // summariser holds wiki.search; its parent report-agent does not.
-    let v = s.evaluate(call(agent("alice", "summariser", &["report-agent"]), "wiki.search", json!({"q": "pricing"}), "sub")).await;
+    let v = s
+        .evaluate(call(
+            agent("alice", "summariser", &["report-agent"]),
+            "wiki.search",
+            json!({"q": "pricing"}),
+            "sub",
+        ))
+        .await;
     assert_eq!(v["decision"], false, "{v}");
     assert_eq!(policies(&v), ["zt4ai.default_deny"]);
-    let v = s.evaluate(call(agent("alice", "summariser", &[]), "wiki.search", json!({"q": "pricing"}), "sub2")).await;
+    let v = s
+        .evaluate(call(
+            agent("alice", "summariser", &[]),
+            "wiki.search",
+            json!({"q": "pricing"}),
+            "sub2",
+        ))
+        .await;
     assert_eq!(v["decision"], true, "{v}");
 
     for body in [
-        call(agent("bob", "legacy-bot", &[]), "crm.query", json!({"table": "sales_pipeline"}), "old"),
+        call(
+            agent("bob", "legacy-bot", &[]),
+            "crm.query",
+            json!({"table": "sales_pipeline"}),
+            "old",
+        ),
         json!({"subject": agent("bob", "legacy-bot", &[]), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"}, "context": {"session": "old"}}),
         json!({"subject": agent("bob", "legacy-bot", &[]), "action": {"name": "invoke_model"}, "resource": {"type": "model", "id": "acme-llm"}, "context": {"session": "old"}}),
     ] {
         let v = s.evaluate(body).await;
         assert_eq!(v["decision"], false);
-        assert!(policies(&v).contains(&"zt4ai.lifecycle.inactive".to_string()), "{v}");
+        assert!(
+            policies(&v).contains(&"zt4ai.lifecycle.inactive".to_string()),
+            "{v}"
+        );
     }
     s.stop().await;
 }
@@ -210,18 +318,37 @@ async fn evaluations_honour_the_three_semantics() {
         })
     };
     let decisions = |v: &Value| -> Vec<bool> {
-        v["evaluations"].as_array().unwrap().iter().map(|e| e["decision"].as_bool().unwrap()).collect()
+        v["evaluations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["decision"].as_bool().unwrap())
+            .collect()
     };
-    let (st, v) = s.post_raw("/access/v1/evaluations", body("execute_all").to_string()).await;
+    let (st, v) = s
+        .post_raw("/access/v1/evaluations", body("execute_all").to_string())
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(decisions(&v), [true, false, false]);
-    let (_, v) = s.post_raw("/access/v1/evaluations", body("deny_on_first_deny").to_string()).await;
+    let (_, v) = s
+        .post_raw(
+            "/access/v1/evaluations",
+            body("deny_on_first_deny").to_string(),
+        )
+        .await;
     assert_eq!(decisions(&v), [true, false]);
-    let (_, v) = s.post_raw("/access/v1/evaluations", body("permit_on_first_permit").to_string()).await;
+    let (_, v) = s
+        .post_raw(
+            "/access/v1/evaluations",
+            body("permit_on_first_permit").to_string(),
+        )
+        .await;
     assert_eq!(decisions(&v), [true]);
     // Without items, the request is a single evaluation.
     let single = json!({"subject": exec(), "action": {"name": "call_tool"}, "resource": {"type": "tool", "id": "wiki.search"}, "context": {"session": "x"}});
-    let (_, v) = s.post_raw("/access/v1/evaluations", single.to_string()).await;
+    let (_, v) = s
+        .post_raw("/access/v1/evaluations", single.to_string())
+        .await;
     assert_eq!(v["decision"], false);
     s.stop().await;
 }
@@ -230,10 +357,24 @@ async fn evaluations_honour_the_three_semantics() {
 async fn metadata_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
-    let v: Value = s.client.get(s.url("/.well-known/authzen-configuration")).send().await.unwrap().json().await.unwrap();
+    let v: Value = s
+        .client
+        .get(s.url("/.well-known/authzen-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["policy_decision_point"], format!("http://{}", s.addr));
-    assert_eq!(v["access_evaluation_endpoint"], format!("http://{}/access/v1/evaluation", s.addr));
-    assert_eq!(v["access_evaluations_endpoint"], format!("http://{}/access/v1/evaluations", s.addr));
+    assert_eq!(
+        v["access_evaluation_endpoint"],
+        format!("http://{}/access/v1/evaluation", s.addr)
+    );
+    assert_eq!(
+        v["access_evaluations_endpoint"],
+        format!("http://{}/access/v1/evaluations", s.addr)
+    );
     let r = s.client.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = s.client.get(s.url("/nope")).send().await.unwrap();
@@ -244,19 +385,33 @@ async fn metadata_and_health() {
 #[tokio::test]
 async fn bad_input_gets_precise_errors_and_never_a_500() {
     let dir = tempfile::tempdir().unwrap();
-    let config = GatewayConfig { max_body_bytes: 4096, ..GatewayConfig::default() };
+    let config = GatewayConfig {
+        max_body_bytes: 4096,
+        ..GatewayConfig::default()
+    };
     let s = Server::start_with(&dir.path().join("z.db"), config).await;
 
     let (st, v) = s.post_raw("/access/v1/evaluation", "{\"subject\": ").await;
     assert_eq!(st, 400, "{v}");
     assert_eq!(v["error"], "invalid_request");
-    assert!(v["message"].as_str().unwrap().contains("invalid JSON body"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("invalid JSON body"),
+        "{v}"
+    );
 
     let (st, v) = s.post_raw("/access/v1/evaluation", r#"{"subject": {"type": "agent", "id": 7}, "action": {"name": "read"}, "resource": {"type": "dataset", "id": "x"}}"#).await;
     assert_eq!(st, 400);
-    assert!(v["message"].as_str().unwrap().contains("`subject.id`"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("`subject.id`"),
+        "{v}"
+    );
 
-    let (st, v) = s.post_raw("/access/v1/evaluation", r#"{"action": {"name": "read"}, "resource": {"type": "dataset", "id": "x"}}"#).await;
+    let (st, v) = s
+        .post_raw(
+            "/access/v1/evaluation",
+            r#"{"action": {"name": "read"}, "resource": {"type": "dataset", "id": "x"}}"#,
+        )
+        .await;
     assert_eq!(st, 400);
     assert!(v["message"].as_str().unwrap().contains("subject"), "{v}");
 
@@ -270,13 +425,34 @@ async fn bad_input_gets_precise_errors_and_never_a_500() {
 
     // Well-formed but unresolvable: a deny with a reason.
     let cases = [
-        (json!({"subject": exec(), "action": {"name": "teleport"}, "resource": {"type": "tool", "id": "x"}, "context": {"session": "s"}}), "unsupported action `teleport`"),
-        (json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}}), "`context.session` is required"),
-        (json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "tool", "id": "customers"}, "context": {"session": "s"}}), "resource of type `dataset`"),
-        (json!({"subject": {"type": "agent", "id": "report-agent"}, "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s"}}), "subject.properties.user"),
-        (json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s", "risk": 101}}), "from 0 to 100"),
-        (json!({"subject": agent("alice", "ghost", &[]), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s"}}), "unknown agent `ghost`"),
-        (json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "nope"}, "context": {"session": "s"}}), "`nope` is not a known dataset"),
+        (
+            json!({"subject": exec(), "action": {"name": "teleport"}, "resource": {"type": "tool", "id": "x"}, "context": {"session": "s"}}),
+            "unsupported action `teleport`",
+        ),
+        (
+            json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}}),
+            "`context.session` is required",
+        ),
+        (
+            json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "tool", "id": "customers"}, "context": {"session": "s"}}),
+            "resource of type `dataset`",
+        ),
+        (
+            json!({"subject": {"type": "agent", "id": "report-agent"}, "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s"}}),
+            "subject.properties.user",
+        ),
+        (
+            json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s", "risk": 101}}),
+            "from 0 to 100",
+        ),
+        (
+            json!({"subject": agent("alice", "ghost", &[]), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "s"}}),
+            "unknown agent `ghost`",
+        ),
+        (
+            json!({"subject": exec(), "action": {"name": "read"}, "resource": {"type": "dataset", "id": "nope"}, "context": {"session": "s"}}),
+            "`nope` is not a known dataset",
+        ),
     ];
     for (body, expected) in cases {
         let v = s.evaluate(body).await;

@@ -29,10 +29,11 @@ use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, SessionLabel, Verdict,
 };
+pub use zt4ai_policy::{ActionKind, PrincipalRef};
+use zt4ai_policy::{Check, Facts};
 pub use zt4ai_policy::{PolicyEngine, PolicyErrors, PolicySource};
-use zt4ai_policy::{ActionKind, Check, Facts, PrincipalRef};
-pub use zt4ai_session::{SessionStore, StoreError};
 use zt4ai_session::SessionOwner;
+pub use zt4ai_session::{SessionStore, StoreError};
 
 /// Reason ids the pipeline itself produces (policies produce the rest).
 pub mod reasons {
@@ -63,6 +64,9 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// A deny found while resolving a request: the reason id and the message.
+struct Denial(&'static str, String);
 
 /// What a request touches, resolved against the inventory.
 struct Resolved<'a> {
@@ -123,47 +127,42 @@ impl Pipeline {
     fn decide_inner(&self, req: &ActionRequest) -> Verdict {
         let resolved = match self.resolve(req) {
             Ok(r) => r,
-            Err(v) => return v,
+            Err(Denial(policy, message)) => return Verdict::deny(policy, message),
         };
         let mut session = match self.store.lock(&req.session) {
             Ok(s) => s,
-            Err(e) => return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
+            Err(e) => {
+                return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
+            }
         };
         let owner = SessionOwner {
             user: req.chain.user.clone(),
             agent: req.chain.agents.first().cloned(),
         };
-        if let Some(existing) = session.owner() {
-            if existing != &owner {
-                return Verdict::deny(
-                    reasons::SESSION_OWNER,
-                    format!("session `{}` belongs to another user or agent", req.session),
-                );
-            }
+        if let Some(existing) = session.owner()
+            && existing != &owner
+        {
+            return Verdict::deny(
+                reasons::SESSION_OWNER,
+                format!("session `{}` belongs to another user or agent", req.session),
+            );
         }
         let before = session.label().clone();
-        let mut effective = before.join(&resolved.reads);
-        // What this request itself brings in counts for flow checks, but untrusted
-        // *output* arrives only after the call, so it does not gate the call itself.
-        effective.integrity = before.integrity.join(
-            if resolved.tool.is_none() { resolved.reads.integrity } else { Integrity::Trusted },
-        );
-        let facts = Facts {
-            session: effective,
-            risk: req.risk.unwrap_or(0).min(100),
-            injection: req.findings.iter().any(|f| f.kind == PROMPT_INJECTION),
-            findings: req.findings.iter().map(|f| f.kind.clone()).collect(),
-        };
+        let facts = facts_for(req, &before, &resolved);
         let now = (self.clock)();
-        let fingerprint = fingerprint(req);
         let lifted: BTreeSet<String> = match &req.approval {
             None => BTreeSet::new(),
-            Some(id) => match self.store.check_approval(id, &req.session, &fingerprint, now) {
+            Some(id) => match self
+                .store
+                .check_approval(id, &req.session, &fingerprint(req), now)
+            {
                 Ok(p) => p.into_iter().collect(),
                 Err(e) => return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string()),
             },
         };
-        let d = self.engine.decide(&resolved.links, &resolved.checks, &facts, &lifted);
+        let d = self
+            .engine
+            .decide(&resolved.links, &resolved.checks, &facts, &lifted);
         let mut verdict = Verdict {
             decision: d.decision,
             reasons: d.reasons,
@@ -178,7 +177,7 @@ impl Pipeline {
                 let inv = self.inventory();
                 let new = zt4ai_session::NewApproval {
                     session: req.session.clone(),
-                    fingerprint,
+                    fingerprint: fingerprint(req),
                     summary: summary(req),
                     policies: d.approvable,
                     reasons: verdict.reasons.clone(),
@@ -187,96 +186,215 @@ impl Pipeline {
                 };
                 match self.store.create_approval(&new) {
                     Ok(id) => verdict.approval = Some(id),
-                    Err(e) => return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
+                    Err(e) => {
+                        return Verdict::deny(
+                            reasons::STORE_UNAVAILABLE,
+                            format!("{e}; failing closed"),
+                        );
+                    }
                 }
             }
             Decision::Allow => {
-                if let Some(id) = &req.approval {
-                    if let Err(e) = self.store.use_approval(id, now) {
-                        return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string());
-                    }
+                if let Some(id) = &req.approval
+                    && let Err(e) = self.store.use_approval(id, now)
+                {
+                    return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string());
                 }
                 match session.absorb(&resolved.reads, &owner, now) {
                     Ok(after) => verdict.session = Some(after),
                     Err(e) => {
-                        return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
+                        return Verdict::deny(
+                            reasons::STORE_UNAVAILABLE,
+                            format!("{e}; failing closed"),
+                        );
                     }
                 }
-                if let Some(tool) = resolved.tool {
-                    if tool.spotlight && !tool.output_trusted {
-                        verdict.obligations.push(Obligation::Spotlight { tool: tool.id.clone() });
-                    }
+                if let Some(tool) = resolved.tool
+                    && tool.spotlight
+                    && !tool.output_trusted
+                {
+                    verdict.obligations.push(Obligation::Spotlight {
+                        tool: tool.id.clone(),
+                    });
                 }
             }
         }
         verdict
     }
 
-    fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Verdict> {
+    /// The Cedar requests [`Self::decide`] would evaluate for `req` with the
+    /// session's current label, one per chain link and resource. For benchmarks
+    /// (the bare-Cedar baseline) and debugging; does not change the session.
+    pub fn cedar_requests(&self, req: &ActionRequest) -> Result<Vec<CedarCall>, String> {
+        let resolved = self.resolve(req).map_err(|Denial(_, m)| m)?;
+        let label = self
+            .store
+            .lock(&req.session)
+            .map_err(|e| e.to_string())?
+            .label()
+            .clone();
+        let facts = facts_for(req, &label, &resolved);
+        let context = self.engine.context(&facts).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for check in &resolved.checks {
+            let resource = self
+                .engine
+                .resource_uid(check.action, &check.resource)
+                .ok_or_else(|| format!("unknown resource `{}`", check.resource))?;
+            for &link in &resolved.links {
+                let principal = self.engine.principal_uid(link).ok_or("unknown principal")?;
+                let request = cedar_policy::Request::new(
+                    principal.clone(),
+                    self.engine.action_uid(check.action).clone(),
+                    resource.clone(),
+                    context.clone(),
+                    None,
+                )
+                .map_err(|e| e.to_string())?;
+                out.push(CedarCall {
+                    request,
+                    principal: link,
+                    action: check.action,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Denial> {
         let inv = self.engine.inventory();
         let mut links = Vec::with_capacity(1 + req.chain.agents.len());
         links.push(self.engine.user(&req.chain.user).ok_or_else(|| {
-            Verdict::deny(reasons::UNKNOWN_PRINCIPAL, format!("unknown user `{}`", req.chain.user))
+            Denial(
+                reasons::UNKNOWN_PRINCIPAL,
+                format!("unknown user `{}`", req.chain.user),
+            )
         })?);
         for a in &req.chain.agents {
             links.push(self.engine.agent(a).ok_or_else(|| {
-                Verdict::deny(reasons::UNKNOWN_PRINCIPAL, format!("unknown agent `{a}`"))
+                Denial(reasons::UNKNOWN_PRINCIPAL, format!("unknown agent `{a}`"))
             })?);
         }
         let mut checks = Vec::new();
         let mut reads = SessionLabel::default();
         let mut tool_ref = None;
         let unknown = |kind: &str, id: &str| {
-            Verdict::deny(reasons::UNKNOWN_RESOURCE, format!("`{id}` is not a known {kind} in the inventory"))
+            Denial(
+                reasons::UNKNOWN_RESOURCE,
+                format!("`{id}` is not a known {kind} in the inventory"),
+            )
         };
-        let dataset = |id: &str, access: Access, reads: &mut SessionLabel, checks: &mut Vec<Check>| {
-            let ds = inv.datasets.get(id).ok_or_else(|| unknown("dataset", id))?;
-            let action = match access {
-                Access::Read => {
-                    *reads = reads.join(&label_of(ds.label, &ds.categories, ds.trusted));
-                    ActionKind::Read
-                }
-                Access::Write => ActionKind::Write,
+        let dataset =
+            |id: &str, access: Access, reads: &mut SessionLabel, checks: &mut Vec<Check>| {
+                let ds = inv.datasets.get(id).ok_or_else(|| unknown("dataset", id))?;
+                let action = match access {
+                    Access::Read => {
+                        *reads = reads.join(&label_of(ds.label, &ds.categories, ds.trusted));
+                        ActionKind::Read
+                    }
+                    Access::Write => ActionKind::Write,
+                };
+                checks.push(Check {
+                    action,
+                    resource: ds.id.clone(),
+                    target: None,
+                });
+                Ok::<(), Denial>(())
             };
-            checks.push(Check { action, resource: ds.id.clone(), target: None });
-            Ok::<(), Verdict>(())
-        };
         let destination = |target: &str, action: ActionKind, checks: &mut Vec<Check>| {
             let (dest, t) = inv
                 .resolve_destination(target)
-                .map_err(|e| Verdict::deny(reasons::INVALID_REQUEST, e.to_string()))?;
-            checks.push(Check { action, resource: dest.id.clone(), target: Some(t.to_string()) });
-            Ok::<(), Verdict>(())
+                .map_err(|e| Denial(reasons::INVALID_REQUEST, e.to_string()))?;
+            checks.push(Check {
+                action,
+                resource: dest.id.clone(),
+                target: Some(t.to_string()),
+            });
+            Ok::<(), Denial>(())
         };
         match &req.action {
             Action::CallTool { tool, arguments } => {
                 let t = inv.tools.get(tool).ok_or_else(|| unknown("tool", tool))?;
                 tool_ref = Some(t);
-                checks.push(Check { action: ActionKind::CallTool, resource: t.id.clone(), target: None });
+                checks.push(Check {
+                    action: ActionKind::CallTool,
+                    resource: t.id.clone(),
+                    target: None,
+                });
                 let values = bound_values(t, arguments)
-                    .map_err(|e| Verdict::deny(reasons::INVALID_REQUEST, e.to_string()))?;
+                    .map_err(|e| Denial(reasons::INVALID_REQUEST, e.to_string()))?;
                 for v in values {
                     match v.kind {
-                        BindingKind::Dataset => dataset(&v.value, v.access, &mut reads, &mut checks)?,
+                        BindingKind::Dataset => {
+                            dataset(&v.value, v.access, &mut reads, &mut checks)?
+                        }
                         BindingKind::Destination => {
                             // A read-only tool only reaches out (a fetch); any other tool sends.
-                            let action = if t.read_only { ActionKind::Fetch } else { ActionKind::Send };
+                            let action = if t.read_only {
+                                ActionKind::Fetch
+                            } else {
+                                ActionKind::Send
+                            };
                             destination(&v.value, action, &mut checks)?;
                         }
                     }
                 }
-                reads = reads.join(&label_of(t.output_label, &t.output_categories, t.output_trusted));
+                reads = reads.join(&label_of(
+                    t.output_label,
+                    &t.output_categories,
+                    t.output_trusted,
+                ));
             }
             Action::Read { dataset: id } => dataset(id, Access::Read, &mut reads, &mut checks)?,
             Action::Write { dataset: id } => dataset(id, Access::Write, &mut reads, &mut checks)?,
             Action::Send { target } => destination(target, ActionKind::Send, &mut checks)?,
             Action::InvokeModel { model } => {
-                let m = inv.models.get(model).ok_or_else(|| unknown("model", model))?;
-                checks.push(Check { action: ActionKind::InvokeModel, resource: m.id.clone(), target: None });
+                let m = inv
+                    .models
+                    .get(model)
+                    .ok_or_else(|| unknown("model", model))?;
+                checks.push(Check {
+                    action: ActionKind::InvokeModel,
+                    resource: m.id.clone(),
+                    target: None,
+                });
             }
         }
-        Ok(Resolved { links, checks, reads, tool: tool_ref })
+        Ok(Resolved {
+            links,
+            checks,
+            reads,
+            tool: tool_ref,
+        })
     }
+}
+
+fn facts_for(req: &ActionRequest, before: &SessionLabel, resolved: &Resolved<'_>) -> Facts {
+    let mut effective = before.join(&resolved.reads);
+    // What this request itself reads counts for flow checks, but untrusted tool
+    // *output* arrives only after the call, so it does not gate the call itself.
+    effective.integrity = before.integrity.join(if resolved.tool.is_none() {
+        resolved.reads.integrity
+    } else {
+        Integrity::Trusted
+    });
+    Facts {
+        session: effective,
+        risk: req.risk.unwrap_or(0).min(100),
+        injection: req.findings.iter().any(|f| f.kind == PROMPT_INJECTION),
+        findings: req.findings.iter().map(|f| f.kind.clone()).collect(),
+    }
+}
+
+/// One Cedar evaluation the pipeline performs for a request.
+#[derive(Debug)]
+pub struct CedarCall {
+    /// The Cedar request.
+    pub request: cedar_policy::Request,
+    /// The link of the chain evaluated as principal.
+    pub principal: PrincipalRef,
+    /// The action.
+    pub action: ActionKind,
 }
 
 fn label_of(
@@ -287,7 +405,11 @@ fn label_of(
     SessionLabel {
         confidentiality: label,
         categories: categories.clone(),
-        integrity: if trusted { Integrity::Trusted } else { Integrity::Untrusted },
+        integrity: if trusted {
+            Integrity::Trusted
+        } else {
+            Integrity::Untrusted
+        },
     }
 }
 
@@ -316,7 +438,11 @@ fn summary(req: &ActionRequest) -> String {
         Action::Send { target } => format!("send to `{target}`"),
         Action::InvokeModel { model } => format!("invoke_model `{model}`"),
     };
-    format!("{}: {what} (session `{}`)", req.chain.describe(), req.session)
+    format!(
+        "{}: {what} (session `{}`)",
+        req.chain.describe(),
+        req.session
+    )
 }
 
 #[cfg(test)]

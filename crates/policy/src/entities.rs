@@ -47,7 +47,10 @@ fn grant_attrs(
 ) -> Result<(), PolicyError> {
     attrs.insert("tools".into(), refs("Tool", &g.tools)?);
     attrs.insert("datasets".into(), refs("Dataset", &g.datasets)?);
-    attrs.insert("writable_datasets".into(), refs("Dataset", &g.writable_datasets)?);
+    attrs.insert(
+        "writable_datasets".into(),
+        refs("Dataset", &g.writable_datasets)?,
+    );
     attrs.insert("destinations".into(), refs("Destination", &g.destinations)?);
     attrs.insert("models".into(), refs("Model", &g.models)?);
     Ok(())
@@ -103,9 +106,18 @@ pub(crate) fn build(inv: &Inventory) -> Result<Vec<Entity>, PolicyError> {
     for t in inv.tools.values() {
         let mut attrs = HashMap::new();
         attrs.insert("name".into(), string(&t.name));
-        attrs.insert("read_only".into(), RestrictedExpression::new_bool(t.read_only));
-        attrs.insert("destructive".into(), RestrictedExpression::new_bool(t.destructive));
-        attrs.insert("open_world".into(), RestrictedExpression::new_bool(t.open_world));
+        attrs.insert(
+            "read_only".into(),
+            RestrictedExpression::new_bool(t.read_only),
+        );
+        attrs.insert(
+            "destructive".into(),
+            RestrictedExpression::new_bool(t.destructive),
+        );
+        attrs.insert(
+            "open_world".into(),
+            RestrictedExpression::new_bool(t.open_world),
+        );
         attrs.insert("output_label".into(), long(t.output_label.rank()));
         attrs.insert("output_categories".into(), strings(&t.output_categories));
         attrs.insert(
@@ -125,15 +137,24 @@ pub(crate) fn build(inv: &Inventory) -> Result<Vec<Entity>, PolicyError> {
     for m in inv.models.values() {
         let mut attrs = HashMap::new();
         attrs.insert("provider".into(), string(&m.provider));
-        attrs.insert("external".into(), RestrictedExpression::new_bool(m.external));
+        attrs.insert(
+            "external".into(),
+            RestrictedExpression::new_bool(m.external),
+        );
         attrs.insert("clearance".into(), long(m.clearance.rank()));
-        attrs.insert("attested".into(), RestrictedExpression::new_bool(m.attested));
+        attrs.insert(
+            "attested".into(),
+            RestrictedExpression::new_bool(m.attested),
+        );
         out.push(entity(uid("Model", &m.id)?, attrs, HashSet::new())?);
     }
     for d in inv.destinations.values() {
         let mut attrs = HashMap::new();
         attrs.insert("clearance".into(), long(d.clearance.rank()));
-        attrs.insert("external".into(), RestrictedExpression::new_bool(d.external));
+        attrs.insert(
+            "external".into(),
+            RestrictedExpression::new_bool(d.external),
+        );
         out.push(entity(uid("Destination", &d.id)?, attrs, HashSet::new())?);
     }
     Ok(out)

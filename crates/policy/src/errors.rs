@@ -34,7 +34,9 @@ pub enum PolicyError {
         message: String,
     },
     /// A policy does not validate against the schema generated from the inventory.
-    #[error("{file}:{line}:{column}: policy `{policy}` does not validate against the inventory's schema: {message}")]
+    #[error(
+        "{file}:{line}:{column}: policy `{policy}` does not validate against the inventory's schema: {message}"
+    )]
     Validation {
         /// File name.
         file: String,
@@ -96,10 +98,11 @@ fn with_help(d: &dyn Diagnostic, message: String) -> String {
     }
 }
 
+/// Parsed policies: the set, each policy's metadata, and the index of the source each came from.
+pub(crate) type Parsed = (PolicySet, HashMap<String, Meta>, HashMap<String, usize>);
+
 /// Parses every source; each policy gets its `@id` as its Cedar policy id.
-pub(crate) fn parse_all(
-    sources: &[PolicySource],
-) -> Result<(PolicySet, HashMap<String, Meta>, HashMap<String, usize>), super::PolicyErrors> {
+pub(crate) fn parse_all(sources: &[PolicySource]) -> Result<Parsed, super::PolicyErrors> {
     let mut errors = Vec::new();
     let mut set = PolicySet::new();
     let mut meta = HashMap::new();
@@ -108,7 +111,8 @@ pub(crate) fn parse_all(
         let parsed = match src.text.parse::<PolicySet>() {
             Ok(p) => p,
             Err(e) => {
-                let (line, column) = first_label_offset(&e).map_or((1, 1), |o| line_col(&src.text, o));
+                let (line, column) =
+                    first_label_offset(&e).map_or((1, 1), |o| line_col(&src.text, o));
                 errors.push(PolicyError::Parse {
                     file: src.name.clone(),
                     line,
@@ -148,17 +152,23 @@ pub(crate) fn parse_all(
                 errors.push(PolicyError::Id {
                     file: src.name.clone(),
                     line,
-                    message: "policy has no `@id(\"…\")` annotation; every policy needs a stable id".into(),
+                    message:
+                        "policy has no `@id(\"…\")` annotation; every policy needs a stable id"
+                            .into(),
                 });
                 continue;
             };
             let valid = !id.is_empty()
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
             if !valid {
                 errors.push(PolicyError::Id {
                     file: src.name.clone(),
                     line,
-                    message: format!("invalid policy id `{id}`, expected letters, digits, `.`, `_` or `-`"),
+                    message: format!(
+                        "invalid policy id `{id}`, expected letters, digits, `.`, `_` or `-`"
+                    ),
                 });
                 continue;
             }
@@ -175,7 +185,10 @@ pub(crate) fn parse_all(
                 errors.push(PolicyError::Id {
                     file: src.name.clone(),
                     line,
-                    message: format!("policy id `{id}` is already used in `{}`", sources[*prev].name),
+                    message: format!(
+                        "policy id `{id}` is already used in `{}`",
+                        sources[*prev].name
+                    ),
                 });
                 continue;
             }
@@ -196,7 +209,9 @@ pub(crate) fn parse_all(
                 errors.push(PolicyError::Id {
                     file: src.name.clone(),
                     line,
-                    message: format!("policy `{id}`: `@approval` applies to `forbid` policies only"),
+                    message: format!(
+                        "policy `{id}`: `@approval` applies to `forbid` policies only"
+                    ),
                 });
                 continue;
             }

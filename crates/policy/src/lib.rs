@@ -25,6 +25,7 @@
 //! Any evaluation error denies (fail closed): Cedar itself skips a policy that
 //! errors, which for a `forbid` would mean failing open.
 
+mod cache;
 mod entities;
 mod errors;
 mod reason;
@@ -36,8 +37,8 @@ use std::sync::Arc;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
-    PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema, ValidationMode,
+    Validator,
 };
 pub use errors::{PolicyError, PolicyErrors};
 use zt4ai_core::{AgentId, Decision, Inventory, Reason, SessionLabel, UserId};
@@ -167,6 +168,11 @@ pub struct PolicyEngine {
     resources: [HashMap<String, EntityUid>; 6],
     authorizer: Authorizer,
     warnings: Vec<String>,
+    /// Forbids whose outcome cannot depend on principal, action or resource
+    /// (unconstrained scope, conditions on `context` only): evaluated once per
+    /// request instead of once per link and resource.
+    request_level: PolicySet,
+    cache: cache::DecisionCache,
 }
 
 impl PolicyEngine {
@@ -223,10 +229,7 @@ impl PolicyEngine {
             schema_text,
             schema,
             entities,
-            meta: meta
-                .into_iter()
-                .map(|(id, m)| (id, m))
-                .collect(),
+            meta,
             principals: Vec::new(),
             users: HashMap::new(),
             agents: HashMap::new(),
@@ -234,9 +237,23 @@ impl PolicyEngine {
             resources: Default::default(),
             authorizer: Authorizer::new(),
             warnings,
+            request_level: PolicySet::new(),
+            cache: cache::DecisionCache::new(cache::DEFAULT_CAPACITY),
             policies,
             inventory,
         };
+        engine.request_level = PolicySet::from_policies(
+            engine
+                .policies
+                .policies()
+                .filter(|p| is_request_level(p))
+                .cloned(),
+        )
+        .map_err(|e| {
+            PolicyErrors::one(PolicyError::Internal {
+                what: format!("request-level policies: {e}"),
+            })
+        })?;
         engine.index().map_err(PolicyErrors::one)?;
         Ok(engine)
     }
@@ -277,15 +294,14 @@ impl PolicyEngine {
         let slices = ActionKind::ALL.map(|action| {
             let action_uid = &self.actions[action as usize];
             let applicable = self.policies.policies().filter(|p| {
-                principal_may_match(&p.principal_constraint(), &uid, &ancestors)
+                !is_request_level(p)
+                    && principal_may_match(&p.principal_constraint(), &uid, &ancestors)
                     && action_may_match(&p.action_constraint(), action_uid)
             });
-            PolicySet::from_policies(applicable.cloned())
+            PolicySet::from_policies(applicable.cloned()).map_err(|e| e.to_string())
         });
         let slices = match slices {
-            [Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)] => {
-                [a, b, c, d, e, f].map(Arc::new)
-            }
+            [Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)] => [a, b, c, d, e, f].map(Arc::new),
             _ => {
                 return Err(PolicyError::Internal {
                     what: format!("policy slice for {uid}"),
@@ -324,6 +340,23 @@ impl PolicyEngine {
     /// Validator warnings (policies that validate but look wrong).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// Bounds the decision cache (0 disables it). Decisions are a pure function of
+    /// principal, action, resource and context over this engine's fixed entities and
+    /// policies, so a cached outcome is exactly what Cedar would answer again.
+    pub fn set_cache_capacity(&self, entries: usize) {
+        self.cache.set_capacity(entries);
+    }
+
+    /// Decision-cache counters: (hits, misses).
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
+    /// The forbids evaluated once per request (see [`PolicyEngine`]).
+    pub fn request_level_policies(&self) -> &PolicySet {
+        &self.request_level
     }
 
     /// Ids of every loaded policy.
@@ -437,7 +470,7 @@ impl PolicyEngine {
         facts: &Facts,
         lifted: &BTreeSet<String>,
     ) -> PolicyDecision {
-        let context = match self.context(facts) {
+        let (context, context_id) = match self.cache.context(facts, || self.context(facts)) {
             Ok(c) => c,
             Err(e) => return hard_deny("zt4ai.policy.error", format!("{e}; failing closed")),
         };
@@ -449,7 +482,19 @@ impl PolicyEngine {
         let mut used_lifts: BTreeSet<String> = BTreeSet::new();
         let mut permit_reasons: Vec<Reason> = Vec::new();
 
+        // Pairs to evaluate: the request-level forbids once, then every check for every link.
+        let mut plan: Vec<(Option<&PolicySet>, &Check, PrincipalRef)> = Vec::new();
+        if let (Some(first), Some(&link)) = (checks.first(), links.first())
+            && !self.request_level.is_empty()
+        {
+            plan.push((Some(&self.request_level), first, link));
+        }
         for check in checks {
+            for &link in links {
+                plan.push((None, check, link));
+            }
+        }
+        for (fixed_set, check, link) in plan {
             let Some(resource) = self.resource_uid(check.action, &check.resource) else {
                 hard_ids.insert("zt4ai.request.unknown_resource".into());
                 hard.push(Reason {
@@ -462,7 +507,7 @@ impl PolicyEngine {
                 });
                 continue;
             };
-            for &link in links {
+            {
                 let Some(entry) = self.principals.get(link.0) else {
                     hard_ids.insert("zt4ai.policy.error".into());
                     hard.push(Reason {
@@ -471,17 +516,42 @@ impl PolicyEngine {
                     });
                     continue;
                 };
-                let slice = &entry.slices[check.action as usize];
+                let slice: &PolicySet = match fixed_set {
+                    Some(set) => set,
+                    None => &entry.slices[check.action as usize],
+                };
                 let vars = Vars {
                     engine: self,
                     principal: &entry.uid,
                     check,
                     facts,
                 };
-                let mut outcome = self.eval(&entry.uid, check.action, resource, &context, slice);
+                let key = cache::Key {
+                    principal: link.0,
+                    action: check.action as u8,
+                    request_level: fixed_set.is_some(),
+                    resource: check.resource.clone(),
+                    context: context_id,
+                };
+                let mut outcome = match self.cache.get(&key) {
+                    Some(o) => o,
+                    None => {
+                        let o = self.eval(&entry.uid, check.action, resource, &context, slice);
+                        self.cache.put(key, o.clone());
+                        o
+                    }
+                };
+                if fixed_set.is_some() && matches!(outcome, Outcome::NoPermit | Outcome::Allowed(_))
+                {
+                    // The request-level set holds forbids only: nothing fired.
+                    continue;
+                }
                 if let Outcome::Forbidden(ref ids) = outcome {
                     let all_approvable = ids.iter().all(|id| self.is_approvable(id));
-                    if all_approvable && !lifted.is_empty() && ids.iter().all(|id| lifted.contains(id)) {
+                    if all_approvable
+                        && !lifted.is_empty()
+                        && ids.iter().all(|id| lifted.contains(id))
+                    {
                         used_lifts.extend(ids.iter().cloned());
                         let reduced = PolicySet::from_policies(
                             slice
@@ -490,7 +560,9 @@ impl PolicyEngine {
                                 .cloned(),
                         );
                         outcome = match reduced {
-                            Ok(set) => self.eval(&entry.uid, check.action, resource, &context, &set),
+                            Ok(set) => {
+                                self.eval(&entry.uid, check.action, resource, &context, &set)
+                            }
                             Err(e) => Outcome::Error(vec![(
                                 "zt4ai.policy.error".into(),
                                 format!("could not lift approved policies: {e}"),
@@ -531,7 +603,10 @@ impl PolicyEngine {
                                 (&mut hard, &mut hard_ids)
                             };
                             set.insert(id.clone());
-                            let r = Reason { policy: id, message };
+                            let r = Reason {
+                                policy: id,
+                                message,
+                            };
                             if !list.contains(&r) {
                                 list.push(r);
                             }
@@ -575,7 +650,10 @@ impl PolicyEngine {
             })
             .collect();
         if checks.is_empty() || links.is_empty() {
-            return hard_deny(DEFAULT_DENY, "nothing to authorise: no principal or no resource".to_owned());
+            return hard_deny(
+                DEFAULT_DENY,
+                "nothing to authorise: no principal or no resource".to_owned(),
+            );
         }
         reasons.extend(permit_reasons);
         dedup(&mut reasons);
@@ -632,7 +710,9 @@ impl PolicyEngine {
         if !errors.is_empty() {
             return Outcome::Error(errors);
         }
-        let ids: Vec<String> = diag.reason().map(|id| id.to_string()).collect();
+        let mut ids: Vec<String> = diag.reason().map(|id| id.to_string()).collect();
+        // Cedar reports a set; sort so verdicts are deterministic.
+        ids.sort();
         match response.decision() {
             CedarDecision::Allow => Outcome::Allowed(ids),
             CedarDecision::Deny if ids.is_empty() => Outcome::NoPermit,
@@ -641,6 +721,7 @@ impl PolicyEngine {
     }
 }
 
+#[derive(Debug, Clone)]
 enum Outcome {
     Allowed(Vec<String>),
     NoPermit,
@@ -691,7 +772,13 @@ impl Vars<'_> {
             "risk" => self.facts.risk.to_string(),
             "session.label" => self.facts.session.confidentiality.to_string(),
             "session.categories" => {
-                let c: Vec<&str> = self.facts.session.categories.iter().map(|c| c.as_str()).collect();
+                let c: Vec<&str> = self
+                    .facts
+                    .session
+                    .categories
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect();
                 if c.is_empty() {
                     "no categories".to_owned()
                 } else {
@@ -704,13 +791,21 @@ impl Vars<'_> {
             }
             "principal.clearance" => {
                 if is_agent {
-                    inv.agents.get(&AgentId::new(pid).ok()?)?.clearance.to_string()
+                    inv.agents
+                        .get(&AgentId::new(pid).ok()?)?
+                        .clearance
+                        .to_string()
                 } else {
-                    inv.users.get(&UserId::new(pid).ok()?)?.clearance.to_string()
+                    inv.users
+                        .get(&UserId::new(pid).ok()?)?
+                        .clearance
+                        .to_string()
                 }
             }
             "resource.clearance" => match self.check.action {
-                ActionKind::Send | ActionKind::Fetch => inv.destinations.get(rid)?.clearance.to_string(),
+                ActionKind::Send | ActionKind::Fetch => {
+                    inv.destinations.get(rid)?.clearance.to_string()
+                }
                 ActionKind::InvokeModel => inv.models.get(rid)?.clearance.to_string(),
                 _ => return None,
             },
@@ -724,13 +819,19 @@ impl Vars<'_> {
     }
 }
 
-fn principal_may_match(c: &PrincipalConstraint, uid: &EntityUid, ancestors: &BTreeSet<EntityUid>) -> bool {
+fn principal_may_match(
+    c: &PrincipalConstraint,
+    uid: &EntityUid,
+    ancestors: &BTreeSet<EntityUid>,
+) -> bool {
     match c {
         PrincipalConstraint::Any => true,
         PrincipalConstraint::Eq(e) => e == uid,
         PrincipalConstraint::In(e) => e == uid || ancestors.contains(e),
         PrincipalConstraint::Is(t) => t == uid.type_name(),
-        PrincipalConstraint::IsIn(t, e) => t == uid.type_name() && (e == uid || ancestors.contains(e)),
+        PrincipalConstraint::IsIn(t, e) => {
+            t == uid.type_name() && (e == uid || ancestors.contains(e))
+        }
     }
 }
 
@@ -740,6 +841,35 @@ fn action_may_match(c: &ActionConstraint, action: &EntityUid) -> bool {
         ActionConstraint::Any => true,
         ActionConstraint::Eq(a) => a == action,
         ActionConstraint::In(list) => list.contains(action),
+    }
+}
+
+/// Whether a policy's outcome is independent of principal, action and resource:
+/// a forbid with an unconstrained scope whose conditions read only `context`.
+fn is_request_level(p: &cedar_policy::Policy) -> bool {
+    if p.effect() != cedar_policy::Effect::Forbid
+        || p.principal_constraint() != PrincipalConstraint::Any
+        || p.action_constraint() != ActionConstraint::Any
+        || p.resource_constraint() != cedar_policy::ResourceConstraint::Any
+    {
+        return false;
+    }
+    fn only_context(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m.iter().all(|(k, v)| {
+                if k == "Var" {
+                    v.as_str() == Some("context")
+                } else {
+                    only_context(v)
+                }
+            }),
+            serde_json::Value::Array(a) => a.iter().all(only_context),
+            _ => true,
+        }
+    }
+    match p.to_json() {
+        Ok(json) => json.get("conditions").is_some_and(only_context),
+        Err(_) => false,
     }
 }
 

@@ -48,7 +48,11 @@ pub fn generate(inv: &Inventory) -> String {
     if inv.servers.is_empty() {
         s.push_str("entity Server;\n");
     } else {
-        let _ = writeln!(s, "entity Server enum [{}];", quoted_list(inv.servers.iter()));
+        let _ = writeln!(
+            s,
+            "entity Server enum [{}];",
+            quoted_list(inv.servers.iter())
+        );
     }
     s.push_str(
         r#"

@@ -51,13 +51,22 @@ fn session(label: Label, cats: &[&str], untrusted: bool) -> Facts {
         session: SessionLabel {
             confidentiality: label,
             categories: cats.iter().map(|c| Category::new(c).unwrap()).collect(),
-            integrity: if untrusted { Integrity::Untrusted } else { Integrity::Trusted },
+            integrity: if untrusted {
+                Integrity::Untrusted
+            } else {
+                Integrity::Trusted
+            },
         },
         ..Facts::default()
     }
 }
 
-fn decide(e: &PolicyEngine, links: &[PrincipalRef], checks: &[Check], facts: &Facts) -> PolicyDecision {
+fn decide(
+    e: &PolicyEngine,
+    links: &[PrincipalRef],
+    checks: &[Check],
+    facts: &Facts,
+) -> PolicyDecision {
     e.decide(links, checks, facts, &BTreeSet::new())
 }
 
@@ -68,8 +77,14 @@ fn lifted(ids: &[&str]) -> BTreeSet<String> {
 #[test]
 fn example_policies_validate_against_generated_schema() {
     let e = engine();
-    assert!(e.schema_text().contains("entity Group enum [\"analysts\", \"executives\"];"));
-    assert!(e.schema_text().contains("entity Server enum [\"crm\", \"files\", \"mail\", \"web\", \"wiki\"];"));
+    assert!(
+        e.schema_text()
+            .contains("entity Group enum [\"analysts\", \"executives\"];")
+    );
+    assert!(
+        e.schema_text()
+            .contains("entity Server enum [\"crm\", \"files\", \"mail\", \"web\", \"wiki\"];")
+    );
     let ids = e.policy_ids();
     for id in [
         "zt4ai.grant.tool",
@@ -91,16 +106,35 @@ fn example_policies_validate_against_generated_schema() {
 fn default_deny_when_no_grant() {
     let e = engine();
     // Bob (analyst) has no grant for the frontier model, whatever the agent holds.
-    let d = decide(&e, &chain(&e, "bob", &["report-agent"]), &[check(ActionKind::InvokeModel, "frontier-llm")], &Facts::default());
+    let d = decide(
+        &e,
+        &chain(&e, "bob", &["report-agent"]),
+        &[check(ActionKind::InvokeModel, "frontier-llm")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Deny);
     assert_eq!(d.policies, [DEFAULT_DENY]);
-    assert!(d.reasons[0].message.contains("no policy permits user `bob`"), "{:?}", d.reasons);
+    assert!(
+        d.reasons[0]
+            .message
+            .contains("no policy permits user `bob`"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
 fn granted_tool_is_allowed_for_every_link() {
     let e = engine();
-    let d = decide(&e, &chain(&e, "alice", &["report-agent"]), &[check(ActionKind::CallTool, "crm.query"), check(ActionKind::Read, "customers")], &Facts::default());
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &["report-agent"]),
+        &[
+            check(ActionKind::CallTool, "crm.query"),
+            check(ActionKind::Read, "customers"),
+        ],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Allow, "{:?}", d.reasons);
     assert_eq!(d.policies, ["zt4ai.grant.read", "zt4ai.grant.tool"]);
 }
@@ -108,10 +142,25 @@ fn granted_tool_is_allowed_for_every_link() {
 #[test]
 fn inactive_agent_is_denied_everything() {
     let e = engine();
-    let d = decide(&e, &chain(&e, "bob", &["legacy-bot"]), &[check(ActionKind::CallTool, "crm.query")], &Facts::default());
+    let d = decide(
+        &e,
+        &chain(&e, "bob", &["legacy-bot"]),
+        &[check(ActionKind::CallTool, "crm.query")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Deny);
-    assert!(d.policies.contains(&"zt4ai.lifecycle.inactive".to_string()), "{:?}", d.policies);
-    assert!(d.reasons.iter().any(|r| r.message == "agent `legacy-bot` is suspended, not active"), "{:?}", d.reasons);
+    assert!(
+        d.policies.contains(&"zt4ai.lifecycle.inactive".to_string()),
+        "{:?}",
+        d.policies
+    );
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.message == "agent `legacy-bot` is suspended, not active"),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
@@ -119,7 +168,11 @@ fn send_above_destination_clearance_is_denied() {
     let e = engine();
     let links = chain(&e, "alice", &["report-agent"]);
     let facts = session(Label::Confidential, &["customer", "pii"], false);
-    let out = Check { action: ActionKind::Send, resource: "internet".into(), target: Some("eve@rival.example".into()) };
+    let out = Check {
+        action: ActionKind::Send,
+        resource: "internet".into(),
+        target: Some("eve@rival.example".into()),
+    };
     let d = decide(&e, &links, &[out], &facts);
     assert_eq!(d.decision, Decision::Deny);
     assert_eq!(d.policies, ["zt4ai.flow.send"]);
@@ -136,13 +189,28 @@ fn model_below_session_label_is_denied() {
     let e = engine();
     let links = chain(&e, "alice", &["report-agent"]);
     let facts = session(Label::Confidential, &[], false);
-    let d = decide(&e, &links, &[check(ActionKind::InvokeModel, "frontier-llm")], &facts);
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::InvokeModel, "frontier-llm")],
+        &facts,
+    );
     assert_eq!(d.policies, ["zt4ai.flow.model"]);
-    let d = decide(&e, &links, &[check(ActionKind::InvokeModel, "acme-llm")], &facts);
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::InvokeModel, "acme-llm")],
+        &facts,
+    );
     assert_eq!(d.decision, Decision::Allow);
     // The inventory's own policy: pii never goes to an external model, whatever its clearance.
     let facts = session(Label::Internal, &["pii"], false);
-    let d = decide(&e, &links, &[check(ActionKind::InvokeModel, "frontier-llm")], &facts);
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::InvokeModel, "frontier-llm")],
+        &facts,
+    );
     assert_eq!(d.policies, ["acme.no_pii_to_external_models"]);
 }
 
@@ -159,7 +227,12 @@ fn untrusted_session_needs_approval_for_consequential_tools_and_approval_lifts_o
     assert_eq!(d.decision, Decision::Allow, "{:?}", d.reasons);
     assert!(d.policies.contains(&"zt4ai.integrity.tool".to_string()));
     // Read-only tools stay allowed in an untrusted session.
-    let d = decide(&e, &links, &[check(ActionKind::CallTool, "crm.query")], &facts);
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::CallTool, "crm.query")],
+        &facts,
+    );
     assert_eq!(d.decision, Decision::Allow);
     // An approval for one policy does not lift another.
     let d = e.decide(&links, &del, &facts, &lifted(&["zt4ai.risk.medium"]));
@@ -172,7 +245,12 @@ fn approval_never_lifts_a_hard_forbid() {
     let links = chain(&e, "alice", &["report-agent"]);
     let facts = session(Label::Confidential, &["pii"], true);
     let send = [check(ActionKind::Send, "internet")];
-    let d = e.decide(&links, &send, &facts, &lifted(&["zt4ai.integrity.egress", "zt4ai.flow.send"]));
+    let d = e.decide(
+        &links,
+        &send,
+        &facts,
+        &lifted(&["zt4ai.integrity.egress", "zt4ai.flow.send"]),
+    );
     assert_eq!(d.decision, Decision::Deny);
     assert!(d.policies.contains(&"zt4ai.flow.send".to_string()));
 }
@@ -182,21 +260,41 @@ fn risk_thresholds() {
     let e = engine();
     let links = chain(&e, "alice", &["report-agent"]);
     let q = [check(ActionKind::CallTool, "crm.query")];
-    let mut f = Facts { risk: 39, ..Facts::default() };
+    let mut f = Facts {
+        risk: 39,
+        ..Facts::default()
+    };
     assert_eq!(decide(&e, &links, &q, &f).decision, Decision::Allow);
     f.risk = 40;
     let d = decide(&e, &links, &q, &f);
-    assert_eq!((d.decision, d.policies.as_slice()), (Decision::RequireApproval, &["zt4ai.risk.medium".to_string()][..]));
+    assert_eq!(
+        (d.decision, d.policies.as_slice()),
+        (
+            Decision::RequireApproval,
+            &["zt4ai.risk.medium".to_string()][..]
+        )
+    );
     f.risk = 70;
     let d = decide(&e, &links, &q, &f);
-    assert_eq!((d.decision, d.policies.as_slice()), (Decision::Deny, &["zt4ai.risk.high".to_string()][..]));
+    assert_eq!(
+        (d.decision, d.policies.as_slice()),
+        (Decision::Deny, &["zt4ai.risk.high".to_string()][..])
+    );
 }
 
 #[test]
 fn injection_finding_denies() {
     let e = engine();
-    let f = Facts { injection: true, ..Facts::default() };
-    let d = decide(&e, &chain(&e, "alice", &["report-agent"]), &[check(ActionKind::CallTool, "crm.query")], &f);
+    let f = Facts {
+        injection: true,
+        ..Facts::default()
+    };
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &["report-agent"]),
+        &[check(ActionKind::CallTool, "crm.query")],
+        &f,
+    );
     assert_eq!(d.decision, Decision::Deny);
     assert_eq!(d.policies, ["zt4ai.inspect.injection"]);
 }
@@ -206,17 +304,47 @@ fn sub_agent_cannot_exceed_parent_or_its_own_grants() {
     let e = engine();
     // summariser may fetch the web, but not query the CRM: intersection with its own grants.
     let links = chain(&e, "alice", &["report-agent", "summariser"]);
-    let d = decide(&e, &links, &[check(ActionKind::CallTool, "crm.query")], &Facts::default());
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::CallTool, "crm.query")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Deny);
-    assert!(d.reasons.iter().any(|r| r.message.contains("`summariser`")), "{:?}", d.reasons);
-    let d = decide(&e, &links, &[check(ActionKind::CallTool, "web.fetch")], &Facts::default());
+    assert!(
+        d.reasons.iter().any(|r| r.message.contains("`summariser`")),
+        "{:?}",
+        d.reasons
+    );
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::CallTool, "web.fetch")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Allow);
     // summariser holds wiki.search, but its parent does not: denied through the parent.
-    let d = decide(&e, &links, &[check(ActionKind::CallTool, "wiki.search")], &Facts::default());
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::CallTool, "wiki.search")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Deny);
-    assert!(d.reasons.iter().any(|r| r.message.contains("agent `report-agent`")), "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.message.contains("agent `report-agent`")),
+        "{:?}",
+        d.reasons
+    );
     let direct = chain(&e, "alice", &["summariser"]);
-    let d = decide(&e, &direct, &[check(ActionKind::CallTool, "wiki.search")], &Facts::default());
+    let d = decide(
+        &e,
+        &direct,
+        &[check(ActionKind::CallTool, "wiki.search")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Allow);
 }
 
@@ -224,14 +352,28 @@ fn sub_agent_cannot_exceed_parent_or_its_own_grants() {
 fn clearance_limits_reads() {
     let e = engine();
     // report-agent (confidential) holds no grant and no clearance for board minutes.
-    let d = decide(&e, &chain(&e, "alice", &["report-agent"]), &[check(ActionKind::Read, "board_minutes")], &Facts::default());
-    assert!(d.policies.contains(&"zt4ai.clearance.dataset".to_string()), "{:?}", d.policies);
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &["report-agent"]),
+        &[check(ActionKind::Read, "board_minutes")],
+        &Facts::default(),
+    );
+    assert!(
+        d.policies.contains(&"zt4ai.clearance.dataset".to_string()),
+        "{:?}",
+        d.policies
+    );
 }
 
 #[test]
 fn unknown_resource_is_denied() {
     let e = engine();
-    let d = decide(&e, &chain(&e, "alice", &[]), &[check(ActionKind::Read, "nope")], &Facts::default());
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &[]),
+        &[check(ActionKind::Read, "nope")],
+        &Facts::default(),
+    );
     assert_eq!(d.policies, ["zt4ai.request.unknown_resource"]);
 }
 
@@ -239,7 +381,12 @@ fn unknown_resource_is_denied() {
 fn analysts_rule_applies_to_user_link() {
     let e = engine();
     // Intersection: a policy about the user's group binds the agents acting for them.
-    let d = decide(&e, &chain(&e, "bob", &["report-agent"]), &[check(ActionKind::CallTool, "crm.update_record")], &Facts::default());
+    let d = decide(
+        &e,
+        &chain(&e, "bob", &["report-agent"]),
+        &[check(ActionKind::CallTool, "crm.update_record")],
+        &Facts::default(),
+    );
     assert_eq!(d.decision, Decision::Deny);
 }
 
@@ -251,8 +398,16 @@ fn evaluation_error_fails_closed() {
         "@id(\"acme.overflow\")\nforbid (principal, action, resource) when { context.risk * 9223372036854775807 > 1 };\n",
     )
     .unwrap();
-    let f = Facts { risk: 2, ..Facts::default() };
-    let d = decide(&e, &chain(&e, "alice", &["report-agent"]), &[check(ActionKind::CallTool, "crm.query")], &f);
+    let f = Facts {
+        risk: 2,
+        ..Facts::default()
+    };
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &["report-agent"]),
+        &[check(ActionKind::CallTool, "crm.query")],
+        &f,
+    );
     assert_eq!(d.decision, Decision::Deny);
     assert_eq!(d.policies, ["acme.overflow"]);
     assert!(d.reasons[0].message.contains("failing closed"));
@@ -268,21 +423,38 @@ fn invalid_policy_stops_startup_with_location() {
 
 #[test]
 fn misspelt_group_fails_validation() {
-    let err = engine_with("@id(\"acme.typo\")\nforbid (principal in Group::\"analyst\", action, resource);\n").unwrap_err();
+    let err = engine_with(
+        "@id(\"acme.typo\")\nforbid (principal in Group::\"analyst\", action, resource);\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("analyst"), "{err}");
 }
 
 #[test]
 fn policy_ids_are_required_unique_and_unreserved() {
     let err = engine_with("permit (principal, action, resource);").unwrap_err();
-    assert!(err.to_string().contains("extra.cedar:1:1: policy has no `@id"), "{err}");
-    let err = engine_with("@id(\"zt4ai.grant.tool\")\npermit (principal, action, resource);").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("extra.cedar:1:1: policy has no `@id"),
+        "{err}"
+    );
+    let err = engine_with("@id(\"zt4ai.grant.tool\")\npermit (principal, action, resource);")
+        .unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
-    let err = engine_with("@id(\"acme.no_pii_to_external_models\")\npermit (principal, action, resource);").unwrap_err();
-    assert!(err.to_string().contains("already used in `acme.cedar`"), "{err}");
-    let err = engine_with("@id(\"a\")\n@approval(\"human\")\npermit (principal, action, resource);").unwrap_err();
+    let err = engine_with(
+        "@id(\"acme.no_pii_to_external_models\")\npermit (principal, action, resource);",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("already used in `acme.cedar`"),
+        "{err}"
+    );
+    let err =
+        engine_with("@id(\"a\")\n@approval(\"human\")\npermit (principal, action, resource);")
+            .unwrap_err();
     assert!(err.to_string().contains("forbid"), "{err}");
-    let err = engine_with("@id(\"a\") permit (principal, action, resource) when { nope };").unwrap_err();
+    let err =
+        engine_with("@id(\"a\") permit (principal, action, resource) when { nope };").unwrap_err();
     assert!(err.to_string().starts_with("extra.cedar:1:"), "{err}");
 }
 
@@ -291,11 +463,108 @@ fn slices_drop_policies_that_cannot_apply() {
     let e = engine_with("@id(\"acme.only_bob\")\nforbid (principal == User::\"bob\", action == Action::\"send\", resource);\n").unwrap();
     let alice = e.user(&UserId::new("alice").unwrap()).unwrap();
     let bob = e.user(&UserId::new("bob").unwrap()).unwrap();
-    let has = |p, a, id: &str| e.slice(p, a).unwrap().policy(&cedar_policy::PolicyId::new(id)).is_some();
+    let has = |p, a, id: &str| {
+        e.slice(p, a)
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new(id))
+            .is_some()
+    };
     assert!(has(bob, ActionKind::Send, "acme.only_bob"));
     assert!(!has(alice, ActionKind::Send, "acme.only_bob"));
     assert!(!has(bob, ActionKind::Read, "acme.only_bob"));
-    assert!(!has(alice, ActionKind::CallTool, "zt4ai.lifecycle.inactive"), "agent-only guard");
-    assert!(has(bob, ActionKind::CallTool, "acme.analysts_no_destructive_tools"));
-    assert!(!has(alice, ActionKind::CallTool, "acme.analysts_no_destructive_tools"));
+    assert!(
+        !has(alice, ActionKind::CallTool, "zt4ai.lifecycle.inactive"),
+        "agent-only guard"
+    );
+    assert!(has(
+        bob,
+        ActionKind::CallTool,
+        "acme.analysts_no_destructive_tools"
+    ));
+    assert!(!has(
+        alice,
+        ActionKind::CallTool,
+        "acme.analysts_no_destructive_tools"
+    ));
+}
+
+#[test]
+fn context_only_forbids_are_request_level_and_leave_the_slices() {
+    let e = engine();
+    let rl: Vec<String> = e
+        .request_level_policies()
+        .policies()
+        .map(|p| p.id().to_string())
+        .collect();
+    for id in [
+        "zt4ai.risk.high",
+        "zt4ai.risk.medium",
+        "zt4ai.inspect.injection",
+    ] {
+        assert!(
+            rl.iter().any(|r| r == id),
+            "{id} should be request-level: {rl:?}"
+        );
+    }
+    assert!(
+        !rl.iter().any(|r| r == "zt4ai.flow.send"),
+        "reads resource: not request-level"
+    );
+    let alice = e.user(&UserId::new("alice").unwrap()).unwrap();
+    assert!(
+        e.slice(alice, ActionKind::CallTool)
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new("zt4ai.risk.high"))
+            .is_none()
+    );
+}
+
+#[test]
+fn cached_and_uncached_decisions_agree() {
+    let cached = engine();
+    let cold = engine();
+    cold.set_cache_capacity(0);
+    let chains = [
+        vec!["alice", "report-agent"],
+        vec!["bob", "report-agent"],
+        vec!["alice", "report-agent", "summariser"],
+        vec!["bob", "legacy-bot"],
+    ];
+    let checks = [
+        check(ActionKind::CallTool, "crm.query"),
+        check(ActionKind::CallTool, "files.delete_file"),
+        check(ActionKind::Send, "internet"),
+        check(ActionKind::Send, "acme-mail"),
+        check(ActionKind::InvokeModel, "frontier-llm"),
+        check(ActionKind::Read, "customers"),
+    ];
+    let facts = [
+        Facts::default(),
+        session(Label::Confidential, &["pii"], false),
+        session(Label::Public, &[], true),
+        Facts {
+            risk: 50,
+            ..Facts::default()
+        },
+        Facts {
+            injection: true,
+            ..Facts::default()
+        },
+    ];
+    for _ in 0..2 {
+        for c in &chains {
+            for k in &checks {
+                for f in &facts {
+                    let lc = chain(&cached, c[0], &c[1..]);
+                    let lk = chain(&cold, c[0], &c[1..]);
+                    let a = decide(&cached, &lc, std::slice::from_ref(k), f);
+                    let b = decide(&cold, &lk, std::slice::from_ref(k), f);
+                    assert_eq!(a, b, "{c:?} {k:?} {f:?}");
+                }
+            }
+        }
+    }
+    let (hits, _) = cached.cache_stats();
+    assert!(hits > 0);
+    assert_eq!(cold.cache_stats().0, 0);
 }

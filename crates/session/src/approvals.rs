@@ -143,8 +143,23 @@ fn new_id() -> Result<String, StoreError> {
 }
 
 impl SessionStore {
-    /// Records a pending approval and returns its id.
+    /// Records a pending approval and returns its id. An agent that repeats the same
+    /// request gets the same pending approval back, not a new one each time.
     pub fn create_approval(&self, a: &NewApproval) -> Result<ApprovalId, StoreError> {
+        let existing: Option<String> = self
+            .db()
+            .prepare_cached(
+                "SELECT id FROM approvals WHERE session_id = ?1 AND fingerprint = ?2 AND status = 'pending' AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+            )?
+            .query_row(params![a.session.as_str(), a.fingerprint, a.now], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = existing {
+            return ApprovalId::new(id).map_err(|e| StoreError::Corrupt {
+                what: "approval id",
+                session: a.session.to_string(),
+                value: e.to_string(),
+            });
+        }
         let id = new_id()?;
         let policies = serde_json::to_string(&a.policies).unwrap_or_else(|_| "[]".into());
         let reasons = serde_json::to_string(&a.reasons).unwrap_or_else(|_| "[]".into());
@@ -185,7 +200,13 @@ impl SessionStore {
     }
 
     /// A human grants (`true`) or denies (`false`) a pending approval.
-    pub fn decide_approval(&self, id: &str, grant: bool, by: &str, now: i64) -> Result<Approval, ApprovalError> {
+    pub fn decide_approval(
+        &self,
+        id: &str,
+        grant: bool,
+        by: &str,
+        now: i64,
+    ) -> Result<Approval, ApprovalError> {
         let current = self.approval(id)?;
         if current.status != ApprovalStatus::Pending {
             return Err(ApprovalError::AlreadyDecided {
@@ -193,7 +214,11 @@ impl SessionStore {
                 status: current.status.as_str(),
             });
         }
-        let status = if grant { ApprovalStatus::Granted } else { ApprovalStatus::Denied };
+        let status = if grant {
+            ApprovalStatus::Granted
+        } else {
+            ApprovalStatus::Denied
+        };
         let changed = self.db().prepare_cached(
             "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4 WHERE id = ?1 AND status = 'pending'",
         )?

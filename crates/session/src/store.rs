@@ -1,7 +1,7 @@
 //! The SQLite session store and its cache.
 
 use std::collections::{BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -156,10 +156,8 @@ impl SessionStore {
     }
 
     fn shard(&self, id: &SessionId) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
         // INVARIANT: SHARDS > 0, so the index is in range.
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(id) as usize) % SHARDS]
     }
 
     /// Locks a session for one request, loading it from SQLite if it is not cached.
@@ -189,7 +187,9 @@ impl SessionStore {
     fn load(&self, id: &SessionId) -> Result<Entry, StoreError> {
         let db = self.db();
         let row = db
-            .prepare_cached("SELECT user_id, agent_id, label, untrusted FROM sessions WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT user_id, agent_id, label, untrusted FROM sessions WHERE id = ?1",
+            )?
             .query_row([id.as_str()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
@@ -207,9 +207,11 @@ impl SessionStore {
             session: id.to_string(),
             value,
         };
-        let confidentiality = Label::from_rank(label).ok_or_else(|| corrupt("label", label.to_string()))?;
+        let confidentiality =
+            Label::from_rank(label).ok_or_else(|| corrupt("label", label.to_string()))?;
         let mut categories = BTreeSet::new();
-        let mut stmt = db.prepare_cached("SELECT category FROM session_categories WHERE session_id = ?1")?;
+        let mut stmt =
+            db.prepare_cached("SELECT category FROM session_categories WHERE session_id = ?1")?;
         for c in stmt.query_map([id.as_str()], |r| r.get::<_, String>(0))? {
             let c = c?;
             categories.insert(Category::new(&c).map_err(|_| corrupt("category", c.clone()))?);
@@ -268,7 +270,12 @@ impl SessionLock<'_> {
 
     /// Raises the label by `read` (join) and makes it durable before returning.
     /// Returns the new label. Does nothing (and writes nothing) if `read` adds nothing.
-    pub fn absorb(&mut self, read: &SessionLabel, owner: &SessionOwner, now: i64) -> Result<SessionLabel, StoreError> {
+    pub fn absorb(
+        &mut self,
+        read: &SessionLabel,
+        owner: &SessionOwner,
+        now: i64,
+    ) -> Result<SessionLabel, StoreError> {
         let joined = self.guard.label.join(read);
         if joined == self.guard.label && self.guard.owner.is_some() {
             return Ok(joined);

@@ -8,6 +8,7 @@
 
 mod locate;
 pub mod raw;
+pub mod synthetic;
 mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -299,7 +300,9 @@ impl Inventory {
                 };
                 // serde_yaml may prefix the path, which is reported separately.
                 let message = match message.split_once(": ") {
-                    Some((prefix, rest)) if !prefix.contains(' ') && field.starts_with(prefix) => rest.to_owned(),
+                    Some((prefix, rest)) if !prefix.contains(' ') && field.starts_with(prefix) => {
+                        rest.to_owned()
+                    }
                     _ => message,
                 };
                 return Err(LoadError {
@@ -332,7 +335,9 @@ impl Inventory {
     pub fn resolve_destination(&self, target: &str) -> Result<(&Destination, Target), TargetError> {
         let target = Target::parse(target)?;
         let found = self.destinations.values().find(|d| match &target {
-            Target::Mail { domain, .. } => d.mail_domains.iter().any(|p| pattern_matches(p, domain)),
+            Target::Mail { domain, .. } => {
+                d.mail_domains.iter().any(|p| pattern_matches(p, domain))
+            }
             Target::Host { host } => d.hosts.iter().any(|p| pattern_matches(p, host)),
         });
         let dest = match found {
@@ -351,10 +356,12 @@ impl Inventory {
 /// `example.com`; any other pattern matches exactly.
 fn pattern_matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(suffix) => name.len() > suffix.len() + 1 && name.ends_with(suffix) && {
-            let cut = name.len() - suffix.len();
-            name.as_bytes()[cut - 1] == b'.'
-        },
+        Some(suffix) => {
+            name.len() > suffix.len() + 1 && name.ends_with(suffix) && {
+                let cut = name.len() - suffix.len();
+                name.as_bytes()[cut - 1] == b'.'
+            }
+        }
         None => pattern == name,
     }
 }
@@ -385,7 +392,10 @@ impl Resolver<'_> {
             approval_ttl: Duration::from_secs(raw.settings.approval_ttl_seconds),
         };
         if settings.risk_high > 100 {
-            self.error("settings.risk_high".into(), format!("`{}` is above 100", settings.risk_high));
+            self.error(
+                "settings.risk_high".into(),
+                format!("`{}` is above 100", settings.risk_high),
+            );
         }
         if settings.risk_medium >= settings.risk_high {
             self.error(
@@ -405,11 +415,17 @@ impl Resolver<'_> {
             if !valid_name(&t.server) || t.server.contains('.') {
                 self.error(
                     format!("{at}.server"),
-                    format!("invalid server name `{}`, expected letters, digits, `_` or `-`", t.server),
+                    format!(
+                        "invalid server name `{}`, expected letters, digits, `_` or `-`",
+                        t.server
+                    ),
                 );
             }
             if !valid_name(&t.name) && !t.name.contains('.') {
-                self.error(format!("{at}.name"), format!("invalid tool name `{}`", t.name));
+                self.error(
+                    format!("{at}.name"),
+                    format!("invalid tool name `{}`", t.name),
+                );
             }
             let id = format!("{}.{}", t.server, t.name);
             let mut bindings = Vec::new();
@@ -458,7 +474,10 @@ impl Resolver<'_> {
                 bindings,
             };
             if tools.insert(id.clone(), tool).is_some() {
-                self.error(format!("{at}.name"), format!("tool `{id}` is declared twice"));
+                self.error(
+                    format!("{at}.name"),
+                    format!("tool `{id}` is declared twice"),
+                );
             }
         }
 
@@ -473,7 +492,10 @@ impl Resolver<'_> {
                 trusted: d.trusted,
             };
             if datasets.insert(d.id.clone(), ds).is_some() {
-                self.error(format!("datasets[{i}].id"), format!("dataset `{}` is declared twice", d.id));
+                self.error(
+                    format!("datasets[{i}].id"),
+                    format!("dataset `{}` is declared twice", d.id),
+                );
             }
         }
 
@@ -488,7 +510,10 @@ impl Resolver<'_> {
                 attested: m.attested,
             };
             if models.insert(m.id.clone(), model).is_some() {
-                self.error(format!("models[{i}].id"), format!("model `{}` is declared twice", m.id));
+                self.error(
+                    format!("models[{i}].id"),
+                    format!("model `{}` is declared twice", m.id),
+                );
             }
         }
 
@@ -604,9 +629,15 @@ impl Resolver<'_> {
         for (i, g) in raw.groups.into_iter().enumerate() {
             self.check_id("groups", i, &g.id);
             let grants = self.grants(&format!("groups[{i}].grants"), &g.grants, &partial);
-            let group = Group { id: g.id.clone(), grants };
+            let group = Group {
+                id: g.id.clone(),
+                grants,
+            };
             if partial.groups.insert(g.id.clone(), group).is_some() {
-                self.error(format!("groups[{i}].id"), format!("group `{}` is declared twice", g.id));
+                self.error(
+                    format!("groups[{i}].id"),
+                    format!("group `{}` is declared twice", g.id),
+                );
             }
         }
 
@@ -636,7 +667,10 @@ impl Resolver<'_> {
                 rights,
             };
             if partial.users.insert(id.clone(), user).is_some() {
-                self.error(format!("users[{i}].id"), format!("user `{id}` is declared twice"));
+                self.error(
+                    format!("users[{i}].id"),
+                    format!("user `{id}` is declared twice"),
+                );
             }
         }
 
@@ -681,7 +715,10 @@ impl Resolver<'_> {
                 grants,
             };
             if partial.agents.insert(id.clone(), agent).is_some() {
-                self.error(format!("agents[{i}].id"), format!("agent `{id}` is declared twice"));
+                self.error(
+                    format!("agents[{i}].id"),
+                    format!("agent `{id}` is declared twice"),
+                );
             }
         }
         partial
@@ -705,12 +742,18 @@ impl Resolver<'_> {
             } else if let Some(server) = p.strip_suffix(".*") {
                 if inv.servers.contains(server) {
                     g.tools.extend(
-                        inv.tools.values().filter(|t| t.server == server).map(|t| t.id.clone()),
+                        inv.tools
+                            .values()
+                            .filter(|t| t.server == server)
+                            .map(|t| t.id.clone()),
                     );
                 } else {
                     self.error(
                         field,
-                        format!("unknown server `{server}`{}", suggest(server, inv.servers.iter())),
+                        format!(
+                            "unknown server `{server}`{}",
+                            suggest(server, inv.servers.iter())
+                        ),
                     );
                 }
             } else if inv.tools.contains_key(p) {
@@ -725,8 +768,13 @@ impl Resolver<'_> {
                 );
             }
         }
-        let lists: [(&str, &Vec<String>, Vec<&String>, &mut BTreeSet<String>); 4] = [
-            ("datasets", &raw.datasets, inv.datasets.keys().collect(), &mut g.datasets),
+        let lists: [GrantList<'_>; 4] = [
+            (
+                "datasets",
+                &raw.datasets,
+                inv.datasets.keys().collect(),
+                &mut g.datasets,
+            ),
             (
                 "writable_datasets",
                 &raw.writable_datasets,
@@ -739,7 +787,12 @@ impl Resolver<'_> {
                 inv.destinations.keys().collect(),
                 &mut g.destinations,
             ),
-            ("models", &raw.models, inv.models.keys().collect(), &mut g.models),
+            (
+                "models",
+                &raw.models,
+                inv.models.keys().collect(),
+                &mut g.models,
+            ),
         ];
         let mut errors = Vec::new();
         for (kind, wanted, known, out) in lists {
@@ -752,7 +805,10 @@ impl Resolver<'_> {
                     let singular = kind.trim_end_matches('s').replace('_', " ");
                     errors.push((
                         format!("{at}.{kind}[{j}]"),
-                        format!("unknown {singular} `{p}`{}", suggest(p, known.iter().copied())),
+                        format!(
+                            "unknown {singular} `{p}`{}",
+                            suggest(p, known.iter().copied())
+                        ),
                     ));
                 }
             }
@@ -764,10 +820,19 @@ impl Resolver<'_> {
     }
 }
 
+/// One grant kind: its field name, the names asked for, the names known, and where expanded ids go.
+type GrantList<'a> = (
+    &'a str,
+    &'a Vec<String>,
+    Vec<&'a String>,
+    &'a mut BTreeSet<String>,
+);
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn normalise_pattern(p: &str) -> Result<String, String> {

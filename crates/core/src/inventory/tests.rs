@@ -17,7 +17,10 @@ fn example_inventory_resolves() {
     let inv = load(EXAMPLE).unwrap();
     assert_eq!(inv.default_destination, "internet");
     let alice = &inv.users[&UserId::new("alice").unwrap()];
-    assert!(alice.rights.tools.contains("crm.update_record"), "crm.* expands");
+    assert!(
+        alice.rights.tools.contains("crm.update_record"),
+        "crm.* expands"
+    );
     assert!(alice.rights.datasets.contains("customers"));
     let bob = &inv.users[&UserId::new("bob").unwrap()];
     assert!(!bob.rights.datasets.contains("customers"));
@@ -32,15 +35,22 @@ fn destinations_resolve_by_domain_and_default() {
     let inv = load(EXAMPLE).unwrap();
     let (d, _) = inv.resolve_destination("carol@acme.example").unwrap();
     assert_eq!(d.id, "acme-mail");
-    let (d, _) = inv.resolve_destination("https://wiki.acme.example/page").unwrap();
+    let (d, _) = inv
+        .resolve_destination("https://wiki.acme.example/page")
+        .unwrap();
     assert_eq!(d.id, "acme-mail");
     let (d, _) = inv.resolve_destination("eve@competitor.example").unwrap();
     assert_eq!(d.id, "internet");
     // A look-alike suffix is not a subdomain.
-    let (d, _) = inv.resolve_destination("https://evilacme.example/").unwrap();
+    let (d, _) = inv
+        .resolve_destination("https://evilacme.example/")
+        .unwrap();
     assert_eq!(d.id, "internet");
     let (d, _) = inv.resolve_destination("x@sub.acme.example").unwrap();
-    assert_eq!(d.id, "internet", "mail_domains has no wildcard for subdomains");
+    assert_eq!(
+        d.id, "internet",
+        "mail_domains has no wildcard for subdomains"
+    );
     assert!(inv.resolve_destination("not an address@").is_err());
 }
 
@@ -50,7 +60,11 @@ fn unknown_field_is_rejected_with_line_and_field() {
     assert_eq!(e.file, "inv.yaml");
     assert_eq!(e.line, 3);
     assert_eq!(e.field, "users[0].clearence");
-    assert!(e.message.contains("unknown field `clearence`"), "{}", e.message);
+    assert!(
+        e.message.contains("unknown field `clearence`"),
+        "{}",
+        e.message
+    );
     assert!(e.to_string().starts_with("inv.yaml:3:"), "{e}");
 }
 
@@ -78,7 +92,11 @@ fn agent_without_known_owner_is_rejected() {
 fn unknown_grant_targets_are_located() {
     let text = "tools:\n  - server: crm\n    name: query\nagents: []\ngroups:\n  - id: g\n    grants:\n      tools: [crm.qeury, nope.*]\n      datasets: [ghost]\n";
     let err = load(text).unwrap_err();
-    let fields: Vec<_> = err.errors.iter().map(|e| (e.line, e.field.as_str())).collect();
+    let fields: Vec<_> = err
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
     assert_eq!(
         fields,
         [
@@ -92,7 +110,9 @@ fn unknown_grant_targets_are_located() {
 
 #[test]
 fn default_destination_must_be_public_and_external() {
-    let e = only_error("destinations:\n  - id: net\n    default: true\n    clearance: internal\n    external: true\n");
+    let e = only_error(
+        "destinations:\n  - id: net\n    default: true\n    clearance: internal\n    external: true\n",
+    );
     assert_eq!(e.field, "destinations[0].clearance");
     assert_eq!(e.line, 4);
 }
@@ -110,8 +130,16 @@ fn missing_default_destination_is_added_with_lowest_clearance() {
 fn duplicate_ids_and_claimed_domains_are_rejected() {
     let err = load("datasets:\n  - {id: a, label: public}\n  - {id: a, label: internal}\ndestinations:\n  - {id: x, mail_domains: [a.example], clearance: public, external: true}\n  - {id: y, mail_domains: [A.example], clearance: internal, external: true}\n").unwrap_err();
     let msgs: Vec<_> = err.errors.iter().map(|e| e.message.as_str()).collect();
-    assert!(msgs.iter().any(|m| m.contains("dataset `a` is declared twice")), "{msgs:?}");
-    assert!(msgs.iter().any(|m| m.contains("already claimed by destination `x`")), "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("dataset `a` is declared twice")),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("already claimed by destination `x`")),
+        "{msgs:?}"
+    );
 }
 
 #[test]
@@ -126,7 +154,11 @@ fn bound_values_split_recipients_and_reject_bad_types() {
     let inv = load(EXAMPLE).unwrap();
     let mail = &inv.tools["mail.send_email"];
     let args = serde_json::json!({"to": "a@acme.example, b@evil.example", "cc": ["c@acme.example"], "subject": "x"});
-    let vals: Vec<_> = bound_values(mail, &args).unwrap().into_iter().map(|v| v.value).collect();
+    let vals: Vec<_> = bound_values(mail, &args)
+        .unwrap()
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
     assert_eq!(vals, ["a@acme.example", "b@evil.example", "c@acme.example"]);
     assert!(bound_values(mail, &serde_json::json!({"to": 5})).is_err());
     assert!(bound_values(mail, &serde_json::json!({"to": [null]})).is_err());

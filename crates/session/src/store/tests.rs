@@ -16,7 +16,11 @@ fn read(label: Label, cats: &[&str], untrusted: bool) -> SessionLabel {
     SessionLabel {
         confidentiality: label,
         categories: cats.iter().map(|c| Category::new(c).unwrap()).collect(),
-        integrity: if untrusted { Integrity::Untrusted } else { Integrity::Trusted },
+        integrity: if untrusted {
+            Integrity::Untrusted
+        } else {
+            Integrity::Trusted
+        },
     }
 }
 
@@ -29,15 +33,25 @@ fn labels_survive_a_restart_and_never_drop() {
         let store = SessionStore::open(&path).unwrap();
         let mut s = store.lock(&sid).unwrap();
         assert_eq!(s.label(), &SessionLabel::default());
-        s.absorb(&read(Label::Confidential, &["pii", "customer"], false), &owner(), 1).unwrap();
+        s.absorb(
+            &read(Label::Confidential, &["pii", "customer"], false),
+            &owner(),
+            1,
+        )
+        .unwrap();
         // A later, lower read does not lower anything.
-        let l = s.absorb(&read(Label::Public, &[], true), &owner(), 2).unwrap();
+        let l = s
+            .absorb(&read(Label::Public, &[], true), &owner(), 2)
+            .unwrap();
         assert_eq!(l.confidentiality, Label::Confidential);
         assert_eq!(l.integrity, Integrity::Untrusted);
     }
     let store = SessionStore::open(&path).unwrap();
     let s = store.lock(&sid).unwrap();
-    assert_eq!(s.label(), &read(Label::Confidential, &["customer", "pii"], true));
+    assert_eq!(
+        s.label(),
+        &read(Label::Confidential, &["customer", "pii"], true)
+    );
     assert_eq!(s.owner(), Some(&owner()));
 }
 
@@ -55,7 +69,11 @@ fn concurrent_absorbs_on_one_session_lose_nothing() {
                 for j in 0..10 {
                     let cat = format!("c{i}-{j}");
                     let mut s = store.lock(&sid).unwrap();
-                    let label = if i == 3 && j == 7 { Label::HighlyConfidential } else { Label::Internal };
+                    let label = if i == 3 && j == 7 {
+                        Label::HighlyConfidential
+                    } else {
+                        Label::Internal
+                    };
                     s.absorb(&read(label, &[&cat], false), &owner(), 1).unwrap();
                 }
             })
@@ -76,11 +94,14 @@ fn concurrent_absorbs_on_one_session_lose_nothing() {
 
 #[test]
 fn eviction_reloads_from_sqlite() {
-    let store = SessionStore::open_in_memory().unwrap().with_cache_capacity(16);
+    let store = SessionStore::open_in_memory()
+        .unwrap()
+        .with_cache_capacity(16);
     for i in 0..200 {
         let sid = SessionId::new(format!("s{i}")).unwrap();
         let mut s = store.lock(&sid).unwrap();
-        s.absorb(&read(Label::Internal, &["pii"], false), &owner(), 1).unwrap();
+        s.absorb(&read(Label::Internal, &["pii"], false), &owner(), 1)
+            .unwrap();
     }
     assert!(store.cached() <= 32, "cache is bounded: {}", store.cached());
     let s = store.lock(&SessionId::new("s0").unwrap()).unwrap();
@@ -101,16 +122,47 @@ fn approvals_are_single_use_bound_and_expire() {
         ttl: 60,
     };
     let id = store.create_approval(&new).unwrap();
-    assert!(matches!(store.check_approval(&id, &sid, "fp", 101), Err(ApprovalError::NotGranted { .. })));
+    assert_eq!(
+        store.create_approval(&new).unwrap(),
+        id,
+        "a repeated request reuses its pending approval"
+    );
+    assert!(matches!(
+        store.check_approval(&id, &sid, "fp", 101),
+        Err(ApprovalError::NotGranted { .. })
+    ));
     assert_eq!(store.approvals(false).unwrap().len(), 1);
-    store.decide_approval(id.as_str(), true, "carol", 102).unwrap();
-    assert!(matches!(store.decide_approval(id.as_str(), false, "carol", 102), Err(ApprovalError::AlreadyDecided { .. })));
-    assert!(matches!(store.check_approval(&id, &sid, "other", 103), Err(ApprovalError::Mismatch(_))));
-    assert!(matches!(store.check_approval(&id, &SessionId::new("t").unwrap(), "fp", 103), Err(ApprovalError::Mismatch(_))));
-    assert!(matches!(store.check_approval(&id, &sid, "fp", 160), Err(ApprovalError::Expired(_))));
-    assert_eq!(store.check_approval(&id, &sid, "fp", 103).unwrap(), ["zt4ai.integrity.tool"]);
+    store
+        .decide_approval(id.as_str(), true, "carol", 102)
+        .unwrap();
+    assert!(matches!(
+        store.decide_approval(id.as_str(), false, "carol", 102),
+        Err(ApprovalError::AlreadyDecided { .. })
+    ));
+    assert!(matches!(
+        store.check_approval(&id, &sid, "other", 103),
+        Err(ApprovalError::Mismatch(_))
+    ));
+    assert!(matches!(
+        store.check_approval(&id, &SessionId::new("t").unwrap(), "fp", 103),
+        Err(ApprovalError::Mismatch(_))
+    ));
+    assert!(matches!(
+        store.check_approval(&id, &sid, "fp", 160),
+        Err(ApprovalError::Expired(_))
+    ));
+    assert_eq!(
+        store.check_approval(&id, &sid, "fp", 103).unwrap(),
+        ["zt4ai.integrity.tool"]
+    );
     store.use_approval(&id, 104).unwrap();
     assert!(store.use_approval(&id, 105).is_err(), "single use");
-    assert!(matches!(store.check_approval(&id, &sid, "fp", 105), Err(ApprovalError::NotGranted { .. })));
-    assert!(matches!(store.approval("apr_nope"), Err(ApprovalError::NotFound(_))));
+    assert!(matches!(
+        store.check_approval(&id, &sid, "fp", 105),
+        Err(ApprovalError::NotGranted { .. })
+    ));
+    assert!(matches!(
+        store.approval("apr_nope"),
+        Err(ApprovalError::NotFound(_))
+    ));
 }
