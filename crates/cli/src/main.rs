@@ -88,6 +88,28 @@ enum Command {
     },
     /// Print the Cedar schema generated from the inventory.
     Schema,
+    /// Write a synthetic inventory, policies and an AuthZEN request mix (for
+    /// benchmarks and load tests) into DIR.
+    #[command(hide = true)]
+    GenInventory {
+        /// Output directory.
+        out: PathBuf,
+        /// Agents.
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        /// Tools.
+        #[arg(long, default_value_t = 1000)]
+        tools: usize,
+        /// Custom policies (the 15 baseline guards come on top).
+        #[arg(long, default_value_t = 185)]
+        custom_policies: usize,
+        /// Requests in the mix.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Sessions per agent in the mix.
+        #[arg(long, default_value_t = 100)]
+        sessions_per_agent: usize,
+    },
     /// List and decide human approvals for `require_approval` verdicts.
     Approvals {
         /// Directory of the server's SQLite database.
@@ -237,6 +259,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Decision::RequireApproval => ExitCode::from(3),
             })
         }
+        Command::GenInventory { out, agents, tools, custom_policies, requests, sessions_per_agent } => {
+            use zt4ai_core::inventory::synthetic;
+            let policies = custom_policies;
+            let sizes = synthetic::Sizes { agents, tools, policies };
+            let (yaml, cedar) = synthetic::generate(sizes);
+            std::fs::create_dir_all(out.join("policies"))?;
+            std::fs::write(out.join("inventory.yaml"), yaml)?;
+            std::fs::write(out.join("policies").join("synthetic.cedar"), cedar)?;
+            let mut lines = String::new();
+            let mut sessions = std::collections::BTreeSet::new();
+            for r in synthetic::requests(sizes, requests, sessions_per_agent) {
+                sessions.insert(r.session.clone());
+                lines.push_str(&synthetic::to_authzen(&r).to_string());
+                lines.push('\n');
+            }
+            std::fs::write(out.join("requests.jsonl"), lines)?;
+            println!(
+                "wrote {}: {agents} agents, {tools} tools, {policies} custom policies, {requests} requests over {} sessions",
+                out.display(),
+                sessions.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Approvals { data_dir, action } => {
             let db = data_dir.join(DB_FILE);
             if !db.exists() {
@@ -370,5 +415,14 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

@@ -80,8 +80,13 @@ pub fn router(pipeline: Arc<Pipeline>, config: GatewayConfig) -> Router {
         .with_state(state)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+    let (hits, misses) = state.pipeline.engine().cache_stats();
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "sessions_cached": state.pipeline.store().cached(),
+        "decision_cache": { "hits": hits, "misses": misses },
+    }))
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains

@@ -20,7 +20,7 @@ use crate::{Facts, Outcome, PolicyError};
 
 pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
 const SHARDS: usize = 16;
-const CONTEXTS: usize = 4_096;
+const CONTEXTS: usize = 16_384;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
