@@ -22,7 +22,7 @@ BIN=target/release/zt4ai
 WORK="$(mktemp -d)"
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-"$BIN" gen-inventory "$WORK"
+"$BIN" gen-inventory "$WORK" --sessions-per-agent 130
 cat > "$WORK/mix.lua" <<LUA
 local bodies = {}
 for line in io.lines("$WORK/requests.jsonl") do bodies[#bodies + 1] = line end
@@ -38,7 +38,10 @@ ZT4AI_LOG=warn "$BIN" serve --inventory "$WORK/inventory.yaml" --data-dir "$WORK
 PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
-rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$PID/status"; }
+rss() {
+  awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$PID/status"
+  awk '/^Anonymous/ {printf " (anonymous %.1f MiB)", $2/1024}' "/proc/$PID/smaps_rollup"
+}
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "idle RSS: $(rss)"
 
@@ -48,6 +51,7 @@ echo "after warm-up: $(curl -s "http://127.0.0.1:$PORT/healthz"), RSS $(rss)"
 
 echo "measured run (${DURATION} s, ${CONNS} connections, 1 wrk thread):"
 ( sleep "$((DURATION / 2))"; echo "RSS under load: $(rss)" ) &
+SAMPLER=$!
 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/mix.lua" "http://127.0.0.1:$PORT"
-wait
+wait "$SAMPLER"
 echo "after run: $(curl -s "http://127.0.0.1:$PORT/healthz"), RSS $(rss)"

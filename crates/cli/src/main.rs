@@ -259,10 +259,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Decision::RequireApproval => ExitCode::from(3),
             })
         }
-        Command::GenInventory { out, agents, tools, custom_policies, requests, sessions_per_agent } => {
+        Command::GenInventory {
+            out,
+            agents,
+            tools,
+            custom_policies,
+            requests,
+            sessions_per_agent,
+        } => {
             use zt4ai_core::inventory::synthetic;
             let policies = custom_policies;
-            let sizes = synthetic::Sizes { agents, tools, policies };
+            let sizes = synthetic::Sizes {
+                agents,
+                tools,
+                policies,
+            };
             let (yaml, cedar) = synthetic::generate(sizes);
             std::fs::create_dir_all(out.join("policies"))?;
             std::fs::write(out.join("inventory.yaml"), yaml)?;

@@ -80,7 +80,9 @@ pub fn router(pipeline: Arc<Pipeline>, config: GatewayConfig) -> Router {
         .with_state(state)
 }
 
-async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> axum::Json<serde_json::Value> {
+async fn health(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
     let (hits, misses) = state.pipeline.engine().cache_stats();
     axum::Json(serde_json::json!({
         "status": "ok",

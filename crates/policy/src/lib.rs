@@ -260,14 +260,15 @@ impl PolicyEngine {
 
     fn index(&mut self) -> Result<(), PolicyError> {
         let inv = Arc::clone(&self.inventory);
+        let mut shared = HashMap::new();
         for u in inv.users.keys() {
             let uid = entities::uid("User", u.as_str())?;
-            let r = self.add_principal(uid)?;
+            let r = self.add_principal(uid, &mut shared)?;
             self.users.insert(u.clone(), r);
         }
         for a in inv.agents.keys() {
             let uid = entities::uid("Agent", a.as_str())?;
-            let r = self.add_principal(uid)?;
+            let r = self.add_principal(uid, &mut shared)?;
             self.agents.insert(a.clone(), r);
         }
         for kind in ActionKind::ALL {
@@ -285,29 +286,50 @@ impl PolicyEngine {
         Ok(())
     }
 
-    fn add_principal(&mut self, uid: EntityUid) -> Result<PrincipalRef, PolicyError> {
+    fn add_principal(
+        &mut self,
+        uid: EntityUid,
+        shared: &mut HashMap<Vec<String>, Arc<PolicySet>>,
+    ) -> Result<PrincipalRef, PolicyError> {
         let ancestors: BTreeSet<EntityUid> = self
             .entities
             .ancestors(&uid)
             .map(|it| it.cloned().collect())
             .unwrap_or_default();
-        let slices = ActionKind::ALL.map(|action| {
+        let mut slices: Vec<Arc<PolicySet>> = Vec::with_capacity(ActionKind::ALL.len());
+        for action in ActionKind::ALL {
             let action_uid = &self.actions[action as usize];
-            let applicable = self.policies.policies().filter(|p| {
-                !is_request_level(p)
-                    && principal_may_match(&p.principal_constraint(), &uid, &ancestors)
-                    && action_may_match(&p.action_constraint(), action_uid)
-            });
-            PolicySet::from_policies(applicable.cloned()).map_err(|e| e.to_string())
-        });
-        let slices = match slices {
-            [Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)] => [a, b, c, d, e, f].map(Arc::new),
-            _ => {
-                return Err(PolicyError::Internal {
-                    what: format!("policy slice for {uid}"),
-                });
-            }
-        };
+            let applicable: Vec<&cedar_policy::Policy> = self
+                .policies
+                .policies()
+                .filter(|p| {
+                    !is_request_level(p)
+                        && principal_may_match(&p.principal_constraint(), &uid, &ancestors)
+                        && action_may_match(&p.action_constraint(), action_uid)
+                })
+                .collect();
+            // Principals with the same applicable policies share one slice: most do.
+            let mut ids: Vec<String> = applicable.iter().map(|p| p.id().to_string()).collect();
+            ids.sort();
+            ids.push(action.name().to_owned());
+            let slice =
+                match shared.get(&ids) {
+                    Some(s) => Arc::clone(s),
+                    None => {
+                        let set = PolicySet::from_policies(applicable.into_iter().cloned())
+                            .map_err(|e| PolicyError::Internal {
+                                what: format!("policy slice for {uid}: {e}"),
+                            })?;
+                        let set = Arc::new(set);
+                        shared.insert(ids, Arc::clone(&set));
+                        set
+                    }
+                };
+            slices.push(slice);
+        }
+        let slices: [Arc<PolicySet>; 6] = slices.try_into().map_err(|_| PolicyError::Internal {
+            what: format!("policy slices for {uid}"),
+        })?;
         self.principals.push(PrincipalEntry { uid, slices });
         Ok(PrincipalRef(self.principals.len() - 1))
     }
