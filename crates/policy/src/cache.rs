@@ -18,9 +18,9 @@ use parking_lot::Mutex;
 
 use crate::{Facts, Outcome, PolicyError};
 
-pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
+pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
 const SHARDS: usize = 16;
-const CONTEXTS: usize = 16_384;
+const CONTEXTS: usize = 4_096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
