@@ -36,13 +36,13 @@ struct FactsKey {
     label: i64,
     categories: Vec<String>,
     untrusted: bool,
-    risk: u8,
+    risk_level: &'static str,
     injection: bool,
     findings: Vec<String>,
 }
 
 impl FactsKey {
-    fn of(f: &Facts) -> Self {
+    fn of(f: &Facts, risk_level: &'static str) -> Self {
         FactsKey {
             label: f.session.confidentiality.rank(),
             categories: f
@@ -52,7 +52,7 @@ impl FactsKey {
                 .map(|c| c.as_str().to_owned())
                 .collect(),
             untrusted: f.session.integrity == zt4ai_core::Integrity::Untrusted,
-            risk: f.risk,
+            risk_level,
             injection: f.injection,
             findings: f.findings.iter().cloned().collect(),
         }
@@ -102,9 +102,10 @@ impl DecisionCache {
     pub(crate) fn context(
         &self,
         facts: &Facts,
+        risk_level: &'static str,
         build: impl FnOnce() -> Result<Context, PolicyError>,
     ) -> Result<(Context, u64), PolicyError> {
-        let key = FactsKey::of(facts);
+        let key = FactsKey::of(facts, risk_level);
         if let Some((c, id)) = self.contexts.lock().get(&key) {
             return Ok((c.clone(), *id));
         }

@@ -420,6 +420,21 @@ impl PolicyEngine {
         &self.actions[action as usize]
     }
 
+    /// The risk level policies see for a score: `low`, `medium` or `high`, by the
+    /// inventory's thresholds. Policies see only the level, never the exact score,
+    /// so that contexts repeat and decisions stay cacheable; the score itself is
+    /// reported in reasons.
+    pub fn risk_level(&self, risk: u8) -> &'static str {
+        let settings = &self.inventory.settings;
+        if risk >= settings.risk_high {
+            "high"
+        } else if risk >= settings.risk_medium {
+            "medium"
+        } else {
+            "low"
+        }
+    }
+
     /// Builds the Cedar context for a request's facts.
     pub fn context(&self, facts: &Facts) -> Result<Context, PolicyError> {
         let s = &facts.session;
@@ -444,20 +459,9 @@ impl PolicyEngine {
         .map_err(|e| PolicyError::Internal {
             what: format!("context record: {e}"),
         })?;
-        let settings = &self.inventory.settings;
-        let level = if facts.risk >= settings.risk_high {
-            "high"
-        } else if facts.risk >= settings.risk_medium {
-            "medium"
-        } else {
-            "low"
-        };
+        let level = self.risk_level(facts.risk);
         Context::from_pairs([
             ("session".to_owned(), session),
-            (
-                "risk".to_owned(),
-                RestrictedExpression::new_long(i64::from(facts.risk)),
-            ),
             (
                 "risk_level".to_owned(),
                 RestrictedExpression::new_string(level.to_owned()),
@@ -492,10 +496,14 @@ impl PolicyEngine {
         facts: &Facts,
         lifted: &BTreeSet<String>,
     ) -> PolicyDecision {
-        let (context, context_id) = match self.cache.context(facts, || self.context(facts)) {
-            Ok(c) => c,
-            Err(e) => return hard_deny("zt4ai.policy.error", format!("{e}; failing closed")),
-        };
+        let (context, context_id) =
+            match self
+                .cache
+                .context(facts, self.risk_level(facts.risk), || self.context(facts))
+            {
+                Ok(c) => c,
+                Err(e) => return hard_deny("zt4ai.policy.error", format!("{e}; failing closed")),
+            };
         let mut permits: BTreeSet<String> = BTreeSet::new();
         let mut hard: Vec<Reason> = Vec::new();
         let mut hard_ids: BTreeSet<String> = BTreeSet::new();

@@ -122,7 +122,6 @@ type Session = {
 /// What every decision sees besides the entities.
 type RequestContext = {
   session: Session,
-  risk: Long,
   risk_level: String,
   injection: Bool,
   findings: Set<String>,

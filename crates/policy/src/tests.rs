@@ -395,7 +395,7 @@ fn evaluation_error_fails_closed() {
     // Overflow is a runtime error the validator cannot rule out; Cedar would skip
     // this forbid and allow, zt4ai denies.
     let e = engine_with(
-        "@id(\"acme.overflow\")\nforbid (principal, action, resource) when { context.risk * 9223372036854775807 > 1 };\n",
+        "@id(\"acme.overflow\")\nforbid (principal, action, resource is Tool) when { resource.output_label * 9223372036854775807 > 1 };\n",
     )
     .unwrap();
     let f = Facts {

@@ -157,7 +157,7 @@ pub fn generate(sizes: Sizes) -> (String, String) {
         let text = match p % 4 {
             // Per-agent restriction on one tool under risk.
             0 | 1 => format!(
-                "@id(\"syn.p{p}\")\n@reason(\"agent a{a} may not use {tid} under elevated risk\")\nforbid (principal == Agent::\"a{a}\", action == Action::\"call_tool\", resource == Tool::\"{tid}\")\nwhen {{ context.risk > 20 }};\n"
+                "@id(\"syn.p{p}\")\n@reason(\"agent a{a} may not use {tid} under elevated risk\")\nforbid (principal == Agent::\"a{a}\", action == Action::\"call_tool\", resource == Tool::\"{tid}\")\nwhen {{ context.risk_level != \"low\" }};\n"
             ),
             // Group rule: members' agents may not send a category outside.
             2 => format!(
