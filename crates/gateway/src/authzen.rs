@@ -219,7 +219,7 @@ pub(crate) async fn evaluations(
                 let item_rid = rid.as_ref().map(|r| format!("{r}#{i}"));
                 evaluate(&state, s, a, r, context.unwrap_or(&empty), item_rid)
             }
-            _ => denied(&Verdict::deny(
+            _ => verdict_json(&Verdict::deny(
                 reasons::INVALID_REQUEST,
                 format!(
                     "evaluation {i} has no `subject`, `action` or `resource`, and the request gives no default"
@@ -265,12 +265,8 @@ fn evaluate(
 ) -> Value {
     match to_action_request(subject, action, resource, context, request_id) {
         Ok(req) => verdict_json(&state.pipeline.decide(&req)),
-        Err(message) => denied(&Verdict::deny(reasons::INVALID_REQUEST, message)),
+        Err(message) => verdict_json(&Verdict::deny(reasons::INVALID_REQUEST, message)),
     }
-}
-
-fn denied(v: &Verdict) -> Value {
-    verdict_json(v)
 }
 
 fn verdict_json(v: &Verdict) -> Value {

@@ -234,31 +234,17 @@ impl Pipeline {
             .label()
             .clone();
         let facts = facts_for(req, &label, &resolved);
-        let context = self.engine.context(&facts).map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for check in &resolved.checks {
-            let resource = self
-                .engine
-                .resource_uid(check.action, &check.resource)
-                .ok_or_else(|| format!("unknown resource `{}`", check.resource))?;
-            for &link in &resolved.links {
-                let principal = self.engine.principal_uid(link).ok_or("unknown principal")?;
-                let request = cedar_policy::Request::new(
-                    principal.clone(),
-                    self.engine.action_uid(check.action).clone(),
-                    resource.clone(),
-                    context.clone(),
-                    None,
-                )
-                .map_err(|e| e.to_string())?;
-                out.push(CedarCall {
-                    request,
-                    principal: link,
-                    action: check.action,
-                });
-            }
-        }
-        Ok(out)
+        let calls = self
+            .engine
+            .requests(&resolved.links, &resolved.checks, &facts)?;
+        Ok(calls
+            .into_iter()
+            .map(|(request, principal, action)| CedarCall {
+                request,
+                principal,
+                action,
+            })
+            .collect())
     }
 
     fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Denial> {

@@ -31,8 +31,7 @@ mod errors;
 mod reason;
 pub mod schema;
 
-use std::collections::{BTreeSet, HashMap};
-use std::str::FromStr;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cedar_policy::{
@@ -242,11 +241,17 @@ impl PolicyEngine {
             policies,
             inventory,
         };
+        let request_level_ids: HashSet<String> = engine
+            .policies
+            .policies()
+            .filter(|p| is_request_level(p))
+            .map(|p| p.id().to_string())
+            .collect();
         engine.request_level = PolicySet::from_policies(
             engine
                 .policies
                 .policies()
-                .filter(|p| is_request_level(p))
+                .filter(|p| request_level_ids.contains(&p.id().to_string()))
                 .cloned(),
         )
         .map_err(|e| {
@@ -254,21 +259,23 @@ impl PolicyEngine {
                 what: format!("request-level policies: {e}"),
             })
         })?;
-        engine.index().map_err(PolicyErrors::one)?;
+        engine
+            .index(&request_level_ids)
+            .map_err(PolicyErrors::one)?;
         Ok(engine)
     }
 
-    fn index(&mut self) -> Result<(), PolicyError> {
+    fn index(&mut self, request_level: &HashSet<String>) -> Result<(), PolicyError> {
         let inv = Arc::clone(&self.inventory);
         let mut shared = HashMap::new();
         for u in inv.users.keys() {
             let uid = entities::uid("User", u.as_str())?;
-            let r = self.add_principal(uid, &mut shared)?;
+            let r = self.add_principal(uid, request_level, &mut shared)?;
             self.users.insert(u.clone(), r);
         }
         for a in inv.agents.keys() {
             let uid = entities::uid("Agent", a.as_str())?;
-            let r = self.add_principal(uid, &mut shared)?;
+            let r = self.add_principal(uid, request_level, &mut shared)?;
             self.agents.insert(a.clone(), r);
         }
         for kind in ActionKind::ALL {
@@ -289,6 +296,7 @@ impl PolicyEngine {
     fn add_principal(
         &mut self,
         uid: EntityUid,
+        request_level: &HashSet<String>,
         shared: &mut HashMap<Vec<String>, Arc<PolicySet>>,
     ) -> Result<PrincipalRef, PolicyError> {
         let ancestors: BTreeSet<EntityUid> = self
@@ -303,7 +311,7 @@ impl PolicyEngine {
                 .policies
                 .policies()
                 .filter(|p| {
-                    !is_request_level(p)
+                    !request_level.contains(&p.id().to_string())
                         && principal_may_match(&p.principal_constraint(), &uid, &ancestors)
                         && action_may_match(&p.action_constraint(), action_uid)
                 })
@@ -537,119 +545,112 @@ impl PolicyEngine {
                 });
                 continue;
             };
-            {
-                let Some(entry) = self.principals.get(link.0) else {
-                    hard_ids.insert("zt4ai.policy.error".into());
-                    hard.push(Reason {
-                        policy: "zt4ai.policy.error".into(),
-                        message: "unknown principal reference; failing closed".into(),
-                    });
-                    continue;
-                };
-                let slice: &PolicySet = match fixed_set {
-                    Some(set) => set,
-                    None => &entry.slices[check.action as usize],
-                };
-                let vars = Vars {
-                    engine: self,
-                    principal: &entry.uid,
-                    check,
-                    facts,
-                };
-                let key = cache::Key {
-                    principal: link.0,
-                    action: check.action as u8,
-                    request_level: fixed_set.is_some(),
-                    resource: check.resource.clone(),
-                    context: context_id,
-                };
-                let mut outcome = match self.cache.get(&key) {
-                    Some(o) => o,
-                    None => {
-                        let o = self.eval(&entry.uid, check.action, resource, &context, slice);
-                        self.cache.put(key, o.clone());
-                        o
-                    }
-                };
-                if fixed_set.is_some() && matches!(outcome, Outcome::NoPermit | Outcome::Allowed(_))
+            let Some(entry) = self.principals.get(link.0) else {
+                hard_ids.insert("zt4ai.policy.error".into());
+                hard.push(Reason {
+                    policy: "zt4ai.policy.error".into(),
+                    message: "unknown principal reference; failing closed".into(),
+                });
+                continue;
+            };
+            let slice: &PolicySet = match fixed_set {
+                Some(set) => set,
+                None => &entry.slices[check.action as usize],
+            };
+            let vars = Vars {
+                engine: self,
+                principal: &entry.uid,
+                check,
+                facts,
+            };
+            let key = cache::Key {
+                principal: link.0,
+                action: check.action as u8,
+                request_level: fixed_set.is_some(),
+                resource: check.resource.clone(),
+                context: context_id,
+            };
+            let mut outcome = match self.cache.get(&key) {
+                Some(o) => o,
+                None => {
+                    let o = self.eval(&entry.uid, check.action, resource, &context, slice);
+                    self.cache.put(key, o.clone());
+                    o
+                }
+            };
+            if fixed_set.is_some() && matches!(outcome, Outcome::NoPermit | Outcome::Allowed(_)) {
+                // The request-level set holds forbids only: nothing fired.
+                continue;
+            }
+            if let Outcome::Forbidden(ref ids) = outcome {
+                let all_approvable = ids.iter().all(|id| self.is_approvable(id));
+                if all_approvable && !lifted.is_empty() && ids.iter().all(|id| lifted.contains(id))
                 {
-                    // The request-level set holds forbids only: nothing fired.
-                    continue;
+                    used_lifts.extend(ids.iter().cloned());
+                    let reduced = PolicySet::from_policies(
+                        slice
+                            .policies()
+                            .filter(|p| !lifted.contains(&p.id().to_string()))
+                            .cloned(),
+                    );
+                    outcome = match reduced {
+                        Ok(set) => self.eval(&entry.uid, check.action, resource, &context, &set),
+                        Err(e) => Outcome::Error(vec![(
+                            "zt4ai.policy.error".into(),
+                            format!("could not lift approved policies: {e}"),
+                        )]),
+                    };
                 }
-                if let Outcome::Forbidden(ref ids) = outcome {
-                    let all_approvable = ids.iter().all(|id| self.is_approvable(id));
-                    if all_approvable
-                        && !lifted.is_empty()
-                        && ids.iter().all(|id| lifted.contains(id))
-                    {
-                        used_lifts.extend(ids.iter().cloned());
-                        let reduced = PolicySet::from_policies(
-                            slice
-                                .policies()
-                                .filter(|p| !lifted.contains(&p.id().to_string()))
-                                .cloned(),
-                        );
-                        outcome = match reduced {
-                            Ok(set) => {
-                                self.eval(&entry.uid, check.action, resource, &context, &set)
-                            }
-                            Err(e) => Outcome::Error(vec![(
-                                "zt4ai.policy.error".into(),
-                                format!("could not lift approved policies: {e}"),
-                            )]),
-                        };
-                    }
-                }
-                match outcome {
-                    Outcome::Allowed(ids) => {
-                        for id in ids {
-                            permit_reasons.push(Reason {
-                                message: self.message(&id, &vars),
-                                policy: id.clone(),
-                            });
-                            permits.insert(id);
-                        }
-                    }
-                    Outcome::NoPermit => {
-                        hard_ids.insert(DEFAULT_DENY.into());
-                        hard.push(Reason {
-                            policy: DEFAULT_DENY.into(),
-                            message: format!(
-                                "no policy permits {} `{}` to {} `{}`",
-                                entry.uid.type_name().to_string().to_lowercase(),
-                                entry.uid.id().unescaped(),
-                                check.action.name(),
-                                check.target.as_deref().unwrap_or(&check.resource)
-                            ),
+            }
+            match outcome {
+                Outcome::Allowed(ids) => {
+                    for id in ids {
+                        permit_reasons.push(Reason {
+                            message: self.message(&id, &vars),
+                            policy: id.clone(),
                         });
+                        permits.insert(id);
                     }
-                    Outcome::Forbidden(ids) => {
-                        let approvable = ids.iter().all(|id| self.is_approvable(id));
-                        for id in ids {
-                            let message = self.message(&id, &vars);
-                            let (list, set) = if approvable {
-                                (&mut soft, &mut soft_ids)
-                            } else {
-                                (&mut hard, &mut hard_ids)
-                            };
-                            set.insert(id.clone());
-                            let r = Reason {
-                                policy: id,
-                                message,
-                            };
-                            if !list.contains(&r) {
-                                list.push(r);
-                            }
+                }
+                Outcome::NoPermit => {
+                    hard_ids.insert(DEFAULT_DENY.into());
+                    hard.push(Reason {
+                        policy: DEFAULT_DENY.into(),
+                        message: format!(
+                            "no policy permits {} `{}` to {} `{}`",
+                            entry.uid.type_name().to_string().to_lowercase(),
+                            entry.uid.id().unescaped(),
+                            check.action.name(),
+                            check.target.as_deref().unwrap_or(&check.resource)
+                        ),
+                    });
+                }
+                Outcome::Forbidden(ids) => {
+                    let approvable = ids.iter().all(|id| self.is_approvable(id));
+                    for id in ids {
+                        let message = self.message(&id, &vars);
+                        let (list, set) = if approvable {
+                            (&mut soft, &mut soft_ids)
+                        } else {
+                            (&mut hard, &mut hard_ids)
+                        };
+                        set.insert(id.clone());
+                        let r = Reason {
+                            policy: id,
+                            message,
+                        };
+                        if !list.contains(&r) {
+                            list.push(r);
                         }
                     }
-                    Outcome::Error(errs) => {
-                        for (id, msg) in errs {
-                            hard_ids.insert(id.clone());
-                            hard.push(Reason {
-                                policy: id,
-                                message: format!("{msg}; failing closed"),
-                            });
-                        }
+                }
+                Outcome::Error(errs) => {
+                    for (id, msg) in errs {
+                        hard_ids.insert(id.clone());
+                        hard.push(Reason {
+                            policy: id,
+                            message: format!("{msg}; failing closed"),
+                        });
                     }
                 }
             }
@@ -708,6 +709,49 @@ impl PolicyEngine {
         }
     }
 
+    /// The Cedar request for one principal, action and resource; the one place
+    /// zt4ai builds them (evaluation, and [`Self::requests`] for the benchmarks).
+    fn request(
+        &self,
+        principal: &EntityUid,
+        action: ActionKind,
+        resource: &EntityUid,
+        context: &Context,
+    ) -> Result<Request, String> {
+        Request::new(
+            principal.clone(),
+            self.actions[action as usize].clone(),
+            resource.clone(),
+            context.clone(),
+            None,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The Cedar requests [`Self::decide`] evaluates per link and check (without
+    /// the request-level forbids), each with the principal and action naming its
+    /// slice. For benchmarks (the bare-Cedar baseline) and debugging.
+    pub fn requests(
+        &self,
+        links: &[PrincipalRef],
+        checks: &[Check],
+        facts: &Facts,
+    ) -> Result<Vec<(Request, PrincipalRef, ActionKind)>, String> {
+        let context = self.context(facts).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for check in checks {
+            let resource = self
+                .resource_uid(check.action, &check.resource)
+                .ok_or_else(|| format!("unknown resource `{}`", check.resource))?;
+            for &link in links {
+                let principal = self.principal_uid(link).ok_or("unknown principal")?;
+                let request = self.request(principal, check.action, resource, &context)?;
+                out.push((request, link, check.action));
+            }
+        }
+        Ok(out)
+    }
+
     fn eval(
         &self,
         principal: &EntityUid,
@@ -716,15 +760,9 @@ impl PolicyEngine {
         context: &Context,
         set: &PolicySet,
     ) -> Outcome {
-        let request = match Request::new(
-            principal.clone(),
-            self.actions[action as usize].clone(),
-            resource.clone(),
-            context.clone(),
-            None,
-        ) {
+        let request = match self.request(principal, action, resource, context) {
             Ok(r) => r,
-            Err(e) => return Outcome::Error(vec![("zt4ai.policy.error".into(), e.to_string())]),
+            Err(e) => return Outcome::Error(vec![("zt4ai.policy.error".into(), e)]),
         };
         let response = self.authorizer.is_authorized(&request, set, &self.entities);
         let diag = response.diagnostics();
@@ -901,13 +939,6 @@ fn is_request_level(p: &cedar_policy::Policy) -> bool {
         Ok(json) => json.get("conditions").is_some_and(only_context),
         Err(_) => false,
     }
-}
-
-/// Parses an entity uid such as `Agent::"report-agent"` (for tests and tools).
-pub fn parse_uid(s: &str) -> Result<EntityUid, PolicyError> {
-    EntityUid::from_str(s).map_err(|e| PolicyError::Internal {
-        what: format!("entity uid `{s}`: {e}"),
-    })
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
         .join(", ")
 }
 
+/// The grant attributes users and agents share: what each may use.
+const GRANTS: &str = "  tools: Set<Tool>,
+  datasets: Set<Dataset>,
+  writable_datasets: Set<Dataset>,
+  destinations: Set<Destination>,
+  models: Set<Model>,
+";
+
 /// Generates the Cedar schema (Cedar schema syntax) for an inventory.
 pub fn generate(inv: &Inventory) -> String {
     let mut s = String::new();
@@ -54,18 +62,12 @@ pub fn generate(inv: &Inventory) -> String {
             quoted_list(inv.servers.iter())
         );
     }
-    s.push_str(
-        r#"
+    let types = r#"
 /// A human user. Grants are the union of the user's own and their groups'.
 entity User in [Group] = {
   name: String,
   clearance: Long,
-  tools: Set<Tool>,
-  datasets: Set<Dataset>,
-  writable_datasets: Set<Dataset>,
-  destinations: Set<Destination>,
-  models: Set<Model>,
-};
+{GRANTS}};
 
 /// A registered AI agent. `state` is "active", "suspended" or "retired".
 entity Agent = {
@@ -73,12 +75,7 @@ entity Agent = {
   purpose: String,
   state: String,
   clearance: Long,
-  tools: Set<Tool>,
-  datasets: Set<Dataset>,
-  writable_datasets: Set<Dataset>,
-  destinations: Set<Destination>,
-  models: Set<Model>,
-};
+{GRANTS}};
 
 /// An MCP tool; its id is `server.name`.
 entity Tool in [Server] = {
@@ -127,8 +124,8 @@ type RequestContext = {
   findings: Set<String>,
 };
 
-"#,
-    );
+"#;
+    s.push_str(&types.replace("{GRANTS}", GRANTS));
     for (action, resource) in ACTIONS {
         let _ = writeln!(
             s,
