@@ -29,7 +29,7 @@ use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, SessionLabel, Verdict,
 };
-pub use zt4ai_policy::{ActionKind, PrincipalRef};
+pub use zt4ai_policy::{ActionKind, Evaluation, Part, PrincipalRef};
 use zt4ai_policy::{Check, Facts};
 pub use zt4ai_policy::{PolicyEngine, PolicyErrors, PolicySource};
 use zt4ai_session::SessionOwner;
@@ -222,10 +222,11 @@ impl Pipeline {
         verdict
     }
 
-    /// The Cedar requests [`Self::decide`] would evaluate for `req` with the
-    /// session's current label, one per chain link and resource. For benchmarks
-    /// (the bare-Cedar baseline) and debugging; does not change the session.
-    pub fn cedar_requests(&self, req: &ActionRequest) -> Result<Vec<CedarCall>, String> {
+    /// The Cedar work for `req` with the session's current label, as if nothing
+    /// were cached: the evaluations [`Self::decide`] performs, and the requests a
+    /// plain Cedar integration would make. For benchmarks (the bare-Cedar
+    /// baselines) and debugging; does not change the session.
+    pub fn cedar_requests(&self, req: &ActionRequest) -> Result<CedarWork, String> {
         let resolved = self.resolve(req).map_err(|Denial(_, m)| m)?;
         let label = self
             .store
@@ -234,17 +235,14 @@ impl Pipeline {
             .label()
             .clone();
         let facts = facts_for(req, &label, &resolved);
-        let calls = self
-            .engine
-            .requests(&resolved.links, &resolved.checks, &facts)?;
-        Ok(calls
-            .into_iter()
-            .map(|(request, principal, action)| CedarCall {
-                request,
-                principal,
-                action,
-            })
-            .collect())
+        Ok(CedarWork {
+            evaluations: self
+                .engine
+                .evaluations(&resolved.links, &resolved.checks, &facts)?,
+            plain: self
+                .engine
+                .plain_requests(&resolved.links, &resolved.checks, &facts)?,
+        })
     }
 
     fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Denial> {
@@ -372,15 +370,13 @@ fn facts_for(req: &ActionRequest, before: &SessionLabel, resolved: &Resolved<'_>
     }
 }
 
-/// One Cedar evaluation the pipeline performs for a request.
+/// The Cedar work for one request (see [`Pipeline::cedar_requests`]).
 #[derive(Debug)]
-pub struct CedarCall {
-    /// The Cedar request.
-    pub request: cedar_policy::Request,
-    /// The link of the chain evaluated as principal.
-    pub principal: PrincipalRef,
-    /// The action.
-    pub action: ActionKind,
+pub struct CedarWork {
+    /// What zt4ai evaluates, part by part.
+    pub evaluations: Vec<Evaluation>,
+    /// One request per chain link and resource, as a plain integration makes them.
+    pub plain: Vec<cedar_policy::Request>,
 }
 
 fn label_of(

@@ -18,16 +18,18 @@ use parking_lot::Mutex;
 
 use crate::{Facts, Outcome, PolicyError};
 
-pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
+pub(crate) const DEFAULT_CAPACITY: usize = 65_536;
 const SHARDS: usize = 16;
 const CONTEXTS: usize = 4_096;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// What one part's outcome depends on (see [`crate::Part`]); coordinates a part
+/// does not read are zero or `u32::MAX`, so its entries are shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Key {
-    pub principal: usize,
+    pub principal: u32,
     pub action: u8,
-    pub request_level: bool,
-    pub resource: String,
+    pub part: u8,
+    pub resource: u32,
     pub context: u64,
 }
 

@@ -46,6 +46,7 @@ fn grant_attrs(
     g: &Grants,
 ) -> Result<(), PolicyError> {
     attrs.insert("tools".into(), refs("Tool", &g.tools)?);
+    attrs.insert("servers".into(), refs("Server", &g.servers)?);
     attrs.insert("datasets".into(), refs("Dataset", &g.datasets)?);
     attrs.insert(
         "writable_datasets".into(),

@@ -35,9 +35,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityUid,
-    PolicySet, PrincipalConstraint, Request, RestrictedExpression, Schema, ValidationMode,
-    Validator,
+    ActionConstraint, Authorizer, Context, Decision as CedarDecision, Entities, EntityTypeName,
+    EntityUid, PolicySet, PrincipalConstraint, Request, ResourceConstraint, RestrictedExpression,
+    Schema, ValidationMode, Validator,
 };
 pub use errors::{PolicyError, PolicyErrors};
 use zt4ai_core::{AgentId, Decision, Inventory, Reason, SessionLabel, UserId};
@@ -145,10 +145,43 @@ struct Meta {
     permit: bool,
 }
 
+/// Which part of the policy set one Cedar evaluation covers.
+///
+/// Cedar's answer over a policy set is a function of the answers over the parts
+/// of any partition of it: a request is denied if any part has a satisfied
+/// `forbid`, allowed if none has and some part has a satisfied `permit`. So the
+/// engine evaluates each policy only where its outcome can vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Forbids that read only `context`: once per request.
+    Request = 0,
+    /// Policies that never read the principal (unconstrained principal scope, no
+    /// `principal` in the conditions) and may apply to this resource: once per
+    /// resource, whatever the length of the actor chain.
+    Resource = 1,
+    /// The principal's slice: policies whose principal and action scopes can match
+    /// it and whose resource scope is only a type: once per link and resource.
+    Principal = 2,
+    /// Principal-dependent policies that name this resource (or an ancestor) in
+    /// their resource scope: once per link, for resources that have any.
+    Specific = 3,
+}
+
 #[derive(Debug)]
 struct PrincipalEntry {
     uid: EntityUid,
-    slices: [Arc<PolicySet>; 6],
+    slices: [Option<Arc<PolicySet>>; 6],
+}
+
+#[derive(Debug)]
+struct ResourceEntry {
+    uid: EntityUid,
+    /// Dense index, for cache keys.
+    index: u32,
+    /// [`Part::Resource`] policies, if any.
+    shared: Option<Arc<PolicySet>>,
+    /// [`Part::Specific`] policies, if any.
+    specific: Option<Arc<PolicySet>>,
 }
 
 /// A loaded, validated policy engine for one inventory.
@@ -159,19 +192,56 @@ pub struct PolicyEngine {
     schema: Schema,
     entities: Entities,
     policies: PolicySet,
-    meta: HashMap<String, Meta>,
+    /// Policy metadata by slot.
+    meta: Vec<Meta>,
+    /// Policy ids by slot; outcomes and the cache carry slots, not strings.
+    slots: Vec<String>,
+    slot_of: HashMap<String, u32>,
     principals: Vec<PrincipalEntry>,
     users: HashMap<UserId, PrincipalRef>,
     agents: HashMap<AgentId, PrincipalRef>,
     actions: [EntityUid; 6],
-    resources: [HashMap<String, EntityUid>; 6],
+    resources: [HashMap<String, ResourceEntry>; 6],
     authorizer: Authorizer,
     warnings: Vec<String>,
-    /// Forbids whose outcome cannot depend on principal, action or resource
-    /// (unconstrained scope, conditions on `context` only): evaluated once per
-    /// request instead of once per link and resource.
-    request_level: PolicySet,
+    /// [`Part::Request`] policies, if any.
+    request_level: Option<Arc<PolicySet>>,
     cache: cache::DecisionCache,
+}
+
+/// How each policy is partitioned (see [`Part`]).
+struct Classes {
+    request_level: HashSet<String>,
+    principal_free: HashSet<String>,
+}
+
+/// Sets shared between principals and resources with the same policies: most are.
+#[derive(Default)]
+struct Shared(HashMap<Vec<String>, Arc<PolicySet>>);
+
+impl Shared {
+    fn get(
+        &mut self,
+        policies: Vec<&cedar_policy::Policy>,
+        what: &dyn std::fmt::Display,
+    ) -> Result<Option<Arc<PolicySet>>, PolicyError> {
+        if policies.is_empty() {
+            return Ok(None);
+        }
+        let mut ids: Vec<String> = policies.iter().map(|p| p.id().to_string()).collect();
+        ids.sort();
+        if let Some(s) = self.0.get(&ids) {
+            return Ok(Some(Arc::clone(s)));
+        }
+        let set = PolicySet::from_policies(policies.into_iter().cloned()).map_err(|e| {
+            PolicyError::Internal {
+                what: format!("policy set for {what}: {e}"),
+            }
+        })?;
+        let set = Arc::new(set);
+        self.0.insert(ids, Arc::clone(&set));
+        Ok(Some(set))
+    }
 }
 
 impl PolicyEngine {
@@ -199,7 +269,7 @@ impl PolicyEngine {
             text: BASELINE.to_owned(),
         }];
         all_sources.extend(sources.iter().cloned());
-        let (policies, meta, origins) = errors::parse_all(&all_sources)?;
+        let (policies, mut meta_by_id, origins) = errors::parse_all(&all_sources)?;
 
         let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !validation.validation_passed() {
@@ -223,12 +293,24 @@ impl PolicyEngine {
                 }));
             }
         };
+        let mut slots: Vec<String> = meta_by_id.keys().cloned().collect();
+        slots.sort();
+        let slot_of = (0u32..)
+            .zip(&slots)
+            .map(|(i, id)| (id.clone(), i))
+            .collect();
+        let meta = slots
+            .iter()
+            .filter_map(|id| meta_by_id.remove(id))
+            .collect();
 
         let mut engine = PolicyEngine {
             schema_text,
             schema,
             entities,
             meta,
+            slots,
+            slot_of,
             principals: Vec::new(),
             users: HashMap::new(),
             agents: HashMap::new(),
@@ -236,46 +318,44 @@ impl PolicyEngine {
             resources: Default::default(),
             authorizer: Authorizer::new(),
             warnings,
-            request_level: PolicySet::new(),
+            request_level: None,
             cache: cache::DecisionCache::new(cache::DEFAULT_CAPACITY),
             policies,
             inventory,
         };
-        let request_level_ids: HashSet<String> = engine
-            .policies
-            .policies()
-            .filter(|p| is_request_level(p))
-            .map(|p| p.id().to_string())
-            .collect();
-        engine.request_level = PolicySet::from_policies(
-            engine
-                .policies
-                .policies()
-                .filter(|p| request_level_ids.contains(&p.id().to_string()))
-                .cloned(),
-        )
-        .map_err(|e| {
-            PolicyErrors::one(PolicyError::Internal {
-                what: format!("request-level policies: {e}"),
-            })
-        })?;
-        engine
-            .index(&request_level_ids)
-            .map_err(PolicyErrors::one)?;
+        let mut classes = Classes {
+            request_level: HashSet::new(),
+            principal_free: HashSet::new(),
+        };
+        for p in engine.policies.policies() {
+            let id = p.id().to_string();
+            if is_request_level(p) {
+                classes.request_level.insert(id);
+            } else if is_principal_free(p) {
+                classes.principal_free.insert(id);
+            }
+        }
+        engine.index(&classes).map_err(PolicyErrors::one)?;
         Ok(engine)
     }
 
-    fn index(&mut self, request_level: &HashSet<String>) -> Result<(), PolicyError> {
+    fn index(&mut self, classes: &Classes) -> Result<(), PolicyError> {
         let inv = Arc::clone(&self.inventory);
-        let mut shared = HashMap::new();
+        let mut shared = Shared::default();
+        let request_level: Vec<&cedar_policy::Policy> = self
+            .policies
+            .policies()
+            .filter(|p| classes.request_level.contains(&p.id().to_string()))
+            .collect();
+        self.request_level = shared.get(request_level, &"request-level forbids")?;
         for u in inv.users.keys() {
             let uid = entities::uid("User", u.as_str())?;
-            let r = self.add_principal(uid, request_level, &mut shared)?;
+            let r = self.add_principal(uid, classes, &mut shared)?;
             self.users.insert(u.clone(), r);
         }
         for a in inv.agents.keys() {
             let uid = entities::uid("Agent", a.as_str())?;
-            let r = self.add_principal(uid, request_level, &mut shared)?;
+            let r = self.add_principal(uid, classes, &mut shared)?;
             self.agents.insert(a.clone(), r);
         }
         for kind in ActionKind::ALL {
@@ -285,9 +365,37 @@ impl PolicyEngine {
                 ActionKind::Send | ActionKind::Fetch => inv.destinations.keys().collect(),
                 ActionKind::InvokeModel => inv.models.keys().collect(),
             };
-            for id in ids {
+            let action_uid = self.actions[kind as usize].clone();
+            for (index, id) in (0u32..).zip(ids) {
                 let uid = entities::uid(kind.resource_type(), id)?;
-                self.resources[kind as usize].insert(id.clone(), uid);
+                let ancestors: BTreeSet<EntityUid> = self
+                    .entities
+                    .ancestors(&uid)
+                    .map(|it| it.cloned().collect())
+                    .unwrap_or_default();
+                let mut free = Vec::new();
+                let mut specific = Vec::new();
+                for p in self.policies.policies() {
+                    let pid = p.id().to_string();
+                    if classes.request_level.contains(&pid)
+                        || !action_may_match(&p.action_constraint(), &action_uid)
+                        || !scope_may_match(&p.resource_constraint(), &uid, &ancestors)
+                    {
+                        continue;
+                    }
+                    if classes.principal_free.contains(&pid) {
+                        free.push(p);
+                    } else if !scope_is_type_only(&p.resource_constraint()) {
+                        specific.push(p);
+                    }
+                }
+                let entry = ResourceEntry {
+                    shared: shared.get(free, &uid)?,
+                    specific: shared.get(specific, &uid)?,
+                    uid,
+                    index,
+                };
+                self.resources[kind as usize].insert(id.clone(), entry);
             }
         }
         Ok(())
@@ -296,48 +404,33 @@ impl PolicyEngine {
     fn add_principal(
         &mut self,
         uid: EntityUid,
-        request_level: &HashSet<String>,
-        shared: &mut HashMap<Vec<String>, Arc<PolicySet>>,
+        classes: &Classes,
+        shared: &mut Shared,
     ) -> Result<PrincipalRef, PolicyError> {
         let ancestors: BTreeSet<EntityUid> = self
             .entities
             .ancestors(&uid)
             .map(|it| it.cloned().collect())
             .unwrap_or_default();
-        let mut slices: Vec<Arc<PolicySet>> = Vec::with_capacity(ActionKind::ALL.len());
+        let mut slices: [Option<Arc<PolicySet>>; 6] = Default::default();
         for action in ActionKind::ALL {
             let action_uid = &self.actions[action as usize];
+            let resource_type = action.resource_type();
             let applicable: Vec<&cedar_policy::Policy> = self
                 .policies
                 .policies()
                 .filter(|p| {
-                    !request_level.contains(&p.id().to_string())
-                        && principal_may_match(&p.principal_constraint(), &uid, &ancestors)
+                    let id = p.id().to_string();
+                    !classes.request_level.contains(&id)
+                        && !classes.principal_free.contains(&id)
+                        && scope_is_type_only(&p.resource_constraint())
+                        && resource_type_may_match(&p.resource_constraint(), resource_type)
+                        && scope_may_match(&p.principal_constraint(), &uid, &ancestors)
                         && action_may_match(&p.action_constraint(), action_uid)
                 })
                 .collect();
-            // Principals with the same applicable policies share one slice: most do.
-            let mut ids: Vec<String> = applicable.iter().map(|p| p.id().to_string()).collect();
-            ids.sort();
-            ids.push(action.name().to_owned());
-            let slice =
-                match shared.get(&ids) {
-                    Some(s) => Arc::clone(s),
-                    None => {
-                        let set = PolicySet::from_policies(applicable.into_iter().cloned())
-                            .map_err(|e| PolicyError::Internal {
-                                what: format!("policy slice for {uid}: {e}"),
-                            })?;
-                        let set = Arc::new(set);
-                        shared.insert(ids, Arc::clone(&set));
-                        set
-                    }
-                };
-            slices.push(slice);
+            slices[action as usize] = shared.get(applicable, &uid)?;
         }
-        let slices: [Arc<PolicySet>; 6] = slices.try_into().map_err(|_| PolicyError::Internal {
-            what: format!("policy slices for {uid}"),
-        })?;
         self.principals.push(PrincipalEntry { uid, slices });
         Ok(PrincipalRef(self.principals.len() - 1))
     }
@@ -384,23 +477,34 @@ impl PolicyEngine {
         self.cache.stats()
     }
 
-    /// The forbids evaluated once per request (see [`PolicyEngine`]).
-    pub fn request_level_policies(&self) -> &PolicySet {
-        &self.request_level
+    /// The forbids evaluated once per request ([`Part::Request`]), if any.
+    pub fn request_level_policies(&self) -> Option<&PolicySet> {
+        self.request_level.as_deref()
+    }
+
+    /// The policies evaluated once for a resource ([`Part::Resource`]) and the
+    /// principal-dependent ones that name it ([`Part::Specific`]).
+    pub fn resource_parts(
+        &self,
+        action: ActionKind,
+        id: &str,
+    ) -> (Option<&PolicySet>, Option<&PolicySet>) {
+        match self.resources[action as usize].get(id) {
+            Some(r) => (r.shared.as_deref(), r.specific.as_deref()),
+            None => (None, None),
+        }
     }
 
     /// Ids of every loaded policy.
     pub fn policy_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.meta.keys().cloned().collect();
-        ids.sort();
-        ids
+        self.slots.clone()
     }
 
-    /// The policies Cedar evaluates for `principal` doing `action` (the slice).
+    /// The principal's slice for `action` ([`Part::Principal`]), if it has any policy.
     pub fn slice(&self, principal: PrincipalRef, action: ActionKind) -> Option<&PolicySet> {
         self.principals
             .get(principal.0)
-            .map(|p| p.slices[action as usize].as_ref())
+            .and_then(|p| p.slices[action as usize].as_deref())
     }
 
     /// The Cedar uid of a principal.
@@ -420,7 +524,7 @@ impl PolicyEngine {
 
     /// The Cedar uid of a resource, if the inventory has it.
     pub fn resource_uid(&self, action: ActionKind, id: &str) -> Option<&EntityUid> {
-        self.resources[action as usize].get(id)
+        self.resources[action as usize].get(id).map(|r| &r.uid)
     }
 
     /// The Cedar uid of an action.
@@ -504,6 +608,12 @@ impl PolicyEngine {
         facts: &Facts,
         lifted: &BTreeSet<String>,
     ) -> PolicyDecision {
+        let (Some(&first), Some(first_check)) = (links.first(), checks.first()) else {
+            return hard_deny(
+                DEFAULT_DENY,
+                "nothing to authorise: no principal or no resource".to_owned(),
+            );
+        };
         let (context, context_id) =
             match self
                 .cache
@@ -512,200 +622,252 @@ impl PolicyEngine {
                 Ok(c) => c,
                 Err(e) => return hard_deny("zt4ai.policy.error", format!("{e}; failing closed")),
             };
-        let mut permits: BTreeSet<String> = BTreeSet::new();
-        let mut hard: Vec<Reason> = Vec::new();
-        let mut hard_ids: BTreeSet<String> = BTreeSet::new();
-        let mut soft: Vec<Reason> = Vec::new();
-        let mut soft_ids: BTreeSet<String> = BTreeSet::new();
-        let mut used_lifts: BTreeSet<String> = BTreeSet::new();
-        let mut permit_reasons: Vec<Reason> = Vec::new();
+        let Some(first_entry) = self.principals.get(first.0) else {
+            return hard_deny(
+                "zt4ai.policy.error",
+                "unknown principal reference; failing closed".into(),
+            );
+        };
+        let mut acc = Verdicts::default();
+        let env = Env {
+            context: &context,
+            context_id,
+            lifted,
+        };
 
-        // Pairs to evaluate: the request-level forbids once, then every check for every link.
-        let mut plan: Vec<(Option<&PolicySet>, &Check, PrincipalRef)> = Vec::new();
-        if let (Some(first), Some(&link)) = (checks.first(), links.first())
-            && !self.request_level.is_empty()
-        {
-            plan.push((Some(&self.request_level), first, link));
-        }
-        for check in checks {
-            for &link in links {
-                plan.push((None, check, link));
-            }
-        }
-        for (fixed_set, check, link) in plan {
-            let Some(resource) = self.resource_uid(check.action, &check.resource) else {
-                hard_ids.insert("zt4ai.request.unknown_resource".into());
-                hard.push(Reason {
-                    policy: "zt4ai.request.unknown_resource".into(),
-                    message: format!(
-                        "`{}` is not a known {} in the inventory",
-                        check.resource,
-                        check.action.resource_type().to_lowercase()
-                    ),
-                });
-                continue;
-            };
-            let Some(entry) = self.principals.get(link.0) else {
-                hard_ids.insert("zt4ai.policy.error".into());
-                hard.push(Reason {
-                    policy: "zt4ai.policy.error".into(),
-                    message: "unknown principal reference; failing closed".into(),
-                });
-                continue;
-            };
-            let slice: &PolicySet = match fixed_set {
-                Some(set) => set,
-                None => &entry.slices[check.action as usize],
-            };
-            let vars = Vars {
-                engine: self,
-                principal: &entry.uid,
-                check,
-                facts,
-            };
-            let key = cache::Key {
-                principal: link.0,
-                action: check.action as u8,
-                request_level: fixed_set.is_some(),
-                resource: check.resource.clone(),
-                context: context_id,
-            };
-            let mut outcome = match self.cache.get(&key) {
-                Some(o) => o,
-                None => {
-                    let o = self.eval(&entry.uid, check.action, resource, &context, slice);
-                    self.cache.put(key, o.clone());
-                    o
-                }
-            };
-            if fixed_set.is_some() && matches!(outcome, Outcome::NoPermit | Outcome::Allowed(_)) {
-                // The request-level set holds forbids only: nothing fired.
-                continue;
-            }
-            if let Outcome::Forbidden(ref ids) = outcome {
-                let all_approvable = ids.iter().all(|id| self.is_approvable(id));
-                if all_approvable && !lifted.is_empty() && ids.iter().all(|id| lifted.contains(id))
-                {
-                    used_lifts.extend(ids.iter().cloned());
-                    let reduced = PolicySet::from_policies(
-                        slice
-                            .policies()
-                            .filter(|p| !lifted.contains(&p.id().to_string()))
-                            .cloned(),
+        // Part::Request: the context-only forbids, once. They read neither
+        // principal nor resource, so any link and check will do as the request.
+        if let Some(set) = &self.request_level {
+            match self.resources[first_check.action as usize].get(&first_check.resource) {
+                Some(res) => {
+                    let out = self.outcome(
+                        Part::Request,
+                        first,
+                        first_entry,
+                        first_check,
+                        res,
+                        set,
+                        &env,
+                        &mut acc.lifts,
                     );
-                    outcome = match reduced {
-                        Ok(set) => self.eval(&entry.uid, check.action, resource, &context, &set),
-                        Err(e) => Outcome::Error(vec![(
-                            "zt4ai.policy.error".into(),
-                            format!("could not lift approved policies: {e}"),
-                        )]),
+                    let vars = Vars {
+                        engine: self,
+                        principal: &first_entry.uid,
+                        check: first_check,
+                        facts,
                     };
+                    acc.part(self, out, &vars);
                 }
+                None => acc.unknown_resource(first_check),
             }
-            match outcome {
-                Outcome::Allowed(ids) => {
-                    for id in ids {
-                        permit_reasons.push(Reason {
-                            message: self.message(&id, &vars),
-                            policy: id.clone(),
-                        });
-                        permits.insert(id);
+        }
+
+        for check in checks {
+            let Some(res) = self.resources[check.action as usize].get(&check.resource) else {
+                acc.unknown_resource(check);
+                continue;
+            };
+            // Part::Resource: the same for every link, so evaluated once.
+            let shared = res.shared.as_deref().map(|set| {
+                self.outcome(
+                    Part::Resource,
+                    first,
+                    first_entry,
+                    check,
+                    res,
+                    set,
+                    &env,
+                    &mut acc.lifts,
+                )
+            });
+            for &link in links {
+                let Some(entry) = self.principals.get(link.0) else {
+                    acc.hard(
+                        "zt4ai.policy.error",
+                        "unknown principal reference; failing closed".into(),
+                    );
+                    continue;
+                };
+                let own = entry.slices[check.action as usize].as_deref().map(|set| {
+                    self.outcome(
+                        Part::Principal,
+                        link,
+                        entry,
+                        check,
+                        res,
+                        set,
+                        &env,
+                        &mut acc.lifts,
+                    )
+                });
+                let specific = res.specific.as_deref().map(|set| {
+                    self.outcome(
+                        Part::Specific,
+                        link,
+                        entry,
+                        check,
+                        res,
+                        set,
+                        &env,
+                        &mut acc.lifts,
+                    )
+                });
+                let vars = Vars {
+                    engine: self,
+                    principal: &entry.uid,
+                    check,
+                    facts,
+                };
+                // One link and one check: Cedar's answer over the union of the parts.
+                let mut permits = Ids::new();
+                let mut blocked = false;
+                let mut only_approvable = true;
+                let mut permit_unknown = false;
+                let parts = [
+                    (shared.as_ref(), res.shared.as_deref()),
+                    (own.as_ref(), entry.slices[check.action as usize].as_deref()),
+                    (specific.as_ref(), res.specific.as_deref()),
+                ];
+                for (out, set) in parts {
+                    let Some(out) = out else { continue };
+                    match out {
+                        Outcome::Allowed(ids) => permits.extend(ids.iter().copied()),
+                        Outcome::NoPermit => {}
+                        Outcome::Forbidden(ids) => {
+                            blocked = true;
+                            only_approvable &= ids.iter().all(|&s| self.is_approvable(s));
+                            // Cedar does not say whether a permit of a part whose
+                            // forbid fired holds too.
+                            permit_unknown |= set.is_some_and(|set| {
+                                set.policies()
+                                    .any(|p| p.effect() == cedar_policy::Effect::Permit)
+                            });
+                            acc.part(self, out.clone(), &vars);
+                        }
+                        Outcome::Error(_) => {
+                            blocked = true;
+                            only_approvable = false;
+                            acc.part(self, out.clone(), &vars);
+                        }
                     }
                 }
-                Outcome::NoPermit => {
-                    hard_ids.insert(DEFAULT_DENY.into());
-                    hard.push(Reason {
-                        policy: DEFAULT_DENY.into(),
-                        message: format!(
+                // A held request that no policy permits would be refused even
+                // once approved: say so now rather than ask a human for nothing.
+                let known_unpermitted = only_approvable && permits.is_empty() && !permit_unknown;
+                if blocked && !known_unpermitted {
+                    continue;
+                }
+                if permits.is_empty() {
+                    acc.hard(
+                        DEFAULT_DENY,
+                        format!(
                             "no policy permits {} `{}` to {} `{}`",
                             entry.uid.type_name().to_string().to_lowercase(),
                             entry.uid.id().unescaped(),
                             check.action.name(),
                             check.target.as_deref().unwrap_or(&check.resource)
                         ),
+                    );
+                }
+                if blocked {
+                    continue;
+                }
+                for slot in permits {
+                    acc.permit_reasons.push(Reason {
+                        message: self.message(slot, &vars),
+                        policy: self.slot_name(slot).to_owned(),
                     });
-                }
-                Outcome::Forbidden(ids) => {
-                    let approvable = ids.iter().all(|id| self.is_approvable(id));
-                    for id in ids {
-                        let message = self.message(&id, &vars);
-                        let (list, set) = if approvable {
-                            (&mut soft, &mut soft_ids)
-                        } else {
-                            (&mut hard, &mut hard_ids)
-                        };
-                        set.insert(id.clone());
-                        let r = Reason {
-                            policy: id,
-                            message,
-                        };
-                        if !list.contains(&r) {
-                            list.push(r);
-                        }
-                    }
-                }
-                Outcome::Error(errs) => {
-                    for (id, msg) in errs {
-                        hard_ids.insert(id.clone());
-                        hard.push(Reason {
-                            policy: id,
-                            message: format!("{msg}; failing closed"),
-                        });
-                    }
+                    acc.permits.insert(slot);
                 }
             }
         }
+        acc.finish(self)
+    }
 
-        if !hard.is_empty() {
-            dedup(&mut hard);
-            return PolicyDecision {
-                decision: Decision::Deny,
-                reasons: hard,
-                policies: hard_ids.into_iter().collect(),
-                approvable: Vec::new(),
-            };
-        }
-        if !soft.is_empty() {
-            return PolicyDecision {
-                decision: Decision::RequireApproval,
-                reasons: soft,
-                approvable: soft_ids.iter().cloned().collect(),
-                policies: soft_ids.into_iter().collect(),
-            };
-        }
-        let mut reasons: Vec<Reason> = used_lifts
-            .iter()
-            .map(|id| Reason {
-                policy: id.clone(),
-                message: format!("`{id}` lifted by a human approval"),
-            })
-            .collect();
-        if checks.is_empty() || links.is_empty() {
-            return hard_deny(
-                DEFAULT_DENY,
-                "nothing to authorise: no principal or no resource".to_owned(),
+    /// One part's outcome for one link and check: from the cache or from Cedar,
+    /// then with the policies a granted approval lifts taken out, if every
+    /// forbid that fired is one of them.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "internal helper over the evaluation coordinates"
+    )]
+    fn outcome(
+        &self,
+        part: Part,
+        link: PrincipalRef,
+        entry: &PrincipalEntry,
+        check: &Check,
+        res: &ResourceEntry,
+        set: &PolicySet,
+        env: &Env<'_>,
+        lifts: &mut BTreeSet<u32>,
+    ) -> Outcome {
+        let per_link = matches!(part, Part::Principal | Part::Specific);
+        let per_resource = part != Part::Request;
+        let key = cache::Key {
+            principal: if per_link {
+                u32::try_from(link.0).unwrap_or(u32::MAX)
+            } else {
+                u32::MAX
+            },
+            action: if per_resource { check.action as u8 } else { 0 },
+            part: part as u8,
+            resource: if per_resource { res.index } else { 0 },
+            context: env.context_id,
+        };
+        let mut outcome = match self.cache.get(&key) {
+            Some(o) => o,
+            None => {
+                let o = self.eval(&entry.uid, check.action, &res.uid, env.context, set);
+                if !matches!(o, Outcome::Error(_)) {
+                    self.cache.put(key, o.clone());
+                }
+                o
+            }
+        };
+        if let Outcome::Forbidden(ids) = &outcome
+            && !env.lifted.is_empty()
+            && ids
+                .iter()
+                .all(|&s| self.is_approvable(s) && env.lifted.contains(self.slot_name(s)))
+        {
+            lifts.extend(ids.iter().copied());
+            let reduced = PolicySet::from_policies(
+                set.policies()
+                    .filter(|p| !env.lifted.contains(&p.id().to_string()))
+                    .cloned(),
             );
+            outcome = match reduced {
+                Ok(set) => self.eval(&entry.uid, check.action, &res.uid, env.context, &set),
+                Err(e) => Outcome::Error(vec![(
+                    "zt4ai.policy.error".into(),
+                    format!("could not lift approved policies: {e}"),
+                )]),
+            };
         }
-        reasons.extend(permit_reasons);
-        dedup(&mut reasons);
-        let mut policies: BTreeSet<String> = permits;
-        policies.extend(used_lifts);
-        PolicyDecision {
-            decision: Decision::Allow,
-            reasons,
-            policies: policies.into_iter().collect(),
-            approvable: Vec::new(),
-        }
+        outcome
     }
 
-    fn is_approvable(&self, id: &str) -> bool {
-        self.meta.get(id).is_some_and(|m| m.approvable && !m.permit)
+    fn slot_name(&self, slot: u32) -> &str {
+        self.slots
+            .get(slot as usize)
+            .map_or("zt4ai.policy.unknown", String::as_str)
     }
 
-    fn message(&self, id: &str, vars: &Vars<'_>) -> String {
-        match self.meta.get(id).and_then(|m| m.reason.as_deref()) {
+    fn is_approvable(&self, slot: u32) -> bool {
+        self.meta
+            .get(slot as usize)
+            .is_some_and(|m| m.approvable && !m.permit)
+    }
+
+    fn message(&self, slot: u32, vars: &Vars<'_>) -> String {
+        match self
+            .meta
+            .get(slot as usize)
+            .and_then(|m| m.reason.as_deref())
+        {
             Some(template) => render(template, &|name| vars.get(name)),
-            None => format!("decided by `{id}`"),
+            None => format!("decided by `{}`", self.slot_name(slot)),
         }
     }
 
@@ -728,25 +890,77 @@ impl PolicyEngine {
         .map_err(|e| e.to_string())
     }
 
-    /// The Cedar requests [`Self::decide`] evaluates per link and check (without
-    /// the request-level forbids), each with the principal and action naming its
-    /// slice. For benchmarks (the bare-Cedar baseline) and debugging.
-    pub fn requests(
+    /// The Cedar evaluations [`Self::decide`] performs for a request when nothing is
+    /// cached, in order, each with the policy set it runs over. For benchmarks (the
+    /// bare-Cedar baselines) and debugging.
+    pub fn evaluations(
         &self,
         links: &[PrincipalRef],
         checks: &[Check],
         facts: &Facts,
-    ) -> Result<Vec<(Request, PrincipalRef, ActionKind)>, String> {
+    ) -> Result<Vec<Evaluation>, String> {
+        let context = self.context(facts).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let first = links
+            .first()
+            .and_then(|l| self.principals.get(l.0))
+            .ok_or("no principal")?;
+        let mut push = |part,
+                        principal: &EntityUid,
+                        check: &Check,
+                        res: &ResourceEntry,
+                        set: &Arc<PolicySet>| {
+            let request = self.request(principal, check.action, &res.uid, &context)?;
+            out.push(Evaluation {
+                request,
+                part,
+                set: Arc::clone(set),
+            });
+            Ok::<(), String>(())
+        };
+        for (i, check) in checks.iter().enumerate() {
+            let res = self.resources[check.action as usize]
+                .get(&check.resource)
+                .ok_or_else(|| format!("unknown resource `{}`", check.resource))?;
+            if i == 0
+                && let Some(set) = &self.request_level
+            {
+                push(Part::Request, &first.uid, check, res, set)?;
+            }
+            if let Some(set) = &res.shared {
+                push(Part::Resource, &first.uid, check, res, set)?;
+            }
+            for link in links {
+                let entry = self.principals.get(link.0).ok_or("unknown principal")?;
+                if let Some(set) = &entry.slices[check.action as usize] {
+                    push(Part::Principal, &entry.uid, check, res, set)?;
+                }
+                if let Some(set) = &res.specific {
+                    push(Part::Specific, &entry.uid, check, res, set)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Cedar requests a plain integration would make for a request: one per
+    /// chain link and resource, each to be evaluated over every policy. For the
+    /// bare-Cedar baseline in the benchmarks.
+    pub fn plain_requests(
+        &self,
+        links: &[PrincipalRef],
+        checks: &[Check],
+        facts: &Facts,
+    ) -> Result<Vec<Request>, String> {
         let context = self.context(facts).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for check in checks {
-            let resource = self
-                .resource_uid(check.action, &check.resource)
+            let res = self.resources[check.action as usize]
+                .get(&check.resource)
                 .ok_or_else(|| format!("unknown resource `{}`", check.resource))?;
-            for &link in links {
-                let principal = self.principal_uid(link).ok_or("unknown principal")?;
-                let request = self.request(principal, check.action, resource, &context)?;
-                out.push((request, link, check.action));
+            for link in links {
+                let entry = self.principals.get(link.0).ok_or("unknown principal")?;
+                out.push(self.request(&entry.uid, check.action, &res.uid, &context)?);
             }
         }
         Ok(out)
@@ -778,9 +992,20 @@ impl PolicyEngine {
         if !errors.is_empty() {
             return Outcome::Error(errors);
         }
-        let mut ids: Vec<String> = diag.reason().map(|id| id.to_string()).collect();
+        let mut ids = Ids::new();
+        for id in diag.reason() {
+            match self.slot_of.get(AsRef::<str>::as_ref(id)) {
+                Some(&slot) => ids.push(slot),
+                None => {
+                    return Outcome::Error(vec![(
+                        "zt4ai.policy.error".into(),
+                        format!("Cedar reported an unknown policy `{id}`"),
+                    )]);
+                }
+            }
+        }
         // Cedar reports a set; sort so verdicts are deterministic.
-        ids.sort();
+        ids.sort_unstable();
         match response.decision() {
             CedarDecision::Allow => Outcome::Allowed(ids),
             CedarDecision::Deny if ids.is_empty() => Outcome::NoPermit,
@@ -789,11 +1014,142 @@ impl PolicyEngine {
     }
 }
 
+/// One Cedar evaluation of a decision (see [`PolicyEngine::evaluations`]).
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The Cedar request.
+    pub request: Request,
+    /// Which part of the policy set.
+    pub part: Part,
+    /// The policies evaluated.
+    pub set: Arc<PolicySet>,
+}
+
+/// What every part of one decision shares.
+struct Env<'a> {
+    context: &'a Context,
+    context_id: u64,
+    lifted: &'a BTreeSet<String>,
+}
+
+/// Policy slots that fired, in one part.
+type Ids = smallvec::SmallVec<[u32; 4]>;
+
+/// What a decision has found so far.
+#[derive(Default)]
+struct Verdicts {
+    permits: BTreeSet<u32>,
+    permit_reasons: Vec<Reason>,
+    hard: Vec<Reason>,
+    hard_ids: BTreeSet<String>,
+    soft: Vec<Reason>,
+    soft_ids: BTreeSet<String>,
+    lifts: BTreeSet<u32>,
+}
+
+impl Verdicts {
+    fn hard(&mut self, id: &str, message: String) {
+        self.hard_ids.insert(id.to_owned());
+        self.hard.push(Reason {
+            policy: id.to_owned(),
+            message,
+        });
+    }
+
+    fn unknown_resource(&mut self, check: &Check) {
+        self.hard(
+            "zt4ai.request.unknown_resource",
+            format!(
+                "`{}` is not a known {} in the inventory",
+                check.resource,
+                check.action.resource_type().to_lowercase()
+            ),
+        );
+    }
+
+    /// Records the forbids and errors of one part's outcome; permits are the
+    /// caller's, since they count only when no part forbids.
+    fn part(&mut self, engine: &PolicyEngine, out: Outcome, vars: &Vars<'_>) {
+        match out {
+            Outcome::Allowed(_) | Outcome::NoPermit => {}
+            Outcome::Forbidden(ids) => {
+                let approvable = ids.iter().all(|&s| engine.is_approvable(s));
+                for slot in ids {
+                    let r = Reason {
+                        policy: engine.slot_name(slot).to_owned(),
+                        message: engine.message(slot, vars),
+                    };
+                    let (list, set) = if approvable {
+                        (&mut self.soft, &mut self.soft_ids)
+                    } else {
+                        (&mut self.hard, &mut self.hard_ids)
+                    };
+                    set.insert(r.policy.clone());
+                    if !list.contains(&r) {
+                        list.push(r);
+                    }
+                }
+            }
+            Outcome::Error(errs) => {
+                for (id, msg) in errs {
+                    self.hard(&id, format!("{msg}; failing closed"));
+                }
+            }
+        }
+    }
+
+    fn finish(mut self, engine: &PolicyEngine) -> PolicyDecision {
+        if !self.hard.is_empty() {
+            dedup(&mut self.hard);
+            return PolicyDecision {
+                decision: Decision::Deny,
+                reasons: self.hard,
+                policies: self.hard_ids.into_iter().collect(),
+                approvable: Vec::new(),
+            };
+        }
+        if !self.soft.is_empty() {
+            return PolicyDecision {
+                decision: Decision::RequireApproval,
+                reasons: self.soft,
+                approvable: self.soft_ids.iter().cloned().collect(),
+                policies: self.soft_ids.into_iter().collect(),
+            };
+        }
+        let lifted: Vec<String> = self
+            .lifts
+            .iter()
+            .map(|&s| engine.slot_name(s).to_owned())
+            .collect();
+        let mut reasons: Vec<Reason> = lifted
+            .iter()
+            .map(|id| Reason {
+                policy: id.clone(),
+                message: format!("`{id}` lifted by a human approval"),
+            })
+            .collect();
+        reasons.extend(self.permit_reasons);
+        dedup(&mut reasons);
+        let mut policies: BTreeSet<String> = self
+            .permits
+            .iter()
+            .map(|&s| engine.slot_name(s).to_owned())
+            .collect();
+        policies.extend(lifted);
+        PolicyDecision {
+            decision: Decision::Allow,
+            reasons,
+            policies: policies.into_iter().collect(),
+            approvable: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Outcome {
-    Allowed(Vec<String>),
+    Allowed(Ids),
     NoPermit,
-    Forbidden(Vec<String>),
+    Forbidden(Ids),
     Error(Vec<(String, String)>),
 }
 
@@ -887,19 +1243,65 @@ impl Vars<'_> {
     }
 }
 
-fn principal_may_match(
-    c: &PrincipalConstraint,
-    uid: &EntityUid,
-    ancestors: &BTreeSet<EntityUid>,
-) -> bool {
-    match c {
-        PrincipalConstraint::Any => true,
-        PrincipalConstraint::Eq(e) => e == uid,
-        PrincipalConstraint::In(e) => e == uid || ancestors.contains(e),
-        PrincipalConstraint::Is(t) => t == uid.type_name(),
-        PrincipalConstraint::IsIn(t, e) => {
-            t == uid.type_name() && (e == uid || ancestors.contains(e))
+/// A principal or resource scope constraint, whichever it came from.
+enum Scope<'a> {
+    Any,
+    Eq(&'a EntityUid),
+    In(&'a EntityUid),
+    Is(&'a EntityTypeName),
+    IsIn(&'a EntityTypeName, &'a EntityUid),
+}
+
+trait AsScope {
+    fn scope(&self) -> Scope<'_>;
+}
+
+impl AsScope for PrincipalConstraint {
+    fn scope(&self) -> Scope<'_> {
+        match self {
+            PrincipalConstraint::Any => Scope::Any,
+            PrincipalConstraint::Eq(e) => Scope::Eq(e),
+            PrincipalConstraint::In(e) => Scope::In(e),
+            PrincipalConstraint::Is(t) => Scope::Is(t),
+            PrincipalConstraint::IsIn(t, e) => Scope::IsIn(t, e),
         }
+    }
+}
+
+impl AsScope for ResourceConstraint {
+    fn scope(&self) -> Scope<'_> {
+        match self {
+            ResourceConstraint::Any => Scope::Any,
+            ResourceConstraint::Eq(e) => Scope::Eq(e),
+            ResourceConstraint::In(e) => Scope::In(e),
+            ResourceConstraint::Is(t) => Scope::Is(t),
+            ResourceConstraint::IsIn(t, e) => Scope::IsIn(t, e),
+        }
+    }
+}
+
+/// Whether a scope constraint can match `uid`, whose ancestors are `ancestors`.
+/// Exact: scopes depend only on the entity hierarchy, fixed per inventory.
+fn scope_may_match(c: &impl AsScope, uid: &EntityUid, ancestors: &BTreeSet<EntityUid>) -> bool {
+    match c.scope() {
+        Scope::Any => true,
+        Scope::Eq(e) => e == uid,
+        Scope::In(e) => e == uid || ancestors.contains(e),
+        Scope::Is(t) => t == uid.type_name(),
+        Scope::IsIn(t, e) => t == uid.type_name() && (e == uid || ancestors.contains(e)),
+    }
+}
+
+/// Whether a resource scope names no entity (unconstrained, or a type only).
+fn scope_is_type_only(c: &ResourceConstraint) -> bool {
+    matches!(c, ResourceConstraint::Any | ResourceConstraint::Is(_))
+}
+
+/// Whether a type-only resource scope admits the action's resource type.
+fn resource_type_may_match(c: &ResourceConstraint, resource_type: &str) -> bool {
+    match c {
+        ResourceConstraint::Is(t) => t.to_string() == resource_type,
+        _ => true,
     }
 }
 
@@ -912,33 +1314,46 @@ fn action_may_match(c: &ActionConstraint, action: &EntityUid) -> bool {
     }
 }
 
+/// The variables a policy's conditions read (`principal`, `action`, `resource`,
+/// `context`), from its JSON form; `None` if it cannot be converted.
+fn condition_vars(p: &cedar_policy::Policy) -> Option<BTreeSet<String>> {
+    fn walk(v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v.as_str()) {
+                        ("Var", Some(name)) => {
+                            out.insert(name.to_owned());
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let json = p.to_json().ok()?;
+    let mut out = BTreeSet::new();
+    walk(json.get("conditions")?, &mut out);
+    Some(out)
+}
+
 /// Whether a policy's outcome is independent of principal, action and resource:
 /// a forbid with an unconstrained scope whose conditions read only `context`.
 fn is_request_level(p: &cedar_policy::Policy) -> bool {
-    if p.effect() != cedar_policy::Effect::Forbid
-        || p.principal_constraint() != PrincipalConstraint::Any
-        || p.action_constraint() != ActionConstraint::Any
-        || p.resource_constraint() != cedar_policy::ResourceConstraint::Any
-    {
-        return false;
-    }
-    fn only_context(v: &serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::Object(m) => m.iter().all(|(k, v)| {
-                if k == "Var" {
-                    v.as_str() == Some("context")
-                } else {
-                    only_context(v)
-                }
-            }),
-            serde_json::Value::Array(a) => a.iter().all(only_context),
-            _ => true,
-        }
-    }
-    match p.to_json() {
-        Ok(json) => json.get("conditions").is_some_and(only_context),
-        Err(_) => false,
-    }
+    p.effect() == cedar_policy::Effect::Forbid
+        && p.principal_constraint() == PrincipalConstraint::Any
+        && p.action_constraint() == ActionConstraint::Any
+        && p.resource_constraint() == ResourceConstraint::Any
+        && condition_vars(p).is_some_and(|v| v.iter().all(|n| n == "context"))
+}
+
+/// Whether a policy's outcome is independent of the principal: an unconstrained
+/// principal scope and no `principal` in its conditions.
+fn is_principal_free(p: &cedar_policy::Policy) -> bool {
+    p.principal_constraint() == PrincipalConstraint::Any
+        && condition_vars(p).is_some_and(|v| !v.contains("principal"))
 }
 
 #[cfg(test)]

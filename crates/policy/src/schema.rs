@@ -29,6 +29,7 @@ fn quoted_list<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
 
 /// The grant attributes users and agents share: what each may use.
 const GRANTS: &str = "  tools: Set<Tool>,
+  servers: Set<Server>,
   datasets: Set<Dataset>,
   writable_datasets: Set<Dataset>,
   destinations: Set<Destination>,

@@ -493,6 +493,7 @@ fn context_only_forbids_are_request_level_and_leave_the_slices() {
     let e = engine();
     let rl: Vec<String> = e
         .request_level_policies()
+        .unwrap()
         .policies()
         .map(|p| p.id().to_string())
         .collect();
@@ -567,4 +568,224 @@ fn cached_and_uncached_decisions_agree() {
     let (hits, _) = cached.cache_stats();
     assert!(hits > 0);
     assert_eq!(cold.cache_stats().0, 0);
+}
+
+#[test]
+fn principal_free_policies_are_evaluated_once_per_resource() {
+    let e = engine();
+    let alice = e.user(&UserId::new("alice").unwrap()).unwrap();
+    let (shared, _) = e.resource_parts(ActionKind::Send, "internet");
+    let shared = shared.expect("flow guards apply to every destination");
+    for id in ["zt4ai.flow.send", "zt4ai.integrity.egress"] {
+        assert!(
+            shared.policy(&cedar_policy::PolicyId::new(id)).is_some(),
+            "{id} reads no principal"
+        );
+        assert!(
+            e.slice(alice, ActionKind::Send)
+                .unwrap()
+                .policy(&cedar_policy::PolicyId::new(id))
+                .is_none(),
+            "{id} is not in the principal's slice"
+        );
+    }
+    assert!(
+        shared
+            .policy(&cedar_policy::PolicyId::new("zt4ai.grant.send"))
+            .is_none(),
+        "grants read the principal"
+    );
+}
+
+#[test]
+fn resource_scoped_policies_apply_only_to_their_resource() {
+    let e = engine_with(
+        "@id(\"x.crm_query_bob\")\nforbid (principal == User::\"bob\", action == Action::\"call_tool\", resource == Tool::\"crm.query\");\n\
+         @id(\"x.no_files\")\nforbid (principal, action == Action::\"call_tool\", resource in Server::\"files\");\n",
+    )
+    .unwrap();
+    let (_, specific) = e.resource_parts(ActionKind::CallTool, "crm.query");
+    assert!(
+        specific
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new("x.crm_query_bob"))
+            .is_some()
+    );
+    let (shared, specific) = e.resource_parts(ActionKind::CallTool, "mail.send_email");
+    assert!(specific.is_none(), "nothing names mail.send_email");
+    assert!(
+        shared
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new("x.no_files"))
+            .is_none()
+    );
+    let (shared, _) = e.resource_parts(ActionKind::CallTool, "files.delete_file");
+    assert!(
+        shared
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new("x.no_files"))
+            .is_some(),
+        "`in Server` matches the server's tools"
+    );
+    let bob = e.user(&UserId::new("bob").unwrap()).unwrap();
+    assert!(
+        e.slice(bob, ActionKind::CallTool)
+            .unwrap()
+            .policy(&cedar_policy::PolicyId::new("x.crm_query_bob"))
+            .is_none(),
+        "resource-scoped policies leave the slices"
+    );
+    let d = decide(
+        &e,
+        &chain(&e, "bob", &["report-agent"]),
+        &[check(ActionKind::CallTool, "crm.query")],
+        &Facts::default(),
+    );
+    assert_eq!(d.decision, Decision::Deny);
+    assert!(d.policies.contains(&"x.crm_query_bob".to_owned()), "{d:?}");
+    let d = decide(
+        &e,
+        &chain(&e, "alice", &["report-agent"]),
+        &[check(ActionKind::CallTool, "files.delete_file")],
+        &Facts::default(),
+    );
+    assert!(d.policies.contains(&"x.no_files".to_owned()), "{d:?}");
+}
+
+/// The partitioned, cached evaluation gives Cedar's own answer: for every link
+/// and check, the whole policy set through `Authorizer::is_authorized`.
+#[test]
+fn partitioned_evaluation_agrees_with_cedar_over_the_whole_set() {
+    use zt4ai_core::inventory::synthetic::{self, Sizes};
+    let sizes = Sizes {
+        agents: 20,
+        tools: 120,
+        policies: 60,
+    };
+    let (yaml, cedar) = synthetic::generate(sizes);
+    let inv = Arc::new(Inventory::from_yaml_str(&yaml, "synthetic.yaml").unwrap());
+    let e = PolicyEngine::new(
+        Arc::clone(&inv),
+        &[PolicySource {
+            name: "synthetic.cedar".into(),
+            text: cedar,
+        }],
+    )
+    .unwrap();
+    let authorizer = Authorizer::new();
+    let users: Vec<&UserId> = inv.users.keys().take(6).collect();
+    let agents: Vec<&AgentId> = inv.agents.keys().collect();
+    let mut checks: Vec<Check> = inv
+        .tools
+        .keys()
+        .step_by(7)
+        .map(|t| check(ActionKind::CallTool, t))
+        .collect();
+    for d in inv.datasets.keys().step_by(5) {
+        checks.push(check(ActionKind::Read, d));
+        checks.push(check(ActionKind::Write, d));
+    }
+    for d in inv.destinations.keys() {
+        checks.push(check(ActionKind::Send, d));
+        checks.push(check(ActionKind::Fetch, d));
+    }
+    for m in inv.models.keys() {
+        checks.push(check(ActionKind::InvokeModel, m));
+    }
+    let facts = [
+        Facts::default(),
+        session(Label::Confidential, &["pii"], false),
+        session(Label::HighlyConfidential, &["pii", "pci"], true),
+        Facts {
+            risk: 50,
+            findings: BTreeSet::from(["f3".to_owned()]),
+            ..session(Label::Internal, &[], false)
+        },
+    ];
+    // Cedar's own view, per link: does some permit hold, and which forbids fire?
+    let permits = PolicySet::from_policies(
+        e.policy_set()
+            .policies()
+            .filter(|p| p.effect() == cedar_policy::Effect::Permit)
+            .cloned(),
+    )
+    .unwrap();
+    let mut forbids: PolicySet = "@id(\"everything\") permit (principal, action, resource);"
+        .parse()
+        .unwrap();
+    for p in e
+        .policy_set()
+        .policies()
+        .filter(|p| p.effect() == cedar_policy::Effect::Forbid)
+    {
+        forbids.add(p.clone()).unwrap();
+    }
+    let mut compared = [0usize; 3];
+    for (n, agent) in agents.iter().enumerate() {
+        let user = users[n % users.len()];
+        let links = vec![e.user(user).unwrap(), e.agent(agent).unwrap()];
+        for c in checks.iter().skip(n % 3).step_by(3) {
+            for f in &facts {
+                let ours = decide(&e, &links, std::slice::from_ref(c), f);
+                let context = e.context(f).unwrap();
+                let mut fired = BTreeSet::new();
+                let mut unpermitted = false;
+                for &l in &links {
+                    let r = e
+                        .request(
+                            e.principal_uid(l).unwrap(),
+                            c.action,
+                            e.resource_uid(c.action, &c.resource).unwrap(),
+                            &context,
+                        )
+                        .unwrap();
+                    let p = authorizer.is_authorized(&r, &permits, e.entities());
+                    let f = authorizer.is_authorized(&r, &forbids, e.entities());
+                    assert_eq!(
+                        p.diagnostics().errors().count() + f.diagnostics().errors().count(),
+                        0
+                    );
+                    unpermitted |= p.decision() != cedar_policy::Decision::Allow;
+                    if f.decision() == cedar_policy::Decision::Deny {
+                        fired.extend(f.diagnostics().reason().map(|p| p.to_string()));
+                    }
+                }
+                let approvable = |id: &String| e.is_approvable(e.slot_of[id]);
+                let expected = if unpermitted || !fired.iter().all(approvable) {
+                    Decision::Deny
+                } else if !fired.is_empty() {
+                    Decision::RequireApproval
+                } else {
+                    Decision::Allow
+                };
+                assert_eq!(
+                    ours.decision, expected,
+                    "{user} {agent} {c:?} {f:?}: {ours:?}"
+                );
+                let reported: BTreeSet<String> = ours
+                    .policies
+                    .iter()
+                    .filter(|p| *p != DEFAULT_DENY)
+                    .cloned()
+                    .collect();
+                match expected {
+                    Decision::Allow => {}
+                    Decision::RequireApproval => assert_eq!(reported, fired),
+                    Decision::Deny => assert!(
+                        reported.is_subset(&fired) && (unpermitted || !reported.is_empty()),
+                        "{user} {agent} {c:?} {f:?}: ours {ours:?}, Cedar {fired:?}"
+                    ),
+                }
+                compared[match expected {
+                    Decision::Allow => 0,
+                    Decision::Deny => 1,
+                    Decision::RequireApproval => 2,
+                }] += 1;
+            }
+        }
+    }
+    assert!(
+        compared.iter().all(|&n| n > 20),
+        "every outcome exercised: {compared:?}"
+    );
 }

@@ -133,6 +133,8 @@ impl SessionStore {
                used_at INTEGER
              ) STRICT;
              CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created_at);
+             -- a held request finds its pending approval by session and request
+             CREATE INDEX IF NOT EXISTS approvals_request ON approvals(session_id, fingerprint, status);
              PRAGMA user_version = 1;
              COMMIT;",
         )?;

@@ -78,11 +78,15 @@ pub struct Settings {
     pub approval_ttl: Duration,
 }
 
-/// Expanded grants: exact ids only, no patterns.
+/// Resolved grants: exact ids, plus whole MCP servers for `server.*` and `*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    /// Tool ids (`server.tool`).
+    /// Tool ids (`server.tool`) granted one by one.
     pub tools: BTreeSet<String>,
+    /// MCP servers whose every tool is granted (`server.*`; `*` is every server).
+    /// Kept whole rather than expanded, so a user whose groups grant a thousand
+    /// tools holds a handful of server names.
+    pub servers: BTreeSet<String>,
     /// Readable dataset ids.
     pub datasets: BTreeSet<String>,
     /// Writable dataset ids.
@@ -94,8 +98,14 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Whether these grants cover `tool`, one by one or by its server.
+    pub fn allows_tool(&self, tool: &Tool) -> bool {
+        self.servers.contains(&tool.server) || self.tools.contains(&tool.id)
+    }
+
     fn extend(&mut self, other: &Grants) {
         self.tools.extend(other.tools.iter().cloned());
+        self.servers.extend(other.servers.iter().cloned());
         self.datasets.extend(other.datasets.iter().cloned());
         self.writable_datasets
             .extend(other.writable_datasets.iter().cloned());
@@ -738,15 +748,10 @@ impl Resolver<'_> {
         for (j, p) in raw.tools.iter().enumerate() {
             let field = format!("{at}.tools[{j}]");
             if p == "*" {
-                g.tools.extend(inv.tools.keys().cloned());
+                g.servers.extend(inv.servers.iter().cloned());
             } else if let Some(server) = p.strip_suffix(".*") {
                 if inv.servers.contains(server) {
-                    g.tools.extend(
-                        inv.tools
-                            .values()
-                            .filter(|t| t.server == server)
-                            .map(|t| t.id.clone()),
-                    );
+                    g.servers.insert(server.to_owned());
                 } else {
                     self.error(
                         field,

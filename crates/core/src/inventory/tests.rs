@@ -18,8 +18,8 @@ fn example_inventory_resolves() {
     assert_eq!(inv.default_destination, "internet");
     let alice = &inv.users[&UserId::new("alice").unwrap()];
     assert!(
-        alice.rights.tools.contains("crm.update_record"),
-        "crm.* expands"
+        alice.rights.allows_tool(&inv.tools["crm.update_record"]),
+        "crm.* grants the server's tools"
     );
     assert!(alice.rights.datasets.contains("customers"));
     let bob = &inv.users[&UserId::new("bob").unwrap()];
