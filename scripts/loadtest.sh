@@ -5,6 +5,7 @@
 # resident memory idle, under load, and with every session live.
 #
 # Usage: scripts/loadtest.sh [DURATION_SECONDS] [CONNECTIONS]
+#   ZT4AI_DECISION_CACHE=0 scripts/loadtest.sh …   every decision evaluated afresh
 # Installs wrk from Debian's packages if missing. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -70,6 +70,10 @@ enum Command {
         /// Public base URL for the AuthZEN metadata. Default: http://<listen>.
         #[arg(long)]
         base_url: Option<String>,
+        /// Decision-cache entries (policy outcomes memoised per principal, action,
+        /// resource and context class); 0 evaluates every decision afresh.
+        #[arg(long, default_value_t = 65_536, env = "ZT4AI_DECISION_CACHE")]
+        decision_cache: usize,
     },
     /// Validate the inventory and policies; exit 1 with located errors.
     Check,
@@ -331,8 +335,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             data_dir,
             max_body_bytes,
             base_url,
+            decision_cache,
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
+            loaded.engine.set_cache_capacity(decision_cache);
             let store = open_store(&data_dir)?;
             let pipeline = Arc::new(Pipeline::new(Arc::new(loaded.engine), Arc::new(store)));
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -16,11 +16,13 @@
 //!   deny into `require_approval`; a granted approval lifts exactly the policies it
 //!   names, for that request, by evaluating without them. Nothing else can lift a
 //!   forbid.
-//! * **Evaluation is sliced.** Cedar evaluates every policy it is given. Policies
-//!   whose principal or action scope cannot match a principal are dropped from that
-//!   principal's slice when the engine is built, so decision cost tracks the
-//!   policies that can apply, not the size of the policy set. Slicing is exact:
-//!   scopes depend only on the entity hierarchy, which is fixed per inventory.
+//! * **Evaluation is partitioned.** Cedar's answer over a policy set follows from
+//!   its answers over the parts of any partition, so each policy is evaluated only
+//!   where its outcome can vary: context-only forbids once per request, policies
+//!   that never read the principal once per resource, the rest once per link (see
+//!   [`Part`]). Policies whose scopes cannot match a principal, action or resource
+//!   are dropped from its parts when the engine is built; that is exact, since
+//!   scopes depend only on the entity hierarchy, fixed per inventory.
 //!
 //! Any evaluation error denies (fail closed): Cedar itself skips a policy that
 //! errors, which for a `forbid` would mean failing open.
