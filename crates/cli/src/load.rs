@@ -16,11 +16,13 @@ pub const EXAMPLE_POLICIES: &str = include_str!("../../../examples/acme/policies
 pub struct Loaded {
     pub engine: PolicyEngine,
     pub description: String,
+    /// The inventory file's directory (relative paths in it resolve against it).
+    pub dir: Option<PathBuf>,
 }
 
 /// Loads and validates; the error is the full, located message.
 pub fn engine(source: &Source) -> Result<Loaded, String> {
-    let (inventory, policies, description) = match &source.inventory {
+    let (inventory, policies, description, dir_of) = match &source.inventory {
         None => {
             let inv =
                 Inventory::from_yaml_str(EXAMPLE_INVENTORY, "<built-in example>/inventory.yaml")
@@ -32,7 +34,12 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
                     text: EXAMPLE_POLICIES.into(),
                 }],
             };
-            (inv, policies, "built-in example (Acme Corp)".to_owned())
+            (
+                inv,
+                policies,
+                "built-in example (Acme Corp)".to_owned(),
+                None,
+            )
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -49,13 +56,19 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
                 Some(d) => read_dir(&d)?,
                 None => Vec::new(),
             };
-            (inv, policies, path.display().to_string())
+            (
+                inv,
+                policies,
+                path.display().to_string(),
+                Some(base.to_path_buf()),
+            )
         }
     };
     let engine = PolicyEngine::new(Arc::new(inventory), &policies).map_err(|e| e.to_string())?;
     Ok(Loaded {
         engine,
         description,
+        dir: dir_of,
     })
 }
 

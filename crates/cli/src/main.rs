@@ -114,6 +114,55 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         sessions_per_agent: usize,
     },
+    /// The agent registry: register agents, and suspend, resume or retire them.
+    /// Changes reach a running server within a second.
+    Agent {
+        /// Directory of the server's SQLite database.
+        #[arg(
+            long,
+            default_value = "zt4ai-data",
+            env = "ZT4AI_DATA_DIR",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: AgentCommand,
+    },
+    /// Delegated tokens: revoke one (takes effect within a second).
+    Token {
+        /// Directory of the server's data (database and signing keys).
+        #[arg(
+            long,
+            default_value = "zt4ai-data",
+            env = "ZT4AI_DATA_DIR",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: TokenCommand,
+    },
+    /// Rotate zt4ai's token-signing key. Tokens signed with the old key stay valid
+    /// until they expire; a running server picks the new key up within a second.
+    RotateKeys {
+        /// Directory of the server's data.
+        #[arg(long, default_value = "zt4ai-data", env = "ZT4AI_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// The built-in development identity provider, for running zt4ai without an
+    /// organisation IdP: mints user tokens the server accepts when the inventory
+    /// has no `identity` section.
+    DevIdp {
+        /// Directory of the server's data (the development IdP's key lives there).
+        #[arg(
+            long,
+            default_value = "zt4ai-data",
+            env = "ZT4AI_DATA_DIR",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: DevIdpCommand,
+    },
     /// List and decide human approvals for `require_approval` verdicts.
     Approvals {
         /// Directory of the server's SQLite database.
@@ -126,6 +175,140 @@ enum Command {
         data_dir: PathBuf,
         #[command(subcommand)]
         action: ApprovalCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Register an agent. Every agent needs an owner, a user of the inventory.
+    Register {
+        /// Agent id.
+        id: String,
+        /// The accountable user.
+        #[arg(long)]
+        owner: String,
+        /// What the agent is for.
+        #[arg(long)]
+        purpose: String,
+        /// The agent's public key (a JWK, as JSON text or `@file`), for its signed assertions.
+        #[arg(long)]
+        public_jwk: Option<String>,
+        /// Also issue a client secret (development fallback), printed once.
+        #[arg(long)]
+        secret: bool,
+        /// Who is registering it (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// List registered agents.
+    List,
+    /// Show an agent and its lifecycle history.
+    Show {
+        /// Agent id.
+        id: String,
+    },
+    /// Set an agent's credentials: a public JWK, or a new client secret (printed once).
+    Credentials {
+        /// Agent id.
+        id: String,
+        /// Public key (JWK JSON text or `@file`).
+        #[arg(long)]
+        public_jwk: Option<String>,
+        /// Issue a new client secret.
+        #[arg(long)]
+        secret: bool,
+        /// Who is changing them (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Suspend an agent: every request with its tokens is refused from now on.
+    Suspend {
+        /// Agent id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Resume a suspended agent.
+    Resume {
+        /// Agent id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Retire an agent for good.
+    Retire {
+        /// Agent id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Revoke a delegated token, given whole or by its `jti`.
+    Revoke {
+        /// The token, or its `jti`.
+        token: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Revoke every session of a user (or one IdP session with --sid).
+    RevokeUser {
+        /// User id.
+        user: String,
+        /// Only this IdP session.
+        #[arg(long)]
+        sid: Option<String>,
+        /// Who (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
+    },
+    /// Sign delegated tokens directly with the server's key, without an exchange
+    /// (load tests; needs the key file): one per line of an AuthZEN request file,
+    /// for the chain its subject states.
+    #[command(hide = true)]
+    Mint {
+        /// AuthZEN requests, one JSON object per line.
+        #[arg(long)]
+        for_requests: PathBuf,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DevIdpCommand {
+    /// Print a user token signed by the development identity provider.
+    Token {
+        /// User id.
+        user: String,
+        /// Groups claim.
+        #[arg(long)]
+        groups: Vec<String>,
+        /// Risk claim: low, medium, high (or a score 0–100).
+        #[arg(long)]
+        risk: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
     },
 }
 
@@ -297,6 +480,112 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Agent { data_dir, action } => {
+            let store = existing_store(&data_dir)?;
+            agent_command(&store, action, &cli.source)
+        }
+        Command::Token { data_dir, action } => {
+            match action {
+                TokenCommand::Revoke { token, reason, by } => {
+                    let store = existing_store(&data_dir)?;
+                    let (jti, exp) = zt4ai_identity::token_id(&token)
+                        .unwrap_or_else(|| (token.clone(), now() + 86_400));
+                    let new = store.revoke_token(
+                        &jti,
+                        exp.max(now() + 86_400),
+                        &by,
+                        reason.as_deref(),
+                        now(),
+                    )?;
+                    println!(
+                        "revoked token {jti}{}",
+                        if new { "" } else { " (already revoked)" }
+                    );
+                }
+                TokenCommand::RevokeUser { user, sid, by } => {
+                    let store = existing_store(&data_dir)?;
+                    store.revoke_user_session(&user, sid.as_deref(), &by, now())?;
+                    println!(
+                        "revoked {} of user {user}",
+                        sid.map_or("every session".to_owned(), |s| format!("session {s}"))
+                    );
+                }
+                TokenCommand::Mint { for_requests, ttl } => {
+                    let keys = zt4ai_identity::KeyRing::open(
+                        &data_dir.join(zt4ai_identity::SIGNING_KEYS),
+                        now(),
+                    )?;
+                    let text = std::fs::read_to_string(&for_requests)
+                        .with_context(|| format!("reading `{}`", for_requests.display()))?;
+                    let mut cache = std::collections::HashMap::new();
+                    let mut out = String::new();
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        let req = parse_request(line)?;
+                        let key = req.chain.describe();
+                        if !cache.contains_key(&key) {
+                            let t = now();
+                            let agents: Vec<String> =
+                                req.chain.agents.iter().map(ToString::to_string).collect();
+                            let claims = zt4ai_identity::DelegatedClaims {
+                                iss: zt4ai_identity::ISSUER.into(),
+                                sub: req.chain.user.to_string(),
+                                aud: zt4ai_identity::ISSUER.into(),
+                                iat: t,
+                                nbf: t,
+                                exp: t + ttl,
+                                jti: format!("mint-{}", cache.len()),
+                                act: zt4ai_identity::Actor::from_chain(&agents)
+                                    .context("a request without an agent")?,
+                                scope: None,
+                                risk: None,
+                                sid: None,
+                                auth_time: t,
+                            };
+                            let token = keys.sign(&claims, "at+jwt").map_err(anyhow::Error::msg)?;
+                            cache.insert(key.clone(), token);
+                        }
+                        out.push_str(&cache[&key]);
+                        out.push('\n');
+                    }
+                    print!("{out}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RotateKeys { data_dir } => {
+            let keys =
+                zt4ai_identity::KeyRing::open(&data_dir.join(zt4ai_identity::SIGNING_KEYS), now())?;
+            // Keep retired keys published for the longest token lifetime plus skew.
+            let kid = keys.rotate(now(), 86_400 + 300)?;
+            println!(
+                "new signing key {kid}; tokens signed with the old one stay valid until they expire"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DevIdp { data_dir, action } => match action {
+            DevIdpCommand::Token {
+                user,
+                groups,
+                risk,
+                ttl,
+            } => {
+                let keys = zt4ai_identity::KeyRing::open(
+                    &data_dir.join(zt4ai_identity::DEV_IDP_KEYS),
+                    now(),
+                )?;
+                let t = zt4ai_identity::mint_dev_token(
+                    &keys,
+                    &user,
+                    &groups,
+                    risk.as_deref(),
+                    ttl,
+                    now(),
+                )
+                .map_err(anyhow::Error::msg)?;
+                println!("{t}");
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Approvals { data_dir, action } => {
             let db = data_dir.join(DB_FILE);
             if !db.exists() {
@@ -339,13 +628,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
             loaded.engine.set_cache_capacity(decision_cache);
-            let store = open_store(&data_dir)?;
-            let pipeline = Arc::new(Pipeline::new(Arc::new(loaded.engine), Arc::new(store)));
+            let store = Arc::new(open_store(&data_dir)?);
+            let engine = Arc::new(loaded.engine);
+            let identity = Arc::new(
+                zt4ai_identity::Identity::open(
+                    Arc::clone(engine.inventory()),
+                    Arc::clone(&store),
+                    &data_dir,
+                    loaded.dir.as_deref(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            );
+            let admin_token = admin_token(&data_dir)?;
+            let dev_idp = identity.users().is_dev();
+            let pipeline = Arc::new(Pipeline::new(engine, store));
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(async move {
+                identity.load().await.map_err(|e| anyhow::anyhow!("identity provider: {}", e.description))?;
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .with_context(|| format!("listening on {listen}"))?;
@@ -353,14 +655,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let config = GatewayConfig {
                     max_body_bytes,
                     base_url: base_url.unwrap_or_else(|| format!("http://{addr}")),
+                    admin_token: Some(admin_token.0),
                     ..GatewayConfig::default()
                 };
                 tracing::info!(inventory = %loaded.description, data_dir = %data_dir.display(), "zt4ai ready");
                 // One write, errors ignored: a closed stdout must not stop the server.
+                let idp = if dev_idp {
+                    format!(
+                        "development identity provider (user tokens: `zt4ai dev-idp token <user> --data-dir {}`)",
+                        data_dir.display()
+                    )
+                } else {
+                    format!("OIDC issuer {}", identity.users().issuer())
+                };
                 let banner = format!(
-                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  AuthZEN:   POST http://{addr}/access/v1/evaluation\n",
+                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n  admin:     http://{addr}/admin/v1/ (token in {})\n",
                     loaded.description,
-                    data_dir.join(DB_FILE).display()
+                    data_dir.join(DB_FILE).display(),
+                    admin_token.1,
                 );
                 {
                     use std::io::Write as _;
@@ -368,7 +680,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let _ = out.write_all(banner.as_bytes());
                     let _ = out.flush();
                 }
-                zt4ai_gateway::serve(listener, pipeline, config, shutdown_signal()).await?;
+                zt4ai_gateway::serve(listener, pipeline, config, Some(identity), shutdown_signal()).await?;
                 tracing::info!("zt4ai stopped");
                 Ok::<_, anyhow::Error>(())
             })?;
@@ -378,6 +690,166 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 const DB_FILE: &str = "zt4ai.db";
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The admin API's credential: `ZT4AI_ADMIN_TOKEN`, or a random one kept in the
+/// data directory (created on first run, readable only by this user). Returns the
+/// token and where it comes from.
+fn admin_token(dir: &std::path::Path) -> Result<(String, String)> {
+    if let Ok(t) = std::env::var("ZT4AI_ADMIN_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok((t.trim().to_owned(), "$ZT4AI_ADMIN_TOKEN".into()));
+    }
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    if !path.exists() {
+        use std::io::Write as _;
+        let token = zt4ai_identity::new_secret()?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&path)
+            .with_context(|| format!("creating `{}`", path.display()))?;
+        f.write_all(token.as_bytes())?;
+    }
+    let token =
+        std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
+    Ok((token.trim().to_owned(), path.display().to_string()))
+}
+
+fn existing_store(data_dir: &std::path::Path) -> Result<SessionStore> {
+    let db = data_dir.join(DB_FILE);
+    if !db.exists() {
+        bail!(
+            "no zt4ai database at `{}` (is --data-dir right?)",
+            db.display()
+        );
+    }
+    open_store(data_dir)
+}
+
+fn read_jwk(arg: &str) -> Result<String> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading `{path}`"))?,
+        None => arg.to_owned(),
+    };
+    let jwk: zt4ai_identity::Jwk =
+        serde_json::from_str(&text).context("--public-jwk is not a JWK")?;
+    zt4ai_identity::DecodingKey::from_jwk(&jwk)
+        .context("--public-jwk is not a usable public key")?;
+    Ok(serde_json::to_string(&jwk)?)
+}
+
+fn agent_command(store: &SessionStore, action: AgentCommand, source: &Source) -> Result<ExitCode> {
+    use zt4ai_core::inventory::AgentState;
+    let change = |id: &str, to: AgentState, by: &str, reason: Option<&str>| -> Result<ExitCode> {
+        let a = store.set_agent_state(id, to, by, reason, now())?;
+        println!("agent {} is now {} (by {by})", a.id, a.state.as_str());
+        Ok(ExitCode::SUCCESS)
+    };
+    match action {
+        AgentCommand::Register {
+            id,
+            owner,
+            purpose,
+            public_jwk,
+            secret,
+            by,
+        } => {
+            let loaded = load::engine(source).map_err(anyhow::Error::msg)?;
+            if !loaded
+                .engine
+                .inventory()
+                .users
+                .keys()
+                .any(|u| u.as_str() == owner)
+            {
+                bail!("owner `{owner}` is not a user in the inventory");
+            }
+            let jwk = public_jwk.as_deref().map(read_jwk).transpose()?;
+            let secret = secret.then(zt4ai_identity::new_secret).transpose()?;
+            let hash = secret.as_deref().map(zt4ai_identity::secret_hash);
+            let a = store.register_agent(&zt4ai_session::NewAgent {
+                id: &id,
+                owner: &owner,
+                purpose: &purpose,
+                public_jwk: jwk.as_deref(),
+                secret_hash: hash.as_deref(),
+                by: &by,
+                now: now(),
+            })?;
+            println!("registered agent {} (owner {})", a.id, a.owner);
+            if let Some(s) = secret {
+                println!("client secret (shown once): {s}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::List => {
+            for a in store.agents()? {
+                println!(
+                    "{:<24} {:<10} owner {:<12} {}{}",
+                    a.id,
+                    a.state.as_str(),
+                    a.owner,
+                    if a.public_jwk.is_some() { "key " } else { "" },
+                    if a.has_secret { "secret" } else { "" },
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Show { id } => {
+            let a = store.agent(&id)?;
+            println!("{}", serde_json::to_string_pretty(&a)?);
+            for e in store.agent_events(&id)? {
+                println!(
+                    "  {}  {:<11} by {}{}",
+                    e.at,
+                    e.event,
+                    e.by,
+                    e.reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Credentials {
+            id,
+            public_jwk,
+            secret,
+            by,
+        } => {
+            let current = store.agent(&id)?;
+            let jwk = match public_jwk.as_deref() {
+                Some(j) => Some(read_jwk(j)?),
+                None => current.public_jwk,
+            };
+            let new_secret = secret.then(zt4ai_identity::new_secret).transpose()?;
+            let hash = match &new_secret {
+                Some(s) => Some(zt4ai_identity::secret_hash(s)),
+                None => store.agent_secret_hash(&id)?,
+            };
+            store.set_agent_credentials(&id, jwk.as_deref(), hash.as_deref(), &by, now())?;
+            println!("credentials of agent {id} updated (by {by})");
+            if let Some(s) = new_secret {
+                println!("client secret (shown once): {s}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::Suspend { id, reason, by } => {
+            change(&id, AgentState::Suspended, &by, reason.as_deref())
+        }
+        AgentCommand::Resume { id, reason, by } => {
+            change(&id, AgentState::Active, &by, reason.as_deref())
+        }
+        AgentCommand::Retire { id, reason, by } => {
+            change(&id, AgentState::Retired, &by, reason.as_deref())
+        }
+    }
+}
 
 fn open_store(dir: &std::path::Path) -> Result<SessionStore> {
     std::fs::create_dir_all(dir)

@@ -12,10 +12,12 @@ pub mod ids;
 pub mod inventory;
 pub mod label;
 pub mod request;
+pub mod scope;
 pub mod verdict;
 
 pub use ids::{AgentId, ApprovalId, IdError, SessionId, UserId};
 pub use inventory::{ConfigError, Inventory, LoadError};
 pub use label::{Category, Integrity, Label, SessionLabel};
 pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError};
+pub use scope::{Scope, ScopeKind};
 pub use verdict::{Decision, Obligation, Reason, Verdict};

@@ -119,6 +119,10 @@ pub struct ActionRequest {
     /// A human approval granted for an earlier `require_approval` verdict.
     #[serde(default)]
     pub approval: Option<ApprovalId>,
+    /// The task scope of the delegated token the request came with. Set only by an
+    /// enforcement point from a verified token, never read from the caller's JSON.
+    #[serde(skip)]
+    pub scope: Option<crate::Scope>,
 }
 
 /// A resource named by one of a tool call's bound arguments.

@@ -30,6 +30,7 @@ use serde_json::{Map, Value, json};
 use zt4ai_core::{
     Action, ActionRequest, ActorChain, AgentId, ApprovalId, Finding, SessionId, UserId, Verdict,
 };
+use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::reasons;
 
 use crate::{ApiError, AppState};
@@ -159,12 +160,17 @@ pub(crate) async fn evaluation(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let verified = match authenticate(&state, &headers) {
+        Ok(v) => v,
+        Err(r) => return with_request_id(&headers, r),
+    };
     let req: EvaluationRequest = match read_json(&state, body).await {
         Ok(r) => r,
         Err(e) => return with_request_id(&headers, e.into_response()),
     };
     let out = evaluate(
         &state,
+        verified.as_ref(),
         &req.subject,
         &req.action,
         &req.resource,
@@ -179,6 +185,10 @@ pub(crate) async fn evaluations(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let verified = match authenticate(&state, &headers) {
+        Ok(v) => v,
+        Err(r) => return with_request_id(&headers, r),
+    };
     let req: EvaluationsRequest = match read_json(&state, body).await {
         Ok(r) => r,
         Err(e) => return with_request_id(&headers, e.into_response()),
@@ -196,7 +206,7 @@ pub(crate) async fn evaluations(
         let ctx = req.context.clone().unwrap_or_default();
         return with_request_id(
             &headers,
-            Json(evaluate(&state, s, a, r, &ctx, rid)).into_response(),
+            Json(evaluate(&state, verified.as_ref(), s, a, r, &ctx, rid)).into_response(),
         );
     }
     if items.len() > state.config.max_evaluations {
@@ -217,7 +227,15 @@ pub(crate) async fn evaluations(
         let out = match (subject, action, resource) {
             (Some(s), Some(a), Some(r)) => {
                 let item_rid = rid.as_ref().map(|r| format!("{r}#{i}"));
-                evaluate(&state, s, a, r, context.unwrap_or(&empty), item_rid)
+                evaluate(
+                    &state,
+                    verified.as_ref(),
+                    s,
+                    a,
+                    r,
+                    context.unwrap_or(&empty),
+                    item_rid,
+                )
             }
             _ => verdict_json(&Verdict::deny(
                 reasons::INVALID_REQUEST,
@@ -255,18 +273,136 @@ pub(crate) async fn configuration(State(state): State<AppState>) -> Json<Value> 
     }))
 }
 
+/// Verifies the bearer token when the gateway requires one; a refusal is the
+/// `401` to answer.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<VerifiedChain>, Response> {
+    let Some(identity) = &state.identity else {
+        return Ok(None);
+    };
+    match crate::auth::verify_bearer(identity, headers) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            tracing::info!(request_id = request_id(headers).as_deref().unwrap_or("-"),
+                decision = "deny", error = e.code, reason = %e.description, "request refused: bad credentials");
+            Err(crate::auth::auth_error(&e, true))
+        }
+    }
+}
+
 fn evaluate(
     state: &AppState,
+    verified: Option<&VerifiedChain>,
     subject: &Subject,
     action: &ActionSpec,
     resource: &Resource,
     context: &Map<String, Value>,
     request_id: Option<String>,
 ) -> Value {
-    match to_action_request(subject, action, resource, context, request_id) {
+    let req = match verified {
+        Some(v) => to_verified_request(v, subject, action, resource, context, request_id),
+        None => to_action_request(subject, action, resource, context, request_id)
+            .map_err(|m| (reasons::INVALID_REQUEST, m)),
+    };
+    match req {
         Ok(req) => verdict_json(&state.pipeline.decide(&req)),
-        Err(message) => verdict_json(&Verdict::deny(reasons::INVALID_REQUEST, message)),
+        Err((id, message)) => {
+            tracing::info!(decision = "deny", policy = id, reason = %message, "decision");
+            verdict_json(&Verdict::deny(id, message))
+        }
     }
+}
+
+/// The request with the actor chain, scope and account risk its token proves.
+/// A subject stated in the body must be the one the token names.
+fn to_verified_request(
+    v: &VerifiedChain,
+    subject: &Subject,
+    action: &ActionSpec,
+    resource: &Resource,
+    context: &Map<String, Value>,
+    request_id: Option<String>,
+) -> Result<ActionRequest, (&'static str, String)> {
+    let mismatch = |m: String| (reasons::IDENTITY_MISMATCH, m);
+    let current = v.agents.last().map(AgentId::as_str);
+    match (subject.kind.as_str(), current) {
+        ("agent", Some(agent)) if subject.id == agent => {}
+        ("agent", Some(agent)) => {
+            return Err(mismatch(format!(
+                "the token was issued to agent `{agent}`, not `{}`",
+                subject.id
+            )));
+        }
+        ("user", None) if subject.id == v.user.as_str() => {}
+        (kind, _) => {
+            return Err(mismatch(format!(
+                "the token proves {}, not {kind} `{}`",
+                describe(v),
+                subject.id
+            )));
+        }
+    }
+    if let Some(user) = str_prop(&subject.properties, "user", "subject.properties")
+        .map_err(|m| (reasons::INVALID_REQUEST, m))?
+        && user != v.user.as_str()
+    {
+        return Err(mismatch(format!(
+            "the token acts for user `{}`, not `{user}`",
+            v.user
+        )));
+    }
+    if let Some(via) = subject.properties.get("via") {
+        let stated: Vec<&str> = via
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let parents: Vec<&str> = v.agents[..v.agents.len().saturating_sub(1)]
+            .iter()
+            .map(AgentId::as_str)
+            .collect();
+        if stated != parents {
+            return Err(mismatch(format!(
+                "the token's chain is {}, not the `via` stated",
+                describe(v)
+            )));
+        }
+    }
+    // Parse the rest with the token's chain as the subject.
+    let mut props = Map::new();
+    props.insert("user".into(), json!(v.user.as_str()));
+    let as_subject = match v.agents.split_last() {
+        Some((last, parents)) => {
+            props.insert(
+                "via".into(),
+                json!(parents.iter().map(AgentId::as_str).collect::<Vec<_>>()),
+            );
+            Subject {
+                kind: "agent".into(),
+                id: last.to_string(),
+                properties: props,
+            }
+        }
+        None => Subject {
+            kind: "user".into(),
+            id: v.user.to_string(),
+            properties: Map::new(),
+        },
+    };
+    let mut req = to_action_request(&as_subject, action, resource, context, request_id)
+        .map_err(|m| (reasons::INVALID_REQUEST, m))?;
+    req.risk = match (req.risk, v.risk) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    req.scope = v.scope.clone();
+    Ok(req)
+}
+
+fn describe(v: &VerifiedChain) -> String {
+    let mut s = format!("user `{}`", v.user);
+    for a in &v.agents {
+        s.push_str(&format!(" → `{a}`"));
+    }
+    s
 }
 
 fn verdict_json(v: &Verdict) -> Value {
@@ -427,6 +563,7 @@ pub(crate) fn to_action_request(
         risk,
         findings,
         approval,
+        scope: None,
     })
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Today this is the OpenID AuthZEN 1.0 policy decision point API, for agents and
 //! frameworks that enforce in-process: `POST /access/v1/evaluation`,
-//! `POST /access/v1/evaluations` and `GET /.well-known/authzen-configuration`.
+//! `POST /access/v1/evaluations` and `GET /.well-known/authzen-configuration`;
+//! the token endpoint where agents obtain delegated tokens (`POST /oauth/token`,
+//! RFC 8693) with its JWKS and metadata; and the admin API (agent registry,
+//! revocation, key rotation).
 //! Every endpoint only translates its protocol into an
 //! [`ActionRequest`](zt4ai_core::ActionRequest) and the
 //! [`Verdict`](zt4ai_core::Verdict) back; the decision itself is the
@@ -13,6 +16,13 @@
 //! get `400` with the offending path, oversized bodies `413`; a well-formed request
 //! that cannot be resolved (unknown agent, unknown action) is a `deny` with a reason.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "handlers short-circuit with a ready axum Response; one per request, never hot"
+)]
+
+mod admin;
+mod auth;
 mod authzen;
 mod error;
 
@@ -23,6 +33,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use zt4ai_identity::Identity;
 use zt4ai_pipeline::Pipeline;
 
 pub use error::ApiError;
@@ -43,6 +54,8 @@ pub struct GatewayConfig {
     pub max_evaluations: usize,
     /// The base URL published in the AuthZEN metadata (`http://host:port`).
     pub base_url: String,
+    /// The admin API's bearer credential; `None` disables the admin API.
+    pub admin_token: Option<String>,
 }
 
 impl Default for GatewayConfig {
@@ -51,6 +64,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 256 * 1024,
             max_evaluations: 256,
             base_url: "http://127.0.0.1:8080".into(),
+            admin_token: None,
         }
     }
 }
@@ -60,13 +74,25 @@ impl Default for GatewayConfig {
 pub struct AppState {
     pipeline: Arc<Pipeline>,
     config: Arc<GatewayConfig>,
+    /// `Some`: every request proves who it is with a delegated token. `None`:
+    /// the caller states the actor chain (embedding and tests only; `zt4ai serve`
+    /// always runs with identity).
+    identity: Option<Arc<Identity>>,
 }
 
-/// The gateway's routes.
-pub fn router(pipeline: Arc<Pipeline>, config: GatewayConfig) -> Router {
+/// The gateway's routes. With `identity`, every AuthZEN request must carry a
+/// delegated token and the token endpoints are served; without it the caller
+/// states the actor chain, which only an embedding that authenticates callers
+/// itself should do.
+pub fn router(
+    pipeline: Arc<Pipeline>,
+    config: GatewayConfig,
+    identity: Option<Arc<Identity>>,
+) -> Router {
     let state = AppState {
         pipeline,
         config: Arc::new(config),
+        identity,
     };
     Router::new()
         .route("/access/v1/evaluation", post(authzen::evaluation))
@@ -75,6 +101,18 @@ pub fn router(pipeline: Arc<Pipeline>, config: GatewayConfig) -> Router {
             "/.well-known/authzen-configuration",
             get(authzen::configuration),
         )
+        .route("/oauth/token", post(auth::token))
+        .route("/.well-known/jwks.json", get(auth::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(auth::metadata),
+        )
+        .route("/admin/v1/agents", get(admin::list).post(admin::register))
+        .route("/admin/v1/agents/{id}", get(admin::show))
+        .route("/admin/v1/agents/{id}/{op}", post(admin::lifecycle))
+        .route("/admin/v1/tokens/revoke", post(admin::revoke_token))
+        .route("/admin/v1/users/{id}/revoke", post(admin::revoke_user))
+        .route("/admin/v1/keys/rotate", post(admin::rotate))
         .route("/healthz", get(health))
         .fallback(error::not_found)
         .with_state(state)
@@ -97,13 +135,14 @@ pub async fn serve(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
     mut config: GatewayConfig,
+    identity: Option<Arc<Identity>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     if config.base_url.is_empty() {
         config.base_url = format!("http://{addr}");
     }
-    let app = router(pipeline, config);
+    let app = router(pipeline, config, identity);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

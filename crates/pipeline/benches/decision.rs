@@ -268,6 +268,7 @@ fn main() {
             risk: None,
             findings: Vec::new(),
             approval: None,
+            scope: None,
         };
         let t = Instant::now();
         let v = f.pipeline.decide(&r);

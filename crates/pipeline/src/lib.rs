@@ -27,7 +27,8 @@ use tracing::{debug, info};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
 use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
-    Action, ActionRequest, Decision, Integrity, Inventory, Obligation, SessionLabel, Verdict,
+    Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
+    Verdict,
 };
 pub use zt4ai_policy::{ActionKind, Evaluation, Part, PrincipalRef};
 use zt4ai_policy::{Check, Facts};
@@ -49,6 +50,10 @@ pub mod reasons {
     pub const STORE_UNAVAILABLE: &str = "zt4ai.store.unavailable";
     /// The approval presented cannot be used.
     pub const APPROVAL_INVALID: &str = "zt4ai.approval.invalid";
+    /// The request touches a resource outside its delegated token's task scope.
+    pub const OUT_OF_SCOPE: &str = "zt4ai.identity.scope";
+    /// The request's stated subject is not the one its token proves.
+    pub const IDENTITY_MISMATCH: &str = "zt4ai.identity.mismatch";
 }
 
 /// The decision pipeline.
@@ -129,6 +134,26 @@ impl Pipeline {
             Ok(r) => r,
             Err(Denial(policy, message)) => return Verdict::deny(policy, message),
         };
+        if let Some(scope) = &req.scope {
+            let inv = self.inventory();
+            for c in &resolved.checks {
+                let (kind, name) = match c.action {
+                    ActionKind::CallTool => (ScopeKind::Tool, "tool"),
+                    ActionKind::Read | ActionKind::Write => (ScopeKind::Dataset, "dataset"),
+                    ActionKind::Send | ActionKind::Fetch => (ScopeKind::Destination, "destination"),
+                    ActionKind::InvokeModel => (ScopeKind::Model, "model"),
+                };
+                if !scope.allows(kind, &c.resource, inv) {
+                    return Verdict::deny(
+                        reasons::OUT_OF_SCOPE,
+                        format!(
+                            "the delegated token's task scope does not include {name} `{}`",
+                            c.resource
+                        ),
+                    );
+                }
+            }
+        }
         let mut session = match self.store.lock(&req.session) {
             Ok(s) => s,
             Err(e) => {

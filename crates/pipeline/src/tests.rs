@@ -37,6 +37,7 @@ fn req(user: &str, agents: &[&str], session: &str, action: Action) -> ActionRequ
         risk: None,
         findings: vec![],
         approval: None,
+        scope: None,
     }
 }
 

@@ -13,9 +13,24 @@
 //! The embedded store assumes one serving process per database file: its cache is
 //! not invalidated by other processes. Approvals are always read from the database,
 //! so the CLI can grant them while the server runs.
+//!
+//! The same database holds the agent registry and revocations. The registry
+//! ([`RegisteredAgent`]) is seeded from the inventory and is authoritative after
+//! that: suspending, resuming and retiring an agent, or changing its credentials,
+//! is one transaction with its audit event ([`AgentEvent`]), and retirement is
+//! final. Revocations cover tokens (by `jti`, until they expire) and user sessions
+//! (one `sid`, or every session issued before a time); used actor assertions are
+//! remembered until they expire, against replay. The server keeps revocations in
+//! memory and reloads them when [`SessionStore::data_version`] shows that another
+//! process committed.
 
 mod approvals;
+mod registry;
+mod revocation;
 mod store;
 
 pub use approvals::{Approval, ApprovalError, ApprovalStatus, NewApproval};
+pub use registry::{AgentEvent, NewAgent, RegisteredAgent, RegistryError};
+pub use revocation::ALL_SESSIONS;
 pub use store::{SessionLock, SessionOwner, SessionStore, StoreError};
+pub use zt4ai_core::inventory::AgentState;

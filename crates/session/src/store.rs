@@ -135,6 +135,49 @@ impl SessionStore {
              CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created_at);
              -- a held request finds its pending approval by session and request
              CREATE INDEX IF NOT EXISTS approvals_request ON approvals(session_id, fingerprint, status);
+             -- the agent registry (see registry.rs); the tables are created here, so a
+             -- version-1 file written before the registry existed gains them on open
+             CREATE TABLE IF NOT EXISTS agents (
+               id TEXT PRIMARY KEY,
+               owner TEXT NOT NULL,
+               purpose TEXT NOT NULL,
+               state TEXT NOT NULL CHECK (state IN ('active', 'suspended', 'retired')),
+               public_jwk TEXT,
+               secret_hash TEXT,
+               created_at INTEGER NOT NULL,
+               updated_at INTEGER NOT NULL
+             ) STRICT;
+             CREATE TABLE IF NOT EXISTS agent_events (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               agent_id TEXT NOT NULL REFERENCES agents(id),
+               event TEXT NOT NULL
+                 CHECK (event IN ('registered', 'suspended', 'resumed', 'retired', 'credentials')),
+               by TEXT NOT NULL,
+               reason TEXT,
+               at INTEGER NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS agent_events_agent ON agent_events(agent_id, seq);
+             -- revocations (see revocation.rs)
+             CREATE TABLE IF NOT EXISTS revoked_tokens (
+               jti TEXT PRIMARY KEY,
+               expires_at INTEGER NOT NULL,
+               revoked_at INTEGER NOT NULL,
+               by TEXT NOT NULL,
+               reason TEXT
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS revoked_tokens_expiry ON revoked_tokens(expires_at);
+             CREATE TABLE IF NOT EXISTS revoked_user_sessions (
+               user_id TEXT NOT NULL,
+               sid TEXT NOT NULL,
+               revoked_at INTEGER NOT NULL,
+               by TEXT NOT NULL,
+               PRIMARY KEY (user_id, sid)
+             ) STRICT, WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS used_assertions (
+               jti TEXT PRIMARY KEY,
+               expires_at INTEGER NOT NULL
+             ) STRICT;
+             CREATE INDEX IF NOT EXISTS used_assertions_expiry ON used_assertions(expires_at);
              PRAGMA user_version = 1;
              COMMIT;",
         )?;

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use locate::Locations;
 pub use raw::{Access, AgentState, BindingKind};
-use raw::{RawGrants, RawInventory};
+use raw::{RawGrants, RawIdentity, RawInventory};
 pub use target::{Target, TargetError};
 
 use crate::ids::{AgentId, UserId};
@@ -77,6 +77,64 @@ pub struct Settings {
     /// How long a human approval stays usable.
     pub approval_ttl: Duration,
 }
+
+/// Where user tokens come from, and how delegated agent tokens are issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// The identity provider; `None` runs zt4ai's development identity provider.
+    pub provider: Option<IdentityProvider>,
+    /// Lifetime of delegated agent tokens.
+    pub token_ttl: Duration,
+    /// Accepted clock skew.
+    pub clock_skew: Duration,
+    /// Longest actor chain (agents after the user).
+    pub max_chain_depth: usize,
+    /// Whether agents may prove themselves with a client secret.
+    pub allow_client_secrets: bool,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            provider: None,
+            token_ttl: Duration::from_secs(900),
+            clock_skew: Duration::from_secs(60),
+            max_chain_depth: 4,
+            allow_client_secrets: true,
+        }
+    }
+}
+
+/// The organisation's OIDC identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProvider {
+    /// Issuer (`iss`) of user tokens.
+    pub issuer: String,
+    /// Audience (`aud`) user tokens must carry.
+    pub audience: String,
+    /// Where its signing keys are.
+    pub jwks: JwksSource,
+    /// Accepted algorithms (JOSE names).
+    pub algorithms: Vec<String>,
+    /// Claim with the user id.
+    pub user_claim: String,
+    /// Claim with the groups.
+    pub groups_claim: String,
+    /// Claim with the account's risk.
+    pub risk_claim: String,
+}
+
+/// Where an identity provider's JWKS is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A file (resolved against the inventory's directory by the loader).
+    File(String),
+    /// An HTTPS or loopback HTTP URL.
+    Url(String),
+}
+
+/// The JOSE algorithms zt4ai verifies user tokens with.
+pub const USER_TOKEN_ALGORITHMS: [&str; 5] = ["RS256", "RS384", "ES256", "ES384", "EdDSA"];
 
 /// Resolved grants: exact ids, plus whole MCP servers for `server.*` and `*`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -153,6 +211,8 @@ pub struct Agent {
     pub clearance: Label,
     /// What it may use.
     pub grants: Grants,
+    /// Sub-agents it may hand its delegated token to.
+    pub delegates_to: BTreeSet<AgentId>,
 }
 
 /// A tool argument bound to a resource.
@@ -268,6 +328,8 @@ pub struct Inventory {
     pub policies: Option<String>,
     /// Decision settings.
     pub settings: Settings,
+    /// Identity settings.
+    pub identity: IdentitySettings,
     /// Groups by id.
     pub groups: BTreeMap<String, Group>,
     /// Users by id.
@@ -619,11 +681,13 @@ impl Resolver<'_> {
             }
         };
 
+        let identity = self.identity(raw.identity);
         let mut partial = Inventory {
             source: self.source.to_owned(),
             organisation: raw.organisation,
             policies: raw.policies,
             settings,
+            identity,
             groups: BTreeMap::new(),
             users: BTreeMap::new(),
             agents: BTreeMap::new(),
@@ -684,6 +748,7 @@ impl Resolver<'_> {
             }
         }
 
+        let mut delegations: Vec<(usize, AgentId, Vec<String>)> = Vec::new();
         for (i, a) in raw.agents.into_iter().enumerate() {
             let id = match AgentId::new(a.id.clone()) {
                 Ok(id) => id,
@@ -723,7 +788,9 @@ impl Resolver<'_> {
                 state: a.state,
                 clearance: a.clearance,
                 grants,
+                delegates_to: BTreeSet::new(),
             };
+            delegations.push((i, id.clone(), a.delegates_to));
             if partial.agents.insert(id.clone(), agent).is_some() {
                 self.error(
                     format!("agents[{i}].id"),
@@ -731,7 +798,126 @@ impl Resolver<'_> {
                 );
             }
         }
+        // Sub-agents may be declared after the agents that delegate to them.
+        for (i, id, names) in delegations {
+            let mut to = BTreeSet::new();
+            for (j, name) in names.iter().enumerate() {
+                match AgentId::new(name.clone()) {
+                    Ok(sub) if sub == id => self.error(
+                        format!("agents[{i}].delegates_to[{j}]"),
+                        "an agent cannot delegate to itself".into(),
+                    ),
+                    Ok(sub) if partial.agents.contains_key(&sub) => {
+                        to.insert(sub);
+                    }
+                    _ => self.error(
+                        format!("agents[{i}].delegates_to[{j}]"),
+                        format!(
+                            "unknown agent `{name}`{}",
+                            suggest(name, partial.agents.keys().map(AgentId::as_str))
+                        ),
+                    ),
+                }
+            }
+            if let Some(agent) = partial.agents.get_mut(&id) {
+                agent.delegates_to = to;
+            }
+        }
         partial
+    }
+
+    fn identity(&mut self, raw: Option<RawIdentity>) -> IdentitySettings {
+        let Some(raw) = raw else {
+            return IdentitySettings::default();
+        };
+        let defaults = IdentitySettings::default();
+        let mut nonempty = |field: &str, v: &str| {
+            if v.trim().is_empty() {
+                self.error(format!("identity.{field}"), "must not be empty".into());
+            }
+        };
+        nonempty("issuer", &raw.issuer);
+        nonempty("audience", &raw.audience);
+        let jwks = match (raw.jwks_file, raw.jwks_url) {
+            (Some(f), None) => JwksSource::File(f),
+            (None, Some(u)) => {
+                match url::Url::parse(&u) {
+                    Ok(url)
+                        if url.scheme() == "https"
+                            || (url.scheme() == "http" && target::is_loopback_url(&url)) => {}
+                    Ok(_) => self.error(
+                        "identity.jwks_url".into(),
+                        format!("`{u}` must be https, or http on a loopback address"),
+                    ),
+                    Err(e) => self.error("identity.jwks_url".into(), format!("`{u}`: {e}")),
+                }
+                JwksSource::Url(u)
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    "identity.jwks_url".into(),
+                    "give `jwks_file` or `jwks_url`, not both".into(),
+                );
+                JwksSource::File(String::new())
+            }
+            (None, None) => {
+                self.error(
+                    "identity".into(),
+                    "needs `jwks_file` or `jwks_url`: where the issuer's signing keys are".into(),
+                );
+                JwksSource::File(String::new())
+            }
+        };
+        let algorithms = raw
+            .algorithms
+            .unwrap_or_else(|| vec!["RS256".into(), "ES256".into(), "EdDSA".into()]);
+        for (j, a) in algorithms.iter().enumerate() {
+            if !USER_TOKEN_ALGORITHMS.contains(&a.as_str()) {
+                self.error(
+                    format!("identity.algorithms[{j}]"),
+                    format!(
+                        "unsupported algorithm `{a}`, expected one of {}",
+                        USER_TOKEN_ALGORITHMS.join(", ")
+                    ),
+                );
+            }
+        }
+        let ttl = raw.token_ttl_seconds.unwrap_or(900);
+        if !(60..=86_400).contains(&ttl) {
+            self.error(
+                "identity.token_ttl_seconds".into(),
+                format!("`{ttl}` is outside 60–86400"),
+            );
+        }
+        let skew = raw.clock_skew_seconds.unwrap_or(60);
+        if skew > 300 {
+            self.error(
+                "identity.clock_skew_seconds".into(),
+                format!("`{skew}` is above 300"),
+            );
+        }
+        let depth = raw.max_chain_depth.unwrap_or(defaults.max_chain_depth);
+        if !(1..=8).contains(&depth) {
+            self.error(
+                "identity.max_chain_depth".into(),
+                format!("`{depth}` is outside 1–8"),
+            );
+        }
+        IdentitySettings {
+            provider: Some(IdentityProvider {
+                issuer: raw.issuer,
+                audience: raw.audience,
+                jwks,
+                algorithms,
+                user_claim: raw.user_claim.unwrap_or_else(|| "sub".into()),
+                groups_claim: raw.groups_claim.unwrap_or_else(|| "groups".into()),
+                risk_claim: raw.risk_claim.unwrap_or_else(|| "risk".into()),
+            }),
+            token_ttl: Duration::from_secs(ttl),
+            clock_skew: Duration::from_secs(skew),
+            max_chain_depth: depth,
+            allow_client_secrets: raw.allow_client_secrets.unwrap_or(false),
+        }
     }
 
     fn check_id(&mut self, list: &str, i: usize, id: &str) {

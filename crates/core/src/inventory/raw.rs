@@ -24,6 +24,10 @@ pub struct RawInventory {
     /// Decision settings.
     #[serde(default)]
     pub settings: RawSettings,
+    /// The organisation's identity provider and zt4ai's delegated tokens. Without
+    /// it, zt4ai runs its built-in development identity provider.
+    #[serde(default)]
+    pub identity: Option<RawIdentity>,
     /// Groups of users; their grants are the rights of their members.
     #[serde(default)]
     pub groups: Vec<RawGroup>,
@@ -45,6 +49,49 @@ pub struct RawInventory {
     /// Egress sinks: mail domains and hosts.
     #[serde(default)]
     pub destinations: Vec<RawDestination>,
+}
+
+/// Identity settings: where user tokens come from and how zt4ai's own delegated
+/// agent tokens are issued.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentity {
+    /// The OIDC issuer of user tokens (`iss`).
+    pub issuer: String,
+    /// The audience user tokens must carry (`aud`).
+    pub audience: String,
+    /// The issuer's JWKS as a file, relative to the inventory file.
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// The issuer's JWKS URL (HTTPS, or HTTP on a loopback address).
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Accepted signature algorithms for user tokens. Default: RS256, ES256, EdDSA.
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Claim holding the zt4ai user id. Default `sub`.
+    #[serde(default)]
+    pub user_claim: Option<String>,
+    /// Claim holding the user's groups. Default `groups`.
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// Claim holding the IdP's risk assessment of the account (`low`, `medium`,
+    /// `high`, or a score 0–100). Default `risk`.
+    #[serde(default)]
+    pub risk_claim: Option<String>,
+    /// Lifetime of delegated agent tokens, in seconds. Default 900.
+    #[serde(default)]
+    pub token_ttl_seconds: Option<u64>,
+    /// Accepted clock skew, in seconds. Default 60.
+    #[serde(default)]
+    pub clock_skew_seconds: Option<u64>,
+    /// Longest actor chain (agents after the user). Default 4.
+    #[serde(default)]
+    pub max_chain_depth: Option<usize>,
+    /// Whether agents may prove themselves with a client secret instead of a signed
+    /// assertion. Default false with an identity provider.
+    #[serde(default)]
+    pub allow_client_secrets: Option<bool>,
 }
 
 /// Decision settings.
@@ -183,6 +230,9 @@ pub struct RawAgent {
     /// What the agent may use (never more than the user it acts for: both are checked).
     #[serde(default)]
     pub grants: RawGrants,
+    /// Sub-agents this agent may hand its delegated token to.
+    #[serde(default)]
+    pub delegates_to: Vec<String>,
 }
 
 fn default_state() -> AgentState {

@@ -265,6 +265,7 @@ pub fn requests(sizes: Sizes, n: usize, sessions_per_agent: usize) -> Vec<crate:
             risk: Some(((r >> 28) % 30) as u8),
             findings: Vec::new(),
             approval: None,
+            scope: None,
         });
     }
     out

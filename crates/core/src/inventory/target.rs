@@ -125,6 +125,16 @@ pub enum TargetError {
     NoDefault,
 }
 
+/// Whether a URL's host is a loopback address (`localhost`, `127.0.0.0/8`, `::1`).
+pub(crate) fn is_loopback_url(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,375 @@
+//! The admin API: the agent registry, revocation and key rotation, behind an admin
+//! credential (`Authorization: Bearer <admin token>`).
+//!
+//! * `GET  /admin/v1/agents` — every registered agent
+//! * `POST /admin/v1/agents` — register: `{"id", "owner", "purpose", "public_jwk"?, "secret"?: true, "by"?}`
+//! * `GET  /admin/v1/agents/{id}` — one agent and its lifecycle events
+//! * `POST /admin/v1/agents/{id}/{suspend|resume|retire}` — `{"by"?, "reason"?}`
+//! * `POST /admin/v1/tokens/revoke` — `{"token"}` or `{"jti", "exp"?}`, plus `"by"?`, `"reason"?`
+//! * `POST /admin/v1/users/{id}/revoke` — every session of a user, or `{"sid"}`
+//! * `POST /admin/v1/keys/rotate` — a new signing key; old tokens stay valid
+//!
+//! Changes take effect on the next request at every enforcement point.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Digest as _;
+use zt4ai_core::inventory::AgentState;
+use zt4ai_identity::Identity;
+use zt4ai_session::{NewAgent, RegistryError};
+
+use crate::{ApiError, AppState};
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error": code, "message": message.into() })),
+    )
+        .into_response()
+}
+
+/// Checks the admin credential; the identity service if it holds.
+fn authorise(state: &AppState, headers: &HeaderMap) -> Result<std::sync::Arc<Identity>, Response> {
+    let (Some(identity), Some(expected)) = (&state.identity, &state.config.admin_token) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the admin API is not enabled",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests: equal-length, and nothing about the token leaks by timing.
+    let ok = sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(expected.as_bytes());
+    if !ok || given.is_empty() {
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the admin API needs `Authorization: Bearer <admin token>`",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"zt4ai-admin\""),
+        );
+        return Err(r);
+    }
+    Ok(std::sync::Arc::clone(identity))
+}
+
+async fn body_json<T: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    body: Body,
+) -> Result<T, Response> {
+    let limit = state.config.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit }.into_response())?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")).into_response())
+}
+
+fn registry_error(e: &RegistryError) -> Response {
+    let status = match e {
+        RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+        RegistryError::AlreadyRegistered(_)
+        | RegistryError::Retired(_)
+        | RegistryError::InvalidTransition { .. } => StatusCode::CONFLICT,
+        RegistryError::EmptyOwner => StatusCode::BAD_REQUEST,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    error(status, "registry", e.to_string())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match identity.store().agents() {
+        Ok(a) => Json(json!({ "agents": a })).into_response(),
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Register {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    owner: String,
+    #[serde(default)]
+    purpose: String,
+    #[serde(default)]
+    public_jwk: Option<Value>,
+    #[serde(default)]
+    secret: bool,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let r: Register = match body_json(&state, body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match register_agent(&identity, &r) {
+        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+fn register_agent(identity: &Identity, r: &Register) -> Result<Value, Response> {
+    if zt4ai_core::AgentId::new(r.id.clone()).is_err() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("invalid agent id `{}`", r.id),
+        ));
+    }
+    if !r.owner.trim().is_empty()
+        && !identity
+            .inventory()
+            .users
+            .keys()
+            .any(|u| u.as_str() == r.owner)
+    {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("owner `{}` is not a user in the inventory", r.owner),
+        ));
+    }
+    let jwk = match &r.public_jwk {
+        Some(v) => {
+            if serde_json::from_value::<jsonwebtoken::jwk::Jwk>(v.clone())
+                .ok()
+                .and_then(|j| jsonwebtoken::DecodingKey::from_jwk(&j).ok())
+                .is_none()
+            {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "`public_jwk` is not a usable public JWK",
+                ));
+            }
+            Some(v.to_string())
+        }
+        None => None,
+    };
+    let secret = if r.secret {
+        Some(zt4ai_identity::new_secret().map_err(|e| {
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let hash = secret.as_deref().map(zt4ai_identity::secret_hash);
+    let by = r.by.clone().unwrap_or_else(|| "admin-api".into());
+    let agent = identity
+        .store()
+        .register_agent(&NewAgent {
+            id: &r.id,
+            owner: &r.owner,
+            purpose: &r.purpose,
+            public_jwk: jwk.as_deref(),
+            secret_hash: hash.as_deref(),
+            by: &by,
+            now: now(),
+        })
+        .map_err(|e| registry_error(&e))?;
+    identity.changed();
+    let mut v = json!({ "agent": agent });
+    if let Some(s) = secret {
+        v["client_secret"] = json!(s);
+    }
+    Ok(v)
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let store = identity.store();
+    match (store.agent(&id), store.agent_events(&id)) {
+        (Ok(a), Ok(ev)) => Json(json!({ "agent": a, "events": ev })).into_response(),
+        (Err(e), _) | (_, Err(e)) => registry_error(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Change {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(crate) async fn lifecycle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, op)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let to = match op.as_str() {
+        "suspend" => AgentState::Suspended,
+        "resume" => AgentState::Active,
+        "retire" => AgentState::Retired,
+        _ => return ApiError::NotFound.into_response(),
+    };
+    let c: Change = match body_json(&state, body).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let by = c.by.unwrap_or_else(|| "admin-api".into());
+    match identity
+        .store()
+        .set_agent_state(&id, to, &by, c.reason.as_deref(), now())
+    {
+        Ok(a) => {
+            identity.changed();
+            tracing::warn!(agent = %id, state = to.as_str(), by = %by, "agent lifecycle changed");
+            Json(json!({ "agent": a })).into_response()
+        }
+        Err(e) => registry_error(&e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Revoke {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+    #[serde(default)]
+    exp: Option<i64>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let r: Revoke = match body_json(&state, body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let (jti, exp) = match (&r.token, &r.jti) {
+        (Some(t), _) => match zt4ai_identity::token_id(t) {
+            Some(x) => x,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "`token` is not a zt4ai delegated token",
+                );
+            }
+        },
+        (None, Some(j)) => (j.clone(), r.exp.unwrap_or(0)),
+        (None, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give `token` or `jti`",
+            );
+        }
+    };
+    let by = r.by.unwrap_or_else(|| "admin-api".into());
+    match identity.revoke_token(&jti, exp, &by, r.reason.as_deref()) {
+        Ok(new) => Json(json!({ "jti": jti, "revoked": true, "already": !new })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code, e.description),
+    }
+}
+
+pub(crate) async fn revoke_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(user): Path<String>,
+    body: Body,
+) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let r: Revoke = match body_json(&state, body).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let by = r.by.unwrap_or_else(|| "admin-api".into());
+    match identity
+        .store()
+        .revoke_user_session(&user, r.sid.as_deref(), &by, now())
+    {
+        Ok(()) => {
+            identity.changed();
+            Json(json!({ "user": user, "sid": r.sid.unwrap_or_else(|| "*".into()), "revoked": true }))
+                .into_response()
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        ),
+    }
+}
+
+pub(crate) async fn rotate(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let identity = match authorise(&state, &headers) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    match identity.rotate_keys() {
+        Ok(kid) => Json(json!({ "active_kid": kid })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+    }
+}

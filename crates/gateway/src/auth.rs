@@ -1,0 +1,179 @@
+//! Identity endpoints and the bearer-token check of every enforcement point.
+//!
+//! * `POST /oauth/token` — OAuth 2.0 Token Exchange (RFC 8693): an agent trades the
+//!   user's token (or its parent agent's delegated token) for a delegated token.
+//!   The agent authenticates with a signed `actor_token`, or, where the inventory
+//!   allows it, a client secret (form fields or HTTP Basic).
+//! * `GET /.well-known/jwks.json` — the keys delegated tokens are signed with.
+//! * `GET /.well-known/oauth-authorization-server` — RFC 8414 metadata.
+//!
+//! Every AuthZEN request must carry a delegated token as `Authorization: Bearer`;
+//! a missing or bad one is answered `401` with a `WWW-Authenticate` header that
+//! says what is wrong (RFC 6750), and is logged as a denied request.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::json;
+use zt4ai_identity::{AuthError, ExchangeRequest, Identity, TOKEN_EXCHANGE, VerifiedChain};
+
+use crate::AppState;
+
+/// The answer to a refused token request or bearer token.
+pub(crate) fn auth_error(e: &AuthError, bearer: bool) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut resp = (
+        status,
+        Json(json!({ "error": e.code, "error_description": e.description })),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        let desc = e.description.replace(['"', '\\'], "'");
+        let value = if bearer {
+            if e.code == "missing_token" {
+                format!("Bearer realm=\"zt4ai\", error_description=\"{desc}\"")
+            } else {
+                format!(
+                    "Bearer realm=\"zt4ai\", error=\"{}\", error_description=\"{desc}\"",
+                    e.code
+                )
+            }
+        } else {
+            "Basic realm=\"zt4ai\"".to_owned()
+        };
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    resp
+}
+
+/// Verifies the request's bearer token, if the gateway requires tokens.
+pub(crate) fn verify_bearer(
+    identity: &Identity,
+    headers: &HeaderMap,
+) -> Result<VerifiedChain, AuthError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AuthError {
+            status: 401,
+            code: "missing_token",
+            description: "no `Authorization: Bearer` delegated token".into(),
+        })?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            AuthError::invalid_token("the Authorization header is not `Bearer <token>`")
+        })?;
+    identity.verify(token)
+}
+
+/// `POST /oauth/token`.
+pub(crate) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(identity) = state.identity.clone() else {
+        return auth_error(
+            &AuthError::invalid_request("token exchange is not enabled"),
+            false,
+        );
+    };
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return auth_error(
+            &AuthError::invalid_request("the body must be `application/x-www-form-urlencoded`"),
+            false,
+        );
+    }
+    let limit = state.config.max_body_bytes;
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return crate::ApiError::TooLarge { limit }.into_response();
+        }
+    };
+    let mut req: ExchangeRequest = match serde_urlencoded::from_bytes(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return auth_error(
+                &AuthError::invalid_request(format!("form body: {e}")),
+                false,
+            );
+        }
+    };
+    // RFC 6749 §2.3.1: client credentials may come as HTTP Basic.
+    if let Some(basic) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        match decoded.as_deref().and_then(|s| s.split_once(':')) {
+            Some((id, secret)) => {
+                req.client_id = Some(id.to_owned());
+                req.client_secret = Some(secret.to_owned());
+            }
+            None => {
+                return auth_error(
+                    &AuthError::invalid_client("malformed HTTP Basic credentials"),
+                    false,
+                );
+            }
+        }
+    }
+    match identity.exchange(&req).await {
+        Ok(resp) => {
+            let mut r = Json(resp).into_response();
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::info!(error = e.code, reason = %e.description, "token exchange refused");
+            auth_error(&e, false)
+        }
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
+    match &state.identity {
+        Some(i) => Json(i.jwks()).into_response(),
+        None => crate::ApiError::NotFound.into_response(),
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414).
+pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
+    let base = state.config.base_url.trim_end_matches('/');
+    let secrets = state.identity.as_ref().is_some_and(|i| i.allows_secrets());
+    let mut methods = vec!["none"];
+    if secrets {
+        methods.extend(["client_secret_post", "client_secret_basic"]);
+    }
+    Json(json!({
+        "issuer": zt4ai_identity::ISSUER,
+        "token_endpoint": format!("{base}/oauth/token"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "grant_types_supported": [TOKEN_EXCHANGE],
+        "token_endpoint_auth_methods_supported": methods,
+    }))
+    .into_response()
+}

@@ -1,0 +1,696 @@
+//! Identity end to end: user tokens, token exchange, delegated tokens on every
+//! request, revocation and the kill switch, over real HTTP on loopback.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use zt4ai_core::inventory::AgentState;
+use zt4ai_gateway::GatewayConfig;
+use zt4ai_identity::{
+    DEV_IDP_KEYS, ISSUER, KeyRing, TOKEN_EXCHANGE, TOKEN_TYPE_ACCESS, TOKEN_TYPE_JWT,
+    mint_dev_token,
+};
+use zt4ai_pipeline::SessionStore;
+
+use super::{ADMIN_TOKEN, Server, call, exec, policies, unix_now, verdict};
+
+/// An Ed25519 key pair: its public JWK and a signing key.
+fn keypair(kid: Option<&str>) -> (Value, EncodingKey) {
+    let mut seed = [0u8; 32];
+    getrandom(&mut seed);
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let mut jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public), "alg": "EdDSA", "use": "sig"});
+    if let Some(k) = kid {
+        jwk["kid"] = json!(k);
+    }
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    (jwk, EncodingKey::from_ed_der(&der))
+}
+
+fn getrandom(buf: &mut [u8]) {
+    getrandom::fill(buf).unwrap();
+}
+
+fn assertion(agent: &str, key: &EncodingKey) -> String {
+    let now = unix_now();
+    let claims = json!({"iss": agent, "sub": agent, "aud": ISSUER, "iat": now, "exp": now + 60,
+        "jti": format!("{agent}-{}", super::rand_suffix())});
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap()
+}
+
+fn user_token(dir: &std::path::Path, user: &str, risk: Option<&str>) -> String {
+    let keys = KeyRing::open(&dir.join(DEV_IDP_KEYS), unix_now()).unwrap();
+    mint_dev_token(&keys, user, &[], risk, 600, unix_now()).unwrap()
+}
+
+impl Server {
+    async fn exchange(&self, form: &[(&str, &str)]) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url("/oauth/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// Gives `agent` a key pair and returns the signing half.
+    fn enrol(&self, agent: &str) -> EncodingKey {
+        let (jwk, key) = keypair(None);
+        self.identity
+            .store()
+            .set_agent_credentials(agent, Some(&jwk.to_string()), None, "test", unix_now())
+            .unwrap();
+        key
+    }
+
+    async fn delegated(
+        &self,
+        subject: &str,
+        agent: &str,
+        key: &EncodingKey,
+        scope: Option<&str>,
+    ) -> (u16, Value) {
+        let a = assertion(agent, key);
+        let mut form = vec![
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+            ("actor_token", a.as_str()),
+            ("actor_token_type", TOKEN_TYPE_JWT),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        self.exchange(&form).await
+    }
+
+    async fn evaluate_with(&self, token: &str, body: Value) -> (u16, Value, Option<String>) {
+        let r = self
+            .client
+            .post(self.url("/access/v1/evaluation"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (status, r.json().await.unwrap(), www)
+    }
+}
+
+fn read(dataset: &str, session: &str) -> Value {
+    json!({"subject": exec(), "action": {"name": "read"},
+        "resource": {"type": "dataset", "id": dataset}, "context": {"session": session}})
+}
+
+#[tokio::test]
+async fn user_token_exchanged_then_used_for_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let key = s.enrol("report-agent");
+    let (st, t) = s
+        .delegated(
+            &user_token(dir.path(), "alice", None),
+            "report-agent",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["issued_token_type"], TOKEN_TYPE_ACCESS);
+    assert_eq!(t["token_type"], "Bearer");
+    let token = t["access_token"].as_str().unwrap();
+    // The subject need not repeat the user: the token proves it.
+    let body = json!({"subject": {"type": "agent", "id": "report-agent"}, "action": {"name": "read"},
+        "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "flow"}});
+    let (st, v, _) = s.evaluate_with(token, body).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(verdict(&v), "allow", "{v}");
+    // JWKS and metadata are published.
+    let jwks: Value = s
+        .client
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "OKP");
+    let meta: Value = s
+        .client
+        .get(s.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["token_endpoint"], s.url("/oauth/token"));
+    assert_eq!(meta["grant_types_supported"][0], TOKEN_EXCHANGE);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn motivating_case_with_real_credentials_and_a_compromised_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let key = s.enrol("report-agent");
+    // Before the IdP notices: the agent reads the customer table for alice.
+    let (_, t) = s
+        .delegated(
+            &user_token(dir.path(), "alice", None),
+            "report-agent",
+            &key,
+            None,
+        )
+        .await;
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let (_, v, _) = s
+        .evaluate_with(
+            &token,
+            call(exec(), "crm.query", json!({"table": "customers"}), "exfil"),
+        )
+        .await;
+    assert_eq!(verdict(&v), "allow", "{v}");
+    // The IdP marks the account compromised; the next token carries it.
+    let (st, t) = s
+        .delegated(
+            &user_token(dir.path(), "alice", Some("high")),
+            "report-agent",
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap();
+    let send = call(
+        exec(),
+        "mail.send_email",
+        json!({"to": "ceo@competitor.example", "body": "…"}),
+        "exfil",
+    );
+    let (_, v, _) = s.evaluate_with(token, send).await;
+    assert_eq!(verdict(&v), "deny", "{v}");
+    let p = policies(&v);
+    assert!(p.contains(&"zt4ai.risk.high".to_owned()), "{p:?}");
+    assert!(p.contains(&"zt4ai.flow.send".to_owned()), "{p:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn sub_agent_delegation_narrows_and_cannot_widen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let parent_key = s.enrol("report-agent");
+    let child_key = s.enrol("summariser");
+    let (st, parent) = s
+        .delegated(
+            &user_token(dir.path(), "alice", None),
+            "report-agent",
+            &parent_key,
+            Some("tool:web.fetch tool:crm.query dataset:handbook"),
+        )
+        .await;
+    assert_eq!(st, 200, "{parent}");
+    let parent_token = parent["access_token"].as_str().unwrap();
+    let (st, child) = s
+        .delegated(
+            parent_token,
+            "summariser",
+            &child_key,
+            Some("tool:web.fetch"),
+        )
+        .await;
+    assert_eq!(st, 200, "{child}");
+    let child_token = child["access_token"].as_str().unwrap();
+    let subject =
+        json!({"type": "agent", "id": "summariser", "properties": {"via": ["report-agent"]}});
+    // The dataset restriction is inherited from the parent's scope.
+    let (_, v, _) = s
+        .evaluate_with(
+            child_token,
+            json!({"subject": subject.clone(), "action": {"name": "read"},
+            "resource": {"type": "dataset", "id": "handbook"}, "context": {"session": "sub"}}),
+        )
+        .await;
+    assert_eq!(verdict(&v), "allow", "{v}");
+    // Within the grants but outside the token's scope.
+    let (_, v, _) = s
+        .evaluate_with(
+            child_token,
+            call(subject, "wiki.search", json!({"q": "x"}), "sub"),
+        )
+        .await;
+    assert_eq!(verdict(&v), "deny", "{v}");
+    assert_eq!(policies(&v), ["zt4ai.identity.scope"]);
+    // Asking for more than the parent has: refused.
+    let (st, e) = s
+        .delegated(
+            parent_token,
+            "summariser",
+            &child_key,
+            Some("tool:wiki.search"),
+        )
+        .await;
+    assert_eq!(st, 400, "{e}");
+    assert_eq!(e["error"], "invalid_scope");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_get_401_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let body = read("handbook", "bad");
+    // No token.
+    let (st, v) = s
+        .post_with("/access/v1/evaluation", body.to_string(), None)
+        .await;
+    assert_eq!(st, 401, "{v}");
+    let good = s.mint("alice", &["report-agent"]);
+    let (st, _, _) = s.evaluate_with(&good, body.clone()).await;
+    assert_eq!(st, 200);
+    // Forged: another key's signature.
+    let (_, other) = keypair(None);
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(good.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = jsonwebtoken::decode_header(&good).unwrap().kid;
+    let forged = jsonwebtoken::encode(&h, &claims, &other).unwrap();
+    // alg: none.
+    let none = format!(
+        "{}.{}.",
+        B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        good.split('.').nth(1).unwrap()
+    );
+    // Expired, not yet valid, wrong audience.
+    let now = unix_now();
+    let tweak = |f: &dyn Fn(&mut Value)| {
+        let mut c = claims.clone();
+        f(&mut c);
+        let c: zt4ai_identity::DelegatedClaims = serde_json::from_value(c).unwrap();
+        s.identity.sign_claims(&c).unwrap()
+    };
+    let expired = tweak(&|c| {
+        c["iat"] = json!(now - 7200);
+        c["nbf"] = json!(now - 7200);
+        c["exp"] = json!(now - 3600);
+    });
+    let early = tweak(&|c| c["nbf"] = json!(now + 3600));
+    let wrong_aud = tweak(&|c| c["aud"] = json!("another-service"));
+    let user_tok = user_token(dir.path(), "alice", None);
+    for (token, why) in [
+        (forged.as_str(), "signature"),
+        (none.as_str(), "not a JWT"),
+        (expired.as_str(), "expired"),
+        (early.as_str(), "not valid yet"),
+        (wrong_aud.as_str(), "audience"),
+        (user_tok.as_str(), "zt4ai does not have"),
+        ("garbage", "not a JWT"),
+    ] {
+        let (st, v, www) = s.evaluate_with(token, body.clone()).await;
+        assert_eq!(st, 401, "{why}: {v}");
+        assert_eq!(v["error"], "invalid_token");
+        let www = www.expect("WWW-Authenticate");
+        assert!(
+            www.starts_with("Bearer realm=\"zt4ai\", error=\"invalid_token\""),
+            "{www}"
+        );
+        assert!(www.contains(why), "{why}: {www}");
+    }
+    // Agent A's token presented as agent B: refused, with the reason.
+    let (st, v, _) = s
+        .evaluate_with(&good, json!({"subject": {"type": "agent", "id": "summariser", "properties": {"user": "alice"}},
+            "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"}, "context": {"session": "b"}}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(verdict(&v), "deny");
+    assert_eq!(policies(&v), ["zt4ai.identity.mismatch"]);
+    // Another user's name on the token's chain: refused too.
+    let (_, v, _) = s
+        .evaluate_with(&good, json!({"subject": {"type": "agent", "id": "report-agent", "properties": {"user": "bob"}},
+            "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"}, "context": {"session": "b"}}))
+        .await;
+    assert_eq!(policies(&v), ["zt4ai.identity.mismatch"]);
+    // Exchange errors: wrong grant type, no agent proof, replayed assertion.
+    let (st, e) = s.exchange(&[("grant_type", "password")]).await;
+    assert_eq!(
+        (st, e["error"].as_str().unwrap()),
+        (400, "unsupported_grant_type")
+    );
+    let (st, e) = s
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &user_tok),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+        ])
+        .await;
+    assert_eq!((st, e["error"].as_str().unwrap()), (401, "invalid_client"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn revocation_suspension_and_retirement_stop_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let body = read("handbook", "rev");
+    let token = s.mint("alice", &["report-agent"]);
+    assert_eq!(s.evaluate_with(&token, body.clone()).await.0, 200);
+    // Revoke the token through the admin API: refused, and stays refused (no replay).
+    let (st, v) = s
+        .admin(
+            "/admin/v1/tokens/revoke",
+            json!({"token": token, "by": "carol", "reason": "leaked"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for _ in 0..2 {
+        let (st, v, _) = s.evaluate_with(&token, body.clone()).await;
+        assert_eq!(st, 401);
+        assert!(
+            v["error_description"].as_str().unwrap().contains("revoked"),
+            "{v}"
+        );
+    }
+    // Suspend, resume, retire.
+    let token = s.mint("alice", &["report-agent"]);
+    let (st, _) = s
+        .admin(
+            "/admin/v1/agents/report-agent/suspend",
+            json!({"by": "carol", "reason": "incident"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v, _) = s.evaluate_with(&token, body.clone()).await;
+    assert_eq!(st, 401);
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("suspended"),
+        "{v}"
+    );
+    let (st, _) = s
+        .admin(
+            "/admin/v1/agents/report-agent/resume",
+            json!({"by": "carol"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.evaluate_with(&token, body.clone()).await.0, 200);
+    let (st, _) = s
+        .admin(
+            "/admin/v1/agents/report-agent/retire",
+            json!({"by": "carol"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v, _) = s.evaluate_with(&token, body.clone()).await;
+    assert_eq!(st, 401);
+    assert!(
+        v["error_description"].as_str().unwrap().contains("retired"),
+        "{v}"
+    );
+    let (st, v) = s
+        .admin("/admin/v1/agents/report-agent/resume", json!({}))
+        .await;
+    assert_eq!(st, 409, "retirement is final: {v}");
+    // Every change is recorded with who made it.
+    let v: Value = s
+        .client
+        .get(s.url("/admin/v1/agents/report-agent"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events: Vec<(String, String)> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["by"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        events.contains(&("suspended".into(), "carol".into())),
+        "{events:?}"
+    );
+    assert!(
+        events.contains(&("retired".into(), "carol".into())),
+        "{events:?}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn admin_api_needs_its_credential_and_an_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let r = s
+        .client
+        .get(s.url("/admin/v1/agents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .client
+        .get(s.url("/admin/v1/agents"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (st, v) = s
+        .admin(
+            "/admin/v1/agents",
+            json!({"id": "new-bot", "owner": "", "purpose": "x"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("owner"), "{v}");
+    let (st, v) = s
+        .admin(
+            "/admin/v1/agents",
+            json!({"id": "new-bot", "owner": "mallory", "purpose": "x"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = s.admin("/admin/v1/agents", json!({"id": "new-bot", "owner": "bob", "purpose": "triage", "secret": true, "by": "carol"})).await;
+    assert_eq!(st, 201, "{v}");
+    assert!(v["client_secret"].as_str().unwrap().starts_with("zs_"));
+    let (st, _) = s
+        .admin(
+            "/admin/v1/agents",
+            json!({"id": "new-bot", "owner": "bob", "purpose": "again"}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    // Key rotation: tokens signed before it stay valid.
+    let before = s.mint("alice", &["report-agent"]);
+    let (st, v) = s.admin("/admin/v1/keys/rotate", json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        s.evaluate_with(&before, read("handbook", "rot")).await.0,
+        200
+    );
+    let jwks: Value = s
+        .client
+        .get(s.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    s.stop().await;
+}
+
+/// The kill switch: an agent suspended from another process (the CLI) is refused
+/// within about a second, while requests keep coming.
+#[tokio::test]
+async fn kill_switch_from_another_process_takes_effect_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("z.db");
+    let s = Server::start(&db).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let body = read("handbook", "kill");
+    for _ in 0..5 {
+        assert_eq!(s.evaluate_with(&token, body.clone()).await.0, 200);
+    }
+    // Another connection, as `zt4ai agent suspend` would open.
+    let cli = SessionStore::open(&db).unwrap();
+    cli.set_agent_state(
+        "report-agent",
+        AgentState::Suspended,
+        "carol",
+        Some("kill switch"),
+        unix_now(),
+    )
+    .unwrap();
+    let at = Instant::now();
+    loop {
+        let (st, _, _) = s.evaluate_with(&token, body.clone()).await;
+        if st == 401 {
+            break;
+        }
+        assert!(
+            at.elapsed() < Duration::from_millis(1500),
+            "still allowed after {:?}",
+            at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        at.elapsed() <= Duration::from_millis(1200),
+        "{:?}",
+        at.elapsed()
+    );
+    s.stop().await;
+}
+
+/// An organisation IdP whose JWKS is served over HTTP on loopback, rotating its key.
+#[tokio::test]
+async fn oidc_issuer_with_a_jwks_url_and_key_rotation() {
+    use std::sync::{Arc, Mutex};
+    let jwks = Arc::new(Mutex::new(json!({"keys": []})));
+    let (jwk1, key1) = keypair(Some("k1"));
+    jwks.lock().unwrap()["keys"] = json!([jwk1]);
+    let served = Arc::clone(&jwks);
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let v = served.lock().unwrap().clone();
+            async move { axum::Json(v) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let idp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let inventory = super::INVENTORY.replace(
+        "settings:",
+        &format!(
+            "identity:\n  issuer: https://idp.acme.example\n  audience: zt4ai\n  jwks_url: http://{idp}/jwks\n  risk_claim: acme_risk\n  allow_client_secrets: true\nsettings:"
+        ),
+    );
+    assert!(
+        inventory.contains("jwks_url"),
+        "the example has a settings section"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_full(
+        &dir.path().join("z.db"),
+        GatewayConfig::default(),
+        &inventory,
+    )
+    .await;
+    let secret = zt4ai_identity::new_secret().unwrap();
+    s.identity
+        .store()
+        .set_agent_credentials(
+            "report-agent",
+            None,
+            Some(&zt4ai_identity::secret_hash(&secret)),
+            "test",
+            unix_now(),
+        )
+        .unwrap();
+    let idp_token = |kid: &str, key: &EncodingKey, extra: Value| {
+        let now = unix_now();
+        let mut c = json!({"iss": "https://idp.acme.example", "aud": "zt4ai", "sub": "alice",
+            "iat": now, "exp": now + 300});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(&h, &c, key).unwrap()
+    };
+    let exchange = |t: String| {
+        let secret = secret.clone();
+        let s = &s;
+        async move {
+            s.exchange(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &t),
+                ("subject_token_type", TOKEN_TYPE_JWT),
+                ("client_id", "report-agent"),
+                ("client_secret", &secret),
+            ])
+            .await
+        }
+    };
+    let (st, v) = exchange(idp_token("k1", &key1, json!({"acme_risk": "medium"}))).await;
+    assert_eq!(st, 200, "{v}");
+    let v = s
+        .identity
+        .verify(v["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(v.risk, Some(40), "medium maps to the medium threshold");
+    // Wrong issuer and wrong audience are refused.
+    let mut bad = idp_token("k1", &key1, json!({"iss": "https://evil.example"}));
+    let (st, v) = exchange(bad).await;
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid_grant"),
+        "{v}"
+    );
+    bad = idp_token("k1", &key1, json!({"aud": "other"}));
+    assert_eq!(exchange(bad).await.0, 400);
+    // The IdP rotates to k2: a token with the new kid makes zt4ai re-read the JWKS.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (jwk2, key2) = keypair(Some("k2"));
+    jwks.lock().unwrap()["keys"] = json!([jwk2]);
+    let (st, v) = exchange(idp_token("k2", &key2, json!({}))).await;
+    assert_eq!(st, 200, "{v}");
+    // A key the IdP never published.
+    let (_, key3) = keypair(Some("k3"));
+    let (st, v) = exchange(idp_token("k3", &key3, json!({}))).await;
+    assert_eq!(st, 400);
+    assert!(
+        v["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("does not publish"),
+        "{v}"
+    );
+    s.stop().await;
+}

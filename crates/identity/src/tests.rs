@@ -1,0 +1,396 @@
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{EncodingKey, Header};
+use zt4ai_session::NewAgent;
+
+use super::*;
+
+const INVENTORY: &str = include_str!("../../../examples/acme/inventory.yaml");
+
+struct Fixture {
+    identity: Identity,
+    dev: KeyRing,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = Arc::new(Inventory::from_yaml_str(INVENTORY, "inventory.yaml").unwrap());
+    let store = Arc::new(SessionStore::open(&dir.path().join("zt4ai.db")).unwrap());
+    let identity = Identity::open(inv, store, dir.path(), None).unwrap();
+    let dev = KeyRing::open(&dir.path().join(DEV_IDP_KEYS), 0).unwrap();
+    Fixture {
+        identity,
+        dev,
+        _dir: dir,
+    }
+}
+
+fn user_token(f: &Fixture, user: &str, risk: Option<&str>) -> String {
+    mint_dev_token(&f.dev, user, &[], risk, 600, unix_now()).unwrap()
+}
+
+/// An agent key pair: the JWK to register and the key to sign assertions with.
+fn agent_key() -> (String, EncodingKey) {
+    let seed: [u8; 32] = keys::random_bytes().unwrap();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public), "alg": "EdDSA"});
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    (jwk.to_string(), EncodingKey::from_ed_der(&der))
+}
+
+fn assertion(agent: &str, key: &EncodingKey, lifetime: i64) -> String {
+    let now = unix_now();
+    let claims = serde_json::json!({
+        "iss": agent, "sub": agent, "aud": ISSUER,
+        "iat": now, "exp": now + lifetime, "jti": new_jti().unwrap(),
+    });
+    jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, key).unwrap()
+}
+
+fn with_secret(f: &Fixture, agent: &str) -> String {
+    let secret = new_secret().unwrap();
+    f.identity
+        .store()
+        .set_agent_credentials(agent, None, Some(&secret_hash(&secret)), "test", unix_now())
+        .unwrap();
+    secret
+}
+
+fn exchange_req(subject: &str, agent: &str, secret: &str, scope: Option<&str>) -> ExchangeRequest {
+    ExchangeRequest {
+        grant_type: TOKEN_EXCHANGE.into(),
+        subject_token: subject.into(),
+        subject_token_type: TOKEN_TYPE_JWT.into(),
+        client_id: Some(agent.into()),
+        client_secret: Some(secret.into()),
+        scope: scope.map(str::to_owned),
+        ..ExchangeRequest::default()
+    }
+}
+
+fn block<T>(fut: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(fut)
+}
+
+#[test]
+fn user_token_exchanged_for_a_delegated_token_that_verifies() {
+    let f = fixture();
+    let secret = with_secret(&f, "report-agent");
+    let t = block(f.identity.exchange(&exchange_req(
+        &user_token(&f, "alice", Some("high")),
+        "report-agent",
+        &secret,
+        None,
+    )))
+    .unwrap();
+    assert_eq!(t.token_type, "Bearer");
+    assert_eq!(t.expires_in, 900);
+    let v = f.identity.verify(&t.access_token).unwrap();
+    assert_eq!(v.user.as_str(), "alice");
+    assert_eq!(v.agents, vec![AgentId::new("report-agent").unwrap()]);
+    assert_eq!(
+        v.risk,
+        Some(70),
+        "the IdP's `high` maps to the high threshold"
+    );
+    let header = jsonwebtoken::decode_header(&t.access_token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+}
+
+#[test]
+fn signed_assertion_authenticates_and_cannot_be_replayed() {
+    let f = fixture();
+    let (jwk, key) = agent_key();
+    f.identity
+        .store()
+        .set_agent_credentials("report-agent", Some(&jwk), None, "test", unix_now())
+        .unwrap();
+    let a = assertion("report-agent", &key, 60);
+    let req = ExchangeRequest {
+        grant_type: TOKEN_EXCHANGE.into(),
+        subject_token: user_token(&f, "alice", None),
+        subject_token_type: TOKEN_TYPE_JWT.into(),
+        actor_token: Some(a.clone()),
+        actor_token_type: Some(TOKEN_TYPE_JWT.into()),
+        ..ExchangeRequest::default()
+    };
+    assert!(block(f.identity.exchange(&req)).is_ok());
+    let e = block(f.identity.exchange(&req)).unwrap_err();
+    assert_eq!(e.code, "invalid_client");
+    assert!(e.description.contains("already used"), "{e}");
+    // Signed by another key: refused.
+    let (_, other) = agent_key();
+    let forged = ExchangeRequest {
+        actor_token: Some(assertion("report-agent", &other, 60)),
+        ..req.clone()
+    };
+    let e = block(f.identity.exchange(&forged)).unwrap_err();
+    assert!(e.description.contains("signature"), "{e}");
+    // Too long-lived.
+    let long = ExchangeRequest {
+        actor_token: Some(assertion("report-agent", &key, 3600)),
+        ..req
+    };
+    assert_eq!(
+        block(f.identity.exchange(&long)).unwrap_err().code,
+        "invalid_client"
+    );
+}
+
+#[test]
+fn sub_agent_narrows_scope_and_cannot_widen_it() {
+    let f = fixture();
+    let parent_secret = with_secret(&f, "report-agent");
+    let child_secret = with_secret(&f, "summariser");
+    let parent = block(f.identity.exchange(&exchange_req(
+        &user_token(&f, "alice", None),
+        "report-agent",
+        &parent_secret,
+        Some("tool:web.fetch tool:crm.query dataset:handbook"),
+    )))
+    .unwrap();
+    // Narrower: fine, and the chain is alice → report-agent → summariser.
+    let child = block(f.identity.exchange(&ExchangeRequest {
+        subject_token_type: TOKEN_TYPE_ACCESS.into(),
+        ..exchange_req(
+            &parent.access_token,
+            "summariser",
+            &child_secret,
+            Some("tool:web.fetch dataset:handbook"),
+        )
+    }))
+    .unwrap();
+    let v = f.identity.verify(&child.access_token).unwrap();
+    assert_eq!(
+        v.agents.iter().map(AgentId::as_str).collect::<Vec<_>>(),
+        ["report-agent", "summariser"]
+    );
+    let s = v.scope.unwrap();
+    let inv = &f.identity.inventory;
+    assert!(s.allows(ScopeKind::Tool, "web.fetch", inv));
+    assert!(!s.allows(ScopeKind::Tool, "crm.query", inv));
+    // Wider than the parent: refused.
+    let e = block(f.identity.exchange(&exchange_req(
+        &parent.access_token,
+        "summariser",
+        &child_secret,
+        Some("tool:wiki.search"),
+    )))
+    .unwrap_err();
+    assert_eq!(e.code, "invalid_scope", "{e}");
+    // Beyond the agent's own grants: refused.
+    let e = block(f.identity.exchange(&exchange_req(
+        &user_token(&f, "alice", None),
+        "report-agent",
+        &parent_secret,
+        Some("tool:wiki.search"),
+    )))
+    .unwrap_err();
+    assert!(
+        e.description.contains("grants of agent `report-agent`"),
+        "{e}"
+    );
+    // No scope asked: the sub-agent inherits the parent's.
+    let inherited = block(f.identity.exchange(&exchange_req(
+        &parent.access_token,
+        "summariser",
+        &child_secret,
+        None,
+    )))
+    .unwrap();
+    assert_eq!(inherited.scope, parent.scope);
+    // An agent not in the parent's `delegates_to` cannot take the token.
+    let bot_secret = with_secret(&f, "legacy-bot");
+    let e = block(f.identity.exchange(&exchange_req(
+        &parent.access_token,
+        "legacy-bot",
+        &bot_secret,
+        None,
+    )))
+    .unwrap_err();
+    assert_eq!(
+        e.code, "invalid_client",
+        "suspended agents are refused first: {e}"
+    );
+}
+
+fn delegated(f: &Fixture, now: i64, tweak: impl FnOnce(&mut DelegatedClaims)) -> String {
+    let mut c = DelegatedClaims {
+        iss: ISSUER.into(),
+        sub: "alice".into(),
+        aud: ISSUER.into(),
+        iat: now,
+        nbf: now,
+        exp: now + 600,
+        jti: new_jti().unwrap(),
+        act: Actor::from_chain(&["report-agent".to_owned()]).unwrap(),
+        scope: None,
+        risk: None,
+        sid: None,
+        auth_time: now,
+    };
+    tweak(&mut c);
+    f.identity.sign_claims(&c).unwrap()
+}
+
+#[test]
+fn bad_tokens_are_refused_with_the_reason() {
+    let f = fixture();
+    let now = unix_now();
+    let ok = delegated(&f, now, |_| {});
+    assert!(f.identity.verify(&ok).is_ok());
+    let cases: Vec<(String, &str)> = vec![
+        (delegated(&f, now - 3600, |_| {}), "expired"),
+        (delegated(&f, now, |c| c.nbf = now + 3600), "not valid yet"),
+        (
+            delegated(&f, now, |c| c.aud = "someone-else".into()),
+            "audience",
+        ),
+        (delegated(&f, now, |c| c.iss = "evil".into()), "issuer"),
+        (
+            delegated(&f, now, |c| {
+                c.act = Actor::from_chain(&["legacy-bot".to_owned()]).unwrap();
+            }),
+            "suspended",
+        ),
+        (
+            delegated(&f, now, |c| {
+                c.act = Actor::from_chain(&["ghost".to_owned()]).unwrap();
+            }),
+            "not registered",
+        ),
+        (
+            delegated(&f, now, |c| {
+                let chain: Vec<String> = (0..5).map(|i| format!("a{i}")).collect();
+                c.act = Actor::from_chain(&chain).unwrap();
+            }),
+            "longer than the limit",
+        ),
+    ];
+    for (token, why) in cases {
+        let e = f.identity.verify(&token).unwrap_err();
+        assert_eq!(e.code, "invalid_token");
+        assert!(e.description.contains(why), "{why}: {e}");
+    }
+    // Forged: the signature of another token on these claims.
+    let mut parts: Vec<&str> = ok.split('.').collect();
+    let other = delegated(&f, now, |c| c.sub = "bob".into());
+    let sig = other.split('.').nth(2).unwrap();
+    parts[2] = sig;
+    let e = f.identity.verify(&parts.join(".")).unwrap_err();
+    assert!(e.description.contains("signature"), "{e}");
+    // alg: none, unsigned.
+    let none_header = B64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let body = ok.split('.').nth(1).unwrap();
+    let e = f
+        .identity
+        .verify(&format!("{none_header}.{body}."))
+        .unwrap_err();
+    assert_eq!(e.code, "invalid_token", "{e}");
+    // A user token is not a delegated token.
+    let e = f
+        .identity
+        .verify(&user_token(&f, "alice", None))
+        .unwrap_err();
+    assert!(e.description.contains("zt4ai does not have"), "{e}");
+}
+
+#[test]
+fn revocation_and_suspension_take_effect_at_once_in_process() {
+    let f = fixture();
+    let now = unix_now();
+    let token = delegated(&f, now, |_| {});
+    let v = f.identity.verify(&token).unwrap();
+    assert!(
+        f.identity
+            .revoke_token(&v.jti, v.exp, "test", Some("leaked"))
+            .unwrap()
+    );
+    let e = f.identity.verify(&token).unwrap_err();
+    assert!(e.description.contains("revoked"), "{e}");
+
+    let token = delegated(&f, now, |_| {});
+    f.identity
+        .store()
+        .set_agent_state("report-agent", AgentState::Suspended, "test", None, now)
+        .unwrap();
+    f.identity.changed();
+    assert!(
+        f.identity
+            .verify(&token)
+            .unwrap_err()
+            .description
+            .contains("suspended")
+    );
+    f.identity
+        .store()
+        .set_agent_state("report-agent", AgentState::Active, "test", None, now)
+        .unwrap();
+    f.identity.changed();
+    assert!(f.identity.verify(&token).is_ok());
+    f.identity
+        .store()
+        .set_agent_state("report-agent", AgentState::Retired, "test", None, now)
+        .unwrap();
+    f.identity.changed();
+    assert!(
+        f.identity
+            .verify(&token)
+            .unwrap_err()
+            .description
+            .contains("retired")
+    );
+}
+
+#[test]
+fn revoked_user_session_stops_its_tokens() {
+    let f = fixture();
+    let now = unix_now();
+    let token = delegated(&f, now, |c| c.sid = Some("s1".into()));
+    let other = delegated(&f, now, |c| c.sid = Some("s2".into()));
+    f.identity
+        .store()
+        .revoke_user_session("alice", Some("s1"), "test", now)
+        .unwrap();
+    f.identity.changed();
+    assert!(
+        f.identity
+            .verify(&token)
+            .unwrap_err()
+            .description
+            .contains("session")
+    );
+    assert!(f.identity.verify(&other).is_ok());
+}
+
+#[test]
+fn registering_requires_an_owner() {
+    let f = fixture();
+    let e = f
+        .identity
+        .store()
+        .register_agent(&NewAgent {
+            id: "new-agent",
+            owner: " ",
+            purpose: "x",
+            public_jwk: None,
+            secret_hash: None,
+            by: "test",
+            now: 0,
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("owner"), "{e}");
+}
