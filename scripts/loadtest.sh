@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load test: AuthZEN decisions over HTTP with a real load generator (wrk), on the
 # synthetic inventory (100 agents, 1,000 tools, 200 policies) and a request mix
-# over ~10,000 sessions. Reports throughput, latency percentiles and the server's
+# over ~10,000 sessions, each request with a delegated token (verified per request). Reports throughput, latency percentiles and the server's
 # resident memory idle, under load, and with every session live.
 #
 # Usage: scripts/loadtest.sh [DURATION_SECONDS] [CONNECTIONS]
@@ -27,10 +27,13 @@ trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cat > "$WORK/mix.lua" <<LUA
 local bodies = {}
 for line in io.lines("$WORK/requests.jsonl") do bodies[#bodies + 1] = line end
+local tokens = {}
+for line in io.lines("$WORK/tokens.txt") do tokens[#tokens + 1] = line end
 local i = 0
 request = function()
   i = i % #bodies + 1
-  return wrk.format("POST", "/access/v1/evaluation", {["Content-Type"] = "application/json"}, bodies[i])
+  return wrk.format("POST", "/access/v1/evaluation",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[i]}, bodies[i])
 end
 LUA
 
@@ -38,6 +41,10 @@ ZT4AI_LOG=warn "$BIN" serve --inventory "$WORK/inventory.yaml" --data-dir "$WORK
   --listen "127.0.0.1:$PORT" > "$WORK/serve.log" 2>&1 &
 PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+# Every request carries a delegated token for its chain, signed with the server's
+# key (created at startup); tokens of suspended agents are refused with 401.
+"$BIN" token mint --data-dir "$WORK/data" --for-requests "$WORK/requests.jsonl" > "$WORK/tokens.txt"
+echo "tokens: $(sort -u "$WORK/tokens.txt" | wc -l) distinct delegated tokens for $(wc -l < "$WORK/tokens.txt") requests"
 
 rss() {
   awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$PID/status"

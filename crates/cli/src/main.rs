@@ -197,7 +197,7 @@ enum AgentCommand {
         #[arg(long)]
         secret: bool,
         /// Who is registering it (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// List registered agents.
@@ -218,7 +218,7 @@ enum AgentCommand {
         #[arg(long)]
         secret: bool,
         /// Who is changing them (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Suspend an agent: every request with its tokens is refused from now on.
@@ -229,7 +229,7 @@ enum AgentCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Resume a suspended agent.
@@ -240,7 +240,7 @@ enum AgentCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Retire an agent for good.
@@ -251,7 +251,7 @@ enum AgentCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
 }
@@ -266,7 +266,7 @@ enum TokenCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Who (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Revoke every session of a user (or one IdP session with --sid).
@@ -277,7 +277,7 @@ enum TokenCommand {
         #[arg(long)]
         sid: Option<String>,
         /// Who (recorded).
-        #[arg(long, env = "USER")]
+        #[arg(long, env = "USER", default_value = "cli")]
         by: String,
     },
     /// Sign delegated tokens directly with the server's key, without an exchange

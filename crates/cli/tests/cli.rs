@@ -218,3 +218,78 @@ fn approvals_cli_grants_a_pending_approval() {
     let (code, v) = decide(&req("files.delete_file", r#"{"path": "/x"}"#, &with));
     assert_eq!(code, Some(0), "{v}");
 }
+
+#[test]
+fn agent_registry_dev_idp_and_revocation_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    // The registry needs a database: serving once creates it and seeds the agents.
+    let mut serve = zt4ai()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("zt4ai listening on"), "{line}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert!(dir.path().join("admin-token").exists());
+
+    let run = |args: &[&str]| {
+        let out = zt4ai()
+            .args(args)
+            .args(["--data-dir", data])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, out, err) = run(&["agent", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("report-agent") && out.contains("suspended"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["agent", "register", "bot2", "--owner", "", "--purpose", "x"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("owner"), "{err}");
+    let (code, out, err) = run(&[
+        "agent",
+        "register",
+        "bot2",
+        "--owner",
+        "bob",
+        "--purpose",
+        "triage",
+        "--secret",
+        "--by",
+        "carol",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("client secret (shown once): zs_"), "{out}");
+    let (code, out, _) = run(&[
+        "agent", "suspend", "bot2", "--by", "carol", "--reason", "test",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("suspended (by carol)"), "{out}");
+    let (_, out, _) = run(&["agent", "show", "bot2"]);
+    assert!(
+        out.contains("suspended") && out.contains("by carol: test"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["agent", "resume", "nobody"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("nobody"), "{err}");
+    let (code, token, err) = run(&["dev-idp", "token", "alice", "--risk", "high"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(token.trim().split('.').count(), 3, "a JWT: {token}");
+    let (code, out, _) = run(&["token", "revoke", "some-jti", "--reason", "leak"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("revoked token some-jti"), "{out}");
+}

@@ -229,8 +229,25 @@ fn new_jti() -> Result<String, AuthError> {
     Ok(b.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A token whose signature and claims have been checked.
+struct Checked {
+    claims: DelegatedClaims,
+    user: UserId,
+    agents: Vec<AgentId>,
+    scope: Option<Scope>,
+}
+
+struct TokenCache {
+    map: std::collections::HashMap<String, Arc<Checked>>,
+    capacity: usize,
+}
+
+/// Default bound of the verified-token cache.
+pub const TOKEN_CACHE: usize = 16_384;
+
 /// zt4ai's identity service: issues and verifies delegated tokens.
 pub struct Identity {
+    verified: parking_lot::Mutex<TokenCache>,
     inventory: Arc<Inventory>,
     store: Arc<SessionStore>,
     keys: KeyRing,
@@ -297,6 +314,10 @@ impl Identity {
             users,
             revocations: Revocations::new(),
             clock: unix_now,
+            verified: parking_lot::Mutex::new(TokenCache {
+                map: std::collections::HashMap::new(),
+                capacity: TOKEN_CACHE,
+            }),
         };
         identity
             .revocations
@@ -380,24 +401,18 @@ impl Identity {
     /// Verifies a delegated token presented to an enforcement point.
     pub fn verify(&self, token: &str) -> Result<VerifiedChain, AuthError> {
         let now = (self.clock)();
-        let claims = self.decode_delegated(token)?;
+        let checked = self.checked(token, now)?;
         self.fresh(now)?;
-        let chain = claims.act.chain();
-        if chain.len() > self.max_depth {
-            return Err(AuthError::invalid_token(format!(
-                "actor chain of {} agents is longer than the limit of {}",
-                chain.len(),
-                self.max_depth
-            )));
-        }
+        let claims = &checked.claims;
+        // Revocation is checked on every request, cached token or not.
         if self.revocations.token_revoked(&claims.jti) {
             return Err(AuthError::invalid_token(format!(
                 "token `{}` has been revoked",
                 claims.jti
             )));
         }
-        for a in &chain {
-            self.active_agent(a)?;
+        for a in &checked.agents {
+            self.active_agent(a.as_str())?;
         }
         if self.revocations.user_session_revoked(
             &claims.sub,
@@ -407,6 +422,43 @@ impl Identity {
             return Err(AuthError::invalid_token(format!(
                 "the session of user `{}` has been revoked",
                 claims.sub
+            )));
+        }
+        Ok(VerifiedChain {
+            user: checked.user.clone(),
+            agents: checked.agents.clone(),
+            scope: checked.scope.clone(),
+            risk: claims.risk,
+            jti: claims.jti.clone(),
+            exp: claims.exp,
+        })
+    }
+
+    /// Bounds the cache of tokens whose signature and claims have been checked
+    /// (0 checks every token afresh).
+    pub fn set_token_cache(&self, entries: usize) {
+        let mut c = self.verified.lock();
+        c.capacity = entries;
+        c.map.clear();
+    }
+
+    /// The signature, claims and chain of a token: checked once per token, then
+    /// from the cache while it has not expired. A token is cached under its exact
+    /// bytes, so a cached entry is exactly what verification would give again.
+    fn checked(&self, token: &str, now: i64) -> Result<Arc<Checked>, AuthError> {
+        if let Some(c) = self.verified.lock().map.get(token).cloned() {
+            if now > c.claims.exp + self.skew {
+                return Err(AuthError::invalid_token("delegated token: expired"));
+            }
+            return Ok(c);
+        }
+        let claims = self.decode_delegated(token)?;
+        let chain = claims.act.chain();
+        if chain.len() > self.max_depth {
+            return Err(AuthError::invalid_token(format!(
+                "actor chain of {} agents is longer than the limit of {}",
+                chain.len(),
+                self.max_depth
             )));
         }
         let user = UserId::new(claims.sub.clone())
@@ -423,14 +475,20 @@ impl Identity {
             ),
             None => None,
         };
-        Ok(VerifiedChain {
+        let checked = Arc::new(Checked {
+            claims,
             user,
             agents,
             scope,
-            risk: claims.risk,
-            jti: claims.jti,
-            exp: claims.exp,
-        })
+        });
+        let mut cache = self.verified.lock();
+        if cache.capacity > 0 {
+            if cache.map.len() >= cache.capacity {
+                cache.map.clear();
+            }
+            cache.map.insert(token.to_owned(), Arc::clone(&checked));
+        }
+        Ok(checked)
     }
 
     /// Checks signature, algorithm, issuer, audience and times of a delegated token.

@@ -394,3 +394,43 @@ fn registering_requires_an_owner() {
         .unwrap_err();
     assert!(e.to_string().contains("owner"), "{e}");
 }
+
+static OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn shifted() -> i64 {
+    unix_now() + OFFSET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn a_cached_token_still_expires_and_is_still_revocable() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = Arc::new(Inventory::from_yaml_str(INVENTORY, "inventory.yaml").unwrap());
+    let store = Arc::new(SessionStore::open(&dir.path().join("zt4ai.db")).unwrap());
+    let identity = Identity::open(inv, store, dir.path(), None)
+        .unwrap()
+        .with_clock(shifted);
+    let f = Fixture {
+        identity,
+        dev: KeyRing::open(&dir.path().join(DEV_IDP_KEYS), 0).unwrap(),
+        _dir: dir,
+    };
+    let now = unix_now();
+    let token = delegated(&f, now, |c| c.exp = now + 120);
+    assert!(f.identity.verify(&token).is_ok());
+    assert!(f.identity.verify(&token).is_ok(), "from the cache");
+    OFFSET.store(3600, std::sync::atomic::Ordering::Relaxed);
+    let e = f.identity.verify(&token).unwrap_err();
+    OFFSET.store(0, std::sync::atomic::Ordering::Relaxed);
+    assert!(e.description.contains("expired"), "{e}");
+    let v = f.identity.verify(&token).unwrap();
+    f.identity
+        .revoke_token(&v.jti, v.exp, "test", None)
+        .unwrap();
+    assert!(
+        f.identity
+            .verify(&token)
+            .unwrap_err()
+            .description
+            .contains("revoked")
+    );
+}

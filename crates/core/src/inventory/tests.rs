@@ -164,3 +164,47 @@ fn bound_values_split_recipients_and_reject_bad_types() {
     assert!(bound_values(mail, &serde_json::json!({"to": [null]})).is_err());
     assert!(bound_values(mail, &serde_json::json!(["x"])).is_err());
 }
+
+#[test]
+fn identity_section_errors_are_located() {
+    let e = only_error(
+        "identity:\n  issuer: https://idp.example\n  audience: zt4ai\n  jwks_url: http://idp.example/jwks\n",
+    );
+    assert_eq!((e.line, e.field.as_str()), (4, "identity.jwks_url"));
+    assert!(e.message.contains("https, or http on a loopback"), "{e}");
+    let e = only_error(
+        "identity:\n  issuer: https://idp.example\n  audience: zt4ai\n  jwks_file: k.json\n  algorithms: [RS256, HS256]\n",
+    );
+    assert_eq!(e.field, "identity.algorithms[1]");
+    assert_eq!(e.line, 5);
+    let e = only_error(
+        "identity:\n  issuer: x\n  audience: y\n  jwks_file: k.json\n  max_chain_depth: 20\n",
+    );
+    assert_eq!(e.field, "identity.max_chain_depth");
+    let e =
+        only_error("identity:\n  issuer: x\n  audience: y\n  jwks_file: k.json\n  surprise: 1\n");
+    assert!(e.message.contains("unknown field `surprise`"), "{e}");
+    let inv = load("identity:\n  issuer: x\n  audience: y\n  jwks_url: http://127.0.0.1:9/jwks\n")
+        .unwrap();
+    let p = inv.identity.provider.unwrap();
+    assert_eq!(p.user_claim, "sub");
+    assert!(
+        !inv.identity.allow_client_secrets,
+        "secrets off with a real IdP"
+    );
+}
+
+#[test]
+fn delegation_targets_must_be_agents() {
+    let e = only_error(
+        "users:\n  - id: u\nagents:\n  - id: a\n    owner: u\n    purpose: p\n    delegates_to: [b, a]\n  - id: b\n    owner: u\n    purpose: p\n",
+    );
+    assert_eq!(e.field, "agents[0].delegates_to[1]");
+    assert!(e.message.contains("itself"), "{e}");
+    let inv = load(EXAMPLE).unwrap();
+    let ra = &inv.agents[&AgentId::new("report-agent").unwrap()];
+    assert!(
+        ra.delegates_to
+            .contains(&AgentId::new("summariser").unwrap())
+    );
+}
