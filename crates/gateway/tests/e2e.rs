@@ -51,11 +51,22 @@ impl Server {
         Self::start_full(db, config, INVENTORY).await
     }
 
-    pub(crate) async fn start_full(
+    pub(crate) async fn start_full(db: &Path, config: GatewayConfig, inventory: &str) -> Server {
+        Self::start_checked(db, config, inventory).await.unwrap()
+    }
+
+    /// Starts a server on `inventory`; an error is why identity could not load.
+    pub(crate) async fn try_start(db: &Path, inventory: &str) -> Result<Server, String> {
+        Self::start_checked(db, GatewayConfig::default(), inventory).await
+    }
+
+    async fn start_checked(
         db: &Path,
         mut config: GatewayConfig,
         inventory: &str,
-    ) -> Server {
+    ) -> Result<Server, String> {
+        // reqwest is built with rustls and no default crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let inv = Arc::new(Inventory::from_yaml_str(inventory, "inventory.yaml").unwrap());
         let engine = PolicyEngine::new(
             inv,
@@ -67,16 +78,13 @@ impl Server {
         .unwrap();
         let store = Arc::new(SessionStore::open(db).unwrap());
         let data_dir = db.parent().unwrap();
-        let identity = Arc::new(
-            Identity::open(
-                Arc::clone(engine.inventory()),
-                Arc::clone(&store),
-                data_dir,
-                Some(data_dir),
-            )
-            .unwrap(),
-        );
-        identity.load().await.unwrap();
+        let identity = Arc::new(Identity::open(
+            Arc::clone(engine.inventory()),
+            Arc::clone(&store),
+            data_dir,
+            Some(data_dir),
+        )?);
+        identity.load().await.map_err(|e| e.description)?;
         let pipeline = Arc::new(Pipeline::new(Arc::new(engine), store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -92,14 +100,14 @@ impl Server {
                 let _ = rx.await;
             },
         ));
-        Server {
+        Ok(Server {
             addr,
             pipeline,
             identity,
             stop: Some(tx),
             task,
             client: reqwest::Client::new(),
-        }
+        })
     }
 
     /// A delegated token for a chain, signed with the server's key (the exchange

@@ -290,7 +290,17 @@ impl Identity {
                     }),
                     JwksSource::Url(u) => JwksLocation::Url(u.clone()),
                 };
-                UserVerifier::oidc(p.clone(), location, skew, &inventory.settings)
+                let ca = p.jwks_ca_file.as_ref().map(|f| match inventory_dir {
+                    Some(dir) => dir.join(f),
+                    None => f.into(),
+                });
+                UserVerifier::oidc(
+                    p.clone(),
+                    location,
+                    ca.as_deref(),
+                    skew,
+                    &inventory.settings,
+                )?
             }
             None => UserVerifier::dev(
                 KeyRing::open(&data_dir.join(DEV_IDP_KEYS), now).map_err(|e| e.to_string())?,

@@ -95,28 +95,44 @@ fn parse_alg(name: &str) -> Option<Algorithm> {
 }
 
 impl UserVerifier {
-    /// A verifier for an OIDC identity provider.
+    /// A verifier for an OIDC identity provider; `ca` adds trusted roots (PEM) for
+    /// an HTTPS JWKS URL, besides the system's.
     pub fn oidc(
         provider: IdentityProvider,
         location: JwksLocation,
+        ca: Option<&std::path::Path>,
         skew: u64,
         settings: &Settings,
-    ) -> UserVerifier {
-        UserVerifier {
+    ) -> Result<UserVerifier, String> {
+        // One TLS implementation for the process: rustls with ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .https_only(matches!(&location, JwksLocation::Url(u) if u.starts_with("https:")));
+        if let Some(path) = ca {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("identity.jwks_ca_file `{}`: {e}", path.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("identity.jwks_ca_file `{}`: {e}", path.display()))?;
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("HTTP client for the JWKS: {e}"))?;
+        Ok(UserVerifier {
             source: Source::Oidc(Box::new(Oidc {
                 provider,
                 location,
                 cache: RwLock::new(None),
                 refetch: tokio::sync::Mutex::new(()),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .unwrap_or_default(),
+                http,
             })),
             skew,
             risk_medium: settings.risk_medium,
             risk_high: settings.risk_high,
-        }
+        })
     }
 
     /// The development identity provider, with its key ring.

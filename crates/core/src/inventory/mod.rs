@@ -114,6 +114,8 @@ pub struct IdentityProvider {
     pub audience: String,
     /// Where its signing keys are.
     pub jwks: JwksSource,
+    /// Extra CA certificates (PEM file) to trust for an HTTPS JWKS URL.
+    pub jwks_ca_file: Option<String>,
     /// Accepted algorithms (JOSE names).
     pub algorithms: Vec<String>,
     /// Claim with the user id.
@@ -908,6 +910,7 @@ impl Resolver<'_> {
                 issuer: raw.issuer,
                 audience: raw.audience,
                 jwks,
+                jwks_ca_file: raw.jwks_ca_file,
                 algorithms,
                 user_claim: raw.user_claim.unwrap_or_else(|| "sub".into()),
                 groups_claim: raw.groups_claim.unwrap_or_else(|| "groups".into()),

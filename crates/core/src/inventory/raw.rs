@@ -66,6 +66,10 @@ pub struct RawIdentity {
     /// The issuer's JWKS URL (HTTPS, or HTTP on a loopback address).
     #[serde(default)]
     pub jwks_url: Option<String>,
+    /// Extra CA certificates (PEM, relative to the inventory file) to trust for
+    /// `jwks_url`, besides the system's, for a private PKI.
+    #[serde(default)]
+    pub jwks_ca_file: Option<String>,
     /// Accepted signature algorithms for user tokens. Default: RS256, ES256, EdDSA.
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,

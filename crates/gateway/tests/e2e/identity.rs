@@ -694,3 +694,125 @@ async fn oidc_issuer_with_a_jwks_url_and_key_rotation() {
     );
     s.stop().await;
 }
+
+/// An IdP whose JWKS is served over HTTPS with a certificate from a private CA,
+/// trusted through `jwks_ca_file`; without that CA the server refuses to start.
+#[tokio::test]
+async fn oidc_jwks_over_https_with_a_private_ca() {
+    use std::sync::Arc;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A private CA and a certificate for localhost.
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "zt4ai test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let srv_key = rcgen::KeyPair::generate().unwrap();
+    let srv = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&srv_key, &ca)
+        .unwrap();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![srv.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(srv_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    // The IdP: its JWKS over HTTPS.
+    let (jwk, key) = keypair(Some("tls-k1"));
+    let jwks = json!({"keys": [jwk]});
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            let v = jwks.clone();
+            async move { axum::Json(v) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let app = app.clone();
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let identity = format!(
+        "identity:\n  issuer: https://idp.acme.example\n  audience: zt4ai\n  jwks_url: https://localhost:{port}/jwks\n  jwks_ca_file: ca.pem\n  allow_client_secrets: true\nsettings:"
+    );
+    let inventory = super::INVENTORY.replace("settings:", &identity);
+    // Without the CA file the JWKS cannot be read: startup fails, naming it.
+    let missing = Server::try_start(&dir.path().join("a.db"), &inventory).await;
+    let Err(e) = missing else {
+        panic!("started without its CA file")
+    };
+    assert!(e.contains("jwks_ca_file"), "{e}");
+    // An untrusted certificate (the CA file holds another CA): startup fails.
+    let other = rcgen::CertifiedIssuer::self_signed(
+        rcgen::CertificateParams::new(Vec::<String>::new()).unwrap(),
+        rcgen::KeyPair::generate().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), other.pem()).unwrap();
+    let untrusted = Server::try_start(&dir.path().join("b.db"), &inventory).await;
+    let Err(e) = untrusted else {
+        panic!("trusted a certificate from an unknown CA")
+    };
+    assert!(e.contains("cannot fetch"), "{e}");
+    // With the private CA: user tokens verify against the JWKS fetched over TLS.
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let s = match Server::try_start(&dir.path().join("c.db"), &inventory).await {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    let secret = zt4ai_identity::new_secret().unwrap();
+    s.identity
+        .store()
+        .set_agent_credentials(
+            "report-agent",
+            None,
+            Some(&zt4ai_identity::secret_hash(&secret)),
+            "test",
+            unix_now(),
+        )
+        .unwrap();
+    let now = unix_now();
+    let mut h = Header::new(Algorithm::EdDSA);
+    h.kid = Some("tls-k1".into());
+    let user = jsonwebtoken::encode(
+        &h,
+        &json!({"iss": "https://idp.acme.example", "aud": "zt4ai", "sub": "alice", "iat": now, "exp": now + 300}),
+        &key,
+    )
+    .unwrap();
+    let (st, v) = s
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &user),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+            ("client_id", "report-agent"),
+            ("client_secret", &secret),
+        ])
+        .await;
+    assert_eq!(st, 200, "{v}");
+    s.stop().await;
+}
