@@ -23,7 +23,7 @@ BIN=target/release/zt4ai
 WORK="$(mktemp -d)"
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-"$BIN" gen-inventory "$WORK" --sessions-per-agent 130
+"$BIN" gen-inventory "$WORK" --sessions-per-agent 140
 cat > "$WORK/mix.lua" <<LUA
 local bodies = {}
 for line in io.lines("$WORK/requests.jsonl") do bodies[#bodies + 1] = line end

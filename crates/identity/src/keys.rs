@@ -61,6 +61,8 @@ struct Key {
     x: String,
     signing: EncodingKey,
     decoding: DecodingKey,
+    /// Decompressed once: verifying a token then costs one signature check.
+    verifying: ed25519_dalek::VerifyingKey,
 }
 
 impl Key {
@@ -79,9 +81,8 @@ impl Key {
                     stored.kid
                 ))
             })?;
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
-            .verifying_key()
-            .to_bytes();
+        let verifying = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+        let public = verifying.to_bytes();
         let x = B64.encode(public);
         // PKCS#8 v1 for an Ed25519 private key (RFC 8410): a fixed prefix, then the seed.
         let mut der = vec![
@@ -97,6 +98,7 @@ impl Key {
             x,
             signing,
             decoding,
+            verifying,
         })
     }
 }
@@ -265,6 +267,69 @@ impl KeyRing {
                 .iter()
                 .find(|k| k.stored.kid == kid)
                 .map(|k| k.decoding.clone())
+        };
+        if let Some(k) = find(&self.loaded.read()) {
+            return Some(k);
+        }
+        self.refresh();
+        find(&self.loaded.read())
+    }
+
+    /// Verifies a compact JWS signed by one of these keys and returns its decoded
+    /// payload. Only EdDSA, only these keys, strict Ed25519 verification (no
+    /// malleable signatures, no weak keys).
+    ///
+    /// zt4ai's own tokens are checked here rather than through `jsonwebtoken`,
+    /// which decompresses the public key on every verification; with the key
+    /// decompressed once, a cold verification is about a fifth cheaper (see
+    /// BENCHMARKS.md). Everything else (user tokens, agent assertions, signing)
+    /// goes through `jsonwebtoken`.
+    pub fn verify_compact(&self, token: &str) -> Result<Vec<u8>, String> {
+        #[derive(Deserialize)]
+        struct JwsHeader {
+            alg: String,
+            #[serde(default)]
+            kid: Option<String>,
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a JWT (expected three dot-separated parts)".into());
+        };
+        let header = B64
+            .decode(h)
+            .map_err(|_| "not a JWT (the header is not base64url)".to_owned())?;
+        let header: JwsHeader =
+            serde_json::from_slice(&header).map_err(|e| format!("not a JWT (header: {e})"))?;
+        if header.alg != "EdDSA" {
+            return Err(format!(
+                "algorithm `{}` is not accepted; zt4ai signs with EdDSA",
+                header.alg
+            ));
+        }
+        let kid = header.kid.ok_or("no `kid` in the token header")?;
+        let key = self
+            .verifying_key(&kid)
+            .ok_or_else(|| format!("signed with key `{kid}`, which zt4ai does not have"))?;
+        let sig: [u8; 64] = B64
+            .decode(s)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or("signature does not verify")?;
+        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+        key.verify_strict(signed, &ed25519_dalek::Signature::from_bytes(&sig))
+            .map_err(|_| "signature does not verify".to_owned())?;
+        B64.decode(p)
+            .map_err(|_| "malformed (the payload is not base64url)".to_owned())
+    }
+
+    fn verifying_key(&self, kid: &str) -> Option<ed25519_dalek::VerifyingKey> {
+        let find = |l: &Loaded| {
+            l.keys
+                .iter()
+                .find(|k| k.stored.kid == kid)
+                .map(|k| k.verifying)
         };
         if let Some(k) = find(&self.loaded.read()) {
             return Some(k);
