@@ -281,7 +281,7 @@ impl KeyRing {
     ///
     /// zt4ai's own tokens are checked here rather than through `jsonwebtoken`,
     /// which decompresses the public key on every verification; with the key
-    /// decompressed once, a cold verification is about a fifth cheaper (see
+    /// decompressed once, a cold verification is about a tenth cheaper (see
     /// BENCHMARKS.md). Everything else (user tokens, agent assertions, signing)
     /// goes through `jsonwebtoken`.
     pub fn verify_compact(&self, token: &str) -> Result<Vec<u8>, String> {
