@@ -816,3 +816,117 @@ async fn oidc_jwks_over_https_with_a_private_ca() {
     assert_eq!(st, 200, "{v}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn token_endpoint_rejects_bad_requests_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(
+        &dir.path().join("z.db"),
+        GatewayConfig {
+            max_body_bytes: 4096,
+            ..GatewayConfig::default()
+        },
+    )
+    .await;
+    // JSON instead of a form.
+    let r = s
+        .client
+        .post(s.url("/oauth/token"))
+        .json(&json!({"grant_type": TOKEN_EXCHANGE}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request");
+    // Oversized.
+    let big = "x".repeat(10_000);
+    let (st, _) = s
+        .exchange(&[("grant_type", TOKEN_EXCHANGE), ("subject_token", &big)])
+        .await;
+    assert_eq!(st, 413);
+    // Missing subject token, unknown subject token type, foreign audience.
+    let (st, v) = s.exchange(&[("grant_type", TOKEN_EXCHANGE)]).await;
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid_request"),
+        "{v}"
+    );
+    let (st, v) = s
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", "x"),
+            ("subject_token_type", "saml"),
+        ])
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid_request"),
+        "{v}"
+    );
+    let (st, v) = s
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", "x"),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+            ("audience", "https://elsewhere.example"),
+        ])
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid_target"),
+        "{v}"
+    );
+    // Malformed HTTP Basic credentials.
+    let r = s
+        .client
+        .post(s.url("/oauth/token"))
+        .header("authorization", "Basic !!!")
+        .form(&[("grant_type", TOKEN_EXCHANGE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    // A good client secret but a forged user token.
+    let secret = zt4ai_identity::new_secret().unwrap();
+    s.identity
+        .store()
+        .set_agent_credentials(
+            "report-agent",
+            None,
+            Some(&zt4ai_identity::secret_hash(&secret)),
+            "test",
+            unix_now(),
+        )
+        .unwrap();
+    let forged = {
+        let (_, k) = keypair(None);
+        let mut h = Header::new(Algorithm::EdDSA);
+        h.kid = Some("made-up".into());
+        jsonwebtoken::encode(&h, &json!({"iss": DEV_ISSUER_NAME, "aud": "zt4ai", "sub": "alice", "exp": unix_now() + 60}), &k).unwrap()
+    };
+    let (st, v) = s
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &forged),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+            ("client_id", "report-agent"),
+            ("client_secret", &secret),
+        ])
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str().unwrap()),
+        (400, "invalid_grant"),
+        "{v}"
+    );
+    s.stop().await;
+}
+
+const DEV_ISSUER_NAME: &str = zt4ai_identity::DEV_ISSUER;
