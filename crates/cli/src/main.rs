@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use zt4ai_core::{ActionRequest, Decision};
+use zt4ai_core::{ActionRequest, Decision, unix_now as now};
 use zt4ai_gateway::GatewayConfig;
 use zt4ai_pipeline::{Pipeline, SessionStore};
 
@@ -360,12 +360,6 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -21,3 +21,11 @@ pub use label::{Category, Integrity, Label, SessionLabel};
 pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError};
 pub use scope::{Scope, ScopeKind};
 pub use verdict::{Decision, Obligation, Reason, Verdict};
+
+/// Seconds since the Unix epoch, as zt4ai stores and compares times (0 if the
+/// clock is before 1970, saturating far in the future).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Digest as _;
 use zt4ai_core::inventory::AgentState;
+use zt4ai_core::unix_now as now;
 use zt4ai_identity::Identity;
 use zt4ai_session::{NewAgent, RegistryError};
 
@@ -89,12 +90,6 @@ fn registry_error(e: &RegistryError) -> Response {
         _ => StatusCode::SERVICE_UNAVAILABLE,
     };
     error(status, "registry", e.to_string())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 pub(crate) async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {

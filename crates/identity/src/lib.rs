@@ -22,13 +22,12 @@ mod users;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use zt4ai_core::inventory::{AgentState, JwksSource};
-use zt4ai_core::{AgentId, Inventory, UserId};
+use zt4ai_core::{AgentId, Inventory, UserId, unix_now};
 use zt4ai_session::SessionStore;
 
 pub use claims::{Actor, DelegatedClaims};
@@ -187,12 +186,6 @@ pub struct ExchangeResponse {
     /// The granted scope, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Hex SHA-256 of an agent's client secret, as the registry stores it.

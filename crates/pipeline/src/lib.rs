@@ -21,14 +21,13 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::{debug, info};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
 use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
-    Verdict,
+    Verdict, unix_now,
 };
 pub use zt4ai_policy::{ActionKind, Evaluation, Part, PrincipalRef};
 use zt4ai_policy::{Check, Facts};
@@ -62,12 +61,6 @@ pub struct Pipeline {
     engine: Arc<PolicyEngine>,
     store: Arc<SessionStore>,
     clock: fn() -> i64,
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// A deny found while resolving a request: the reason id and the message.
