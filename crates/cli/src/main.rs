@@ -635,6 +635,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             let admin_token = admin_token(&data_dir)?;
             let dev_idp = identity.users().is_dev();
+            let mcp_servers = engine.inventory().mcp_servers.clone();
+            let mcp = (!mcp_servers.is_empty()).then(|| {
+                Arc::new(zt4ai_mcp::Upstreams::new(
+                    mcp_servers,
+                    std::time::Duration::from_secs(30),
+                ))
+            });
+            let mcp_line = match &mcp {
+                Some(m) => format!(
+                    "  MCP:       http://{{addr}}/mcp (Streamable HTTP; upstreams: {})\n",
+                    m.servers().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                None => String::new(),
+            };
             let pipeline = Arc::new(Pipeline::new(engine, store));
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -650,6 +664,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     max_body_bytes,
                     base_url: base_url.unwrap_or_else(|| format!("http://{addr}")),
                     admin_token: Some(admin_token.0),
+                    mcp,
                     ..GatewayConfig::default()
                 };
                 tracing::info!(inventory = %loaded.description, data_dir = %data_dir.display(), "zt4ai ready");
@@ -663,9 +678,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("OIDC issuer {}", identity.users().issuer())
                 };
                 let banner = format!(
-                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n  admin:     http://{addr}/admin/v1/ (token in {})\n",
+                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n{}  admin:     http://{addr}/admin/v1/ (token in {})\n",
                     loaded.description,
                     data_dir.join(DB_FILE).display(),
+                    mcp_line.replace("{addr}", &addr.to_string()),
                     admin_token.1,
                 );
                 {

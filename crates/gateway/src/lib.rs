@@ -25,6 +25,7 @@ mod admin;
 mod auth;
 mod authzen;
 mod error;
+mod mcp;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct GatewayConfig {
     pub base_url: String,
     /// The admin API's bearer credential; `None` disables the admin API.
     pub admin_token: Option<String>,
+    /// Upstream MCP servers; `Some` serves the MCP gateway at `/mcp` (tokens required).
+    pub mcp: Option<Arc<zt4ai_mcp::Upstreams>>,
 }
 
 impl Default for GatewayConfig {
@@ -65,6 +68,7 @@ impl Default for GatewayConfig {
             max_evaluations: 256,
             base_url: "http://127.0.0.1:8080".into(),
             admin_token: None,
+            mcp: None,
         }
     }
 }
@@ -94,6 +98,7 @@ pub fn router(
         config: Arc::new(config),
         identity,
     };
+    let mcp = mcp::router(&state);
     Router::new()
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
@@ -113,9 +118,14 @@ pub fn router(
         .route("/admin/v1/tokens/revoke", post(admin::revoke_token))
         .route("/admin/v1/users/{id}/revoke", post(admin::revoke_user))
         .route("/admin/v1/keys/rotate", post(admin::rotate))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(mcp::resource_metadata),
+        )
         .route("/healthz", get(health))
         .fallback(error::not_found)
         .with_state(state)
+        .merge(mcp)
 }
 
 async fn health(

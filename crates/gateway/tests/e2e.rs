@@ -23,6 +23,8 @@ const ACME: &str = include_str!("../../../examples/acme/policies/acme.cedar");
 
 #[path = "e2e/identity.rs"]
 mod identity;
+#[path = "e2e/mcp.rs"]
+mod mcp;
 
 pub(crate) struct Server {
     pub addr: SocketAddr,

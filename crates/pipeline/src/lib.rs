@@ -240,6 +240,42 @@ impl Pipeline {
         verdict
     }
 
+    /// Whether the chain may call `tool` at all — grants, lifecycle, clearance and
+    /// the task scope — whatever the arguments and the session: what an MCP
+    /// `tools/list` shows. Each call is still decided in full by [`Self::decide`].
+    pub fn may_call_tool(
+        &self,
+        chain: &zt4ai_core::ActorChain,
+        scope: Option<&zt4ai_core::Scope>,
+        tool: &str,
+    ) -> bool {
+        let inv = self.inventory();
+        if !inv.tools.contains_key(tool)
+            || scope.is_some_and(|s| !s.allows(ScopeKind::Tool, tool, inv))
+        {
+            return false;
+        }
+        let Some(user) = self.engine.user(&chain.user) else {
+            return false;
+        };
+        let mut links = vec![user];
+        for a in &chain.agents {
+            match self.engine.agent(a) {
+                Some(l) => links.push(l),
+                None => return false,
+            }
+        }
+        let check = Check {
+            action: ActionKind::CallTool,
+            resource: tool.to_owned(),
+            target: None,
+        };
+        let d = self
+            .engine
+            .decide(&links, &[check], &Facts::default(), &BTreeSet::new());
+        d.decision != Decision::Deny
+    }
+
     /// The Cedar work for `req` with the session's current label, as if nothing
     /// were cached: the evaluations [`Self::decide`] performs, and the requests a
     /// plain Cedar integration would make. For benchmarks (the bare-Cedar

@@ -342,6 +342,8 @@ pub struct Inventory {
     pub tools: BTreeMap<String, Tool>,
     /// MCP servers named by tools.
     pub servers: BTreeSet<String>,
+    /// Where the MCP gateway reaches each upstream MCP server (id → URL).
+    pub mcp_servers: BTreeMap<String, String>,
     /// Datasets by id.
     pub datasets: BTreeMap<String, Dataset>,
     /// Models by id.
@@ -684,6 +686,33 @@ impl Resolver<'_> {
         };
 
         let identity = self.identity(raw.identity);
+        let mut mcp_servers = BTreeMap::new();
+        for (i, m) in raw.mcp_servers.into_iter().enumerate() {
+            if !servers.contains(&m.id) {
+                self.error(
+                    format!("mcp_servers[{i}].id"),
+                    format!(
+                        "no tool is on server `{}`{}",
+                        m.id,
+                        suggest(&m.id, servers.iter())
+                    ),
+                );
+            }
+            match url::Url::parse(&m.url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                Ok(_) => self.error(
+                    format!("mcp_servers[{i}].url"),
+                    format!("`{}` must be an http or https URL", m.url),
+                ),
+                Err(e) => self.error(format!("mcp_servers[{i}].url"), format!("`{}`: {e}", m.url)),
+            }
+            if mcp_servers.insert(m.id.clone(), m.url).is_some() {
+                self.error(
+                    format!("mcp_servers[{i}].id"),
+                    format!("server `{}` is declared twice", m.id),
+                );
+            }
+        }
         let mut partial = Inventory {
             source: self.source.to_owned(),
             organisation: raw.organisation,
@@ -695,6 +724,7 @@ impl Resolver<'_> {
             agents: BTreeMap::new(),
             tools,
             servers,
+            mcp_servers,
             datasets,
             models,
             destinations,

@@ -28,6 +28,9 @@ pub struct RawInventory {
     /// it, zt4ai runs its built-in development identity provider.
     #[serde(default)]
     pub identity: Option<RawIdentity>,
+    /// Where the MCP servers named by the tools are reached, for the MCP gateway.
+    #[serde(default)]
+    pub mcp_servers: Vec<RawMcpServer>,
     /// Groups of users; their grants are the rights of their members.
     #[serde(default)]
     pub groups: Vec<RawGroup>,
@@ -96,6 +99,16 @@ pub struct RawIdentity {
     /// assertion. Default false with an identity provider.
     #[serde(default)]
     pub allow_client_secrets: Option<bool>,
+}
+
+/// An upstream MCP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcpServer {
+    /// The server's name, as the tools' `server` fields use it.
+    pub id: String,
+    /// Its Streamable HTTP endpoint (`http://…/mcp`).
+    pub url: String,
 }
 
 /// Decision settings.
