@@ -189,16 +189,29 @@ impl ServerHandler for McpGateway {
         let chain = actor_chain(&v);
         let mut tools: Vec<Tool> = Vec::new();
         for server in self.upstreams.servers() {
-            let peer = self.upstreams.peer(server).await?;
-            let listed =
-                match tokio::time::timeout(self.upstreams.timeout, peer.list_all_tools()).await {
-                    Ok(Ok(t)) => t,
-                    Ok(Err(e)) => {
-                        self.upstreams.forget(server).await;
-                        return Err(upstream_error(server, &format!("tools/list failed: {e}")));
-                    }
-                    Err(_) => return Err(upstream_error(server, "tools/list timed out")),
-                };
+            // One unreachable upstream must not hide every other server's tools:
+            // it is skipped (and logged); calling one of its tools answers -32003.
+            let peer = match self.upstreams.peer(server).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(server = %server, error = %e.message, "upstream MCP server unavailable; its tools are not listed");
+                    continue;
+                }
+            };
+            let listed = match tokio::time::timeout(self.upstreams.timeout, peer.list_all_tools())
+                .await
+            {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
+                    self.upstreams.forget(server).await;
+                    tracing::warn!(server = %server, error = %e, "upstream tools/list failed; its tools are not listed");
+                    continue;
+                }
+                Err(_) => {
+                    tracing::warn!(server = %server, "upstream tools/list timed out; its tools are not listed");
+                    continue;
+                }
+            };
             for mut t in listed {
                 let id = format!("{server}.{}", t.name);
                 if self.pipeline.may_call_tool(&chain, v.scope.as_ref(), &id) {

@@ -366,3 +366,76 @@ async fn untrusted_page_then_destructive_call_needs_approval() {
     client.cancel().await.unwrap();
     s.stop().await;
 }
+
+/// A dead upstream hides only its own tools; calling one is a well-formed error.
+#[tokio::test]
+async fn a_dead_upstream_is_an_error_not_an_outage() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let crm = serve_upstream(Crm::new()).await;
+    // A loopback port that was just free: nothing answers there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstreams = zt4ai_mcp::Upstreams::new(
+        BTreeMap::from([
+            ("crm".to_owned(), crm),
+            ("mail".to_owned(), format!("http://127.0.0.1:{dead}/mcp")),
+        ]),
+        Duration::from_secs(2),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_full(
+        &dir.path().join("z.db"),
+        GatewayConfig {
+            mcp: Some(Arc::new(upstreams)),
+            ..GatewayConfig::default()
+        },
+        INVENTORY,
+    )
+    .await;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp"))
+            .auth_header(s.mint("alice", &["report-agent"])),
+    );
+    let client = rmcp::model::ClientConfig::default()
+        .serve(transport)
+        .await
+        .unwrap();
+    let names: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(names, ["crm.query"]);
+    let e = client
+        .call_tool(
+            CallToolRequestParams::new("mail.send_email".to_owned()).with_arguments(
+                json!({"to": "board@acme.example", "body": "x"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+        )
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(e) = e else {
+        panic!("expected a JSON-RPC error, got {e:?}")
+    };
+    assert_eq!(e.code, zt4ai_mcp::UPSTREAM, "{}", e.message);
+    assert!(e.message.contains("`mail`"), "{}", e.message);
+    // The gateway still answers.
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("crm.query".to_owned())
+                .with_arguments(json!({"table": "handbook"}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap();
+    assert!(text(&r).contains("handbook"));
+    client.cancel().await.unwrap();
+    s.stop().await;
+}
