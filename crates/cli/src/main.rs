@@ -47,6 +47,19 @@ struct Source {
     policies: Option<PathBuf>,
 }
 
+/// The server's data directory, for the commands that work on it offline.
+#[derive(Debug, clap::Args)]
+struct DataDir {
+    /// Directory of the server's data: its SQLite database and signing keys.
+    #[arg(
+        long = "data-dir",
+        default_value = "zt4ai-data",
+        env = "ZT4AI_DATA_DIR",
+        global = true
+    )]
+    dir: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
@@ -117,27 +130,15 @@ enum Command {
     /// The agent registry: register agents, and suspend, resume or retire them.
     /// Changes reach a running server within a second.
     Agent {
-        /// Directory of the server's SQLite database.
-        #[arg(
-            long,
-            default_value = "zt4ai-data",
-            env = "ZT4AI_DATA_DIR",
-            global = true
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[command(subcommand)]
         action: AgentCommand,
     },
     /// Delegated tokens: revoke one (takes effect within a second).
     Token {
-        /// Directory of the server's data (database and signing keys).
-        #[arg(
-            long,
-            default_value = "zt4ai-data",
-            env = "ZT4AI_DATA_DIR",
-            global = true
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[command(subcommand)]
         action: TokenCommand,
     },
@@ -152,27 +153,15 @@ enum Command {
     /// organisation IdP: mints user tokens the server accepts when the inventory
     /// has no `identity` section.
     DevIdp {
-        /// Directory of the server's data (the development IdP's key lives there).
-        #[arg(
-            long,
-            default_value = "zt4ai-data",
-            env = "ZT4AI_DATA_DIR",
-            global = true
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[command(subcommand)]
         action: DevIdpCommand,
     },
     /// List and decide human approvals for `require_approval` verdicts.
     Approvals {
-        /// Directory of the server's SQLite database.
-        #[arg(
-            long,
-            default_value = "zt4ai-data",
-            env = "ZT4AI_DATA_DIR",
-            global = true
-        )]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        data: DataDir,
         #[command(subcommand)]
         action: ApprovalCommand,
     },
@@ -474,11 +463,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Agent { data_dir, action } => {
+        Command::Agent { data, action } => {
+            let data_dir = data.dir;
             let store = existing_store(&data_dir)?;
             agent_command(&store, action, &cli.source)
         }
-        Command::Token { data_dir, action } => {
+        Command::Token { data, action } => {
+            let data_dir = data.dir;
             match action {
                 TokenCommand::Revoke { token, reason, by } => {
                     let store = existing_store(&data_dir)?;
@@ -556,7 +547,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::DevIdp { data_dir, action } => match action {
+        Command::DevIdp { data, action } => match action {
             DevIdpCommand::Token {
                 user,
                 groups,
@@ -564,7 +555,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ttl,
             } => {
                 let keys = zt4ai_identity::KeyRing::open(
-                    &data_dir.join(zt4ai_identity::DEV_IDP_KEYS),
+                    &data.dir.join(zt4ai_identity::DEV_IDP_KEYS),
                     now(),
                 )?;
                 let t = zt4ai_identity::mint_dev_token(
@@ -580,7 +571,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
-        Command::Approvals { data_dir, action } => {
+        Command::Approvals { data, action } => {
+            let data_dir = data.dir;
             let db = data_dir.join(DB_FILE);
             if !db.exists() {
                 bail!(

@@ -65,6 +65,16 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<std::sync::Arc<Ide
     Ok(std::sync::Arc::clone(identity))
 }
 
+/// The admin credential checked, then the JSON body read.
+async fn admit<T: serde::de::DeserializeOwned + Default>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(std::sync::Arc<Identity>, T), Response> {
+    let identity = authorise(state, headers)?;
+    Ok((identity, body_json(state, body).await?))
+}
+
 async fn body_json<T: serde::de::DeserializeOwned + Default>(
     state: &AppState,
     body: Body,
@@ -125,13 +135,9 @@ pub(crate) async fn register(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let identity = match authorise(&state, &headers) {
-        Ok(i) => i,
+    let (identity, r): (_, Register) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let r: Register = match body_json(&state, body).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
     };
     match register_agent(&identity, &r) {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
@@ -291,13 +297,9 @@ pub(crate) async fn revoke_token(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let identity = match authorise(&state, &headers) {
-        Ok(i) => i,
+    let (identity, r): (_, Revoke) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let r: Revoke = match body_json(&state, body).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
     };
     let (jti, exp) = match (&r.token, &r.jti) {
         (Some(t), _) => match zt4ai_identity::token_id(t) {
@@ -332,13 +334,9 @@ pub(crate) async fn revoke_user(
     Path(user): Path<String>,
     body: Body,
 ) -> Response {
-    let identity = match authorise(&state, &headers) {
-        Ok(i) => i,
+    let (identity, r): (_, Revoke) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return r,
-    };
-    let r: Revoke = match body_json(&state, body).await {
-        Ok(r) => r,
-        Err(resp) => return resp,
     };
     let by = r.by.unwrap_or_else(|| "admin-api".into());
     match identity

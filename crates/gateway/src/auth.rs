@@ -22,8 +22,18 @@ use zt4ai_identity::{AuthError, ExchangeRequest, Identity, TOKEN_EXCHANGE, Verif
 
 use crate::AppState;
 
+/// How a `401` asks the client to authenticate.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Challenge<'a> {
+    /// The token endpoint's client credentials (HTTP Basic).
+    Basic,
+    /// A bearer token (RFC 6750), with the protected-resource metadata URL
+    /// (RFC 9728) where there is one.
+    Bearer(Option<&'a str>),
+}
+
 /// The answer to a refused token request or bearer token.
-pub(crate) fn auth_error(e: &AuthError, bearer: bool) -> Response {
+pub(crate) fn auth_error(e: &AuthError, challenge: Challenge<'_>) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut resp = (
         status,
@@ -34,17 +44,20 @@ pub(crate) fn auth_error(e: &AuthError, bearer: bool) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
         let desc = e.description.replace(['"', '\\'], "'");
-        let value = if bearer {
-            if e.code == "missing_token" {
-                format!("Bearer realm=\"zt4ai\", error_description=\"{desc}\"")
-            } else {
-                format!(
-                    "Bearer realm=\"zt4ai\", error=\"{}\", error_description=\"{desc}\"",
-                    e.code
-                )
+        let value = match challenge {
+            Challenge::Basic => "Basic realm=\"zt4ai\"".to_owned(),
+            Challenge::Bearer(metadata) => {
+                let mut v = "Bearer realm=\"zt4ai\"".to_owned();
+                if let Some(m) = metadata {
+                    v.push_str(&format!(", resource_metadata=\"{m}\""));
+                }
+                // RFC 6750 §3.1: no error code when the request had no credentials.
+                if e.code != "missing_token" {
+                    v.push_str(&format!(", error=\"{}\"", e.code));
+                }
+                v.push_str(&format!(", error_description=\"{desc}\""));
+                v
             }
-        } else {
-            "Basic realm=\"zt4ai\"".to_owned()
         };
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(header::WWW_AUTHENTICATE, v);
@@ -86,7 +99,7 @@ pub(crate) async fn token(
     let Some(identity) = state.identity.clone() else {
         return auth_error(
             &AuthError::invalid_request("token exchange is not enabled"),
-            false,
+            Challenge::Basic,
         );
     };
     let form = headers
@@ -96,7 +109,7 @@ pub(crate) async fn token(
     if !form {
         return auth_error(
             &AuthError::invalid_request("the body must be `application/x-www-form-urlencoded`"),
-            false,
+            Challenge::Basic,
         );
     }
     let limit = state.config.max_body_bytes;
@@ -111,7 +124,7 @@ pub(crate) async fn token(
         Err(e) => {
             return auth_error(
                 &AuthError::invalid_request(format!("form body: {e}")),
-                false,
+                Challenge::Basic,
             );
         }
     };
@@ -133,7 +146,7 @@ pub(crate) async fn token(
             None => {
                 return auth_error(
                     &AuthError::invalid_client("malformed HTTP Basic credentials"),
-                    false,
+                    Challenge::Basic,
                 );
             }
         }
@@ -147,7 +160,7 @@ pub(crate) async fn token(
         }
         Err(e) => {
             tracing::info!(error = e.code, reason = %e.description, "token exchange refused");
-            auth_error(&e, false)
+            auth_error(&e, Challenge::Basic)
         }
     }
 }

@@ -155,18 +155,28 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.chars().take(128).collect())
 }
 
+/// The caller's verified chain (when tokens are required) and the parsed body:
+/// credentials first, so an unauthenticated caller learns nothing about the body.
+async fn admit<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Option<VerifiedChain>, T), Response> {
+    let verified = authenticate(state, headers)?;
+    let req = read_json(state, body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((verified, req))
+}
+
 pub(crate) async fn evaluation(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let verified = match authenticate(&state, &headers) {
-        Ok(v) => v,
+    let (verified, req): (_, EvaluationRequest) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return with_request_id(&headers, r),
-    };
-    let req: EvaluationRequest = match read_json(&state, body).await {
-        Ok(r) => r,
-        Err(e) => return with_request_id(&headers, e.into_response()),
     };
     let out = evaluate(
         &state,
@@ -185,13 +195,9 @@ pub(crate) async fn evaluations(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let verified = match authenticate(&state, &headers) {
-        Ok(v) => v,
+    let (verified, req): (_, EvaluationsRequest) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
         Err(r) => return with_request_id(&headers, r),
-    };
-    let req: EvaluationsRequest = match read_json(&state, body).await {
-        Ok(r) => r,
-        Err(e) => return with_request_id(&headers, e.into_response()),
     };
     let rid = request_id(&headers);
     let items = req.evaluations.unwrap_or_default();
@@ -284,7 +290,10 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Verified
         Err(e) => {
             tracing::info!(request_id = request_id(headers).as_deref().unwrap_or("-"),
                 decision = "deny", error = e.code, reason = %e.description, "request refused: bad credentials");
-            Err(crate::auth::auth_error(&e, true))
+            Err(crate::auth::auth_error(
+                &e,
+                crate::auth::Challenge::Bearer(None),
+            ))
         }
     }
 }
@@ -366,28 +375,11 @@ fn to_verified_request(
             )));
         }
     }
-    // Parse the rest with the token's chain as the subject.
-    let mut props = Map::new();
-    props.insert("user".into(), json!(v.user.as_str()));
-    let as_subject = match v.agents.split_last() {
-        Some((last, parents)) => {
-            props.insert(
-                "via".into(),
-                json!(parents.iter().map(AgentId::as_str).collect::<Vec<_>>()),
-            );
-            Subject {
-                kind: "agent".into(),
-                id: last.to_string(),
-                properties: props,
-            }
-        }
-        None => Subject {
-            kind: "user".into(),
-            id: v.user.to_string(),
-            properties: Map::new(),
-        },
+    let chain = ActorChain {
+        user: v.user.clone(),
+        agents: v.agents.clone(),
     };
-    let mut req = to_action_request(&as_subject, action, resource, context, request_id)
+    let mut req = request_for(chain, action, resource, context, request_id)
         .map_err(|m| (reasons::INVALID_REQUEST, m))?;
     req.risk = match (req.risk, v.risk) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -476,7 +468,18 @@ pub(crate) fn to_action_request(
             ));
         }
     };
-    let expect = |kind: &str| -> Result<(), String> {
+    request_for(chain, action, resource, context, request_id)
+}
+
+/// The request of `chain` for an AuthZEN action, resource and context.
+fn request_for(
+    chain: ActorChain,
+    action: &ActionSpec,
+    resource: &Resource,
+    context: &Map<String, Value>,
+    request_id: Option<String>,
+) -> Result<ActionRequest, String> {
+    let require_type = |kind: &str| -> Result<(), String> {
         if resource.kind == kind {
             Ok(())
         } else {
@@ -488,7 +491,7 @@ pub(crate) fn to_action_request(
     };
     let act = match action.name.as_str() {
         "call_tool" => {
-            expect("tool")?;
+            require_type("tool")?;
             let arguments = match resource.properties.get("arguments") {
                 None | Some(Value::Null) => Value::Object(Map::new()),
                 Some(v @ Value::Object(_)) => v.clone(),
@@ -500,25 +503,25 @@ pub(crate) fn to_action_request(
             }
         }
         "read" => {
-            expect("dataset")?;
+            require_type("dataset")?;
             Action::Read {
                 dataset: resource.id.clone(),
             }
         }
         "write" => {
-            expect("dataset")?;
+            require_type("dataset")?;
             Action::Write {
                 dataset: resource.id.clone(),
             }
         }
         "send" => {
-            expect("destination")?;
+            require_type("destination")?;
             Action::Send {
                 target: resource.id.clone(),
             }
         }
         "invoke_model" => {
-            expect("model")?;
+            require_type("model")?;
             Action::InvokeModel {
                 model: resource.id.clone(),
             }

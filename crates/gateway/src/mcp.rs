@@ -7,7 +7,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -56,23 +55,8 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         }
         Err(e) => {
             tracing::info!(decision = "deny", error = e.code, reason = %e.description, "MCP request refused: bad credentials");
-            let mut resp = crate::auth::auth_error(&e, true);
             let meta = metadata_url(&state);
-            if let Some(v) = resp
-                .headers()
-                .get(header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-            {
-                let with = v.replacen(
-                    "realm=\"zt4ai\"",
-                    &format!("realm=\"zt4ai\", resource_metadata=\"{meta}\""),
-                    1,
-                );
-                if let Ok(h) = HeaderValue::from_str(&with) {
-                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, h);
-                }
-            }
-            resp
+            crate::auth::auth_error(&e, crate::auth::Challenge::Bearer(Some(&meta)))
         }
     }
 }

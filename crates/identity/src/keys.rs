@@ -108,6 +108,16 @@ struct Loaded {
     modified: Option<SystemTime>,
 }
 
+impl Loaded {
+    /// The key that signs: the newest one not retired.
+    fn active(&self) -> Option<&Key> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.stored.retired_at.is_none())
+    }
+}
+
 /// A set of Ed25519 signing keys backed by a file.
 pub struct KeyRing {
     path: PathBuf,
@@ -248,31 +258,27 @@ impl KeyRing {
     /// Signs `claims` as a JWT with the active key.
     pub fn sign<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String, String> {
         let loaded = self.loaded.read();
-        let key = loaded
-            .keys
-            .iter()
-            .rev()
-            .find(|k| k.stored.retired_at.is_none())
-            .ok_or("no active signing key")?;
+        let key = loaded.active().ok_or("no active signing key")?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.stored.kid.clone());
         header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &key.signing).map_err(|e| e.to_string())
     }
 
-    /// The verification key for `kid`, re-reading the file once if it is unknown.
-    pub fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
-        let find = |l: &Loaded| {
-            l.keys
-                .iter()
-                .find(|k| k.stored.kid == kid)
-                .map(|k| k.decoding.clone())
-        };
-        if let Some(k) = find(&self.loaded.read()) {
-            return Some(k);
+    /// Something of the key `kid`, re-reading the file once if it is unknown (a
+    /// key rotated in by another process).
+    fn with_key<T>(&self, kid: &str, f: impl Fn(&Key) -> T) -> Option<T> {
+        let find = |l: &Loaded| l.keys.iter().find(|k| k.stored.kid == kid).map(&f);
+        if let Some(t) = find(&self.loaded.read()) {
+            return Some(t);
         }
         self.refresh();
         find(&self.loaded.read())
+    }
+
+    /// The verification key for `kid`, re-reading the file once if it is unknown.
+    pub fn decoding_key(&self, kid: &str) -> Option<DecodingKey> {
+        self.with_key(kid, |k| k.decoding.clone())
     }
 
     /// Verifies a compact JWS signed by one of these keys and returns its decoded
@@ -310,7 +316,7 @@ impl KeyRing {
         }
         let kid = header.kid.ok_or("no `kid` in the token header")?;
         let key = self
-            .verifying_key(&kid)
+            .with_key(&kid, |k| k.verifying)
             .ok_or_else(|| format!("signed with key `{kid}`, which zt4ai does not have"))?;
         let sig: [u8; 64] = B64
             .decode(s)
@@ -324,20 +330,6 @@ impl KeyRing {
             .map_err(|_| "malformed (the payload is not base64url)".to_owned())
     }
 
-    fn verifying_key(&self, kid: &str) -> Option<ed25519_dalek::VerifyingKey> {
-        let find = |l: &Loaded| {
-            l.keys
-                .iter()
-                .find(|k| k.stored.kid == kid)
-                .map(|k| k.verifying)
-        };
-        if let Some(k) = find(&self.loaded.read()) {
-            return Some(k);
-        }
-        self.refresh();
-        find(&self.loaded.read())
-    }
-
     /// Whether `kid` names one of these keys.
     pub fn has(&self, kid: &str) -> bool {
         self.loaded.read().keys.iter().any(|k| k.stored.kid == kid)
@@ -345,13 +337,7 @@ impl KeyRing {
 
     /// The kid of the active key.
     pub fn active_kid(&self) -> Option<String> {
-        self.loaded
-            .read()
-            .keys
-            .iter()
-            .rev()
-            .find(|k| k.stored.retired_at.is_none())
-            .map(|k| k.stored.kid.clone())
+        self.loaded.read().active().map(|k| k.stored.kid.clone())
     }
 
     /// The public keys as a JWKS document: the active key and keys retired less

@@ -208,13 +208,19 @@ pub fn new_secret() -> Result<String, KeyError> {
 /// The id and expiry of a delegated token, read without verifying it (to revoke
 /// a token: revoking a forged one does no harm).
 pub fn token_id(token: &str) -> Option<(String, i64)> {
+    let v = unverified_claims(token)?;
+    Some((v.get("jti")?.as_str()?.to_owned(), v.get("exp")?.as_i64()?))
+}
+
+/// A JWT's claims, read without checking anything: only to find which key would
+/// verify it, or to name it for revocation.
+fn unverified_claims(token: &str) -> Option<serde_json::Value> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    Some((v.get("jti")?.as_str()?.to_owned(), v.get("exp")?.as_i64()?))
+    serde_json::from_slice(&bytes).ok()
 }
 
 fn new_jti() -> Result<String, AuthError> {
@@ -403,6 +409,11 @@ impl Identity {
 
     /// Verifies a delegated token presented to an enforcement point.
     pub fn verify(&self, token: &str) -> Result<VerifiedChain, AuthError> {
+        self.verify_checked(token).map(|(v, _)| v)
+    }
+
+    /// [`Self::verify`], with the token's checked claims.
+    fn verify_checked(&self, token: &str) -> Result<(VerifiedChain, Arc<Checked>), AuthError> {
         let now = (self.clock)();
         let checked = self.checked(token, now)?;
         self.fresh(now)?;
@@ -427,14 +438,15 @@ impl Identity {
                 claims.sub
             )));
         }
-        Ok(VerifiedChain {
+        let chain = VerifiedChain {
             user: checked.user.clone(),
             agents: checked.agents.clone(),
             scope: checked.scope.clone(),
             risk: claims.risk,
             jti: claims.jti.clone(),
             exp: claims.exp,
-        })
+        };
+        Ok((chain, checked))
     }
 
     /// Bounds the cache of tokens whose signature and claims have been checked
@@ -569,16 +581,7 @@ impl Identity {
         })?;
         // Read the claimed agent first, to find its key; nothing is trusted until
         // the signature verifies with that key.
-        let unverified = assertion
-            .split('.')
-            .nth(1)
-            .and_then(|p| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p)
-                    .ok()
-            })
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        let unverified = unverified_claims(assertion)
             .and_then(|v| v.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
             .ok_or_else(|| AuthError::invalid_client("actor token has no `sub`"))?;
         let agent = self
@@ -688,12 +691,9 @@ impl Identity {
             .and_then(|h| h.kid)
             .is_some_and(|kid| self.keys.has(&kid));
         let (user, mut chain, parent_scope, risk, sid, auth_time) = if ours {
-            let parent = self.verify(&req.subject_token).map_err(|e| {
+            let (parent, checked) = self.verify_checked(&req.subject_token).map_err(|e| {
                 AuthError::invalid_grant(format!("subject token: {}", e.description))
             })?;
-            let claims = self
-                .decode_delegated(&req.subject_token)
-                .map_err(|e| AuthError::invalid_grant(e.description))?;
             let Some(last) = parent.agents.last() else {
                 return Err(AuthError::invalid_grant("subject token names no agent"));
             };
@@ -715,8 +715,8 @@ impl Identity {
                     .collect::<Vec<_>>(),
                 parent.scope,
                 parent.risk,
-                claims.sid,
-                claims.auth_time,
+                checked.claims.sid.clone(),
+                checked.claims.auth_time,
             )
         } else {
             let u = self.users.verify(&req.subject_token).await.map_err(|e| {

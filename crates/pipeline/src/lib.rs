@@ -255,16 +255,9 @@ impl Pipeline {
         {
             return false;
         }
-        let Some(user) = self.engine.user(&chain.user) else {
+        let Ok(links) = self.links(chain) else {
             return false;
         };
-        let mut links = vec![user];
-        for a in &chain.agents {
-            match self.engine.agent(a) {
-                Some(l) => links.push(l),
-                None => return false,
-            }
-        }
         let check = Check {
             action: ActionKind::CallTool,
             resource: tool.to_owned(),
@@ -299,20 +292,26 @@ impl Pipeline {
         })
     }
 
-    fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Denial> {
-        let inv = self.engine.inventory();
-        let mut links = Vec::with_capacity(1 + req.chain.agents.len());
-        links.push(self.engine.user(&req.chain.user).ok_or_else(|| {
+    /// The chain's links as policy principals, user first.
+    fn links(&self, chain: &zt4ai_core::ActorChain) -> Result<Vec<PrincipalRef>, Denial> {
+        let mut links = Vec::with_capacity(1 + chain.agents.len());
+        links.push(self.engine.user(&chain.user).ok_or_else(|| {
             Denial(
                 reasons::UNKNOWN_PRINCIPAL,
-                format!("unknown user `{}`", req.chain.user),
+                format!("unknown user `{}`", chain.user),
             )
         })?);
-        for a in &req.chain.agents {
+        for a in &chain.agents {
             links.push(self.engine.agent(a).ok_or_else(|| {
                 Denial(reasons::UNKNOWN_PRINCIPAL, format!("unknown agent `{a}`"))
             })?);
         }
+        Ok(links)
+    }
+
+    fn resolve<'a>(&'a self, req: &ActionRequest) -> Result<Resolved<'a>, Denial> {
+        let inv = self.engine.inventory();
+        let links = self.links(&req.chain)?;
         let mut checks = Vec::new();
         let mut reads = SessionLabel::default();
         let mut tool_ref = None;

@@ -103,6 +103,50 @@ async fn serve_upstream<S: ServerHandler + Clone + Send + Sync + 'static>(handle
     format!("http://{addr}/mcp")
 }
 
+/// A zt4ai server whose MCP gateway fronts `upstreams` (server id → URL), with
+/// the inventory's `mcp_servers` naming them too.
+async fn gateway(upstreams: &[(&str, String)], timeout: Duration) -> (Server, tempfile::TempDir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut section = "mcp_servers:\n".to_owned();
+    for (id, url) in upstreams {
+        section.push_str(&format!("  - id: {id}\n    url: {url}\n"));
+    }
+    let inventory = INVENTORY.replace("settings:", &format!("{section}settings:"));
+    let urls = upstreams
+        .iter()
+        .map(|(id, url)| ((*id).to_owned(), url.clone()))
+        .collect::<BTreeMap<_, _>>();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_full(
+        &dir.path().join("z.db"),
+        GatewayConfig {
+            mcp: Some(Arc::new(zt4ai_mcp::Upstreams::new(urls, timeout))),
+            ..GatewayConfig::default()
+        },
+        &inventory,
+    )
+    .await;
+    (s, dir)
+}
+
+/// A real MCP client for the report agent acting for Alice.
+async fn report_agent(
+    s: &Server,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp"))
+            .auth_header(s.mint("alice", &["report-agent"])),
+    );
+    rmcp::model::ClientConfig::default()
+        .serve(transport)
+        .await
+        .unwrap()
+}
+
+fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
+    CallToolRequestParams::new(name.to_owned()).with_arguments(args.as_object().unwrap().clone())
+}
+
 fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
@@ -112,30 +156,10 @@ fn text(r: &CallToolResult) -> String {
 
 #[tokio::test]
 async fn motivating_case_over_mcp() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let crm = serve_upstream(Crm::new()).await;
     let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
-    let inventory = INVENTORY.replace(
-        "settings:",
-        &format!(
-            "mcp_servers:\n  - id: crm\n    url: {crm}\n  - id: mail\n    url: {mail}\nsettings:"
-        ),
-    );
-    let upstreams = zt4ai_mcp::Upstreams::new(
-        BTreeMap::from([("crm".to_owned(), crm), ("mail".to_owned(), mail)]),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_full(
-        &dir.path().join("z.db"),
-        GatewayConfig {
-            mcp: Some(Arc::new(upstreams)),
-            ..GatewayConfig::default()
-        },
-        &inventory,
-    )
-    .await;
+    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
 
     // Without a token: 401, pointing at the protected-resource metadata.
     let r = s
@@ -161,14 +185,7 @@ async fn motivating_case_over_mcp() {
     assert_eq!(meta["resource"], s.url("/mcp"));
 
     // The report agent, acting for Alice, through a real MCP client.
-    let token = s.mint("alice", &["report-agent"]);
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp")).auth_header(token),
-    );
-    let client = rmcp::model::ClientConfig::default()
-        .serve(transport)
-        .await
-        .unwrap();
+    let client = report_agent(&s).await;
     // It sees only the tools it may call (not crm.update_record).
     let mut names: Vec<String> = client
         .list_all_tools()
@@ -180,10 +197,6 @@ async fn motivating_case_over_mcp() {
     names.sort();
     assert_eq!(names, ["crm.query", "mail.send_email"]);
 
-    let call = |name: &str, args: serde_json::Value| {
-        CallToolRequestParams::new(name.to_owned())
-            .with_arguments(args.as_object().unwrap().clone())
-    };
     // 1. Customers: allowed.
     let r = client
         .call_tool(call("crm.query", json!({"table": "customers"})))
@@ -305,36 +318,11 @@ impl ServerHandler for Files {
 /// a human.
 #[tokio::test]
 async fn untrusted_page_then_destructive_call_needs_approval() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let deleted = Arc::new(Mutex::new(Vec::new()));
     let web = serve_upstream(Web::new()).await;
     let files = serve_upstream(Files::new(Arc::clone(&deleted))).await;
-    let upstreams = zt4ai_mcp::Upstreams::new(
-        BTreeMap::from([("web".to_owned(), web), ("files".to_owned(), files)]),
-        Duration::from_secs(5),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_full(
-        &dir.path().join("z.db"),
-        GatewayConfig {
-            mcp: Some(Arc::new(upstreams)),
-            ..GatewayConfig::default()
-        },
-        INVENTORY,
-    )
-    .await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp"))
-            .auth_header(s.mint("alice", &["report-agent"])),
-    );
-    let client = rmcp::model::ClientConfig::default()
-        .serve(transport)
-        .await
-        .unwrap();
-    let call = |name: &str, args: serde_json::Value| {
-        CallToolRequestParams::new(name.to_owned())
-            .with_arguments(args.as_object().unwrap().clone())
-    };
+    let (s, _dir) = gateway(&[("web", web), ("files", files)], Duration::from_secs(5)).await;
+    let client = report_agent(&s).await;
     let r = client
         .call_tool(call(
             "web.fetch",
@@ -370,7 +358,6 @@ async fn untrusted_page_then_destructive_call_needs_approval() {
 /// A dead upstream hides only its own tools; calling one is a well-formed error.
 #[tokio::test]
 async fn a_dead_upstream_is_an_error_not_an_outage() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let crm = serve_upstream(Crm::new()).await;
     // A loopback port that was just free: nothing answers there.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
@@ -378,31 +365,15 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
         .local_addr()
         .unwrap()
         .port();
-    let upstreams = zt4ai_mcp::Upstreams::new(
-        BTreeMap::from([
-            ("crm".to_owned(), crm),
-            ("mail".to_owned(), format!("http://127.0.0.1:{dead}/mcp")),
-        ]),
+    let (s, _dir) = gateway(
+        &[
+            ("crm", crm),
+            ("mail", format!("http://127.0.0.1:{dead}/mcp")),
+        ],
         Duration::from_secs(2),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_full(
-        &dir.path().join("z.db"),
-        GatewayConfig {
-            mcp: Some(Arc::new(upstreams)),
-            ..GatewayConfig::default()
-        },
-        INVENTORY,
     )
     .await;
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(s.url("/mcp"))
-            .auth_header(s.mint("alice", &["report-agent"])),
-    );
-    let client = rmcp::model::ClientConfig::default()
-        .serve(transport)
-        .await
-        .unwrap();
+    let client = report_agent(&s).await;
     let names: Vec<String> = client
         .list_all_tools()
         .await
@@ -412,14 +383,10 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
         .collect();
     assert_eq!(names, ["crm.query"]);
     let e = client
-        .call_tool(
-            CallToolRequestParams::new("mail.send_email".to_owned()).with_arguments(
-                json!({"to": "board@acme.example", "body": "x"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-        )
+        .call_tool(call(
+            "mail.send_email",
+            json!({"to": "board@acme.example", "body": "x"}),
+        ))
         .await
         .unwrap_err();
     let rmcp::ServiceError::McpError(e) = e else {
@@ -429,10 +396,7 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
     assert!(e.message.contains("`mail`"), "{}", e.message);
     // The gateway still answers.
     let r = client
-        .call_tool(
-            CallToolRequestParams::new("crm.query".to_owned())
-                .with_arguments(json!({"table": "handbook"}).as_object().unwrap().clone()),
-        )
+        .call_tool(call("crm.query", json!({"table": "handbook"})))
         .await
         .unwrap();
     assert!(text(&r).contains("handbook"));
