@@ -1,5 +1,6 @@
 //! The `zt4ai` command.
 
+mod demo;
 mod load;
 
 use std::io::Read as _;
@@ -87,6 +88,10 @@ enum Command {
         /// resource and context class); 0 evaluates every decision afresh.
         #[arg(long, default_value_t = 65_536, env = "ZT4AI_DECISION_CACHE")]
         decision_cache: usize,
+        /// A `Host` header the MCP endpoints accept besides loopback and the base
+        /// URL's host (DNS-rebinding protection); repeatable.
+        #[arg(long = "mcp-allowed-host")]
+        mcp_allowed_hosts: Vec<String>,
     },
     /// Validate the inventory and policies; exit 1 with located errors.
     Check,
@@ -164,6 +169,45 @@ enum Command {
         data: DataDir,
         #[command(subcommand)]
         action: ApprovalCommand,
+    },
+    /// MCP tool pins: the definitions the gateway accepts, and the tools blocked
+    /// because their definition changed or looks poisoned.
+    Tools {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(subcommand)]
+        action: ToolCommand,
+    },
+    /// Run a demo MCP server (`crm`, `mail`, `web`) matching the built-in example's
+    /// tools, on stdio or Streamable HTTP.
+    #[command(hide = true)]
+    McpDemo {
+        /// Which server.
+        #[arg(value_enum)]
+        server: demo::Demo,
+        /// Serve Streamable HTTP at ADDR (`/mcp`) instead of stdio.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        /// Test hook: `crm` exits in the middle of a `query` of this table.
+        #[arg(long, hide = true)]
+        crash_on: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ToolCommand {
+    /// Every tool the gateway has seen, blocked ones first.
+    List,
+    /// Accept a tool's current definition as its pin, unblocking it.
+    Approve {
+        /// The tool (`server.tool`).
+        tool: String,
+        /// Approve only if this is still the definition seen (from `tools list`).
+        #[arg(long)]
+        digest: Option<String>,
+        /// Who is approving it (recorded).
+        #[arg(long, env = "USER")]
+        by: String,
     },
 }
 
@@ -605,12 +649,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::McpDemo {
+            server,
+            http,
+            crash_on,
+        } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(demo::run(server, http, crash_on))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tools { data, action } => {
+            let db = data.dir.join(DB_FILE);
+            if !db.exists() {
+                bail!(
+                    "no zt4ai database at `{}` (is --data-dir right?)",
+                    db.display()
+                );
+            }
+            let store = open_store(&data.dir)?;
+            match action {
+                ToolCommand::List => {
+                    let pins = store.tool_pins()?;
+                    if pins.is_empty() {
+                        println!("no tools seen yet");
+                    }
+                    for p in pins {
+                        println!("{}  {}  {}", p.tool, p.status.as_str(), p.seen_digest);
+                        if let Some(f) = &p.finding {
+                            println!("    finding: {f}");
+                            println!("    pinned:  {}", p.definition);
+                            println!("    now:     {}", p.seen_definition);
+                        }
+                    }
+                }
+                ToolCommand::Approve { tool, digest, by } => {
+                    let p = store.approve_tool(&tool, digest.as_deref(), &by, now())?;
+                    println!("approved {} ({}) by {by}", p.tool, p.digest);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             listen,
             data_dir,
             max_body_bytes,
             base_url,
             decision_cache,
+            mcp_allowed_hosts,
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
             loaded.engine.set_cache_capacity(decision_cache);
@@ -628,16 +717,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let admin_token = admin_token(&data_dir)?;
             let dev_idp = identity.users().is_dev();
             let mcp_servers = engine.inventory().mcp_servers.clone();
-            let mcp = (!mcp_servers.is_empty()).then(|| {
-                Arc::new(zt4ai_mcp::Upstreams::new(
-                    mcp_servers,
-                    std::time::Duration::from_secs(30),
-                ))
-            });
+            let mcp = (!mcp_servers.is_empty())
+                .then(|| Arc::new(zt4ai_mcp::Upstreams::new(mcp_servers.into_values())));
             let mcp_line = match &mcp {
                 Some(m) => format!(
-                    "  MCP:       http://{{addr}}/mcp (Streamable HTTP; upstreams: {})\n",
-                    m.servers().cloned().collect::<Vec<_>>().join(", ")
+                    "  MCP:       http://{{addr}}/mcp (Streamable HTTP; every upstream's tools), and /mcp/<server> for one of: {}\n",
+                    m.servers().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
                 ),
                 None => String::new(),
             };
@@ -656,9 +741,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     max_body_bytes,
                     base_url: base_url.unwrap_or_else(|| format!("http://{addr}")),
                     admin_token: Some(admin_token.0),
-                    mcp,
+                    mcp: mcp.clone(),
+                    mcp_allowed_hosts,
                     ..GatewayConfig::default()
                 };
+                if let Some(m) = &mcp {
+                    m.start();
+                }
                 tracing::info!(inventory = %loaded.description, data_dir = %data_dir.display(), "zt4ai ready");
                 // One write, errors ignored: a closed stdout must not stop the server.
                 let idp = if dev_idp {
@@ -682,7 +771,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let _ = out.write_all(banner.as_bytes());
                     let _ = out.flush();
                 }
-                zt4ai_gateway::serve(listener, pipeline, config, Some(identity), shutdown_signal()).await?;
+                let served = zt4ai_gateway::serve(listener, pipeline, config, Some(identity), shutdown_signal()).await;
+                if let Some(m) = &mcp {
+                    m.shutdown().await;
+                }
+                served?;
                 tracing::info!("zt4ai stopped");
                 Ok::<_, anyhow::Error>(())
             })?;

@@ -16,7 +16,7 @@ pub mod scope;
 pub mod verdict;
 
 pub use ids::{AgentId, ApprovalId, IdError, SessionId, UserId};
-pub use inventory::{ConfigError, Inventory, LoadError};
+pub use inventory::{ConfigError, Inventory, LoadError, McpServer, McpTransport};
 pub use label::{Category, Integrity, Label, SessionLabel};
 pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError};
 pub use scope::{Scope, ScopeKind};

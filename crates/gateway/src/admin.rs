@@ -8,6 +8,13 @@
 //! * `POST /admin/v1/tokens/revoke` — `{"token"}` or `{"jti", "exp"?}`, plus `"by"?`, `"reason"?`
 //! * `POST /admin/v1/users/{id}/revoke` — every session of a user, or `{"sid"}`
 //! * `POST /admin/v1/keys/rotate` — a new signing key; old tokens stay valid
+//! * `GET  /admin/v1/approvals` — pending approvals (`?all=true`: every one)
+//! * `POST /admin/v1/approvals/{id}/{grant|deny}` — `{"by"?}`; the agent then
+//!   retries the held request presenting the approval id
+//! * `GET  /admin/v1/tools` — the MCP tool pins, blocked ones first
+//! * `POST /admin/v1/tools/{tool}/approve` — accept the tool's current definition
+//!   as its pin: `{"digest"?, "by"?}` (with `digest`, only if that is still the
+//!   definition seen, i.e. the one reviewed)
 //!
 //! Changes take effect on the next request at every enforcement point.
 
@@ -364,5 +371,116 @@ pub(crate) async fn rotate(State(state): State<AppState>, headers: HeaderMap) ->
     match identity.rotate_keys() {
         Ok(kid) => Json(json!({ "active_kid": kid })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+pub(crate) async fn approvals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Response {
+    if let Err(r) = authorise(&state, &headers) {
+        return r;
+    }
+    match state.pipeline.store().approvals(q.all) {
+        Ok(a) => Json(json!({ "approvals": a })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Decide {
+    #[serde(default)]
+    by: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
+pub(crate) async fn decide_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, op)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let grant = match op.as_str() {
+        "grant" => true,
+        "deny" => false,
+        _ => return ApiError::NotFound.into_response(),
+    };
+    let (_, d): (_, Decide) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if d.digest.is_some() {
+        return ApiError::BadRequest("`digest` is for tool approvals".into()).into_response();
+    }
+    let by = d.by.unwrap_or_else(|| "admin-api".into());
+    match state
+        .pipeline
+        .store()
+        .decide_approval(&id, grant, &by, now())
+    {
+        Ok(a) => {
+            tracing::warn!(approval = %id, granted = grant, by = %by, "approval decided");
+            Json(json!({ "approval": a })).into_response()
+        }
+        Err(zt4ai_session::ApprovalError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", format!("no approval `{id}`"))
+        }
+        Err(e @ zt4ai_session::ApprovalError::AlreadyDecided { .. }) => {
+            error(StatusCode::CONFLICT, "already_decided", e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+pub(crate) async fn tools(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&state, &headers) {
+        return r;
+    }
+    match state.pipeline.store().tool_pins() {
+        Ok(p) => Json(json!({ "tools": p })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+pub(crate) async fn approve_tool(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tool): Path<String>,
+    body: Body,
+) -> Response {
+    let (_, d): (_, Decide) = match admit(&state, &headers, body).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let by = d.by.unwrap_or_else(|| "admin-api".into());
+    match state
+        .pipeline
+        .store()
+        .approve_tool(&tool, d.digest.as_deref(), &by, now())
+    {
+        Ok(pin) => {
+            if let Some(p) = &state.pins {
+                p.invalidate();
+            }
+            tracing::warn!(tool = %tool, digest = %pin.digest, by = %by, "MCP tool definition approved");
+            Json(json!({ "tool": pin })).into_response()
+        }
+        Err(e @ zt4ai_session::PinError::NotFound(_)) => {
+            error(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        Err(e @ zt4ai_session::PinError::Stale { .. }) => {
+            error(StatusCode::CONFLICT, "stale", e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
     }
 }

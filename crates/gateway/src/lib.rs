@@ -59,6 +59,9 @@ pub struct GatewayConfig {
     pub admin_token: Option<String>,
     /// Upstream MCP servers; `Some` serves the MCP gateway at `/mcp` (tokens required).
     pub mcp: Option<Arc<zt4ai_mcp::Upstreams>>,
+    /// `Host` header values the MCP endpoints accept besides loopback and the
+    /// base URL's host (DNS-rebinding protection).
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -69,6 +72,7 @@ impl Default for GatewayConfig {
             base_url: "http://127.0.0.1:8080".into(),
             admin_token: None,
             mcp: None,
+            mcp_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -82,6 +86,8 @@ pub struct AppState {
     /// the caller states the actor chain (embedding and tests only; `zt4ai serve`
     /// always runs with identity).
     identity: Option<Arc<Identity>>,
+    /// The MCP tool pins, when the MCP gateway runs.
+    pins: Option<Arc<zt4ai_mcp::Pins>>,
 }
 
 /// The gateway's routes. With `identity`, every AuthZEN request must carry a
@@ -93,10 +99,15 @@ pub fn router(
     config: GatewayConfig,
     identity: Option<Arc<Identity>>,
 ) -> Router {
+    let pins = config
+        .mcp
+        .as_ref()
+        .map(|_| Arc::new(zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()))));
     let state = AppState {
         pipeline,
         config: Arc::new(config),
         identity,
+        pins,
     };
     let mcp = mcp::router(&state);
     Router::new()
@@ -118,6 +129,10 @@ pub fn router(
         .route("/admin/v1/tokens/revoke", post(admin::revoke_token))
         .route("/admin/v1/users/{id}/revoke", post(admin::revoke_user))
         .route("/admin/v1/keys/rotate", post(admin::rotate))
+        .route("/admin/v1/approvals", get(admin::approvals))
+        .route("/admin/v1/approvals/{id}/{op}", post(admin::decide_approval))
+        .route("/admin/v1/tools", get(admin::tools))
+        .route("/admin/v1/tools/{tool}/approve", post(admin::approve_tool))
         .route(
             "/.well-known/oauth-protected-resource",
             get(mcp::resource_metadata),

@@ -2,134 +2,235 @@
 //! upstream MCP servers of the inventory, deciding every tool call with the same
 //! pipeline as the AuthZEN API.
 //!
-//! * `tools/list` merges the upstream servers' tools under their inventory ids
-//!   (`server.tool`, unambiguous across servers) and shows an agent only the tools
-//!   its delegated token's chain may call at all.
+//! * `tools/list` merges the upstream servers' tools, each name prefixed with its
+//!   server's prefix (`crm.query` by default), and shows an agent only the tools
+//!   its delegated token's chain may call at all. A per-server endpoint
+//!   ([`McpGateway::for_server`]) shows one server's tools under their own names.
+//! * Every definition listed is pinned (see [`Pins`]): a tool whose description or
+//!   schema changes later, or that carries hidden instructions, is hidden and
+//!   refused until an admin approves it.
 //! * `tools/call` becomes an [`ActionRequest`]: the argument bindings resolve to
 //!   datasets and destinations, the session is the MCP session, and the verdict
-//!   decides: allow forwards the call upstream (spotlighting untrusted output when
+//!   decides. Allow forwards the call upstream (spotlighting untrusted output when
 //!   the inventory asks); deny and require-approval answer a JSON-RPC error that
-//!   says why, carrying the approval id when a human can lift it.
-//! * Other methods are not offered (the gateway advertises tools only), so
-//!   `resources/*` and `prompts/*` are refused by default.
+//!   says why, carrying the approval id when a human can lift it. A retry presents
+//!   the granted approval in `_meta` under [`APPROVAL_META`].
+//! * `resources/*`, `prompts/*`, completions and unknown methods are denied: the
+//!   gateway offers tools only.
 //!
 //! The caller is authenticated in front of this handler (the gateway's HTTP layer
 //! verifies the delegated token and puts the [`VerifiedChain`] in the request's
 //! extensions); a request that reaches the handler without one is refused.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
+    CompleteResult, ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
-use rmcp::service::{Peer, RequestContext, RunningService};
-use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt as _};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
-use tokio::sync::Mutex;
-use zt4ai_core::{Action, ActionRequest, ActorChain, Decision, Obligation, SessionId};
+use zt4ai_core::{
+    Action, ActionRequest, ActorChain, ApprovalId, Decision, McpServer, Obligation, SessionId,
+};
 use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::Pipeline;
+use zt4ai_session::PinStatus;
+
+mod pins;
+mod upstream;
+
+pub use pins::{Pins, definition, digest, hidden_instructions};
+pub use upstream::{UPSTREAM, Upstreams};
+use upstream::upstream_error;
 
 /// JSON-RPC error code for a call denied by policy.
 pub const DENIED: ErrorCode = ErrorCode(-32001);
 /// JSON-RPC error code for a call held for a human approval.
 pub const APPROVAL_REQUIRED: ErrorCode = ErrorCode(-32002);
-/// JSON-RPC error code for an upstream server that failed or is unreachable.
-pub const UPSTREAM: ErrorCode = ErrorCode(-32003);
 
-type Client = RunningService<RoleClient, rmcp::model::ClientConfig>;
-
-/// The upstream MCP servers, connected on first use and reconnected after a
-/// failure.
-pub struct Upstreams {
-    urls: BTreeMap<String, String>,
-    clients: Mutex<BTreeMap<String, Client>>,
-    timeout: Duration,
-}
-
-impl std::fmt::Debug for Upstreams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams")
-            .field("urls", &self.urls)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Upstreams {
-    /// Upstreams by server id → Streamable HTTP URL; calls time out after `timeout`.
-    pub fn new(urls: BTreeMap<String, String>, timeout: Duration) -> Self {
-        // reqwest is built with rustls and no default provider: use ring.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Upstreams {
-            urls,
-            clients: Mutex::new(BTreeMap::new()),
-            timeout,
-        }
-    }
-
-    /// The configured server ids.
-    pub fn servers(&self) -> impl Iterator<Item = &String> {
-        self.urls.keys()
-    }
-
-    async fn peer(&self, server: &str) -> Result<Peer<RoleClient>, ErrorData> {
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(server)
-            && !c.is_transport_closed()
-        {
-            return Ok(c.peer().clone());
-        }
-        let url = self.urls.get(server).ok_or_else(|| {
-            upstream_error(server, "no URL configured (`mcp_servers` in the inventory)")
-        })?;
-        let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
-        let client = tokio::time::timeout(
-            self.timeout,
-            rmcp::model::ClientConfig::default().serve(transport),
-        )
-        .await
-        .map_err(|_| upstream_error(server, "timed out connecting"))?
-        .map_err(|e| upstream_error(server, &format!("cannot connect: {e}")))?;
-        let peer = client.peer().clone();
-        clients.insert(server.to_owned(), client);
-        Ok(peer)
-    }
-
-    async fn forget(&self, server: &str) {
-        self.clients.lock().await.remove(server);
-    }
-}
-
-fn upstream_error(server: &str, what: &str) -> ErrorData {
-    ErrorData::new(
-        UPSTREAM,
-        format!("upstream MCP server `{server}`: {what}"),
-        None,
-    )
-}
+/// The `_meta` key under which a retried `tools/call` presents a granted approval.
+pub const APPROVAL_META: &str = "zt4ai/approval";
 
 /// The MCP server handler: one per MCP session, cheap to clone.
 #[derive(Clone)]
 pub struct McpGateway {
+    core: Arc<Core>,
+    /// `Some`: a per-server endpoint, showing that server's tools unprefixed.
+    server: Option<String>,
+    /// The principal (user and agents) that opened this MCP session: another
+    /// token may not use it. Fresh per session (see [`Self::session`]).
+    owner: Arc<std::sync::OnceLock<String>>,
+}
+
+struct Core {
     pipeline: Arc<Pipeline>,
     upstreams: Arc<Upstreams>,
+    pins: Arc<Pins>,
 }
 
 impl std::fmt::Debug for McpGateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("McpGateway").finish_non_exhaustive()
+        f.debug_struct("McpGateway")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
 impl McpGateway {
-    /// A gateway deciding with `pipeline` and forwarding to `upstreams`.
-    pub fn new(pipeline: Arc<Pipeline>, upstreams: Arc<Upstreams>) -> Self {
+    /// The merged endpoint: every upstream's tools, deciding with `pipeline`,
+    /// pinning definitions in `pins`.
+    pub fn new(pipeline: Arc<Pipeline>, upstreams: Arc<Upstreams>, pins: Arc<Pins>) -> Self {
         McpGateway {
-            pipeline,
-            upstreams,
+            core: Arc::new(Core {
+                pipeline,
+                upstreams,
+                pins,
+            }),
+            server: None,
+            owner: Arc::default(),
+        }
+    }
+
+    /// The handler for a new MCP session (the session factory calls this).
+    #[must_use]
+    pub fn session(&self) -> Self {
+        McpGateway {
+            core: Arc::clone(&self.core),
+            server: self.server.clone(),
+            owner: Arc::default(),
+        }
+    }
+
+    /// The verified chain and the information-flow session of a request, once the
+    /// request is known to come from the principal that owns the MCP session.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<(VerifiedChain, String), ErrorData> {
+        let (v, session) = caller(ctx)?;
+        let principal = format!(
+            "{}|{}",
+            v.user.as_str(),
+            v.agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(">")
+        );
+        let owner = self.owner.get_or_init(|| principal.clone());
+        if *owner != principal {
+            tracing::warn!(decision = "deny", session = %session, "MCP session used with another principal's token");
+            return Err(ErrorData::new(
+                DENIED,
+                "this MCP session belongs to another user or agent chain: open your own session",
+                Some(json!({"verdict": "deny", "reasons": [{"code": "zt4ai.mcp.session_owner", "message": "MCP session bound to another principal"}]})),
+            ));
+        }
+        Ok((v, session))
+    }
+
+    /// The same gateway restricted to one upstream server, whose tools keep their
+    /// own names; `None` if no such server is configured.
+    pub fn for_server(&self, id: &str) -> Option<Self> {
+        self.core.upstreams.server(id)?;
+        Some(McpGateway {
+            core: Arc::clone(&self.core),
+            server: Some(id.to_owned()),
+            owner: Arc::default(),
+        })
+    }
+
+    fn servers(&self) -> Vec<&McpServer> {
+        match &self.server {
+            Some(id) => self.core.upstreams.server(id).into_iter().collect(),
+            None => self.core.upstreams.servers().collect(),
+        }
+    }
+
+    /// The name an agent sees for `tool` of `server` on this endpoint.
+    fn exposed(&self, server: &McpServer, tool: &str) -> String {
+        match self.server {
+            Some(_) => tool.to_owned(),
+            None => format!("{}{tool}", server.prefix),
+        }
+    }
+
+    /// The server and upstream tool name behind a name an agent called.
+    fn resolve<'a>(&self, name: &'a str) -> Option<(&McpServer, &'a str)> {
+        match &self.server {
+            Some(id) => Some((self.core.upstreams.server(id)?, name)),
+            None => self.core.upstreams.resolve(name),
+        }
+    }
+
+    /// Lists `server`'s tools upstream and pins every definition; returns the
+    /// tools with where their pins stand.
+    async fn upstream_tools(
+        &self,
+        server: &McpServer,
+    ) -> Result<Vec<(Tool, PinStatus)>, ErrorData> {
+        let ups = &self.core.upstreams;
+        let peer = ups.peer(&server.id).await?;
+        let listed = match tokio::time::timeout(server.timeout, peer.list_all_tools()).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                ups.forget(&server.id).await;
+                return Err(upstream::service_error(&server.id, "tools/list", &e));
+            }
+            Err(_) => return Err(upstream_error(&server.id, "tools/list timed out")),
+        };
+        let pins = Arc::clone(&self.core.pins);
+        let id = server.id.clone();
+        tokio::task::spawn_blocking(move || {
+            listed
+                .into_iter()
+                .map(|t| {
+                    let status = pins.observe(&format!("{id}.{}", t.name), &t)?;
+                    Ok((t, status))
+                })
+                .collect::<Result<Vec<_>, zt4ai_session::StoreError>>()
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("pinning failed: {e}"), None))?
+        .map_err(|e| {
+            tracing::error!(error = %e, "tool pins unavailable; the tools are refused");
+            ErrorData::internal_error(format!("tool pins unavailable: {e}"), None)
+        })
+    }
+
+    /// Whether `id` may be used as far as its pin goes; lists the server first if
+    /// the gateway has never seen the tool.
+    async fn pinned(&self, server: &McpServer, id: &str) -> Result<(), ErrorData> {
+        let status = |pins: &Pins| {
+            pins.status(id).map_err(|e| {
+                tracing::error!(error = %e, "tool pins unavailable; the call is refused");
+                ErrorData::internal_error(format!("tool pins unavailable: {e}; denied"), None)
+            })
+        };
+        let mut current = status(&self.core.pins)?;
+        if current.is_none() {
+            self.upstream_tools(server).await?;
+            current = status(&self.core.pins)?;
+        }
+        match current {
+            Some(PinStatus::Pinned) => Ok(()),
+            None => Err(ErrorData::invalid_params(
+                format!("unknown tool: `{}` does not offer it", server.id),
+                None,
+            )),
+            Some(s) => Err(ErrorData::new(
+                DENIED,
+                format!(
+                    "`{id}` is blocked: its definition {}; an admin must review and approve it",
+                    if s == PinStatus::Changed {
+                        "changed since it was first seen"
+                    } else {
+                        "looks like it carries hidden instructions"
+                    }
+                ),
+                Some(json!({
+                    "verdict": "deny",
+                    "reasons": [{"code": "zt4ai.mcp.tool_blocked", "message": format!("tool definition {}", s.as_str())}],
+                })),
+            )),
         }
     }
 }
@@ -162,8 +263,11 @@ fn actor_chain(v: &VerifiedChain) -> ActorChain {
     }
 }
 
-/// Marks untrusted tool output as data, not instructions.
+/// Marks untrusted tool output as data, not instructions. Structured content
+/// cannot be marked, so it is dropped (the listing drops the output schema of
+/// such tools, so clients do not expect it).
 fn spotlight(tool: &str, result: &mut CallToolResult) {
+    result.structured_content = None;
     for block in &mut result.content {
         if let Some(t) = block.as_text() {
             let wrapped = format!(
@@ -175,9 +279,78 @@ fn spotlight(tool: &str, result: &mut CallToolResult) {
     }
 }
 
+/// Shows a listed tool as the inventory declares it: the inventory's annotations
+/// (not the upstream's hints) and, when its output is spotlighted, no output
+/// schema (spotlighted results carry text only).
+fn present(t: &mut Tool, declared: &zt4ai_core::inventory::Tool) {
+    let upstream = t.annotations.take().unwrap_or_default();
+    t.annotations = Some(ToolAnnotations::from_raw(
+        upstream.title,
+        Some(declared.read_only),
+        Some(declared.destructive),
+        upstream.idempotent_hint,
+        Some(declared.open_world),
+    ));
+    if !declared.output_trusted && declared.spotlight {
+        t.output_schema = None;
+    }
+}
+
+/// Refuses a method the gateway does not offer (and logs it).
+fn not_offered(method: &str, ctx: &RequestContext<RoleServer>) -> ErrorData {
+    let who = caller(ctx)
+        .map(|(v, _)| format!("{}", v.agents.last().map_or("-", |a| a.as_str())))
+        .unwrap_or_default();
+    tracing::info!(decision = "deny", method, agent = %who, "MCP method refused: the gateway offers tools only");
+    ErrorData::new(
+        DENIED,
+        format!("`{method}` is not offered through the zt4ai gateway: denied by default"),
+        Some(json!({
+            "verdict": "deny",
+            "reasons": [{"code": "zt4ai.mcp.method_not_offered", "message": format!("{method} is denied by default")}],
+        })),
+    )
+}
+
+/// The approval a retried call presents in `_meta`, if any.
+fn presented_approval(
+    request: &CallToolRequestParams,
+    ctx: &RequestContext<RoleServer>,
+) -> Result<Option<ApprovalId>, ErrorData> {
+    // rmcp moves a request's `_meta` into the context; look in both.
+    let Some(v) = ctx.meta.0.0.get(APPROVAL_META).or_else(|| {
+        request
+            .meta
+            .as_ref()
+            .and_then(|m| m.0.0.get(APPROVAL_META))
+    }) else {
+        return Ok(None);
+    };
+    let s = v.as_str().ok_or_else(|| {
+        ErrorData::invalid_params(format!("`_meta.{APPROVAL_META}` must be a string"), None)
+    })?;
+    ApprovalId::new(s.to_owned())
+        .map(Some)
+        .map_err(|e| ErrorData::invalid_params(format!("`_meta.{APPROVAL_META}`: {e}"), None))
+}
+
 impl ServerHandler for McpGateway {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = Implementation::new("zt4ai", env!("CARGO_PKG_VERSION"))
+            .with_title("zt4ai MCP gateway");
+        info
+    }
+
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        // The token that opens the session owns it.
+        self.caller(&ctx)?;
+        ctx.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
@@ -185,37 +358,28 @@ impl ServerHandler for McpGateway {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let (v, _) = caller(&ctx)?;
+        let (v, _) = self.caller(&ctx)?;
         let chain = actor_chain(&v);
         let mut tools: Vec<Tool> = Vec::new();
-        for server in self.upstreams.servers() {
+        for server in self.servers() {
             // One unreachable upstream must not hide every other server's tools:
             // it is skipped (and logged); calling one of its tools answers -32003.
-            let peer = match self.upstreams.peer(server).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(server = %server, error = %e.message, "upstream MCP server unavailable; its tools are not listed");
+            let listed = match self.upstream_tools(server).await {
+                Ok(l) => l,
+                Err(e) if e.code == UPSTREAM => {
+                    tracing::warn!(server = %server.id, error = %e.message, "upstream MCP server unavailable; its tools are not listed");
                     continue;
                 }
+                Err(e) => return Err(e),
             };
-            let listed = match tokio::time::timeout(self.upstreams.timeout, peer.list_all_tools())
-                .await
-            {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    self.upstreams.forget(server).await;
-                    tracing::warn!(server = %server, error = %e, "upstream tools/list failed; its tools are not listed");
-                    continue;
-                }
-                Err(_) => {
-                    tracing::warn!(server = %server, "upstream tools/list timed out; its tools are not listed");
-                    continue;
-                }
-            };
-            for mut t in listed {
-                let id = format!("{server}.{}", t.name);
-                if self.pipeline.may_call_tool(&chain, v.scope.as_ref(), &id) {
-                    t.name = id.into();
+            for (mut t, status) in listed {
+                let id = format!("{}.{}", server.id, t.name);
+                if status.usable() && self.core.pipeline.may_call_tool(&chain, v.scope.as_ref(), &id)
+                {
+                    t.name = self.exposed(server, &t.name).into();
+                    if let Some(declared) = self.core.pipeline.inventory().tools.get(&id) {
+                        present(&mut t, declared);
+                    }
                     tools.push(t);
                 }
             }
@@ -228,14 +392,17 @@ impl ServerHandler for McpGateway {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let (v, session) = caller(&ctx)?;
-        let id = request.name.to_string();
-        let Some((server, tool)) = id.split_once('.') else {
+        let (v, session) = self.caller(&ctx)?;
+        let name = request.name.to_string();
+        let Some((server, tool)) = self.resolve(&name) else {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool `{id}`: gateway tools are named `server.tool`"),
+                format!("unknown tool `{name}`: no upstream server has that prefix"),
                 None,
             ));
         };
+        let id = format!("{}.{tool}", server.id);
+        let approval = presented_approval(&request, &ctx)?;
+        self.pinned(server, &id).await?;
         let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
         let req = ActionRequest {
             request_id: None,
@@ -248,10 +415,10 @@ impl ServerHandler for McpGateway {
             },
             risk: v.risk,
             findings: Vec::new(),
-            approval: None,
+            approval,
             scope: v.scope.clone(),
         };
-        let pipeline = Arc::clone(&self.pipeline);
+        let pipeline = Arc::clone(&self.core.pipeline);
         let verdict = tokio::task::spawn_blocking(move || pipeline.decide(&req))
             .await
             .map_err(|e| {
@@ -271,7 +438,7 @@ impl ServerHandler for McpGateway {
             Decision::Deny => {
                 return Err(ErrorData::new(
                     DENIED,
-                    format!("`{id}` denied by zt4ai policy{first}"),
+                    format!("`{name}` denied by zt4ai policy{first}"),
                     Some(why),
                 ));
             }
@@ -279,7 +446,7 @@ impl ServerHandler for McpGateway {
                 return Err(ErrorData::new(
                     APPROVAL_REQUIRED,
                     format!(
-                        "`{id}` needs a human approval ({}){first}",
+                        "`{name}` needs a human approval ({}){first}; once granted, retry with `_meta.{APPROVAL_META}`",
                         verdict.approval.as_ref().map_or("-", |a| a.as_str())
                     ),
                     Some(why),
@@ -287,20 +454,31 @@ impl ServerHandler for McpGateway {
             }
             Decision::Allow => {}
         }
-        let peer = self.upstreams.peer(server).await?;
-        let mut upstream_req = request.clone();
+        let ups = &self.core.upstreams;
+        let peer = ups.peer(&server.id).await?;
+        let mut upstream_req = request;
         upstream_req.name = tool.to_owned().into();
+        // The approval is zt4ai's business, not the upstream's.
+        if let Some(meta) = upstream_req.meta.as_mut() {
+            meta.0.0.remove(APPROVAL_META);
+        }
         let response =
-            match tokio::time::timeout(self.upstreams.timeout, peer.call_tool_once(upstream_req))
-                .await
-            {
+            match tokio::time::timeout(server.timeout, peer.call_tool_once(upstream_req)).await {
                 Ok(Ok(r)) => r,
-                Ok(Err(rmcp::ServiceError::McpError(e))) => return Err(e),
-                Ok(Err(e)) => {
-                    self.upstreams.forget(server).await;
-                    return Err(upstream_error(server, &format!("tools/call failed: {e}")));
+                Ok(Err(rmcp::ServiceError::McpError(mut e))) => {
+                    // The upstream's own error, passed on as its error: never in
+                    // zt4ai's code range, so it cannot pass for a policy verdict.
+                    if (-32003..=-32001).contains(&e.code.0) {
+                        e.code = UPSTREAM;
+                    }
+                    e.message = format!("upstream MCP server `{}`: {}", server.id, e.message).into();
+                    return Err(e);
                 }
-                Err(_) => return Err(upstream_error(server, "tools/call timed out")),
+                Ok(Err(e)) => {
+                    ups.forget(&server.id).await;
+                    return Err(upstream::service_error(&server.id, "tools/call", &e));
+                }
+                Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
             };
         let spot = verdict
             .obligations
@@ -308,10 +486,67 @@ impl ServerHandler for McpGateway {
             .any(|o| matches!(o, Obligation::Spotlight { .. }));
         Ok(match response {
             CallToolResponse::Complete(mut result) if spot => {
-                spotlight(&id, &mut result);
+                spotlight(&name, &mut result);
                 CallToolResponse::Complete(result)
             }
             other => other,
         })
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Err(not_offered("resources/list", &ctx))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Err(not_offered("resources/templates/list", &ctx))
+    }
+
+    async fn read_resource(
+        &self,
+        _request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        Err(not_offered("resources/read", &ctx))
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Err(not_offered("prompts/list", &ctx))
+    }
+
+    async fn get_prompt(
+        &self,
+        _request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        Err(not_offered("prompts/get", &ctx))
+    }
+
+    async fn complete(
+        &self,
+        _request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        Err(not_offered("completion/complete", &ctx))
+    }
+
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        let e = not_offered(&request.method, &ctx);
+        Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, e.message, e.data))
     }
 }

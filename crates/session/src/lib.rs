@@ -25,11 +25,13 @@
 //! process committed.
 
 mod approvals;
+mod pins;
 mod registry;
 mod revocation;
 mod store;
 
 pub use approvals::{Approval, ApprovalError, ApprovalStatus, NewApproval};
+pub use pins::{PinError, PinStatus, ToolPin};
 pub use registry::{AgentEvent, NewAgent, RegisteredAgent, RegistryError};
 pub use revocation::ALL_SESSIONS;
 pub use store::{SessionLock, SessionOwner, SessionStore, StoreError};

@@ -178,6 +178,19 @@ impl SessionStore {
                expires_at INTEGER NOT NULL
              ) STRICT;
              CREATE INDEX IF NOT EXISTS used_assertions_expiry ON used_assertions(expires_at);
+             -- MCP tool description pinning (see pins.rs)
+             CREATE TABLE IF NOT EXISTS tool_pins (
+               tool TEXT PRIMARY KEY,
+               digest TEXT NOT NULL,
+               definition TEXT NOT NULL,
+               status TEXT NOT NULL CHECK (status IN ('pinned', 'changed', 'suspicious')),
+               seen_digest TEXT NOT NULL,
+               seen_definition TEXT NOT NULL,
+               finding TEXT,
+               pinned_at INTEGER NOT NULL,
+               changed_at INTEGER,
+               approved_by TEXT
+             ) STRICT;
              PRAGMA user_version = 1;
              COMMIT;",
         )?;

@@ -342,8 +342,8 @@ pub struct Inventory {
     pub tools: BTreeMap<String, Tool>,
     /// MCP servers named by tools.
     pub servers: BTreeSet<String>,
-    /// Where the MCP gateway reaches each upstream MCP server (id → URL).
-    pub mcp_servers: BTreeMap<String, String>,
+    /// The upstream MCP servers the gateway fronts, by id.
+    pub mcp_servers: BTreeMap<String, McpServer>,
     /// Datasets by id.
     pub datasets: BTreeMap<String, Dataset>,
     /// Models by id.
@@ -355,6 +355,41 @@ pub struct Inventory {
     /// Every category used anywhere.
     pub categories: BTreeSet<Category>,
 }
+
+/// An upstream MCP server the gateway fronts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpServer {
+    /// The id the tools' `server` fields use.
+    pub id: String,
+    /// How the gateway reaches it.
+    pub transport: McpTransport,
+    /// Prefix of its tools on the merged endpoint (`crm.` → `crm.query`).
+    pub prefix: String,
+    /// Longest a call (or connecting) may take.
+    pub timeout: std::time::Duration,
+}
+
+/// How the gateway reaches an upstream MCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum McpTransport {
+    /// Streamable HTTP at this URL.
+    Http {
+        /// `http://…/mcp` or `https://…/mcp`.
+        url: String,
+    },
+    /// A child process speaking MCP over stdin/stdout, supervised by the gateway.
+    Stdio {
+        /// The program.
+        program: String,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Its environment (besides `PATH`).
+        env: BTreeMap<String, String>,
+    },
+}
+
+/// The default time limit of an upstream MCP call.
+pub const DEFAULT_MCP_TIMEOUT_MS: u64 = 30_000;
 
 impl Inventory {
     /// Parses and resolves an inventory. `source` names the file in error messages.
@@ -449,6 +484,117 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    fn mcp_servers(
+        &mut self,
+        raw: Vec<raw::RawMcpServer>,
+        servers: &BTreeSet<String>,
+    ) -> BTreeMap<String, McpServer> {
+        let mut out: BTreeMap<String, McpServer> = BTreeMap::new();
+        for (i, m) in raw.into_iter().enumerate() {
+            if !servers.contains(&m.id) {
+                self.error(
+                    format!("mcp_servers[{i}].id"),
+                    format!(
+                        "no tool is on server `{}`{}",
+                        m.id,
+                        suggest(&m.id, servers.iter())
+                    ),
+                );
+            }
+            let transport = match (m.url, m.command) {
+                (Some(url), None) => {
+                    match url::Url::parse(&url) {
+                        Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                        Ok(_) => self.error(
+                            format!("mcp_servers[{i}].url"),
+                            format!("`{url}` must be an http or https URL"),
+                        ),
+                        Err(e) => {
+                            self.error(format!("mcp_servers[{i}].url"), format!("`{url}`: {e}"))
+                        }
+                    }
+                    if !m.env.is_empty() {
+                        self.error(
+                            format!("mcp_servers[{i}].env"),
+                            "`env` is for stdio servers (`command`), not `url`".into(),
+                        );
+                    }
+                    McpTransport::Http { url }
+                }
+                (None, Some(command)) => {
+                    let mut parts = command.into_iter();
+                    let program = parts.next().unwrap_or_default();
+                    if program.trim().is_empty() {
+                        self.error(
+                            format!("mcp_servers[{i}].command"),
+                            "the command needs a program: `command: [program, arg, …]`".into(),
+                        );
+                    }
+                    McpTransport::Stdio {
+                        program,
+                        args: parts.collect(),
+                        env: m.env,
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    self.error(
+                        format!("mcp_servers[{i}].command"),
+                        "give either `url` (Streamable HTTP) or `command` (stdio), not both".into(),
+                    );
+                    continue;
+                }
+                (None, None) => {
+                    self.error(
+                        format!("mcp_servers[{i}].id"),
+                        format!(
+                            "server `{}` needs `url` (Streamable HTTP) or `command` (stdio)",
+                            m.id
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let prefix = m.prefix.unwrap_or_else(|| format!("{}.", m.id));
+            if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
+                self.error(
+                    format!("mcp_servers[{i}].prefix"),
+                    format!("`{prefix}` must be non-empty and without spaces"),
+                );
+            }
+            if let Some(other) = out.values().find(|o| {
+                o.prefix.starts_with(prefix.as_str()) || prefix.starts_with(o.prefix.as_str())
+            }) {
+                self.error(
+                    format!("mcp_servers[{i}].prefix"),
+                    format!(
+                        "`{prefix}` and server `{}`'s `{}` would make tool names ambiguous: neither may start with the other",
+                        other.id, other.prefix
+                    ),
+                );
+            }
+            let timeout_ms = m.timeout_ms.unwrap_or(DEFAULT_MCP_TIMEOUT_MS);
+            if timeout_ms == 0 {
+                self.error(
+                    format!("mcp_servers[{i}].timeout_ms"),
+                    "must be at least 1".into(),
+                );
+            }
+            let server = McpServer {
+                id: m.id.clone(),
+                transport,
+                prefix,
+                timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+            };
+            if out.insert(m.id.clone(), server).is_some() {
+                self.error(
+                    format!("mcp_servers[{i}].id"),
+                    format!("server `{}` is declared twice", m.id),
+                );
+            }
+        }
+        out
+    }
+
     fn error(&mut self, field: String, message: String) {
         let (line, column) = self.locations.find(&field);
         self.errors.push(ConfigError {
@@ -686,33 +832,7 @@ impl Resolver<'_> {
         };
 
         let identity = self.identity(raw.identity);
-        let mut mcp_servers = BTreeMap::new();
-        for (i, m) in raw.mcp_servers.into_iter().enumerate() {
-            if !servers.contains(&m.id) {
-                self.error(
-                    format!("mcp_servers[{i}].id"),
-                    format!(
-                        "no tool is on server `{}`{}",
-                        m.id,
-                        suggest(&m.id, servers.iter())
-                    ),
-                );
-            }
-            match url::Url::parse(&m.url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                Ok(_) => self.error(
-                    format!("mcp_servers[{i}].url"),
-                    format!("`{}` must be an http or https URL", m.url),
-                ),
-                Err(e) => self.error(format!("mcp_servers[{i}].url"), format!("`{}`: {e}", m.url)),
-            }
-            if mcp_servers.insert(m.id.clone(), m.url).is_some() {
-                self.error(
-                    format!("mcp_servers[{i}].id"),
-                    format!("server `{}` is declared twice", m.id),
-                );
-            }
-        }
+        let mcp_servers = self.mcp_servers(raw.mcp_servers, &servers);
         let mut partial = Inventory {
             source: self.source.to_owned(),
             organisation: raw.organisation,

@@ -6,6 +6,8 @@
 //! [`Inventory::from_yaml_str`](super::Inventory::from_yaml_str), which checks every
 //! reference.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::label::{Category, Label};
@@ -107,8 +109,25 @@ pub struct RawIdentity {
 pub struct RawMcpServer {
     /// The server's name, as the tools' `server` fields use it.
     pub id: String,
-    /// Its Streamable HTTP endpoint (`http://…/mcp`).
-    pub url: String,
+    /// Its Streamable HTTP endpoint (`http://…/mcp`). Exactly one of `url` and
+    /// `command`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A stdio server: the program and its arguments, started and supervised by
+    /// the gateway.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Environment variables for a stdio server (its only environment besides
+    /// `PATH`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Prefix of this server's tools on the merged `/mcp` endpoint. Default
+    /// `<id>.`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// How long a call to this server may take, in milliseconds. Default 30,000.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// Decision settings.

@@ -1,0 +1,343 @@
+//! The upstream MCP servers: Streamable HTTP servers, connected on first use and
+//! reconnected after a failure, and stdio servers, child processes that the
+//! gateway starts, restarts when they exit and stops on shutdown.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rmcp::model::ErrorCode;
+use rmcp::service::{Peer, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ErrorData, RoleClient, ServiceExt as _};
+use tokio::io::AsyncBufReadExt as _;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use zt4ai_core::{McpServer, McpTransport};
+
+/// JSON-RPC error code for an upstream server that failed or is unreachable.
+pub const UPSTREAM: ErrorCode = ErrorCode(-32003);
+
+type Client = RunningService<RoleClient, rmcp::model::ClientConfig>;
+
+/// First wait before restarting a stdio server that exited; doubles up to
+/// [`MAX_BACKOFF`] while it keeps exiting within a minute of starting.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A stdio server that ran this long before exiting restarts at once.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// Environment variables a stdio server inherits from the gateway; everything
+/// else (the admin token, cloud credentials…) is withheld unless the inventory
+/// sets it in `env`.
+const INHERITED_ENV: [&str; 4] = ["PATH", "HOME", "LANG", "TMPDIR"];
+
+pub(crate) fn upstream_error(server: &str, what: &str) -> ErrorData {
+    ErrorData::new(
+        UPSTREAM,
+        format!("upstream MCP server `{server}`: {what}"),
+        None,
+    )
+}
+
+/// An upstream failure as the agent sees it: what failed, in a few words; the
+/// details (transport internals) go to the log only.
+pub(crate) fn service_error(server: &str, what: &str, e: &rmcp::ServiceError) -> ErrorData {
+    tracing::warn!(server, error = %e, "upstream MCP {what} failed");
+    let short = match e {
+        rmcp::ServiceError::TransportClosed => "the connection closed (the server stopped or crashed)",
+        rmcp::ServiceError::Timeout { .. } => "timed out",
+        rmcp::ServiceError::Cancelled { .. } => "cancelled",
+        rmcp::ServiceError::UnexpectedResponse => "answered with something that is not MCP",
+        _ => "the connection failed",
+    };
+    upstream_error(server, &format!("{what} failed: {short}"))
+}
+
+/// One upstream server and its connection.
+struct Upstream {
+    server: McpServer,
+    /// Streamable HTTP: the client, connected on first use.
+    http: Mutex<Option<Client>>,
+    /// Stdio: the current child's peer, published by the supervisor (`None`
+    /// while it is (re)starting).
+    stdio: watch::Sender<Option<Peer<RoleClient>>>,
+    supervisor: std::sync::Mutex<Option<JoinHandle<()>>>,
+    starts: AtomicU64,
+}
+
+/// The upstream MCP servers of the inventory.
+pub struct Upstreams {
+    servers: BTreeMap<String, Arc<Upstream>>,
+    /// Prefix → server id, for the merged endpoint's tool names.
+    prefixes: Vec<(String, String)>,
+    shutting_down: Arc<AtomicBool>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("servers", &self.servers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstreams {
+    /// The upstreams of the inventory's `mcp_servers`. Stdio servers start on
+    /// [`Self::start`] (or on first use).
+    pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Self {
+        // reqwest is built with rustls and no default provider: use ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let servers: BTreeMap<String, Arc<Upstream>> = servers
+            .into_iter()
+            .map(|server| {
+                (
+                    server.id.clone(),
+                    Arc::new(Upstream {
+                        server,
+                        http: Mutex::new(None),
+                        stdio: watch::channel(None).0,
+                        supervisor: std::sync::Mutex::new(None),
+                        starts: AtomicU64::new(0),
+                    }),
+                )
+            })
+            .collect();
+        let mut prefixes: Vec<(String, String)> = servers
+            .values()
+            .map(|u| (u.server.prefix.clone(), u.server.id.clone()))
+            .collect();
+        // Longest first: the inventory guarantees no prefix starts another, but a
+        // longest-match keeps resolution right even for hand-built configs.
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        Upstreams {
+            servers,
+            prefixes,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Streamable HTTP upstreams by id → URL, each with `timeout` and the default
+    /// `id.` prefix (tests and embedding).
+    pub fn http(urls: BTreeMap<String, String>, timeout: Duration) -> Self {
+        Self::new(urls.into_iter().map(|(id, url)| McpServer {
+            prefix: format!("{id}."),
+            id,
+            transport: McpTransport::Http { url },
+            timeout,
+        }))
+    }
+
+    /// Starts the stdio servers' supervisors. Must run inside a Tokio runtime.
+    pub fn start(&self) {
+        for u in self.servers.values() {
+            if matches!(u.server.transport, McpTransport::Stdio { .. }) {
+                self.supervise(u);
+            }
+        }
+    }
+
+    /// Stops every stdio server (closing its stdin, then SIGTERM, then SIGKILL) and
+    /// closes the HTTP connections. Calls after this fail.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown.cancel();
+        for u in self.servers.values() {
+            let handle = u.supervisor.lock().ok().and_then(|mut h| h.take());
+            if let Some(h) = handle {
+                let _ = h.await;
+            }
+            if let Some(mut c) = u.http.lock().await.take() {
+                let _ = c.close_with_timeout(Duration::from_secs(2)).await;
+            }
+        }
+    }
+
+    /// The configured servers.
+    pub fn servers(&self) -> impl Iterator<Item = &McpServer> {
+        self.servers.values().map(|u| &u.server)
+    }
+
+    /// One configured server.
+    pub fn server(&self, id: &str) -> Option<&McpServer> {
+        self.servers.get(id).map(|u| &u.server)
+    }
+
+    /// The server and upstream tool name behind a merged-endpoint tool name.
+    pub fn resolve<'a>(&self, name: &'a str) -> Option<(&McpServer, &'a str)> {
+        self.prefixes.iter().find_map(|(prefix, id)| {
+            let tool = name.strip_prefix(prefix.as_str())?;
+            (!tool.is_empty()).then_some(())?;
+            Some((self.server(id)?, tool))
+        })
+    }
+
+    /// How many times a stdio server has been started (tests and health).
+    pub fn starts(&self, id: &str) -> u64 {
+        self.servers
+            .get(id)
+            .map_or(0, |u| u.starts.load(Ordering::Relaxed))
+    }
+
+    /// A connected peer for `server`.
+    pub(crate) async fn peer(&self, id: &str) -> Result<Peer<RoleClient>, ErrorData> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(upstream_error(id, "the gateway is shutting down"));
+        }
+        let u = self
+            .servers
+            .get(id)
+            .ok_or_else(|| upstream_error(id, "not configured (`mcp_servers` in the inventory)"))?;
+        match &u.server.transport {
+            McpTransport::Http { url } => {
+                let mut client = u.http.lock().await;
+                if let Some(c) = client.as_ref()
+                    && !c.is_transport_closed()
+                {
+                    return Ok(c.peer().clone());
+                }
+                let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
+                let c = tokio::time::timeout(
+                    u.server.timeout,
+                    rmcp::model::ClientConfig::default().serve(transport),
+                )
+                .await
+                .map_err(|_| upstream_error(id, "timed out connecting"))?
+                .map_err(|e| {
+                    tracing::warn!(server = id, error = %e, "cannot connect to the upstream MCP server");
+                    upstream_error(id, "cannot connect (see the gateway log)")
+                })?;
+                let peer = c.peer().clone();
+                *client = Some(c);
+                Ok(peer)
+            }
+            McpTransport::Stdio { .. } => {
+                self.supervise(u);
+                let mut rx = u.stdio.subscribe();
+                let ready = tokio::time::timeout(
+                    u.server.timeout,
+                    rx.wait_for(|p| p.as_ref().is_some_and(|p| !p.is_transport_closed())),
+                )
+                .await;
+                match ready {
+                    Ok(Ok(p)) => p
+                        .clone()
+                        .ok_or_else(|| upstream_error(id, "the server process is not running")),
+                    Ok(Err(_)) => Err(upstream_error(id, "the server's supervisor stopped")),
+                    Err(_) => Err(upstream_error(
+                        id,
+                        "the server process did not become ready in time",
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Drops a failed HTTP connection so the next call reconnects. (A stdio
+    /// server's supervisor notices its exit by itself.)
+    pub(crate) async fn forget(&self, id: &str) {
+        if let Some(u) = self.servers.get(id)
+            && let Some(mut c) = u.http.lock().await.take()
+        {
+            let _ = c.close_with_timeout(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Starts `u`'s supervisor if it is not running.
+    fn supervise(&self, u: &Arc<Upstream>) {
+        let Ok(mut slot) = u.supervisor.lock() else {
+            return;
+        };
+        if slot.as_ref().is_some_and(|h| !h.is_finished()) || self.shutdown.is_cancelled() {
+            return;
+        }
+        let u = Arc::clone(u);
+        let stop = self.shutdown.clone();
+        *slot = Some(tokio::spawn(supervise(u, stop)));
+    }
+}
+
+/// Keeps one stdio server running: starts it, publishes its peer, waits for it
+/// to exit, and starts it again after a backoff, until shutdown.
+async fn supervise(u: Arc<Upstream>, stop: tokio_util::sync::CancellationToken) {
+    let id = u.server.id.clone();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let started = Instant::now();
+        match spawn_stdio(&u.server).await {
+            Ok(client) => {
+                let n = u.starts.fetch_add(1, Ordering::Relaxed) + 1;
+                tracing::info!(server = %id, start = n, "stdio MCP server started");
+                u.stdio.send_replace(Some(client.peer().clone()));
+                let cancel = client.cancellation_token();
+                let waiting = client.waiting();
+                tokio::pin!(waiting);
+                let quit = tokio::select! {
+                    q = &mut waiting => q.map(|r| format!("{r:?}")).unwrap_or_else(|e| e.to_string()),
+                    () = stop.cancelled() => {
+                        u.stdio.send_replace(None);
+                        // Closing the service closes the child's stdin, then sends
+                        // SIGTERM and, if need be, SIGKILL.
+                        cancel.cancel();
+                        let _ = tokio::time::timeout(Duration::from_secs(10), &mut waiting).await;
+                        tracing::info!(server = %id, "stdio MCP server stopped (shutdown)");
+                        return;
+                    }
+                };
+                u.stdio.send_replace(None);
+                tracing::warn!(server = %id, reason = %quit, "stdio MCP server exited; restarting");
+            }
+            Err(e) => {
+                tracing::error!(server = %id, error = %e, "stdio MCP server failed to start");
+            }
+        }
+        if started.elapsed() >= HEALTHY_RUN {
+            backoff = FIRST_BACKOFF;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Starts a stdio server and completes the MCP handshake with it.
+async fn spawn_stdio(server: &McpServer) -> Result<Client, String> {
+    let McpTransport::Stdio { program, args, env } = &server.transport else {
+        return Err("not a stdio server".into());
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args).env_clear().kill_on_drop(true);
+    for k in INHERITED_ENV {
+        if let Some(v) = std::env::var_os(k) {
+            cmd.env(k, v);
+        }
+    }
+    cmd.envs(env);
+    let (transport, stderr) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start `{program}`: {e}"))?;
+    if let Some(stderr) = stderr {
+        // The child's stderr goes to the gateway's log, line by line.
+        let id = server.id.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                tracing::info!(server = %id, "stdio MCP server: {line}");
+            }
+        });
+    }
+    tokio::time::timeout(
+        server.timeout,
+        rmcp::model::ClientConfig::default().serve(transport),
+    )
+    .await
+    .map_err(|_| "timed out in the MCP handshake".to_owned())?
+    .map_err(|e| format!("MCP handshake failed: {e}"))
+}
