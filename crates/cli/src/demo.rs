@@ -139,7 +139,11 @@ impl ServerHandler for Web {
 }
 
 /// Runs one demo server until its client goes away (stdio) or Ctrl-C (HTTP).
-pub(crate) async fn run(demo: Demo, http: Option<SocketAddr>, crash_on: Option<String>) -> Result<()> {
+pub(crate) async fn run(
+    demo: Demo,
+    http: Option<SocketAddr>,
+    crash_on: Option<String>,
+) -> Result<()> {
     let crash_on: Option<Arc<str>> = crash_on.map(Into::into);
     match demo {
         Demo::Crm => {

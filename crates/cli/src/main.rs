@@ -722,7 +722,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let mcp_line = match &mcp {
                 Some(m) => format!(
                     "  MCP:       http://{{addr}}/mcp (Streamable HTTP; every upstream's tools), and /mcp/<server> for one of: {}\n",
-                    m.servers().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                    m.servers()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 None => String::new(),
             };

@@ -293,3 +293,160 @@ fn agent_registry_dev_idp_and_revocation_from_the_command_line() {
     assert_eq!(code, Some(0));
     assert!(out.contains("revoked token some-jti"), "{out}");
 }
+
+/// `zt4ai serve` with a stdio MCP upstream (the `crm` demo server as a child
+/// process): a crash in the middle of a call is an error for that call, not a
+/// hang; the server is restarted; and it is stopped when zt4ai shuts down.
+#[test]
+fn stdio_upstreams_are_supervised_restarted_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
+        .unwrap()
+        .replace(
+            "settings:",
+            &format!(
+                "mcp_servers:\n  - id: crm\n    command: [{}, mcp-demo, crm, --crash-on, handbook]\n    timeout_ms: 10000\nsettings:",
+                env!("CARGO_BIN_EXE_zt4ai")
+            ),
+        );
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, inventory).unwrap();
+    let policies = root.join("examples/acme/policies");
+    let data = dir.path().join("data");
+    let mut server = zt4ai()
+        .arg("serve")
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--policies")
+        .arg(&policies)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("zt4ai listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    // A delegated token for alice via report-agent, signed with the server's key.
+    let req = dir.path().join("req.jsonl");
+    std::fs::write(
+        &req,
+        r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}"#,
+    )
+    .unwrap();
+    let out = zt4ai()
+        .args(["token", "mint", "--for-requests"])
+        .arg(&req)
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--policies")
+        .arg(&policies)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    // The server's child processes (the stdio MCP server).
+    let parent = server.id();
+    let children = move || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
+                let ppid: u32 = stat
+                    .rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()?;
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                (ppid == parent && String::from_utf8_lossy(&cmd).contains("mcp-demo"))
+                    .then_some(pid)
+            })
+            .collect()
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        use rmcp::ServiceExt as _;
+        use rmcp::transport::StreamableHttpClientTransport;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+                .auth_header(token),
+        );
+        let client = rmcp::model::ClientConfig::default()
+            .serve(transport)
+            .await
+            .unwrap();
+        let query = |table: &str| {
+            rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
+                serde_json::json!({ "table": table })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            )
+        };
+        let r = client.call_tool(query("customers")).await.unwrap();
+        assert!(format!("{r:?}").contains("ACME-001"), "{r:?}");
+        let first = children();
+        assert_eq!(first.len(), 1, "one child process: {first:?}");
+
+        // The child dies in the middle of this call: an error, promptly.
+        let started = std::time::Instant::now();
+        let e = client.call_tool(query("handbook")).await.unwrap_err();
+        let rmcp::ServiceError::McpError(e) = e else {
+            panic!("expected a JSON-RPC error, got {e:?}")
+        };
+        assert_eq!(e.code.0, -32003, "{}", e.message);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "not a hang"
+        );
+        // Restarted: the next call works, in a new process.
+        let r = client.call_tool(query("customers")).await.unwrap();
+        assert!(format!("{r:?}").contains("ACME-001"), "{r:?}");
+        let second = children();
+        assert_eq!(second.len(), 1, "{second:?}");
+        assert_ne!(first, second, "a new process");
+        client.cancel().await.unwrap();
+    });
+
+    // zt4ai stops on SIGTERM and takes its child with it.
+    let pid = server.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !children().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(children().is_empty(), "the stdio server was stopped");
+}

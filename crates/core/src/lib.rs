@@ -29,3 +29,41 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
+
+/// JSON text with every object's keys sorted, so that equal values give equal
+/// text whatever order their keys came in. (`serde_json` keeps insertion order
+/// here: a dependency turns on its `preserve_order` feature.)
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
+}
+
+#[cfg(test)]
+mod canonical_tests {
+    #[test]
+    fn canonical_json_ignores_key_order_at_every_depth() {
+        let a: serde_json::Value =
+            serde_json::from_str(r#"{"b":{"y":1,"x":[{"q":1,"p":2}]},"a":0}"#).unwrap();
+        let b: serde_json::Value =
+            serde_json::from_str(r#"{"a":0,"b":{"x":[{"p":2,"q":1}],"y":1}}"#).unwrap();
+        assert_eq!(super::canonical_json(&a), super::canonical_json(&b));
+        assert_eq!(
+            super::canonical_json(&a),
+            r#"{"a":0,"b":{"x":[{"p":2,"q":1}],"y":1}}"#
+        );
+    }
+}

@@ -432,9 +432,11 @@ pub(crate) async fn decide_approval(
             tracing::warn!(approval = %id, granted = grant, by = %by, "approval decided");
             Json(json!({ "approval": a })).into_response()
         }
-        Err(zt4ai_session::ApprovalError::NotFound(_)) => {
-            error(StatusCode::NOT_FOUND, "not_found", format!("no approval `{id}`"))
-        }
+        Err(zt4ai_session::ApprovalError::NotFound(_)) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no approval `{id}`"),
+        ),
         Err(e @ zt4ai_session::ApprovalError::AlreadyDecided { .. }) => {
             error(StatusCode::CONFLICT, "already_decided", e.to_string())
         }

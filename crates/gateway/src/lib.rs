@@ -130,7 +130,10 @@ pub fn router(
         .route("/admin/v1/users/{id}/revoke", post(admin::revoke_user))
         .route("/admin/v1/keys/rotate", post(admin::rotate))
         .route("/admin/v1/approvals", get(admin::approvals))
-        .route("/admin/v1/approvals/{id}/{op}", post(admin::decide_approval))
+        .route(
+            "/admin/v1/approvals/{id}/{op}",
+            post(admin::decide_approval),
+        )
         .route("/admin/v1/tools", get(admin::tools))
         .route("/admin/v1/tools/{tool}/approve", post(admin::approve_tool))
         .route(

@@ -55,7 +55,10 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
     hosts
 }
 
-fn service(state: &AppState, gateway: McpGateway) -> StreamableHttpService<McpGateway, LocalSessionManager> {
+fn service(
+    state: &AppState,
+    gateway: McpGateway,
+) -> StreamableHttpService<McpGateway, LocalSessionManager> {
     StreamableHttpService::new(
         move || Ok(gateway.session()),
         Arc::new(LocalSessionManager::default()),
@@ -67,8 +70,7 @@ fn service(state: &AppState, gateway: McpGateway) -> StreamableHttpService<McpGa
 
 /// The `/mcp` routes, if the gateway has upstream MCP servers and identity.
 pub(crate) fn router(state: &AppState) -> Router {
-    let (Some(upstreams), Some(_), Some(pins)) =
-        (&state.config.mcp, &state.identity, &state.pins)
+    let (Some(upstreams), Some(_), Some(pins)) = (&state.config.mcp, &state.identity, &state.pins)
     else {
         return Router::new();
     };
@@ -84,7 +86,10 @@ pub(crate) fn router(state: &AppState) -> Router {
         }
     }
     router
-        .layer(axum::middleware::from_fn_with_state(state.clone(), check_messages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            check_messages,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
@@ -242,7 +247,8 @@ async fn batch(
         );
         let res = tokio::time::timeout(
             BATCH_ELEMENT_TIMEOUT,
-            next.clone().run(Request::from_parts(sub, Body::from(bytes))),
+            next.clone()
+                .run(Request::from_parts(sub, Body::from(bytes))),
         )
         .await;
         let answer = match res {
@@ -257,7 +263,10 @@ async fn batch(
             _ => {}
         }
     }
-    tracing::info!(elements = answers.len(), "MCP batch handled element by element");
+    tracing::info!(
+        elements = answers.len(),
+        "MCP batch handled element by element"
+    );
     if answers.is_empty() {
         return StatusCode::ACCEPTED.into_response();
     }

@@ -25,11 +25,12 @@
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams,
-    CompleteResult, ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
+    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -45,8 +46,8 @@ mod pins;
 mod upstream;
 
 pub use pins::{Pins, definition, digest, hidden_instructions};
-pub use upstream::{UPSTREAM, Upstreams};
 use upstream::upstream_error;
+pub use upstream::{UPSTREAM, Upstreams};
 
 /// JSON-RPC error code for a call denied by policy.
 pub const DENIED: ErrorCode = ErrorCode(-32001);
@@ -108,12 +109,19 @@ impl McpGateway {
 
     /// The verified chain and the information-flow session of a request, once the
     /// request is known to come from the principal that owns the MCP session.
-    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<(VerifiedChain, String), ErrorData> {
+    fn caller(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<(VerifiedChain, String), ErrorData> {
         let (v, session) = caller(ctx)?;
         let principal = format!(
             "{}|{}",
             v.user.as_str(),
-            v.agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(">")
+            v.agents
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(">")
         );
         let owner = self.owner.get_or_init(|| principal.clone());
         if *owner != principal {
@@ -121,7 +129,9 @@ impl McpGateway {
             return Err(ErrorData::new(
                 DENIED,
                 "this MCP session belongs to another user or agent chain: open your own session",
-                Some(json!({"verdict": "deny", "reasons": [{"code": "zt4ai.mcp.session_owner", "message": "MCP session bound to another principal"}]})),
+                Some(
+                    json!({"verdict": "deny", "reasons": [{"code": "zt4ai.mcp.session_owner", "message": "MCP session bound to another principal"}]}),
+                ),
             ));
         }
         Ok((v, session))
@@ -299,7 +309,7 @@ fn present(t: &mut Tool, declared: &zt4ai_core::inventory::Tool) {
 /// Refuses a method the gateway does not offer (and logs it).
 fn not_offered(method: &str, ctx: &RequestContext<RoleServer>) -> ErrorData {
     let who = caller(ctx)
-        .map(|(v, _)| format!("{}", v.agents.last().map_or("-", |a| a.as_str())))
+        .map(|(v, _)| v.agents.last().map_or("-", |a| a.as_str()).to_owned())
         .unwrap_or_default();
     tracing::info!(decision = "deny", method, agent = %who, "MCP method refused: the gateway offers tools only");
     ErrorData::new(
@@ -318,12 +328,13 @@ fn presented_approval(
     ctx: &RequestContext<RoleServer>,
 ) -> Result<Option<ApprovalId>, ErrorData> {
     // rmcp moves a request's `_meta` into the context; look in both.
-    let Some(v) = ctx.meta.0.0.get(APPROVAL_META).or_else(|| {
-        request
-            .meta
-            .as_ref()
-            .and_then(|m| m.0.0.get(APPROVAL_META))
-    }) else {
+    let Some(v) = ctx
+        .meta
+        .0
+        .0
+        .get(APPROVAL_META)
+        .or_else(|| request.meta.as_ref().and_then(|m| m.0.0.get(APPROVAL_META)))
+    else {
         return Ok(None);
     };
     let s = v.as_str().ok_or_else(|| {
@@ -337,8 +348,8 @@ fn presented_approval(
 impl ServerHandler for McpGateway {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
-        info.server_info = Implementation::new("zt4ai", env!("CARGO_PKG_VERSION"))
-            .with_title("zt4ai MCP gateway");
+        info.server_info =
+            Implementation::new("zt4ai", env!("CARGO_PKG_VERSION")).with_title("zt4ai MCP gateway");
         info
     }
 
@@ -374,7 +385,11 @@ impl ServerHandler for McpGateway {
             };
             for (mut t, status) in listed {
                 let id = format!("{}.{}", server.id, t.name);
-                if status.usable() && self.core.pipeline.may_call_tool(&chain, v.scope.as_ref(), &id)
+                if status.usable()
+                    && self
+                        .core
+                        .pipeline
+                        .may_call_tool(&chain, v.scope.as_ref(), &id)
                 {
                     t.name = self.exposed(server, &t.name).into();
                     if let Some(declared) = self.core.pipeline.inventory().tools.get(&id) {
@@ -462,24 +477,25 @@ impl ServerHandler for McpGateway {
         if let Some(meta) = upstream_req.meta.as_mut() {
             meta.0.0.remove(APPROVAL_META);
         }
-        let response =
-            match tokio::time::timeout(server.timeout, peer.call_tool_once(upstream_req)).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(rmcp::ServiceError::McpError(mut e))) => {
-                    // The upstream's own error, passed on as its error: never in
-                    // zt4ai's code range, so it cannot pass for a policy verdict.
-                    if (-32003..=-32001).contains(&e.code.0) {
-                        e.code = UPSTREAM;
-                    }
-                    e.message = format!("upstream MCP server `{}`: {}", server.id, e.message).into();
-                    return Err(e);
+        let response = match tokio::time::timeout(server.timeout, peer.call_tool_once(upstream_req))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(rmcp::ServiceError::McpError(mut e))) => {
+                // The upstream's own error, passed on as its error: never in
+                // zt4ai's code range, so it cannot pass for a policy verdict.
+                if (-32003..=-32001).contains(&e.code.0) {
+                    e.code = UPSTREAM;
                 }
-                Ok(Err(e)) => {
-                    ups.forget(&server.id).await;
-                    return Err(upstream::service_error(&server.id, "tools/call", &e));
-                }
-                Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
-            };
+                e.message = format!("upstream MCP server `{}`: {}", server.id, e.message).into();
+                return Err(e);
+            }
+            Ok(Err(e)) => {
+                ups.forget(&server.id).await;
+                return Err(upstream::service_error(&server.id, "tools/call", &e));
+            }
+            Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
+        };
         let spot = verdict
             .obligations
             .iter()
@@ -547,6 +563,10 @@ impl ServerHandler for McpGateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CustomResult, ErrorData> {
         let e = not_offered(&request.method, &ctx);
-        Err(ErrorData::new(ErrorCode::METHOD_NOT_FOUND, e.message, e.data))
+        Err(ErrorData::new(
+            ErrorCode::METHOD_NOT_FOUND,
+            e.message,
+            e.data,
+        ))
     }
 }

@@ -46,12 +46,10 @@ pub fn definition(tool: &Tool) -> serde_json::Value {
     })
 }
 
-/// The digest of a definition: SHA-256 over its JSON with keys sorted.
+/// The digest of a definition: SHA-256 over its JSON with keys sorted at every
+/// depth.
 pub fn digest(definition: &serde_json::Value) -> String {
-    // serde_json's maps are ordered by key (no `preserve_order`), so equal
-    // definitions serialise identically.
-    let bytes = serde_json::to_vec(definition).unwrap_or_default();
-    let hash = Sha256::digest(&bytes);
+    let hash = Sha256::digest(zt4ai_core::canonical_json(definition).as_bytes());
     let mut hex = String::with_capacity(71);
     hex.push_str("sha256:");
     for b in hash {

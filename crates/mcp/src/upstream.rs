@@ -47,7 +47,9 @@ pub(crate) fn upstream_error(server: &str, what: &str) -> ErrorData {
 pub(crate) fn service_error(server: &str, what: &str, e: &rmcp::ServiceError) -> ErrorData {
     tracing::warn!(server, error = %e, "upstream MCP {what} failed");
     let short = match e {
-        rmcp::ServiceError::TransportClosed => "the connection closed (the server stopped or crashed)",
+        rmcp::ServiceError::TransportClosed => {
+            "the connection closed (the server stopped or crashed)"
+        }
         rmcp::ServiceError::Timeout { .. } => "timed out",
         rmcp::ServiceError::Cancelled { .. } => "cancelled",
         rmcp::ServiceError::UnexpectedResponse => "answered with something that is not MCP",
@@ -112,7 +114,7 @@ impl Upstreams {
             .collect();
         // Longest first: the inventory guarantees no prefix starts another, but a
         // longest-match keeps resolution right even for hand-built configs.
-        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Upstreams {
             servers,
             prefixes,
@@ -200,7 +202,8 @@ impl Upstreams {
                 {
                     return Ok(c.peer().clone());
                 }
-                let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
+                let transport =
+                    rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
                 let c = tokio::time::timeout(
                     u.server.timeout,
                     rmcp::model::ClientConfig::default().serve(transport),

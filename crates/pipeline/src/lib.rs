@@ -450,8 +450,10 @@ fn label_of(
 
 /// A canonical text of who asks for what, binding an approval to one request.
 fn fingerprint(req: &ActionRequest) -> String {
-    // serde_json maps are sorted, so equal requests give equal text.
-    serde_json::to_string(&(&req.chain, &req.action)).unwrap_or_default()
+    // Keys sorted at every depth: the same arguments in another order are the
+    // same request.
+    let v = serde_json::to_value((&req.chain, &req.action)).unwrap_or_default();
+    zt4ai_core::canonical_json(&v)
 }
 
 fn summary(req: &ActionRequest) -> String {

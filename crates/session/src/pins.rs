@@ -176,7 +176,14 @@ impl SessionStore {
                     "UPDATE tool_pins SET status = ?2, seen_digest = ?3, seen_definition = ?4,
                        finding = COALESCE(?5, finding), changed_at = ?6 WHERE tool = ?1",
                 )?
-                .execute(params![tool, status.as_str(), digest, definition, finding, now])?;
+                .execute(params![
+                    tool,
+                    status.as_str(),
+                    digest,
+                    definition,
+                    finding,
+                    now
+                ])?;
             }
         }
         let pin = tx

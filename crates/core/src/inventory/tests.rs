@@ -208,3 +208,59 @@ fn delegation_targets_must_be_agents() {
             .contains(&AgentId::new("summariser").unwrap())
     );
 }
+
+fn with_mcp(section: &str) -> String {
+    EXAMPLE.replace("settings:", &format!("mcp_servers:\n{section}settings:"))
+}
+
+#[test]
+fn mcp_servers_resolve_http_and_stdio_with_defaults() {
+    let inv = load(&with_mcp(
+        "  - id: crm\n    url: http://127.0.0.1:9001/mcp\n  - id: mail\n    command: [mail-mcp, --quiet]\n    env: { SMTP_HOST: localhost }\n    prefix: mail__\n    timeout_ms: 500\n",
+    ))
+    .unwrap();
+    let crm = &inv.mcp_servers["crm"];
+    assert_eq!(crm.prefix, "crm.");
+    assert_eq!(
+        crm.timeout,
+        std::time::Duration::from_millis(DEFAULT_MCP_TIMEOUT_MS)
+    );
+    let mail = &inv.mcp_servers["mail"];
+    assert_eq!(mail.prefix, "mail__");
+    assert_eq!(mail.timeout, std::time::Duration::from_millis(500));
+    let McpTransport::Stdio { program, args, env } = &mail.transport else {
+        panic!("stdio expected: {mail:?}")
+    };
+    assert_eq!(
+        (program.as_str(), args.as_slice()),
+        ("mail-mcp", ["--quiet".to_owned()].as_slice())
+    );
+    assert_eq!(env["SMTP_HOST"], "localhost");
+}
+
+#[test]
+fn mcp_server_errors_are_located() {
+    let e = only_error(&with_mcp(
+        "  - id: crm\n    url: http://127.0.0.1:9001/mcp\n    command: [crm-mcp]\n",
+    ));
+    assert_eq!(e.field, "mcp_servers[0].command");
+    assert!(e.message.contains("not both"), "{e}");
+    assert!(e.line > 1, "{e}");
+    let e = only_error(&with_mcp("  - id: crm\n"));
+    assert!(e.message.contains("needs `url`"), "{e}");
+    let e = only_error(&with_mcp("  - id: crm\n    command: []\n"));
+    assert_eq!(e.field, "mcp_servers[0].command");
+    let e = only_error(&with_mcp(
+        "  - id: crm\n    url: http://127.0.0.1:1/mcp\n    prefix: tools\n  - id: mail\n    url: http://127.0.0.1:2/mcp\n    prefix: tools_mail\n",
+    ));
+    assert_eq!(e.field, "mcp_servers[1].prefix");
+    assert!(e.message.contains("ambiguous"), "{e}");
+    let e = only_error(&with_mcp(
+        "  - id: crm\n    url: http://127.0.0.1:1/mcp\n    timeout_ms: 0\n",
+    ));
+    assert_eq!(e.field, "mcp_servers[0].timeout_ms");
+    let e = only_error(&with_mcp(
+        "  - id: crm\n    url: http://127.0.0.1:1/mcp\n    env: { A: b }\n",
+    ));
+    assert_eq!(e.field, "mcp_servers[0].env");
+}

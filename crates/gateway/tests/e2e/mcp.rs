@@ -556,9 +556,7 @@ impl ServerHandler for Shifty {
             tokio::time::sleep(Duration::from_secs(3)).await;
         }
         Ok(rmcp::model::CallToolResponse::Complete(
-            CallToolResult::success(vec![rmcp::model::ContentBlock::text(format!(
-                "page {url}"
-            ))]),
+            CallToolResult::success(vec![rmcp::model::ContentBlock::text(format!("page {url}"))]),
         ))
     }
 }
@@ -599,7 +597,10 @@ async fn a_rug_pull_blocks_the_tool_until_an_admin_approves_it() {
     let e = rpc_error(client.call_tool(fetch.clone()).await.unwrap_err());
     assert_eq!(e.code, zt4ai_mcp::DENIED);
     assert!(e.message.contains("changed"), "{}", e.message);
-    assert_eq!(e.data.unwrap()["reasons"][0]["code"], "zt4ai.mcp.tool_blocked");
+    assert_eq!(
+        e.data.unwrap()["reasons"][0]["code"],
+        "zt4ai.mcp.tool_blocked"
+    );
 
     // The admin sees the finding and both definitions.
     let pins = admin_get(&s, "/admin/v1/tools").await;
@@ -695,7 +696,10 @@ async fn prefixes_and_per_server_endpoints() {
     ))
     .await;
     let merged = report_agent(&s).await;
-    assert_eq!(tool_names(&merged).await, ["crm__query", "mail__send_email"]);
+    assert_eq!(
+        tool_names(&merged).await,
+        ["crm__query", "mail__send_email"]
+    );
     let r = merged
         .call_tool(call("crm__query", json!({"table": "customers"})))
         .await
@@ -718,7 +722,12 @@ async fn prefixes_and_per_server_endpoints() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(e.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{}", e.message);
+    assert_eq!(
+        e.code,
+        rmcp::model::ErrorCode::INVALID_PARAMS,
+        "{}",
+        e.message
+    );
 
     let one = client_at(&s, "/mcp/crm").await;
     assert_eq!(tool_names(&one).await, ["query"]);
@@ -729,9 +738,12 @@ async fn prefixes_and_per_server_endpoints() {
     assert!(text(&r).contains("handbook"));
     // Only that server's tools are reachable there.
     assert!(
-        one.call_tool(call("send_email", json!({"to": "board@acme.example", "body": "x"})))
-            .await
-            .is_err()
+        one.call_tool(call(
+            "send_email",
+            json!({"to": "board@acme.example", "body": "x"})
+        ))
+        .await
+        .is_err()
     );
     assert!(sent.lock().unwrap().is_empty());
     let r = s.client.post(s.url("/mcp/nope")).send().await.unwrap();
@@ -760,7 +772,10 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         .post(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).to_string())
         .await;
     assert_eq!(v["error"]["code"], -32001, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("another"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("another"),
+        "{v}"
+    );
     s.stop().await;
 }
 
@@ -850,17 +865,31 @@ async fn bad_messages_other_methods_and_batches() {
     let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
     let raw = Raw::open(&s, "/mcp", s.mint("alice", &["report-agent"])).await;
 
-    let (st, v) = raw.post("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"").await;
-    assert_eq!((st, v["error"]["code"].as_i64()), (400, Some(-32700)), "{v}");
+    let (st, v) = raw
+        .post("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\"")
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (400, Some(-32700)),
+        "{v}"
+    );
     let (st, v) = raw.post(r#"{"hello": "world", "id": 7}"#).await;
-    assert_eq!((st, v["error"]["code"].as_i64()), (400, Some(-32600)), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
     assert_eq!(v["id"], 7);
     let big = format!(
         r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {{"name": "crm.query", "arguments": {{"table": "{}"}}}}}}"#,
         "x".repeat(300 * 1024)
     );
     let (st, v) = raw.post(&big).await;
-    assert_eq!((st, v["error"]["code"].as_i64()), (413, Some(-32600)), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (413, Some(-32600)),
+        "{v}"
+    );
 
     for method in ["resources/list", "prompts/list", "resources/read"] {
         let (st, v) = raw
@@ -868,7 +897,12 @@ async fn bad_messages_other_methods_and_batches() {
             .await;
         assert_eq!(st, 200);
         assert_eq!(v["error"]["code"], -32001, "{method}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("denied by default"));
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("denied by default")
+        );
     }
     let (_, v) = raw
         .post(&json!({"jsonrpc": "2.0", "id": 10, "method": "zt4ai/backdoor"}).to_string())
@@ -891,16 +925,22 @@ async fn bad_messages_other_methods_and_batches() {
     let answers = v.as_array().unwrap();
     assert_eq!(answers.len(), 4, "{v}");
     let by_id = |id: &str| answers.iter().find(|a| a["id"] == id).unwrap();
-    assert!(by_id("a")["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap()
-        .contains("sent"));
+    assert!(
+        by_id("a")["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("sent")
+    );
     assert_eq!(by_id("b")["error"]["code"], -32001);
     assert_eq!(by_id("c")["error"]["code"], -32600);
     assert_eq!(by_id("d")["error"]["code"], -32600);
     assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
     let (st, v) = raw.post("[]").await;
-    assert_eq!((st, v["error"]["code"].as_i64()), (400, Some(-32600)), "{v}");
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
 
     // The gateway still answers normally.
     let (st, v) = raw
@@ -947,5 +987,87 @@ async fn an_upstream_answering_garbage_is_a_clean_error() {
         .await
         .unwrap();
     client.cancel().await.unwrap();
+    s.stop().await;
+}
+
+/// Runs the official MCP Python SDK client (installed by `scripts/python-interop`
+/// from PyPI) against `url`; its JSON report.
+async fn python_client(
+    url: String,
+    token: Option<String>,
+    calls: Vec<(&'static str, serde_json::Value)>,
+) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let setup = std::process::Command::new(root.join("scripts/python-interop"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(setup.status.success(), "scripts/python-interop failed");
+        let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+        let mut cmd = std::process::Command::new(python);
+        cmd.arg(root.join("crates/gateway/tests/interop/mcp_client.py"))
+            .args(["--url", &url]);
+        if let Some(t) = token {
+            cmd.args(["--token", &t]);
+        }
+        for (name, args) in calls {
+            cmd.arg("--call").arg(name).arg(args.to_string());
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "python client failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    })
+    .await
+    .unwrap()
+}
+
+/// The motivating case with the official MCP Python SDK as the client: a real
+/// third-party client works through the gateway.
+#[tokio::test]
+async fn the_python_sdk_works_through_the_gateway() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
+    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
+
+    let denied = python_client(s.url("/mcp"), None, Vec::new()).await;
+    assert_eq!(denied["http_status"], 401, "{denied}");
+
+    let report = python_client(
+        s.url("/mcp"),
+        Some(s.mint("alice", &["report-agent"])),
+        vec![
+            ("crm.query", json!({"table": "customers"})),
+            (
+                "mail.send_email",
+                json!({"to": "ceo@rival.example", "body": "the list"}),
+            ),
+            (
+                "mail.send_email",
+                json!({"to": "board@acme.example", "body": "the list"}),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(report["server_name"], "zt4ai", "{report}");
+    assert_eq!(
+        report["tools"],
+        json!(["crm.query", "mail.send_email"]),
+        "{report}"
+    );
+    let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls[0]["ok"], true, "{report}");
+    assert!(calls[0]["text"].as_str().unwrap().contains("Jane Roe"));
+    assert_eq!(calls[1]["ok"], false, "{report}");
+    assert_eq!(calls[1]["code"], -32001);
+    assert_eq!(calls[1]["data"]["policies"][0], "zt4ai.flow.send");
+    assert_eq!(calls[2]["ok"], true, "{report}");
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
     s.stop().await;
 }

@@ -166,3 +166,56 @@ fn approvals_are_single_use_bound_and_expire() {
         Err(ApprovalError::NotFound(_))
     ));
 }
+
+#[test]
+fn tool_pins_block_changes_until_approved_and_stay_blocked_on_revert() {
+    let s = SessionStore::open_in_memory().unwrap();
+    let p = s
+        .observe_tool("web.fetch", "d1", "{\"v\":1}", None, 10)
+        .unwrap();
+    assert_eq!(p.status, crate::PinStatus::Pinned);
+    // Seen again unchanged: still pinned.
+    assert_eq!(
+        s.observe_tool("web.fetch", "d1", "{\"v\":1}", None, 11)
+            .unwrap()
+            .status,
+        crate::PinStatus::Pinned
+    );
+    // A rug pull.
+    let p = s
+        .observe_tool("web.fetch", "d2", "{\"v\":2}", None, 12)
+        .unwrap();
+    assert_eq!(p.status, crate::PinStatus::Changed);
+    assert_eq!((p.digest.as_str(), p.seen_digest.as_str()), ("d1", "d2"));
+    assert!(p.finding.is_some());
+    // Reverting does not unblock it: the attempt is the finding.
+    let p = s
+        .observe_tool("web.fetch", "d1", "{\"v\":1}", None, 13)
+        .unwrap();
+    assert_eq!(p.status, crate::PinStatus::Changed);
+    // Approving a stale digest fails; approving the one seen pins it.
+    s.observe_tool("web.fetch", "d2", "{\"v\":2}", None, 14)
+        .unwrap();
+    assert!(matches!(
+        s.approve_tool("web.fetch", Some("d1"), "admin", 15),
+        Err(crate::PinError::Stale { .. })
+    ));
+    let p = s
+        .approve_tool("web.fetch", Some("d2"), "admin", 15)
+        .unwrap();
+    assert_eq!(
+        (p.status, p.digest.as_str(), p.approved_by.as_deref()),
+        (crate::PinStatus::Pinned, "d2", Some("admin"))
+    );
+    assert!(p.finding.is_none());
+    assert!(matches!(
+        s.approve_tool("nope", None, "a", 1),
+        Err(crate::PinError::NotFound(_))
+    ));
+    // A flagged first sighting is suspicious; blocked tools list first.
+    let p = s
+        .observe_tool("a.b", "x", "{}", Some("hidden text"), 16)
+        .unwrap();
+    assert_eq!(p.status, crate::PinStatus::Suspicious);
+    assert_eq!(s.tool_pins().unwrap()[0].tool, "a.b");
+}
