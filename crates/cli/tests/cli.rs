@@ -18,6 +18,29 @@ fn zt4ai() -> Command {
     c
 }
 
+/// `zt4ai serve` on a free loopback port with `args`; the child and the address it
+/// prints.
+fn serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    let mut child = zt4ai()
+        .arg("serve")
+        .args(args)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("zt4ai listening on http://")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    (child, addr)
+}
+
 #[test]
 fn check_accepts_the_built_in_example() {
     let out = zt4ai().arg("check").output().unwrap();
@@ -124,22 +147,7 @@ fn schema_prints_the_generated_schema() {
 #[test]
 fn serve_prints_where_it_listens_and_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = zt4ai()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("zt4ai listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (mut child, addr) = serve(&["--data-dir".as_ref(), dir.path().as_os_str()]);
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         stream,
@@ -224,18 +232,9 @@ fn agent_registry_dev_idp_and_revocation_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     // The registry needs a database: serving once creates it and seeds the agents.
-    let mut serve = zt4ai()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", data])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("zt4ai listening on"), "{line}");
-    serve.kill().unwrap();
-    serve.wait().unwrap();
+    let (mut server, _) = serve(&["--data-dir".as_ref(), data.as_ref()]);
+    server.kill().unwrap();
+    server.wait().unwrap();
     assert!(dir.path().join("admin-token").exists());
 
     let run = |args: &[&str]| {
@@ -314,27 +313,14 @@ fn stdio_upstreams_are_supervised_restarted_and_stopped() {
     std::fs::write(&inv, inventory).unwrap();
     let policies = root.join("examples/acme/policies");
     let data = dir.path().join("data");
-    let mut server = zt4ai()
-        .arg("serve")
-        .arg("--inventory")
-        .arg(&inv)
-        .arg("--policies")
-        .arg(&policies)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("zt4ai listening on http://")
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
+    let (mut server, addr) = serve(&[
+        "--inventory".as_ref(),
+        inv.as_os_str(),
+        "--policies".as_ref(),
+        policies.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
     // A delegated token for alice via report-agent, signed with the server's key.
     let req = dir.path().join("req.jsonl");
     std::fs::write(

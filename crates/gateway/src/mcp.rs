@@ -164,9 +164,21 @@ async fn check_messages(State(state): State<AppState>, req: Request, next: Next)
     };
     // The common case: one well-formed message, passed on untouched.
     if serde_json::from_slice::<ClientJsonRpcMessage>(&bytes).is_ok() {
-        return next
+        if !json_only(&parts.headers) {
+            return next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+        }
+        // A client that accepts only JSON gets the answer as one JSON body.
+        let mut parts = parts;
+        parts.headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        let res = next
             .run(Request::from_parts(parts, Body::from(bytes)))
             .await;
+        return as_json(res, state.config.max_body_bytes.max(1 << 20)).await;
     }
     let value: Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
@@ -271,6 +283,45 @@ async fn batch(
         return StatusCode::ACCEPTED.into_response();
     }
     Json(Value::Array(answers)).into_response()
+}
+
+/// Whether the client accepts JSON but not server-sent events.
+fn json_only(headers: &axum::http::HeaderMap) -> bool {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    accept.contains("application/json") && !accept.contains("text/event-stream")
+}
+
+/// A response carrying its JSON-RPC answer as an SSE stream, re-sent as one JSON
+/// body with the same status and headers (the session id among them).
+async fn as_json(res: Response, limit: usize) -> Response {
+    let sse = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !sse {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let answer = answer_of(Response::from_parts(parts.clone(), body), limit).await;
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = match answer {
+        Some(Ok(v)) => v,
+        Some(Err(why)) => {
+            json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32603, "message": why}})
+        }
+        None => return StatusCode::ACCEPTED.into_response(),
+    };
+    Response::from_parts(parts, Body::from(body.to_string()))
 }
 
 /// The JSON-RPC answer in one element's response: the JSON body, or the response

@@ -942,6 +942,25 @@ async fn bad_messages_other_methods_and_batches() {
         "{v}"
     );
 
+    // A client that accepts only JSON gets plain JSON answers.
+    let r = s
+        .client
+        .post(s.url("/mcp"))
+        .header("accept", "application/json")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .bearer_auth(&raw.token)
+        .body(json!({"jsonrpc": "2.0", "id": 12, "method": "tools/list"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 12);
+    assert_eq!(v["result"]["tools"].as_array().unwrap().len(), 2, "{v}");
+
     // The gateway still answers normally.
     let (st, v) = raw
         .post(&json!({"jsonrpc": "2.0", "id": 11, "method": "tools/list"}).to_string())

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# MCP gateway load test, side by side in one run: `tools/call` returning about
+# 1 KiB, straight to the upstream MCP server (`zt4ai mcp-demo crm` over Streamable
+# HTTP) and through the zt4ai gateway (delegated token verified, pin checked,
+# policy decided, the result's label absorbed into the session). Both run at a
+# fixed 1,000 calls/s, then at saturation. Last, the gateway's resident memory
+# with 1,000 concurrent MCP sessions, each of which has made a call.
+#
+# Usage: scripts/mcp-loadtest.sh [DURATION_SECONDS] [CONNECTIONS]
+# Installs the load generator oha (fixed-rate mode, latency correction) from
+# crates.io into target/tools if missing. Loopback only. The load generator, the
+# upstream and the gateway share this machine's cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${1:-15}"
+CONNS="${2:-32}"
+UP_PORT="${ZT4AI_UPSTREAM_PORT:-18181}"
+GW_PORT="${ZT4AI_GATEWAY_PORT:-18180}"
+SESSIONS="${ZT4AI_MCP_SESSIONS:-1000}"
+OHA=target/tools/bin/oha
+
+if [[ ! -x "$OHA" ]]; then
+  echo "installing oha (crates.io) into target/tools…"
+  cargo install oha --locked --root target/tools >/dev/null
+fi
+cargo build --release -p zt4ai-cli --locked >/dev/null
+BIN=target/release/zt4ai
+WORK="$(mktemp -d)"
+cleanup() {
+  kill "${GW_PID:-}" "${UP_PID:-}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ZT4AI_LOG=warn "$BIN" mcp-demo crm --http "127.0.0.1:$UP_PORT" >"$WORK/up.log" 2>&1 &
+UP_PID=$!
+sed 's|^settings:|mcp_servers:\n  - id: crm\n    url: http://127.0.0.1:'"$UP_PORT"'/mcp\nsettings:|' \
+  examples/acme/inventory.yaml >"$WORK/inventory.yaml"
+ZT4AI_LOG=warn "$BIN" serve --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
+  --data-dir "$WORK/data" --listen "127.0.0.1:$GW_PORT" >"$WORK/serve.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && grep -q listening "$WORK/up.log" && break
+  sleep 0.1
+done
+echo '{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}' >"$WORK/req.jsonl"
+TOKEN=$("$BIN" token mint --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
+  --data-dir "$WORK/data" --for-requests "$WORK/req.jsonl")
+
+ACCEPT="accept: application/json, text/event-stream"
+CT="content-type: application/json"
+PV="mcp-protocol-version: 2025-11-25"
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"loadtest","version":"0"}}}'
+
+# Opens an MCP session at URL (with the bearer token if given); prints its id.
+open_session() {
+  local url=$1 auth=${2:-} h
+  h=$(curl -s -D - -o /dev/null -X POST "$url" -H "$ACCEPT" -H "$CT" ${auth:+-H "authorization: Bearer $auth"} -d "$INIT")
+  local sid
+  sid=$(printf '%s' "$h" | awk 'tolower($1) == "mcp-session-id:" {print $2}' | tr -d '\r')
+  curl -s -o /dev/null -X POST "$url" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
+    ${auth:+-H "authorization: Bearer $auth"} -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  printf '%s\n' "$sid"
+}
+call_body() { printf '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}' "$1"; }
+
+DIRECT_URL="http://127.0.0.1:$UP_PORT/mcp"
+GW_URL="http://127.0.0.1:$GW_PORT/mcp"
+DIRECT_SID=$(open_session "$DIRECT_URL")
+GW_SID=$(open_session "$GW_URL" "$TOKEN")
+# Sanity: one call each way, and the result's size.
+SIZE=$(curl -s -X POST "$DIRECT_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $DIRECT_SID" -d "$(call_body query)" | wc -c)
+OUT=$(curl -s -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $GW_SID" \
+  -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)")
+grep -q ACME-001 <<<"$OUT" || { echo "the gateway did not answer the call: $OUT"; exit 1; }
+
+rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$GW_PID/status"; }
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "response size (SSE-framed JSON-RPC answer): $SIZE bytes; gateway idle RSS: $(rss)"
+
+# run NAME URL SID TOOL [RATE] → one summary line.
+run() {
+  local name=$1 url=$2 sid=$3 tool=$4 rate=${5:-} auth=()
+  [[ $url == "$GW_URL" ]] && auth=(-H "authorization: Bearer $TOKEN")
+  # warm-up, not measured
+  "$OHA" -z 2s -c "$CONNS" ${rate:+-q "$rate" --latency-correction} --no-tui --output-format json \
+    -m POST -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" "${auth[@]}" \
+    -d "$(call_body "$tool")" "$url" >/dev/null
+  "$OHA" -z "${DURATION}s" -c "$CONNS" ${rate:+-q "$rate" --latency-correction} --no-tui --output-format json \
+    -m POST -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" "${auth[@]}" \
+    -d "$(call_body "$tool")" "$url" >"$WORK/$name.json"
+  python3 - "$WORK/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s, p = r["summary"], r["latencyPercentiles"]
+codes = r.get("statusCodeDistribution", {})
+print(f"{sys.argv[2]:<28} {s['requestsPerSec']:>9.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:6.3f} ms  success {s['successRate']*100:5.1f}%  statuses {codes}")
+PY
+}
+
+echo "== fixed rate: 1,000 calls/s, ${DURATION} s, ${CONNS} connections"
+run "direct@1000/s" "$DIRECT_URL" "$DIRECT_SID" query 1000
+run "through zt4ai@1000/s" "$GW_URL" "$GW_SID" crm.query 1000
+echo "== saturation: ${DURATION} s, ${CONNS} connections"
+run "direct (saturation)" "$DIRECT_URL" "$DIRECT_SID" query
+( sleep "$((DURATION / 2 + 2))"; echo "gateway RSS under load: $(rss)" ) &
+run "through zt4ai (saturation)" "$GW_URL" "$GW_SID" crm.query
+wait
+
+echo "== ${SESSIONS} concurrent MCP sessions through the gateway, one call each"
+export -f open_session call_body
+export ACCEPT CT PV INIT GW_URL TOKEN
+seq "$SESSIONS" | xargs -P 8 -I{} bash -c '
+  sid=$(open_session "$GW_URL" "$TOKEN")
+  curl -s -o /dev/null -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
+    -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)"'
+echo "gateway RSS with $((SESSIONS + 1)) live MCP sessions: $(rss)"
+echo "health: $(curl -s "http://127.0.0.1:$GW_PORT/healthz")"
