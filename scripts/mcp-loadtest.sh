@@ -23,7 +23,7 @@ if [[ ! -x "$OHA" ]]; then
   echo "installing oha (crates.io) into target/tools…"
   cargo install oha --locked --root target/tools >/dev/null
 fi
-cargo build --release -p zt4ai-cli --locked >/dev/null
+cargo build -q --release -p zt4ai-cli --locked
 BIN=target/release/zt4ai
 WORK="$(mktemp -d)"
 cleanup() {
@@ -89,8 +89,8 @@ run() {
     -d "$(call_body "$tool")" "$url" >/dev/null
   "$OHA" -z "${DURATION}s" -c "$CONNS" ${rate:+-q "$rate" --latency-correction} --no-tui --output-format json \
     -m POST -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" "${auth[@]}" \
-    -d "$(call_body "$tool")" "$url" >"$WORK/$name.json"
-  python3 - "$WORK/$name.json" "$name" <<'PY'
+    -d "$(call_body "$tool")" "$url" >"$WORK/run.json"
+  python3 - "$WORK/run.json" "$name" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 s, p = r["summary"], r["latencyPercentiles"]
@@ -105,15 +105,24 @@ run "through zt4ai@1000/s" "$GW_URL" "$GW_SID" crm.query 1000
 echo "== saturation: ${DURATION} s, ${CONNS} connections"
 run "direct (saturation)" "$DIRECT_URL" "$DIRECT_SID" query
 ( sleep "$((DURATION / 2 + 2))"; echo "gateway RSS under load: $(rss)" ) &
+SAMPLER=$!
 run "through zt4ai (saturation)" "$GW_URL" "$GW_SID" crm.query
-wait
+wait "$SAMPLER"
+echo "CPU time used so far: gateway $(awk '{printf "%.1f s", ($14+$15)/100}' "/proc/$GW_PID/stat"), upstream $(awk '{printf "%.1f s", ($14+$15)/100}' "/proc/$UP_PID/stat")"
+echo "gateway RSS after the load runs: $(rss)"
 
-echo "== ${SESSIONS} concurrent MCP sessions through the gateway, one call each"
+echo "== ${SESSIONS} concurrent MCP sessions through a freshly started gateway, one call each"
+kill "$GW_PID"; wait "$GW_PID" 2>/dev/null || true
+ZT4AI_LOG=warn "$BIN" serve --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
+  --data-dir "$WORK/data" --listen "127.0.0.1:$GW_PORT" >>"$WORK/serve.log" 2>&1 &
+GW_PID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null && break; sleep 0.1; done
+echo "fresh gateway idle RSS: $(rss)"
 export -f open_session call_body
 export ACCEPT CT PV INIT GW_URL TOKEN
 seq "$SESSIONS" | xargs -P 8 -I{} bash -c '
   sid=$(open_session "$GW_URL" "$TOKEN")
   curl -s -o /dev/null -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
     -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)"'
-echo "gateway RSS with $((SESSIONS + 1)) live MCP sessions: $(rss)"
+echo "gateway RSS with ${SESSIONS} live MCP sessions: $(rss)"
 echo "health: $(curl -s "http://127.0.0.1:$GW_PORT/healthz")"

@@ -204,6 +204,9 @@ async fn serve<S: ServerHandler + Clone + Send + Sync + 'static>(
                 let _ = writeln!(out, "mcp demo listening on http://{local}/mcp");
                 let _ = out.flush();
             }
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;

@@ -171,6 +171,11 @@ pub async fn serve(
         config.base_url = format!("http://{addr}");
     }
     let app = router(pipeline, config, identity);
+    // Streamed answers (MCP's server-sent events) go out in several writes; without
+    // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold each one ~40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

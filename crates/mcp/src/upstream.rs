@@ -77,6 +77,9 @@ pub struct Upstreams {
     prefixes: Vec<(String, String)>,
     shutting_down: Arc<AtomicBool>,
     shutdown: tokio_util::sync::CancellationToken,
+    /// The HTTP client for Streamable HTTP upstreams: pooled connections (rmcp's
+    /// default opens a connection per request), no redirects.
+    http_client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -115,11 +118,20 @@ impl Upstreams {
         // Longest first: the inventory guarantees no prefix starts another, but a
         // longest-match keeps resolution right even for hand-built configs.
         prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        let http_client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            // An upstream that redirects is a misconfiguration (or an attack): no
+            // following it elsewhere with the gateway's requests.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
         Upstreams {
             servers,
             prefixes,
             shutting_down: Arc::new(AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            http_client,
         }
     }
 
@@ -202,8 +214,12 @@ impl Upstreams {
                 {
                     return Ok(c.peer().clone());
                 }
-                let transport =
-                    rmcp::transport::StreamableHttpClientTransport::from_uri(url.clone());
+                let transport = rmcp::transport::StreamableHttpClientTransport::with_client(
+                    self.http_client.clone(),
+                    rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                        url.clone(),
+                    ),
+                );
                 let c = tokio::time::timeout(
                     u.server.timeout,
                     rmcp::model::ClientConfig::default().serve(transport),
