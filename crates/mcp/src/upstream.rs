@@ -135,17 +135,6 @@ impl Upstreams {
         }
     }
 
-    /// Streamable HTTP upstreams by id → URL, each with `timeout` and the default
-    /// `id.` prefix (tests and embedding).
-    pub fn http(urls: BTreeMap<String, String>, timeout: Duration) -> Self {
-        Self::new(urls.into_iter().map(|(id, url)| McpServer {
-            prefix: format!("{id}."),
-            id,
-            transport: McpTransport::Http { url },
-            timeout,
-        }))
-    }
-
     /// Starts the stdio servers' supervisors. Must run inside a Tokio runtime.
     pub fn start(&self) {
         for u in self.servers.values() {
