@@ -717,8 +717,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let admin_token = admin_token(&data_dir)?;
             let dev_idp = identity.users().is_dev();
             let mcp_servers = engine.inventory().mcp_servers.clone();
-            let mcp = (!mcp_servers.is_empty())
-                .then(|| Arc::new(zt4ai_mcp::Upstreams::new(mcp_servers.into_values())));
+            let mcp = if mcp_servers.is_empty() {
+                None
+            } else {
+                Some(Arc::new(
+                    zt4ai_mcp::Upstreams::new(mcp_servers.into_values())
+                        .map_err(anyhow::Error::msg)?,
+                ))
+            };
             let mcp_line = match &mcp {
                 Some(m) => format!(
                     "  MCP:       http://{{addr}}/mcp (Streamable HTTP; every upstream's tools), and /mcp/<server> for one of: {}\n",

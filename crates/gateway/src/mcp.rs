@@ -24,6 +24,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use zt4ai_mcp::McpGateway;
 
@@ -194,7 +195,7 @@ async fn check_messages(State(state): State<AppState>, req: Request, next: Next)
     match value {
         Value::Array(items) => batch(&state, parts, items, next).await,
         other => {
-            let why = serde_json::from_value::<ClientJsonRpcMessage>(other.clone())
+            let why = ClientJsonRpcMessage::deserialize(&other)
                 .err()
                 .map_or_else(String::new, |e| e.to_string());
             rpc_error(
@@ -242,7 +243,7 @@ async fn batch(
                 "message": "invalid request: `initialize` must not be part of a batch"}}));
             continue;
         }
-        let bytes = match serde_json::from_value::<ClientJsonRpcMessage>(item.clone()) {
+        let bytes = match ClientJsonRpcMessage::deserialize(&item) {
             Ok(_) => Bytes::from(item.to_string()),
             Err(e) => {
                 if is_request || !item.is_object() {

@@ -175,6 +175,31 @@ impl Server {
         self.post_with(path, body, Some(&token)).await
     }
 
+    /// A POST to the admin API with the admin token.
+    pub(crate) async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
+    /// A GET of a JSON document, with a bearer token if given.
+    pub(crate) async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut r = self.client.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap())
+    }
+
     pub(crate) async fn post_with(
         &self,
         path: &str,
@@ -484,15 +509,10 @@ async fn evaluations_honour_the_three_semantics() {
 async fn metadata_and_health() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
-    let v: Value = s
-        .client
-        .get(s.url("/.well-known/authzen-configuration"))
-        .send()
+    let v = s
+        .get_json("/.well-known/authzen-configuration", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(v["policy_decision_point"], format!("http://{}", s.addr));
     assert_eq!(
         v["access_evaluation_endpoint"],

@@ -36,7 +36,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 use zt4ai_core::{
-    Action, ActionRequest, ActorChain, ApprovalId, Decision, McpServer, Obligation, SessionId,
+    Action, ActionRequest, ActorChain, AgentId, ApprovalId, Decision, McpServer, Obligation,
+    SessionId, UserId,
 };
 use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::Pipeline;
@@ -65,7 +66,7 @@ pub struct McpGateway {
     server: Option<String>,
     /// The principal (user and agents) that opened this MCP session: another
     /// token may not use it. Fresh per session (see [`Self::session`]).
-    owner: Arc<std::sync::OnceLock<String>>,
+    owner: Arc<std::sync::OnceLock<(UserId, Vec<AgentId>)>>,
 }
 
 struct Core {
@@ -114,17 +115,10 @@ impl McpGateway {
         ctx: &RequestContext<RoleServer>,
     ) -> Result<(VerifiedChain, String), ErrorData> {
         let (v, session) = caller(ctx)?;
-        let principal = format!(
-            "{}|{}",
-            v.user.as_str(),
-            v.agents
-                .iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(">")
-        );
-        let owner = self.owner.get_or_init(|| principal.clone());
-        if *owner != principal {
+        let owner = self
+            .owner
+            .get_or_init(|| (v.user.clone(), v.agents.clone()));
+        if owner.0 != v.user || owner.1 != v.agents {
             tracing::warn!(decision = "deny", session = %session, "MCP session used with another principal's token");
             return Err(ErrorData::new(
                 DENIED,

@@ -92,8 +92,9 @@ impl std::fmt::Debug for Upstreams {
 
 impl Upstreams {
     /// The upstreams of the inventory's `mcp_servers`. Stdio servers start on
-    /// [`Self::start`] (or on first use).
-    pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Self {
+    /// [`Self::start`] (or on first use). Fails only if the HTTP client cannot be
+    /// built (no TLS backend).
+    pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Result<Self, String> {
         // reqwest is built with rustls and no default provider: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let servers: BTreeMap<String, Arc<Upstream>> = servers
@@ -125,14 +126,14 @@ impl Upstreams {
             // following it elsewhere with the gateway's requests.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        Upstreams {
+            .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
+        Ok(Upstreams {
             servers,
             prefixes,
             shutting_down: Arc::new(AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
             http_client,
-        }
+        })
     }
 
     /// Starts the stdio servers' supervisors. Must run inside a Tokio runtime.

@@ -123,6 +123,13 @@ fn row_to_pin(r: &rusqlite::Row<'_>) -> rusqlite::Result<ToolPin> {
     })
 }
 
+/// One tool's pin, read on `conn` (a connection or an open transaction).
+fn read_pin(conn: &rusqlite::Connection, tool: &str) -> rusqlite::Result<Option<ToolPin>> {
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
+        .query_row([tool], row_to_pin)
+        .optional()
+}
+
 impl SessionStore {
     /// Records that the gateway saw `tool` with this definition and returns where
     /// its pin stands. A first sighting pins it (or marks it suspicious when
@@ -137,11 +144,7 @@ impl SessionStore {
     ) -> Result<ToolPin, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let current = tx
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
-            .query_row([tool], row_to_pin)
-            .optional()?;
-        match current {
+        match read_pin(&tx, tool)? {
             None => {
                 let status = if flagged.is_some() {
                     PinStatus::Suspicious
@@ -186,9 +189,7 @@ impl SessionStore {
                 ])?;
             }
         }
-        let pin = tx
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
-            .query_row([tool], row_to_pin)?;
+        let pin = read_pin(&tx, tool)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         tx.commit()?;
         Ok(pin)
     }
@@ -205,11 +206,7 @@ impl SessionStore {
     ) -> Result<ToolPin, PinError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let pin = tx
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
-            .query_row([tool], row_to_pin)
-            .optional()?
-            .ok_or_else(|| PinError::NotFound(tool.to_owned()))?;
+        let pin = read_pin(&tx, tool)?.ok_or_else(|| PinError::NotFound(tool.to_owned()))?;
         if let Some(expected) = expected
             && expected != pin.seen_digest
         {
@@ -224,9 +221,7 @@ impl SessionStore {
                finding = NULL, pinned_at = ?2, approved_by = ?3 WHERE tool = ?1",
         )?
         .execute(params![tool, now, by])?;
-        let pin = tx
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
-            .query_row([tool], row_to_pin)?;
+        let pin = read_pin(&tx, tool)?.ok_or_else(|| PinError::NotFound(tool.to_owned()))?;
         tx.commit()?;
         Ok(pin)
     }
@@ -243,10 +238,6 @@ impl SessionStore {
 
     /// One tool's pin, if the gateway has seen the tool.
     pub fn tool_pin(&self, tool: &str) -> Result<Option<ToolPin>, StoreError> {
-        Ok(self
-            .db()
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM tool_pins WHERE tool = ?1"))?
-            .query_row([tool], row_to_pin)
-            .optional()?)
+        Ok(read_pin(&self.db(), tool)?)
     }
 }

@@ -65,19 +65,6 @@ impl Server {
         (status, r.json().await.unwrap())
     }
 
-    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap())
-    }
-
     /// Gives `agent` a key pair and returns the signing half.
     fn enrol(&self, agent: &str) -> EncodingKey {
         let (jwk, key) = keypair(None);
@@ -156,25 +143,12 @@ async fn user_token_exchanged_then_used_for_decisions() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(verdict(&v), "allow", "{v}");
     // JWKS and metadata are published.
-    let jwks: Value = s
-        .client
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = s.get_json("/.well-known/jwks.json", None).await.1;
     assert_eq!(jwks["keys"][0]["kty"], "OKP");
-    let meta: Value = s
-        .client
-        .get(s.url("/.well-known/oauth-authorization-server"))
-        .send()
+    let meta = s
+        .get_json("/.well-known/oauth-authorization-server", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(meta["token_endpoint"], s.url("/oauth/token"));
     assert_eq!(meta["grant_types_supported"][0], TOKEN_EXCHANGE);
     s.stop().await;
@@ -446,16 +420,10 @@ async fn revocation_suspension_and_retirement_stop_tokens() {
         .await;
     assert_eq!(st, 409, "retirement is final: {v}");
     // Every change is recorded with who made it.
-    let v: Value = s
-        .client
-        .get(s.url("/admin/v1/agents/report-agent"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    let v = s
+        .get_json("/admin/v1/agents/report-agent", Some(ADMIN_TOKEN))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     let events: Vec<(String, String)> = v["events"]
         .as_array()
         .unwrap()
@@ -530,15 +498,7 @@ async fn admin_api_needs_its_credential_and_an_owner() {
         s.evaluate_with(&before, read("handbook", "rot")).await.0,
         200
     );
-    let jwks: Value = s
-        .client
-        .get(s.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = s.get_json("/.well-known/jwks.json", None).await.1;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     s.stop().await;
 }

@@ -50,7 +50,7 @@ impl Crm {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Crm {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        tools_only()
     }
 }
 
@@ -85,8 +85,13 @@ impl Mailer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Mailer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        tools_only()
     }
+}
+
+/// What every test server announces: tools, nothing else.
+fn tools_only() -> ServerConfig {
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
 }
 
 async fn serve_upstream<S: ServerHandler + Clone + Send + Sync + 'static>(handler: S) -> String {
@@ -121,7 +126,7 @@ async fn gateway_yaml(section: &str) -> (Server, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let inventory = INVENTORY.replace("settings:", &format!("{section}settings:"));
     let inv = zt4ai_core::Inventory::from_yaml_str(&inventory, "inventory.yaml").unwrap();
-    let upstreams = Arc::new(zt4ai_mcp::Upstreams::new(inv.mcp_servers.into_values()));
+    let upstreams = Arc::new(zt4ai_mcp::Upstreams::new(inv.mcp_servers.into_values()).unwrap());
     upstreams.start();
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_full(
@@ -188,15 +193,10 @@ async fn motivating_case_over_mcp() {
     assert_eq!(r.status(), 401);
     let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(www.contains("resource_metadata=\""), "{www}");
-    let meta: serde_json::Value = s
-        .client
-        .get(s.url("/.well-known/oauth-protected-resource"))
-        .send()
+    let meta = s
+        .get_json("/.well-known/oauth-protected-resource", None)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(meta["resource"], s.url("/mcp"));
 
     // The report agent, acting for Alice, through a real MCP client.
@@ -226,9 +226,7 @@ async fn motivating_case_over_mcp() {
         ))
         .await
         .unwrap_err();
-    let rmcp::ServiceError::McpError(e) = e else {
-        panic!("expected a JSON-RPC error, got {e:?}")
-    };
+    let e = rpc_error(e);
     assert_eq!(e.code, zt4ai_mcp::DENIED);
     assert!(
         e.message.contains("cleared only for public"),
@@ -295,7 +293,7 @@ impl Web {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Web {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        tools_only()
     }
 }
 
@@ -324,7 +322,7 @@ impl Files {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Files {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        tools_only()
     }
 }
 
@@ -355,9 +353,7 @@ async fn untrusted_page_then_destructive_call_needs_approval() {
         .call_tool(call("files.delete_file", json!({"path": "/share/q3.xlsx"})))
         .await
         .unwrap_err();
-    let rmcp::ServiceError::McpError(e) = e else {
-        panic!("expected a JSON-RPC error, got {e:?}")
-    };
+    let e = rpc_error(e);
     assert_eq!(e.code, zt4ai_mcp::APPROVAL_REQUIRED, "{}", e.message);
     let data = e.data.unwrap();
     assert!(
@@ -404,9 +400,7 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
         ))
         .await
         .unwrap_err();
-    let rmcp::ServiceError::McpError(e) = e else {
-        panic!("expected a JSON-RPC error, got {e:?}")
-    };
+    let e = rpc_error(e);
     assert_eq!(e.code, zt4ai_mcp::UPSTREAM, "{}", e.message);
     assert!(e.message.contains("`mail`"), "{}", e.message);
     // The gateway still answers.
@@ -427,28 +421,10 @@ fn with_approval(mut p: CallToolRequestParams, approval: &str) -> CallToolReques
     p
 }
 
-async fn admin(s: &Server, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = s
-        .client
-        .post(s.url(path))
-        .bearer_auth(super::ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn admin_get(s: &Server, path: &str) -> serde_json::Value {
-    let r = s
-        .client
-        .get(s.url(path))
-        .bearer_auth(super::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
+    let (status, v) = s.get_json(path, Some(super::ADMIN_TOKEN)).await;
+    assert_eq!(status, 200);
+    v
 }
 
 fn rpc_error(e: rmcp::ServiceError) -> rmcp::ErrorData {
@@ -487,12 +463,12 @@ async fn a_granted_approval_lets_the_retried_call_through_once() {
     // The admin API lists it and grants it.
     let pending = admin_get(&s, "/admin/v1/approvals").await;
     assert_eq!(pending["approvals"][0]["id"], id.as_str(), "{pending}");
-    let (st, v) = admin(
-        &s,
-        &format!("/admin/v1/approvals/{id}/grant"),
-        json!({"by": "security-oncall"}),
-    )
-    .await;
+    let (st, v) = s
+        .admin(
+            &format!("/admin/v1/approvals/{id}/grant"),
+            json!({"by": "security-oncall"}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["approval"]["status"], "granted");
     let r = client
@@ -505,9 +481,13 @@ async fn a_granted_approval_lets_the_retried_call_through_once() {
     assert!(client.call_tool(with_approval(delete, &id)).await.is_err());
     assert_eq!(deleted.lock().unwrap().len(), 1);
     // Deciding it again is a conflict; an unknown id is 404.
-    let (st, _) = admin(&s, &format!("/admin/v1/approvals/{id}/deny"), json!({})).await;
+    let (st, _) = s
+        .admin(&format!("/admin/v1/approvals/{id}/deny"), json!({}))
+        .await;
     assert_eq!(st, 409);
-    let (st, _) = admin(&s, "/admin/v1/approvals/apr_nope/grant", json!({})).await;
+    let (st, _) = s
+        .admin("/admin/v1/approvals/apr_nope/grant", json!({}))
+        .await;
     assert_eq!(st, 404);
     client.cancel().await.unwrap();
     s.stop().await;
@@ -522,7 +502,7 @@ struct Shifty {
 
 impl ServerHandler for Shifty {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        tools_only()
     }
 
     async fn list_tools(
@@ -610,19 +590,19 @@ async fn a_rug_pull_blocks_the_tool_until_an_admin_approves_it() {
     assert!(pin["seen_definition"].as_str().unwrap().contains("rival"));
     assert!(!pin["definition"].as_str().unwrap().contains("rival"));
     // Approving a definition other than the one seen now is refused.
-    let (st, _) = admin(
-        &s,
-        "/admin/v1/tools/web.fetch/approve",
-        json!({"digest": pin["digest"]}),
-    )
-    .await;
+    let (st, _) = s
+        .admin(
+            "/admin/v1/tools/web.fetch/approve",
+            json!({"digest": pin["digest"]}),
+        )
+        .await;
     assert_eq!(st, 409);
-    let (st, v) = admin(
-        &s,
-        "/admin/v1/tools/web.fetch/approve",
-        json!({"digest": pin["seen_digest"], "by": "secops"}),
-    )
-    .await;
+    let (st, v) = s
+        .admin(
+            "/admin/v1/tools/web.fetch/approve",
+            json!({"digest": pin["seen_digest"], "by": "secops"}),
+        )
+        .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(tool_names(&client).await, ["web.fetch"]);
     client.call_tool(fetch).await.unwrap();
