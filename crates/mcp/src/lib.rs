@@ -43,6 +43,7 @@ use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::Pipeline;
 use zt4ai_session::PinStatus;
 
+mod client;
 mod pins;
 mod upstream;
 
@@ -172,12 +173,18 @@ impl McpGateway {
         server: &McpServer,
     ) -> Result<Vec<(Tool, PinStatus)>, ErrorData> {
         let ups = &self.core.upstreams;
-        let peer = ups.peer(&server.id).await?;
-        let listed = match tokio::time::timeout(server.timeout, peer.list_all_tools()).await {
+        let conn = ups.conn(&server.id).await?;
+        let listed = match tokio::time::timeout(server.timeout, conn.list_tools()).await {
             Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
+            Ok(Err(client::Failure::Rpc(e))) => {
+                return Err(upstream_error(
+                    &server.id,
+                    &format!("tools/list failed: {}", e.message),
+                ));
+            }
+            Ok(Err(client::Failure::Broken { short, detail })) => {
                 ups.forget(&server.id).await;
-                return Err(upstream::service_error(&server.id, "tools/list", &e));
+                return Err(upstream::broken_error(&server.id, "tools/list", &short, &detail));
             }
             Err(_) => return Err(upstream_error(&server.id, "tools/list timed out")),
         };
@@ -461,18 +468,17 @@ impl ServerHandler for McpGateway {
             Decision::Allow => {}
         }
         let ups = &self.core.upstreams;
-        let peer = ups.peer(&server.id).await?;
+        let conn = ups.conn(&server.id).await?;
         let mut upstream_req = request;
         upstream_req.name = tool.to_owned().into();
         // The approval is zt4ai's business, not the upstream's.
         if let Some(meta) = upstream_req.meta.as_mut() {
             meta.0.0.remove(APPROVAL_META);
         }
-        let response = match tokio::time::timeout(server.timeout, peer.call_tool_once(upstream_req))
-            .await
+        let response = match tokio::time::timeout(server.timeout, conn.call_tool(upstream_req)).await
         {
             Ok(Ok(r)) => r,
-            Ok(Err(rmcp::ServiceError::McpError(mut e))) => {
+            Ok(Err(client::Failure::Rpc(mut e))) => {
                 // The upstream's own error, passed on as its error: never in
                 // zt4ai's code range, so it cannot pass for a policy verdict.
                 if (-32003..=-32001).contains(&e.code.0) {
@@ -481,9 +487,9 @@ impl ServerHandler for McpGateway {
                 e.message = format!("upstream MCP server `{}`: {}", server.id, e.message).into();
                 return Err(e);
             }
-            Ok(Err(e)) => {
+            Ok(Err(client::Failure::Broken { short, detail })) => {
                 ups.forget(&server.id).await;
-                return Err(upstream::service_error(&server.id, "tools/call", &e));
+                return Err(upstream::broken_error(&server.id, "tools/call", &short, &detail));
             }
             Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
         };

@@ -1,6 +1,7 @@
-//! The upstream MCP servers: Streamable HTTP servers, connected on first use and
-//! reconnected after a failure, and stdio servers, child processes that the
-//! gateway starts, restarts when they exit and stops on shutdown.
+//! The upstream MCP servers: Streamable HTTP servers, whose session is opened on
+//! first use and again after a failure (see [`crate::client`]), and stdio servers,
+//! child processes that the gateway starts, restarts when they exit and stops on
+//! shutdown.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -8,14 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmcp::model::ErrorCode;
+use rmcp::model::{CallToolRequestParams, CallToolResponse, ErrorCode, Tool};
 use rmcp::service::{Peer, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ErrorData, RoleClient, ServiceExt as _};
 use tokio::io::AsyncBufReadExt as _;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zt4ai_core::{McpServer, McpTransport};
+
+use crate::client::{Failure, HttpUpstream};
 
 /// JSON-RPC error code for an upstream server that failed or is unreachable.
 pub const UPSTREAM: ErrorCode = ErrorCode(-32003);
@@ -42,11 +45,17 @@ pub(crate) fn upstream_error(server: &str, what: &str) -> ErrorData {
     )
 }
 
-/// An upstream failure as the agent sees it: what failed, in a few words; the
+/// A broken exchange as the agent sees it: what failed, in a few words; the
 /// details (transport internals) go to the log only.
-pub(crate) fn service_error(server: &str, what: &str, e: &rmcp::ServiceError) -> ErrorData {
-    tracing::warn!(server, error = %e, "upstream MCP {what} failed");
-    let short = match e {
+pub(crate) fn broken_error(server: &str, what: &str, short: &str, detail: &str) -> ErrorData {
+    tracing::warn!(server, error = %detail, "upstream MCP {what} failed");
+    upstream_error(server, &format!("{what} failed: {short}"))
+}
+
+/// An rmcp client error (stdio servers) as a [`Failure`].
+fn failure(e: rmcp::ServiceError) -> Failure {
+    let short = match &e {
+        rmcp::ServiceError::McpError(_) => "",
         rmcp::ServiceError::TransportClosed => {
             "the connection closed (the server stopped or crashed)"
         }
@@ -55,14 +64,62 @@ pub(crate) fn service_error(server: &str, what: &str, e: &rmcp::ServiceError) ->
         rmcp::ServiceError::UnexpectedResponse => "answered with something that is not MCP",
         _ => "the connection failed",
     };
-    upstream_error(server, &format!("{what} failed: {short}"))
+    match e {
+        rmcp::ServiceError::McpError(e) => Failure::Rpc(e),
+        other => Failure::Broken {
+            short: short.to_owned(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A connection to one upstream server.
+pub(crate) enum Conn {
+    /// A stdio server, through rmcp's client.
+    Stdio(Peer<RoleClient>),
+    /// A Streamable HTTP server.
+    Http(Arc<Upstream>),
+}
+
+impl Conn {
+    /// `tools/list`, every page.
+    pub(crate) async fn list_tools(&self) -> Result<Vec<Tool>, Failure> {
+        match self {
+            Conn::Stdio(p) => p.list_all_tools().await.map_err(failure),
+            Conn::Http(u) => match &u.http {
+                Some(h) => h.list_tools().await,
+                None => Err(not_http()),
+            },
+        }
+    }
+
+    /// `tools/call`.
+    pub(crate) async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResponse, Failure> {
+        match self {
+            Conn::Stdio(p) => p.call_tool_once(params).await.map_err(failure),
+            Conn::Http(u) => match &u.http {
+                Some(h) => h.call_tool(params).await,
+                None => Err(not_http()),
+            },
+        }
+    }
+}
+
+fn not_http() -> Failure {
+    Failure::Broken {
+        short: "the connection failed".into(),
+        detail: "not an HTTP server".into(),
+    }
 }
 
 /// One upstream server and its connection.
-struct Upstream {
+pub(crate) struct Upstream {
     server: McpServer,
-    /// Streamable HTTP: the client, connected on first use.
-    http: Mutex<Option<Client>>,
+    /// Streamable HTTP: the client.
+    http: Option<HttpUpstream>,
     /// Stdio: the current child's peer, published by the supervisor (`None`
     /// while it is (re)starting).
     stdio: watch::Sender<Option<Peer<RoleClient>>>,
@@ -77,9 +134,6 @@ pub struct Upstreams {
     prefixes: Vec<(String, String)>,
     shutting_down: Arc<AtomicBool>,
     shutdown: tokio_util::sync::CancellationToken,
-    /// The HTTP client for Streamable HTTP upstreams: pooled connections (rmcp's
-    /// default opens a connection per request), no redirects.
-    http_client: reqwest::Client,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -92,33 +146,13 @@ impl std::fmt::Debug for Upstreams {
 
 impl Upstreams {
     /// The upstreams of the inventory's `mcp_servers`. Stdio servers start on
-    /// [`Self::start`] (or on first use). Fails only if the HTTP client cannot be
-    /// built (no TLS backend).
+    /// [`Self::start`] (or on first use). Fails if the HTTP client cannot be
+    /// built (no TLS backend) or a server's URL does not parse.
     pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Result<Self, String> {
         // reqwest is built with rustls and no default provider: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let servers: BTreeMap<String, Arc<Upstream>> = servers
-            .into_iter()
-            .map(|server| {
-                (
-                    server.id.clone(),
-                    Arc::new(Upstream {
-                        server,
-                        http: Mutex::new(None),
-                        stdio: watch::channel(None).0,
-                        supervisor: std::sync::Mutex::new(None),
-                        starts: AtomicU64::new(0),
-                    }),
-                )
-            })
-            .collect();
-        let mut prefixes: Vec<(String, String)> = servers
-            .values()
-            .map(|u| (u.server.prefix.clone(), u.server.id.clone()))
-            .collect();
-        // Longest first: the inventory guarantees no prefix starts another, but a
-        // longest-match keeps resolution right even for hand-built configs.
-        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+        // One pooled client for every HTTP upstream (rmcp's default opens a
+        // connection per request), no redirects followed.
         let http_client = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -127,12 +161,40 @@ impl Upstreams {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
+        let servers: BTreeMap<String, Arc<Upstream>> = servers
+            .into_iter()
+            .map(|server| {
+                let http = match &server.transport {
+                    McpTransport::Http { url } => Some(
+                        HttpUpstream::new(url, http_client.clone())
+                            .map_err(|e| format!("MCP server `{}`: {e}", server.id))?,
+                    ),
+                    McpTransport::Stdio { .. } => None,
+                };
+                Ok((
+                    server.id.clone(),
+                    Arc::new(Upstream {
+                        server,
+                        http,
+                        stdio: watch::channel(None).0,
+                        supervisor: std::sync::Mutex::new(None),
+                        starts: AtomicU64::new(0),
+                    }),
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        let mut prefixes: Vec<(String, String)> = servers
+            .values()
+            .map(|u| (u.server.prefix.clone(), u.server.id.clone()))
+            .collect();
+        // Longest first: the inventory guarantees no prefix starts another, but a
+        // longest-match keeps resolution right even for hand-built configs.
+        prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
         Ok(Upstreams {
             servers,
             prefixes,
             shutting_down: Arc::new(AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
-            http_client,
         })
     }
 
@@ -155,8 +217,8 @@ impl Upstreams {
             if let Some(h) = handle {
                 let _ = h.await;
             }
-            if let Some(mut c) = u.http.lock().await.take() {
-                let _ = c.close_with_timeout(Duration::from_secs(2)).await;
+            if let Some(h) = &u.http {
+                let _ = tokio::time::timeout(Duration::from_secs(2), h.close()).await;
             }
         }
     }
@@ -187,8 +249,8 @@ impl Upstreams {
             .map_or(0, |u| u.starts.load(Ordering::Relaxed))
     }
 
-    /// A connected peer for `server`.
-    pub(crate) async fn peer(&self, id: &str) -> Result<Peer<RoleClient>, ErrorData> {
+    /// A connection to `server`.
+    pub(crate) async fn conn(&self, id: &str) -> Result<Conn, ErrorData> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(upstream_error(id, "the gateway is shutting down"));
         }
@@ -197,33 +259,7 @@ impl Upstreams {
             .get(id)
             .ok_or_else(|| upstream_error(id, "not configured (`mcp_servers` in the inventory)"))?;
         match &u.server.transport {
-            McpTransport::Http { url } => {
-                let mut client = u.http.lock().await;
-                if let Some(c) = client.as_ref()
-                    && !c.is_transport_closed()
-                {
-                    return Ok(c.peer().clone());
-                }
-                let transport = rmcp::transport::StreamableHttpClientTransport::with_client(
-                    self.http_client.clone(),
-                    rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
-                        url.clone(),
-                    ),
-                );
-                let c = tokio::time::timeout(
-                    u.server.timeout,
-                    rmcp::model::ClientConfig::default().serve(transport),
-                )
-                .await
-                .map_err(|_| upstream_error(id, "timed out connecting"))?
-                .map_err(|e| {
-                    tracing::warn!(server = id, error = %e, "cannot connect to the upstream MCP server");
-                    upstream_error(id, "cannot connect (see the gateway log)")
-                })?;
-                let peer = c.peer().clone();
-                *client = Some(c);
-                Ok(peer)
-            }
+            McpTransport::Http { .. } => Ok(Conn::Http(Arc::clone(u))),
             McpTransport::Stdio { .. } => {
                 self.supervise(u);
                 let mut rx = u.stdio.subscribe();
@@ -235,6 +271,7 @@ impl Upstreams {
                 match ready {
                     Ok(Ok(p)) => p
                         .clone()
+                        .map(Conn::Stdio)
                         .ok_or_else(|| upstream_error(id, "the server process is not running")),
                     Ok(Err(_)) => Err(upstream_error(id, "the server's supervisor stopped")),
                     Err(_) => Err(upstream_error(
@@ -246,13 +283,13 @@ impl Upstreams {
         }
     }
 
-    /// Drops a failed HTTP connection so the next call reconnects. (A stdio
+    /// Drops a failed HTTP session so the next call opens a new one. (A stdio
     /// server's supervisor notices its exit by itself.)
     pub(crate) async fn forget(&self, id: &str) {
         if let Some(u) = self.servers.get(id)
-            && let Some(mut c) = u.http.lock().await.take()
+            && let Some(h) = &u.http
         {
-            let _ = c.close_with_timeout(Duration::from_millis(500)).await;
+            h.forget().await;
         }
     }
 

@@ -1,0 +1,409 @@
+//! The gateway's client for Streamable HTTP upstream servers.
+//!
+//! The messages are rmcp's own types; the transport is a plain request and
+//! response on the gateway's pooled HTTP client. rmcp's client transport runs
+//! every request through a worker task and several channels, and on a loaded
+//! gateway those thread hops (futex and eventfd wake-ups) cost more than the
+//! MCP work itself (see `BENCHMARKS.md`). Here a call is one HTTP exchange,
+//! polled by the task that decided it.
+//!
+//! One upstream session is opened on first use (`initialize`, then
+//! `notifications/initialized`) and shared by every call; a server that forgets
+//! it (404) gets a new one and the request is sent again, once. An answer comes
+//! as a JSON body or as server-sent events: the event that answers the request
+//! is taken, notifications are dropped, and a request from the server (sampling,
+//! elicitation) is refused at once so that the server does not wait for it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::StreamExt as _;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ErrorData, InitializeResult, ListToolsResult,
+    ProtocolVersion, ServerResult, Tool,
+};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const ACCEPTS: &str = "application/json, text/event-stream";
+/// The largest answer the gateway reads from an upstream server.
+pub(crate) const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// The most pages of `tools/list` the gateway follows.
+const MAX_PAGES: usize = 100;
+
+/// Why an exchange with an upstream failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The server answered with a JSON-RPC error.
+    Rpc(ErrorData),
+    /// The exchange broke: `short` is for the agent, `detail` for the log.
+    Broken { short: String, detail: String },
+}
+
+impl Failure {
+    fn broken(short: impl Into<String>, detail: impl std::fmt::Display) -> Self {
+        Failure::Broken {
+            short: short.into(),
+            detail: detail.to_string(),
+        }
+    }
+}
+
+/// An upstream session: its id (none if the server keeps no sessions) and the
+/// protocol revision negotiated in it.
+#[derive(Clone)]
+struct Session {
+    id: Option<HeaderValue>,
+    version: HeaderValue,
+}
+
+/// One Streamable HTTP upstream server.
+pub(crate) struct HttpUpstream {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    next_id: AtomicU64,
+}
+
+/// One JSON-RPC message as an upstream may send it: a response (`result` or
+/// `error`), or a request or notification of its own (`method`).
+#[derive(Deserialize)]
+struct Message<T> {
+    id: Option<Value>,
+    method: Option<String>,
+    result: Option<T>,
+    error: Option<ErrorData>,
+}
+
+/// What one answer held.
+enum Answered<T> {
+    Done(Result<T, Failure>),
+    /// The server no longer knows the session (HTTP 404).
+    SessionGone,
+    /// A notification, accepted.
+    Accepted,
+}
+
+impl HttpUpstream {
+    pub(crate) fn new(url: &str, client: reqwest::Client) -> Result<Self, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+        Ok(HttpUpstream {
+            url,
+            client,
+            session: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// `tools/list`, every page.
+    pub(crate) async fn list_tools(&self) -> Result<Vec<Tool>, Failure> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let params = match &cursor {
+                Some(c) => json!({ "cursor": c }),
+                None => json!({}),
+            };
+            let page: ListToolsResult = self.request("tools/list", params).await?;
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(c) if !c.is_empty() => cursor = Some(c),
+                _ => return Ok(tools),
+            }
+        }
+        Err(Failure::broken(
+            "listed more than 100 pages of tools",
+            "tools/list pagination did not end",
+        ))
+    }
+
+    /// `tools/call`.
+    pub(crate) async fn call_tool(
+        &self,
+        params: CallToolRequestParams,
+    ) -> Result<CallToolResponse, Failure> {
+        let params =
+            serde_json::to_value(&params).map_err(|e| Failure::broken("bad request", e))?;
+        match self.request::<ServerResult>("tools/call", params).await? {
+            ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
+            ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),
+            _ => Err(Failure::broken(
+                "answered with something that is not MCP",
+                "tools/call answered with another kind of result",
+            )),
+        }
+    }
+
+    /// Forgets the session after a failure: the next request opens a new one.
+    pub(crate) async fn forget(&self) {
+        self.session.lock().await.take();
+    }
+
+    /// Ends the session (shutdown): `DELETE`, as the transport specifies.
+    pub(crate) async fn close(&self) {
+        let Some(s) = self.session.lock().await.take() else {
+            return;
+        };
+        if let Some(id) = &s.id {
+            let _ = self
+                .client
+                .delete(self.url.clone())
+                .header(SESSION_ID, id.clone())
+                .header(PROTOCOL_VERSION, s.version.clone())
+                .send()
+                .await;
+        }
+    }
+
+    /// Sends one request in the current session (opening one if needed) and
+    /// returns its result; a server that lost the session gets a new one, once.
+    async fn request<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, Failure> {
+        let body = |id: u64| {
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": &params}))
+                .map_err(|e| Failure::broken("bad request", e))
+        };
+        for _ in 0..2 {
+            let session = self.session().await?;
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            match self.post(Some(&session), body(id)?, Some(id)).await?.1 {
+                Answered::Done(r) => return r,
+                Answered::Accepted => {
+                    return Err(Failure::broken(
+                        "answered with something that is not MCP",
+                        format!("`{method}` answered 202 Accepted"),
+                    ));
+                }
+                Answered::SessionGone => {
+                    let mut slot = self.session.lock().await;
+                    if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &session)) {
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        Err(Failure::broken(
+            "keeps losing its session",
+            "the server answered 404 for a fresh session",
+        ))
+    }
+
+    /// The current session, opened (`initialize`) if there is none.
+    async fn session(&self) -> Result<Arc<Session>, Failure> {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let mut init = rmcp::model::ClientConfig::default();
+        init.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+        init.client_info =
+            rmcp::model::Implementation::new("zt4ai-gateway", env!("CARGO_PKG_VERSION"));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": init}),
+        )
+        .map_err(|e| Failure::broken("bad request", e))?;
+        let (headers, answered) = self.post(None, body, Some(id)).await?;
+        let result: InitializeResult = match answered {
+            Answered::Done(r) => r?,
+            Answered::SessionGone | Answered::Accepted => {
+                return Err(Failure::broken(
+                    "refused to open a session",
+                    "initialize answered 404",
+                ));
+            }
+        };
+        let version = HeaderValue::from_str(result.protocol_version.as_str()).map_err(|e| {
+            Failure::broken("answered with something that is not MCP", e)
+        })?;
+        let session = Arc::new(Session {
+            id: headers.get(SESSION_ID).cloned(),
+            version,
+        });
+        let note = serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .map_err(|e| Failure::broken("bad request", e))?;
+        self.post::<Value>(Some(&session), note, None).await?;
+        *slot = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// POSTs one message; for a request (`id`), reads the answer to it.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        session: Option<&Session>,
+        body: Vec<u8>,
+        id: Option<u64>,
+    ) -> Result<(reqwest::header::HeaderMap, Answered<T>), Failure> {
+        let mut rb = self
+            .client
+            .post(self.url.clone())
+            .header(ACCEPT, ACCEPTS)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(s) = session {
+            rb = rb.header(PROTOCOL_VERSION, s.version.clone());
+            if let Some(sid) = &s.id {
+                rb = rb.header(SESSION_ID, sid.clone());
+            }
+        }
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| Failure::broken("the connection failed", e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if status == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
+            return Ok((headers, Answered::SessionGone));
+        }
+        if !status.is_success() {
+            let text = read_text(resp).await.unwrap_or_default();
+            return Err(Failure::broken(
+                format!("answered HTTP {}", status.as_u16()),
+                format!("HTTP {status}: {}", text.trim()),
+            ));
+        }
+        let Some(id) = id else {
+            return Ok((headers, Answered::Accepted));
+        };
+        let sse = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        let answer = if sse {
+            self.answer_from_events(resp, session, id).await
+        } else {
+            let bytes = read_bytes(resp).await?;
+            answer_of(&bytes, id).unwrap_or_else(|| {
+                Err(Failure::broken(
+                    "answered with something that is not MCP",
+                    format!("not the answer to request {id}: {}", String::from_utf8_lossy(&bytes)),
+                ))
+            })
+        };
+        Ok((headers, Answered::Done(answer)))
+    }
+
+    /// Reads server-sent events until the one that answers request `id`.
+    async fn answer_from_events<T: DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        session: Option<&Session>,
+        id: u64,
+    ) -> Result<T, Failure> {
+        let mut events = sse_stream::SseStream::from_bytes_stream(resp.bytes_stream());
+        let mut read = 0usize;
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| Failure::broken("the connection failed", e))?;
+            let Some(data) = event.data else { continue };
+            read += data.len();
+            if read > MAX_ANSWER {
+                return Err(Failure::broken(
+                    "answered more than 16 MiB",
+                    "answer too large",
+                ));
+            }
+            if let Some(answer) = answer_of(data.as_bytes(), id) {
+                return answer;
+            }
+            self.refuse_server_request(data.as_bytes(), session);
+        }
+        Err(Failure::broken(
+            "closed the stream without answering",
+            format!("the event stream ended before the answer to request {id}"),
+        ))
+    }
+
+    /// A request from the server inside an answer stream (sampling,
+    /// elicitation, roots): the gateway relays none, so it answers an error at
+    /// once instead of letting the server wait.
+    fn refuse_server_request(&self, data: &[u8], session: Option<&Session>) {
+        let Ok(m) = serde_json::from_slice::<Message<Value>>(data) else {
+            tracing::warn!("upstream MCP server sent an unreadable event; ignored");
+            return;
+        };
+        let (Some(req_id), Some(method)) = (m.id, m.method) else {
+            return; // a notification (progress, logging): not relayed
+        };
+        tracing::info!(method = %method, "upstream MCP server request refused: not relayed through the gateway");
+        let Ok(body) = serde_json::to_vec(&json!({
+            "jsonrpc": "2.0", "id": req_id,
+            "error": {"code": -32601, "message": format!("`{method}` is not relayed through the zt4ai gateway")},
+        })) else {
+            return;
+        };
+        let mut rb = self
+            .client
+            .post(self.url.clone())
+            .header(ACCEPT, ACCEPTS)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(s) = session {
+            rb = rb.header(PROTOCOL_VERSION, s.version.clone());
+            if let Some(sid) = &s.id {
+                rb = rb.header(SESSION_ID, sid.clone());
+            }
+        }
+        tokio::spawn(async move {
+            let _ = rb.send().await;
+        });
+    }
+}
+
+/// The answer to request `id` in one JSON-RPC message, if it is that answer.
+fn answer_of<T: DeserializeOwned>(data: &[u8], id: u64) -> Option<Result<T, Failure>> {
+    let m: Message<T> = match serde_json::from_slice(data) {
+        Ok(m) => m,
+        Err(e) => {
+            // Not readable as an answer carrying T: is it an answer at all?
+            let v: Value = serde_json::from_slice(data).ok()?;
+            if v.get("id").and_then(Value::as_u64) == Some(id) && v.get("method").is_none() {
+                return Some(Err(Failure::broken(
+                    "answered with something that is not MCP",
+                    format!("unreadable answer: {e}"),
+                )));
+            }
+            return None;
+        }
+    };
+    if m.method.is_some() || m.id.as_ref().and_then(Value::as_u64) != Some(id) {
+        return None;
+    }
+    Some(match (m.result, m.error) {
+        (_, Some(e)) => Err(Failure::Rpc(e)),
+        (Some(r), None) => Ok(r),
+        (None, None) => Err(Failure::broken(
+            "answered with something that is not MCP",
+            "a response with neither result nor error",
+        )),
+    })
+}
+
+async fn read_bytes(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(Failure::broken("answered more than 16 MiB", "answer too large"));
+    }
+    let mut resp = resp;
+    let mut out = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Failure::broken("the connection failed", e))?
+    {
+        if out.len() + chunk.len() > MAX_ANSWER {
+            return Err(Failure::broken("answered more than 16 MiB", "answer too large"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+async fn read_text(resp: reqwest::Response) -> Option<String> {
+    let bytes = read_bytes(resp).await.ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    Some(text.chars().take(200).collect())
+}
