@@ -163,10 +163,16 @@ impl HttpUpstream {
 
     /// Sends one request in the current session (opening one if needed) and
     /// returns its result; a server that lost the session gets a new one, once.
-    async fn request<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, Failure> {
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, Failure> {
         let body = |id: u64| {
-            serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": &params}))
-                .map_err(|e| Failure::broken("bad request", e))
+            serde_json::to_vec(
+                &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": &params}),
+            )
+            .map_err(|e| Failure::broken("bad request", e))
         };
         for _ in 0..2 {
             let session = self.session().await?;
@@ -218,15 +224,15 @@ impl HttpUpstream {
                 ));
             }
         };
-        let version = HeaderValue::from_str(result.protocol_version.as_str()).map_err(|e| {
-            Failure::broken("answered with something that is not MCP", e)
-        })?;
+        let version = HeaderValue::from_str(result.protocol_version.as_str())
+            .map_err(|e| Failure::broken("answered with something that is not MCP", e))?;
         let session = Arc::new(Session {
             id: headers.get(SESSION_ID).cloned(),
             version,
         });
-        let note = serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .map_err(|e| Failure::broken("bad request", e))?;
+        let note =
+            serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .map_err(|e| Failure::broken("bad request", e))?;
         self.post::<Value>(Some(&session), note, None).await?;
         *slot = Some(Arc::clone(&session));
         Ok(session)
@@ -281,7 +287,10 @@ impl HttpUpstream {
             answer_of(&bytes, id).unwrap_or_else(|| {
                 Err(Failure::broken(
                     "answered with something that is not MCP",
-                    format!("not the answer to request {id}: {}", String::from_utf8_lossy(&bytes)),
+                    format!(
+                        "not the answer to request {id}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    ),
                 ))
             })
         };
@@ -385,7 +394,10 @@ fn answer_of<T: DeserializeOwned>(data: &[u8], id: u64) -> Option<Result<T, Fail
 
 async fn read_bytes(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
     if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
-        return Err(Failure::broken("answered more than 16 MiB", "answer too large"));
+        return Err(Failure::broken(
+            "answered more than 16 MiB",
+            "answer too large",
+        ));
     }
     let mut resp = resp;
     let mut out = Vec::new();
@@ -395,7 +407,10 @@ async fn read_bytes(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
         .map_err(|e| Failure::broken("the connection failed", e))?
     {
         if out.len() + chunk.len() > MAX_ANSWER {
-            return Err(Failure::broken("answered more than 16 MiB", "answer too large"));
+            return Err(Failure::broken(
+                "answered more than 16 MiB",
+                "answer too large",
+            ));
         }
         out.extend_from_slice(&chunk);
     }
@@ -406,4 +421,173 @@ async fn read_text(resp: reqwest::Response) -> Option<String> {
     let bytes = read_bytes(resp).await.ok()?;
     let text = String::from_utf8_lossy(&bytes);
     Some(text.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+
+    use super::*;
+
+    /// What the fake upstream saw and how it behaves.
+    #[derive(Default)]
+    struct Seen {
+        initializes: usize,
+        /// Answer the next `tools/call` with 404, as a server that lost the session.
+        lose_session: bool,
+        /// The answers the gateway sent to the server's own requests.
+        refusals: Vec<Value>,
+    }
+
+    type Shared = Arc<Mutex<Seen>>;
+
+    fn sse(events: &[Value]) -> Response {
+        let body: String = events
+            .iter()
+            .map(|e| format!("id: 0\ndata: {e}\n\n"))
+            .collect();
+        (
+            [("content-type", "text/event-stream")],
+            format!("retry: 3000\n\n{body}"),
+        )
+            .into_response()
+    }
+
+    /// A Streamable HTTP MCP server written for this test: it answers
+    /// `tools/list` as JSON in two pages and `tools/call` as events, after asking
+    /// the client something and notifying it of progress.
+    async fn upstream(State(seen): State<Shared>, headers: HeaderMap, body: String) -> Response {
+        let m: Value = serde_json::from_str(&body).unwrap();
+        let session = headers
+            .get(SESSION_ID)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let mut s = seen.lock().unwrap();
+        let method = m.get("method").and_then(Value::as_str).map(str::to_owned);
+        let id = m.get("id").cloned().unwrap_or(Value::Null);
+        match method.as_deref() {
+            Some("initialize") => {
+                s.initializes += 1;
+                let sid = format!("s{}", s.initializes);
+                let result = json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "protocolVersion": "2025-11-25", "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "fake", "version": "0"}}});
+                ([(SESSION_ID, sid)], axum::Json(result)).into_response()
+            }
+            _ if session.as_deref() != Some(&format!("s{}", s.initializes)) => {
+                (StatusCode::BAD_REQUEST, "wrong session").into_response()
+            }
+            Some("notifications/initialized") => StatusCode::ACCEPTED.into_response(),
+            Some("tools/list") => {
+                let page2 = m["params"]["cursor"] == "p2";
+                let (name, next) = if page2 {
+                    ("b", None)
+                } else {
+                    ("a", Some("p2"))
+                };
+                let mut result =
+                    json!({"tools": [{"name": name, "inputSchema": {"type": "object"}}]});
+                if let Some(n) = next {
+                    result["nextCursor"] = json!(n);
+                }
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
+            }
+            Some("tools/call") if s.lose_session => {
+                s.lose_session = false;
+                (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
+            }
+            Some("tools/call") => sse(&[
+                json!({"jsonrpc": "2.0", "id": "srv-1", "method": "sampling/createMessage", "params": {}}),
+                json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": 1, "progress": 1}}),
+                json!({"jsonrpc": "2.0", "id": 999, "result": {"content": []}}),
+                json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "done"}]}}),
+            ]),
+            None => {
+                s.refusals.push(m);
+                StatusCode::ACCEPTED.into_response()
+            }
+            Some(_) => axum::Json(json!({"jsonrpc": "2.0", "id": id,
+                "error": {"code": -32601, "message": "no such method"}}))
+            .into_response(),
+        }
+    }
+
+    async fn serve(seen: Shared) -> String {
+        let app = axum::Router::new()
+            .route("/mcp", axum::routing::post(upstream))
+            .with_state(seen);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/mcp")
+    }
+
+    fn client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
+    fn text(r: &CallToolResponse) -> String {
+        let CallToolResponse::Complete(r) = r else {
+            panic!("not a complete result: {r:?}")
+        };
+        r.content[0].as_text().unwrap().text.clone()
+    }
+
+    #[tokio::test]
+    async fn lists_every_page_and_answers_calls_through_events() {
+        let seen = Shared::default();
+        let up = HttpUpstream::new(&serve(Arc::clone(&seen)).await, client()).unwrap();
+        let tools = up.list_tools().await.unwrap();
+        let names: Vec<_> = tools.iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, ["a", "b"], "both pages");
+
+        let call = CallToolRequestParams::new("a");
+        // The answer is the event with the request's id; the server's own
+        // request in the stream is refused, its notification and a stray answer
+        // are passed over.
+        assert_eq!(text(&up.call_tool(call.clone()).await.unwrap()), "done");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        {
+            let s = seen.lock().unwrap();
+            assert_eq!(s.initializes, 1, "one session for every request");
+            assert_eq!(s.refusals.len(), 1, "{:?}", s.refusals);
+            assert_eq!(s.refusals[0]["id"], "srv-1");
+            assert_eq!(s.refusals[0]["error"]["code"], -32601);
+        }
+
+        // A server that lost the session gets a new one and the call is sent again.
+        seen.lock().unwrap().lose_session = true;
+        assert_eq!(text(&up.call_tool(call).await.unwrap()), "done");
+        assert_eq!(seen.lock().unwrap().initializes, 2);
+
+        // A JSON-RPC error is the server's own answer, not a broken exchange.
+        match up.request::<Value>("other/method", json!({})).await {
+            Err(Failure::Rpc(e)) => assert_eq!(e.code.0, -32601),
+            other => panic!("expected the server's error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_mcp_is_a_broken_exchange() {
+        let app = axum::Router::new().route(
+            "/mcp",
+            axum::routing::post(|| async {
+                ([("content-type", "text/html")], "<html>hello</html>")
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let up = HttpUpstream::new(&format!("http://{addr}/mcp"), client()).unwrap();
+        match up.list_tools().await {
+            Err(Failure::Broken { short, .. }) => {
+                assert_eq!(short, "answered with something that is not MCP");
+            }
+            other => panic!("expected a broken exchange, got {other:?}"),
+        }
+    }
 }

@@ -184,7 +184,12 @@ impl McpGateway {
             }
             Ok(Err(client::Failure::Broken { short, detail })) => {
                 ups.forget(&server.id).await;
-                return Err(upstream::broken_error(&server.id, "tools/list", &short, &detail));
+                return Err(upstream::broken_error(
+                    &server.id,
+                    "tools/list",
+                    &short,
+                    &detail,
+                ));
             }
             Err(_) => return Err(upstream_error(&server.id, "tools/list timed out")),
         };
@@ -475,7 +480,8 @@ impl ServerHandler for McpGateway {
         if let Some(meta) = upstream_req.meta.as_mut() {
             meta.0.0.remove(APPROVAL_META);
         }
-        let response = match tokio::time::timeout(server.timeout, conn.call_tool(upstream_req)).await
+        let response = match tokio::time::timeout(server.timeout, conn.call_tool(upstream_req))
+            .await
         {
             Ok(Ok(r)) => r,
             Ok(Err(client::Failure::Rpc(mut e))) => {
@@ -489,7 +495,12 @@ impl ServerHandler for McpGateway {
             }
             Ok(Err(client::Failure::Broken { short, detail })) => {
                 ups.forget(&server.id).await;
-                return Err(upstream::broken_error(&server.id, "tools/call", &short, &detail));
+                return Err(upstream::broken_error(
+                    &server.id,
+                    "tools/call",
+                    &short,
+                    &detail,
+                ));
             }
             Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
         };
