@@ -26,6 +26,7 @@ mod auth;
 mod authzen;
 mod error;
 mod mcp;
+mod mcp_direct;
 
 use std::future::Future;
 use std::net::SocketAddr;

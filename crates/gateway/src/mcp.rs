@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{CallToolRequestParams, ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Deserialize as _;
@@ -29,6 +29,15 @@ use serde_json::{Value, json};
 use zt4ai_mcp::McpGateway;
 
 use crate::AppState;
+use crate::mcp_direct::{DirectCall, Endpoint, Initialize};
+
+/// A `tools/call` request as the direct path reads it: `_meta` stays in the
+/// params, where the approval is presented.
+#[derive(serde::Deserialize)]
+struct CallWire {
+    id: Value,
+    params: CallToolRequestParams,
+}
 
 /// How long one element of a batch may take to answer.
 const BATCH_ELEMENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -56,17 +65,19 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
     hosts
 }
 
-fn service(
-    state: &AppState,
-    gateway: McpGateway,
-) -> StreamableHttpService<McpGateway, LocalSessionManager> {
-    StreamableHttpService::new(
-        move || Ok(gateway.session()),
-        Arc::new(LocalSessionManager::default()),
+/// One MCP endpoint serving `gateway`: rmcp's service with the direct path for
+/// `tools/call` in front (see [`crate::mcp_direct`]).
+fn endpoint(state: &AppState, gateway: McpGateway) -> Arc<Endpoint> {
+    let sessions = Arc::new(LocalSessionManager::default());
+    let factory = gateway.clone();
+    let rmcp = StreamableHttpService::new(
+        move || Ok(factory.session()),
+        Arc::clone(&sessions),
         StreamableHttpServerConfig::default()
             .with_allowed_hosts(allowed_hosts(state))
             .with_max_request_body_bytes(state.config.max_body_bytes),
-    )
+    );
+    Endpoint::new(gateway, sessions, rmcp)
 }
 
 /// The `/mcp` routes, if the gateway has upstream MCP servers and identity.
@@ -80,10 +91,14 @@ pub(crate) fn router(state: &AppState) -> Router {
         Arc::clone(upstreams),
         Arc::clone(pins),
     );
-    let mut router = Router::new().route_service("/mcp", service(state, gateway.clone()));
+    let mut router =
+        Router::new().route_service("/mcp", endpoint(state, gateway.clone()).service());
     for server in upstreams.servers() {
         if let Some(one) = gateway.for_server(&server.id) {
-            router = router.route_service(&format!("/mcp/{}", server.id), service(state, one));
+            router = router.route_service(
+                &format!("/mcp/{}", server.id),
+                endpoint(state, one).service(),
+            );
         }
     }
     router
@@ -163,15 +178,33 @@ async fn check_messages(State(state): State<AppState>, req: Request, next: Next)
             };
         }
     };
-    // The common case: one well-formed message, passed on untouched.
-    if serde_json::from_slice::<ClientJsonRpcMessage>(&bytes).is_ok() {
+    // The common case: one well-formed message, passed on untouched. A
+    // `tools/call` is marked for the endpoint's direct path, and `initialize` so
+    // that the endpoint learns the new session's owner.
+    if let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+        let mut parts = parts;
+        if let ClientJsonRpcMessage::Request(r) = &message {
+            match &r.request {
+                ClientRequest::CallToolRequest(_) => {
+                    if let Ok(call) = serde_json::from_slice::<CallWire>(&bytes) {
+                        parts.extensions.insert(DirectCall {
+                            id: call.id,
+                            params: call.params,
+                        });
+                    }
+                }
+                ClientRequest::InitializeRequest(_) => {
+                    parts.extensions.insert(Initialize);
+                }
+                _ => {}
+            }
+        }
         if !json_only(&parts.headers) {
             return next
                 .run(Request::from_parts(parts, Body::from(bytes)))
                 .await;
         }
         // A client that accepts only JSON gets the answer as one JSON body.
-        let mut parts = parts;
         parts.headers.insert(
             header::ACCEPT,
             HeaderValue::from_static("application/json, text/event-stream"),

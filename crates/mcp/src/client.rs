@@ -308,7 +308,10 @@ impl HttpUpstream {
         let mut read = 0usize;
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| Failure::broken("the connection failed", e))?;
-            let Some(data) = event.data else { continue };
+            // Priming events (an id and a retry interval) carry no message.
+            let Some(data) = event.data.filter(|d| !d.trim().is_empty()) else {
+                continue;
+            };
             read += data.len();
             if read > MAX_ANSWER {
                 return Err(Failure::broken(

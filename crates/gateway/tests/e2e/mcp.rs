@@ -756,6 +756,42 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         v["error"]["message"].as_str().unwrap().contains("another"),
         "{v}"
     );
+
+    // `tools/call` takes the gateway's direct path (one JSON answer instead of
+    // rmcp's event stream), with the same owner check.
+    let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "crm.query", "arguments": {"table": "customers"}}})
+    .to_string();
+    let r = alice.request(&call).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["id"], 4, "{v}");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ACME-001"),
+        "{v}"
+    );
+    let (_, v) = bob.post(&call).await;
+    assert_eq!(v["error"]["code"], -32001, "{v}");
+    assert_eq!(
+        v["error"]["data"]["reasons"][0]["code"], "zt4ai.mcp.session_owner",
+        "{v}"
+    );
+    // A closed session is left to rmcp, which answers 404.
+    let closed = s
+        .client
+        .delete(s.url("/mcp"))
+        .header("mcp-session-id", alice.session.clone().unwrap())
+        .header("mcp-protocol-version", "2025-11-25")
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_success(), "{}", closed.status());
+    assert_eq!(alice.request(&call).await.status(), 404);
     s.stop().await;
 }
 

@@ -1,0 +1,221 @@
+//! One MCP endpoint: rmcp's Streamable HTTP service, with a direct path for
+//! `tools/call`.
+//!
+//! rmcp serves a request of a stateful session through the session's worker
+//! task, the service loop and a request-wise event channel, then frames the
+//! answer as server-sent events. On a loaded gateway those hops cost more than
+//! deciding the call (see `BENCHMARKS.md`). A `tools/call` in a live session
+//! that the caller owns therefore skips them: it is decided and forwarded by the
+//! task that received it, and answered as one JSON body, which the transport
+//! allows for any request. Everything else goes to rmcp: `initialize`,
+//! notifications, `tools/list`, `DELETE`, the `GET` stream, batches' elements,
+//! and any call the direct path is not sure about (unknown or closed session,
+//! unsupported protocol version), which rmcp then answers as usual.
+//!
+//! The direct path needs to know who owns a session: the owner is recorded when
+//! rmcp's answer to `initialize` names the new session, and forgotten on
+//! `DELETE` or once rmcp no longer knows the session.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{CallToolRequestParams, ErrorData, ServerResult};
+use rmcp::transport::streamable_http_server::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::SessionManager as _;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use serde_json::{Value, json};
+use zt4ai_core::{AgentId, UserId};
+use zt4ai_identity::VerifiedChain;
+use zt4ai_mcp::McpGateway;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// The protocol revisions whose requests the direct path answers (those that
+/// have sessions); anything else is left to rmcp.
+const DIRECT_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// Owners are swept of closed sessions whenever their number doubles.
+const FIRST_SWEEP: usize = 1024;
+
+/// A `tools/call` request, found by the message check in front of the endpoint.
+#[derive(Clone, Debug)]
+pub(crate) struct DirectCall {
+    pub(crate) id: Value,
+    pub(crate) params: CallToolRequestParams,
+}
+
+/// An `initialize` request, marked by the message check.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Initialize;
+
+type Owner = (UserId, Vec<AgentId>);
+
+/// One MCP endpoint (`/mcp` or `/mcp/<server>`).
+pub(crate) struct Endpoint {
+    gateway: McpGateway,
+    sessions: Arc<LocalSessionManager>,
+    rmcp: StreamableHttpService<McpGateway, LocalSessionManager>,
+    owners: parking_lot::Mutex<Owners>,
+}
+
+struct Owners {
+    map: HashMap<Arc<str>, Owner>,
+    sweep_at: usize,
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        gateway: McpGateway,
+        sessions: Arc<LocalSessionManager>,
+        rmcp: StreamableHttpService<McpGateway, LocalSessionManager>,
+    ) -> Arc<Self> {
+        Arc::new(Endpoint {
+            gateway,
+            sessions,
+            rmcp,
+            owners: parking_lot::Mutex::new(Owners {
+                map: HashMap::new(),
+                sweep_at: FIRST_SWEEP,
+            }),
+        })
+    }
+
+    /// The endpoint as a service for the router.
+    pub(crate) fn service(
+        self: Arc<Self>,
+    ) -> impl tower::Service<
+        Request,
+        Response = Response,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |req: Request| {
+            let me = Arc::clone(&self);
+            async move { Ok(me.serve(req).await) }
+        })
+    }
+
+    async fn serve(&self, mut req: Request) -> Response {
+        let sid = req
+            .headers()
+            .get(SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(Arc::<str>::from);
+        if let (Some(mut call), Some(sid)) = (req.extensions_mut().remove::<DirectCall>(), &sid) {
+            let version_ok = req
+                .headers()
+                .get(PROTOCOL_VERSION)
+                .is_none_or(|v| DIRECT_VERSIONS.iter().any(|d| v.as_bytes() == d.as_bytes()));
+            if version_ok && let Some(chain) = req.extensions_mut().remove::<VerifiedChain>() {
+                match self.direct(&chain, sid, call).await {
+                    Ok(answer) => return answer,
+                    Err(back) => call = back,
+                }
+                req.extensions_mut().insert(chain);
+            }
+            req.extensions_mut().insert(call);
+        }
+        let initialize = req.extensions().get::<Initialize>().is_some();
+        let owner = req
+            .extensions()
+            .get::<VerifiedChain>()
+            .map(|v| (v.user.clone(), v.agents.clone()));
+        let delete = req.method() == Method::DELETE;
+        let res = self.rmcp.handle(req).await.map(Body::new);
+        if res.status().is_success() {
+            if initialize
+                && let (Some(new), Some(owner)) = (
+                    res.headers().get(SESSION_ID).and_then(|v| v.to_str().ok()),
+                    owner,
+                )
+            {
+                self.record(Arc::from(new), owner).await;
+            } else if delete && let Some(sid) = sid {
+                self.owners.lock().map.remove(&sid);
+            }
+        }
+        res
+    }
+
+    /// Answers a `tools/call` of `chain` in session `sid` itself, or gives the
+    /// call back to be left to rmcp.
+    async fn direct(
+        &self,
+        chain: &VerifiedChain,
+        sid: &Arc<str>,
+        call: DirectCall,
+    ) -> Result<Response, DirectCall> {
+        let owned = match self.owners.lock().map.get(sid) {
+            Some(o) => o.0 == chain.user && o.1 == chain.agents,
+            None => return Err(call),
+        };
+        if !self.sessions.has_session(sid).await.unwrap_or(false) {
+            self.owners.lock().map.remove(sid);
+            return Err(call);
+        }
+        let session = zt4ai_mcp::flow_session(sid);
+        let answer = if !owned {
+            Err(zt4ai_mcp::not_the_owner(&session))
+        } else {
+            match zt4ai_mcp::approval_in(&call.params) {
+                Ok(approval) => {
+                    self.gateway
+                        .call(chain, session, call.params, approval)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        };
+        Ok(json_answer(call.id, answer.map(ServerResult::from)))
+    }
+
+    /// Records the owner of a new session, sweeping closed sessions' owners
+    /// whenever their number has doubled.
+    async fn record(&self, sid: Arc<str>, owner: Owner) {
+        let sweep = {
+            let mut o = self.owners.lock();
+            o.map.insert(sid, owner);
+            (o.map.len() >= o.sweep_at).then(|| o.map.keys().cloned().collect::<Vec<_>>())
+        };
+        let Some(known) = sweep else { return };
+        let mut closed = Vec::new();
+        for sid in known {
+            if !self.sessions.has_session(&sid).await.unwrap_or(true) {
+                closed.push(sid);
+            }
+        }
+        let mut o = self.owners.lock();
+        for sid in &closed {
+            o.map.remove(sid);
+        }
+        o.sweep_at = (o.map.len() * 2).max(FIRST_SWEEP);
+    }
+}
+
+/// A JSON-RPC answer as one JSON body.
+fn json_answer(id: Value, answer: Result<ServerResult, ErrorData>) -> Response {
+    let body = match answer {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+    };
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "an MCP answer could not be encoded");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
