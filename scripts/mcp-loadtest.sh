@@ -64,6 +64,18 @@ open_session() {
   printf '%s\n' "$sid"
 }
 call_body() { printf '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}' "$1"; }
+# bodies FILE TOOL PREFIX LINES: one tools/call per line, each with its own
+# JSON-RPC id. Ids must not repeat within a session (rmcp serves requests that
+# share an id one after another, which would throttle the direct baseline).
+bodies() {
+  python3 - "$@" <<'PY'
+import sys
+path, tool, prefix, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+with open(path, "w") as f:
+    for i in range(n):
+        f.write('{"jsonrpc":"2.0","id":"%s-%d","method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}\n' % (prefix, i, tool))
+PY
+}
 
 DIRECT_URL="http://127.0.0.1:$UP_PORT/mcp"
 GW_URL="http://127.0.0.1:$GW_PORT/mcp"
@@ -75,27 +87,38 @@ OUT=$(curl -s -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-i
   -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)")
 grep -q ACME-001 <<<"$OUT" || { echo "the gateway did not answer the call: $OUT"; exit 1; }
 
+# CPU time (user + system, clock ticks) of process $1.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$GW_PID/status"; }
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "response size (SSE-framed JSON-RPC answer): $SIZE bytes; gateway idle RSS: $(rss)"
+echo "answer size: direct $SIZE bytes (JSON-RPC framed as SSE), through zt4ai ${#OUT} bytes (JSON); gateway idle RSS: $(rss)"
 
 # run NAME URL SID TOOL [RATE] → one summary line.
+RUNS=0
 run() {
   local name=$1 url=$2 sid=$3 tool=$4 rate=${5:-} auth=()
   [[ $url == "$GW_URL" ]] && auth=(-H "authorization: Bearer $TOKEN")
+  RUNS=$((RUNS + 1))
+  bodies "$WORK/warm.txt" "$tool" "w$RUNS" 100000
+  bodies "$WORK/bodies.txt" "$tool" "r$RUNS" 600000
   # warm-up, not measured
   "$OHA" -z 2s -c "$CONNS" ${rate:+-q "$rate" --latency-correction} --no-tui --output-format json \
     -m POST -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" "${auth[@]}" \
-    -d "$(call_body "$tool")" "$url" >/dev/null
+    -Z "$WORK/warm.txt" "$url" >/dev/null
   "$OHA" -z "${DURATION}s" -c "$CONNS" ${rate:+-q "$rate" --latency-correction} --no-tui --output-format json \
     -m POST -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" "${auth[@]}" \
-    -d "$(call_body "$tool")" "$url" >"$WORK/run.json"
-  python3 - "$WORK/run.json" "$name" <<'PY'
+    -Z "$WORK/bodies.txt" "$url" >"$WORK/run.json" &
+  local oha=$! gw0 up0
+  gw0=$(cpu "$GW_PID"); up0=$(cpu "$UP_PID")
+  wait "$oha"
+  python3 - "$WORK/run.json" "$name" "$(($(cpu "$GW_PID") - gw0))" "$(($(cpu "$UP_PID") - up0))" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 s, p = r["summary"], r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
-print(f"{sys.argv[2]:<28} {s['requestsPerSec']:>9.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:6.3f} ms  success {s['successRate']*100:5.1f}%  statuses {codes}")
+n = max(1, sum(codes.values()))
+gw, up = (int(t) * 10 / n for t in sys.argv[3:5])  # clock ticks (10 ms) -> ms per call
+print(f"{sys.argv[2]:<28} {s['requestsPerSec']:>9.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:6.3f} ms  success {s['successRate']*100:5.1f}%  statuses {codes}  CPU/call: gateway {gw:.3f} ms, upstream {up:.3f} ms")
 PY
 }
 

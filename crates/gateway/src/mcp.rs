@@ -35,8 +35,19 @@ use crate::mcp_direct::{DirectCall, Endpoint, Initialize};
 /// params, where the approval is presented.
 #[derive(serde::Deserialize)]
 struct CallWire {
+    jsonrpc: String,
     id: Value,
+    method: String,
     params: CallToolRequestParams,
+}
+
+impl CallWire {
+    /// A JSON-RPC 2.0 `tools/call` request with a usable id.
+    fn is_call(&self) -> bool {
+        self.jsonrpc == "2.0"
+            && self.method == "tools/call"
+            && (self.id.is_string() || self.id.is_i64() || self.id.is_u64())
+    }
 }
 
 /// How long one element of a batch may take to answer.
@@ -179,26 +190,30 @@ async fn check_messages(State(state): State<AppState>, req: Request, next: Next)
         }
     };
     // The common case: one well-formed message, passed on untouched. A
-    // `tools/call` is marked for the endpoint's direct path, and `initialize` so
-    // that the endpoint learns the new session's owner.
-    if let Ok(message) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
-        let mut parts = parts;
-        if let ClientJsonRpcMessage::Request(r) = &message {
-            match &r.request {
-                ClientRequest::CallToolRequest(_) => {
-                    if let Ok(call) = serde_json::from_slice::<CallWire>(&bytes) {
-                        parts.extensions.insert(DirectCall {
-                            id: call.id,
-                            params: call.params,
-                        });
-                    }
-                }
-                ClientRequest::InitializeRequest(_) => {
-                    parts.extensions.insert(Initialize);
-                }
-                _ => {}
-            }
+    // `tools/call` is marked for the endpoint's direct path (read once, as
+    // exactly that), and `initialize` so that the endpoint learns the new
+    // session's owner.
+    let mut parts = parts;
+    let well_formed = match serde_json::from_slice::<CallWire>(&bytes) {
+        Ok(call) if call.is_call() => {
+            parts.extensions.insert(DirectCall {
+                id: call.id,
+                params: call.params,
+            });
+            true
         }
+        _ => match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+            Ok(ClientJsonRpcMessage::Request(r))
+                if matches!(r.request, ClientRequest::InitializeRequest(_)) =>
+            {
+                parts.extensions.insert(Initialize);
+                true
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        },
+    };
+    if well_formed {
         if !json_only(&parts.headers) {
             return next
                 .run(Request::from_parts(parts, Body::from(bytes)))

@@ -28,7 +28,7 @@ use rmcp::model::{CallToolRequestParams, ErrorData, ServerResult};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::SessionManager as _;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use serde_json::{Value, json};
+use serde_json::Value;
 use zt4ai_core::{AgentId, UserId};
 use zt4ai_identity::VerifiedChain;
 use zt4ai_mcp::McpGateway;
@@ -198,11 +198,28 @@ impl Endpoint {
     }
 }
 
+/// A JSON-RPC response, serialized as it stands.
+#[derive(serde::Serialize)]
+struct Answer<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a ServerResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorData>,
+}
+
 /// A JSON-RPC answer as one JSON body.
 fn json_answer(id: Value, answer: Result<ServerResult, ErrorData>) -> Response {
-    let body = match answer {
-        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+    let (result, error) = match &answer {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
+    };
+    let body = Answer {
+        jsonrpc: "2.0",
+        id: &id,
+        result,
+        error,
     };
     match serde_json::to_vec(&body) {
         Ok(bytes) => (

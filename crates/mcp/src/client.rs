@@ -129,7 +129,17 @@ impl HttpUpstream {
     ) -> Result<CallToolResponse, Failure> {
         let params =
             serde_json::to_value(&params).map_err(|e| Failure::broken("bad request", e))?;
-        match self.request::<ServerResult>("tools/call", params).await? {
+        let result: Value = self.request("tools/call", params).await?;
+        // The common answer is a plain result: read it as one, rather than
+        // trying `ServerResult`'s variants in turn.
+        if result.get("content").is_some() && result.get("resultType").is_none() {
+            return serde_json::from_value(result)
+                .map(CallToolResponse::Complete)
+                .map_err(|e| Failure::broken("answered with something that is not MCP", e));
+        }
+        let result: ServerResult = serde_json::from_value(result)
+            .map_err(|e| Failure::broken("answered with something that is not MCP", e))?;
+        match result {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),
             ServerResult::CreateTaskResult(r) => Ok(CallToolResponse::Task(r)),

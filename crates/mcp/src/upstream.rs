@@ -159,6 +159,8 @@ impl Upstreams {
             // An upstream that redirects is a misconfiguration (or an attack): no
             // following it elsewhere with the gateway's requests.
             .redirect(reqwest::redirect::Policy::none())
+            // Upstreams are reached directly: no proxy from the environment.
+            .no_proxy()
             .build()
             .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
         let servers: BTreeMap<String, Arc<Upstream>> = servers
