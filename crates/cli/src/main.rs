@@ -15,12 +15,6 @@ use zt4ai_core::{ActionRequest, Decision, unix_now as now};
 use zt4ai_gateway::GatewayConfig;
 use zt4ai_pipeline::{Pipeline, SessionStore};
 
-/// mimalloc instead of the system allocator: on the MCP gateway's hot path
-/// malloc and free were about 15 % of the gateway's CPU with glibc's allocator
-/// (see `BENCHMARKS.md`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// zt4ai — Zero Trust for AI agents.
 ///
 /// zt4ai decides every action an AI agent takes (tool calls, reads, sends, model
