@@ -248,13 +248,8 @@ impl HttpUpstream {
         Ok(session)
     }
 
-    /// POSTs one message; for a request (`id`), reads the answer to it.
-    async fn post<T: DeserializeOwned>(
-        &self,
-        session: Option<&Session>,
-        body: Vec<u8>,
-        id: Option<u64>,
-    ) -> Result<(reqwest::header::HeaderMap, Answered<T>), Failure> {
+    /// A POST of `body` in `session` (none while initializing).
+    fn builder(&self, session: Option<&Session>, body: Vec<u8>) -> reqwest::RequestBuilder {
         let mut rb = self
             .client
             .post(self.url.clone())
@@ -267,6 +262,17 @@ impl HttpUpstream {
                 rb = rb.header(SESSION_ID, sid.clone());
             }
         }
+        rb
+    }
+
+    /// POSTs one message; for a request (`id`), reads the answer to it.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        session: Option<&Session>,
+        body: Vec<u8>,
+        id: Option<u64>,
+    ) -> Result<(reqwest::header::HeaderMap, Answered<T>), Failure> {
+        let rb = self.builder(session, body);
         let resp = rb
             .send()
             .await
@@ -358,18 +364,7 @@ impl HttpUpstream {
         })) else {
             return;
         };
-        let mut rb = self
-            .client
-            .post(self.url.clone())
-            .header(ACCEPT, ACCEPTS)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(s) = session {
-            rb = rb.header(PROTOCOL_VERSION, s.version.clone());
-            if let Some(sid) = &s.id {
-                rb = rb.header(SESSION_ID, sid.clone());
-            }
-        }
+        let rb = self.builder(session, body);
         tokio::spawn(async move {
             let _ = rb.send().await;
         });
