@@ -81,14 +81,15 @@ fn allowed_hosts(state: &AppState) -> Vec<String> {
 fn endpoint(state: &AppState, gateway: McpGateway) -> Arc<Endpoint> {
     let sessions = Arc::new(LocalSessionManager::default());
     let factory = gateway.clone();
+    let hosts = allowed_hosts(state);
     let rmcp = StreamableHttpService::new(
         move || Ok(factory.session()),
         Arc::clone(&sessions),
         StreamableHttpServerConfig::default()
-            .with_allowed_hosts(allowed_hosts(state))
+            .with_allowed_hosts(hosts.clone())
             .with_max_request_body_bytes(state.config.max_body_bytes),
     );
-    Endpoint::new(gateway, sessions, rmcp)
+    Endpoint::new(gateway, sessions, rmcp, &hosts)
 }
 
 /// The `/mcp` routes, if the gateway has upstream MCP servers and identity.

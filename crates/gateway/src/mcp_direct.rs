@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{CallToolRequestParams, ErrorData, ServerResult};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
@@ -60,6 +60,9 @@ pub(crate) struct Endpoint {
     sessions: Arc<LocalSessionManager>,
     rmcp: StreamableHttpService<McpGateway, LocalSessionManager>,
     owners: parking_lot::Mutex<Owners>,
+    /// The `Host` values accepted (host, optional port), as rmcp is configured:
+    /// a request with any other `Host` is left to rmcp, which refuses it.
+    allowed_hosts: Vec<(String, Option<u16>)>,
 }
 
 struct Owners {
@@ -72,11 +75,13 @@ impl Endpoint {
         gateway: McpGateway,
         sessions: Arc<LocalSessionManager>,
         rmcp: StreamableHttpService<McpGateway, LocalSessionManager>,
+        allowed_hosts: &[String],
     ) -> Arc<Self> {
         Arc::new(Endpoint {
             gateway,
             sessions,
             rmcp,
+            allowed_hosts: allowed_hosts.iter().filter_map(|h| authority(h)).collect(),
             owners: parking_lot::Mutex::new(Owners {
                 map: HashMap::new(),
                 sweep_at: FIRST_SWEEP,
@@ -108,11 +113,9 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .map(Arc::<str>::from);
         if let (Some(mut call), Some(sid)) = (req.extensions_mut().remove::<DirectCall>(), &sid) {
-            let version_ok = req
-                .headers()
-                .get(PROTOCOL_VERSION)
-                .is_none_or(|v| DIRECT_VERSIONS.iter().any(|d| v.as_bytes() == d.as_bytes()));
-            if version_ok && let Some(chain) = req.extensions_mut().remove::<VerifiedChain>() {
+            if self.may_answer(req.headers())
+                && let Some(chain) = req.extensions_mut().remove::<VerifiedChain>()
+            {
                 match self.direct(&chain, sid, call).await {
                     Ok(answer) => return answer,
                     Err(back) => call = back,
@@ -141,6 +144,39 @@ impl Endpoint {
             }
         }
         res
+    }
+
+    /// Whether the direct path may answer a request with these headers: what
+    /// rmcp checks before it serves a request (DNS-rebinding protection on
+    /// `Host`, JSON accepted and sent, a protocol revision with sessions). A
+    /// request that fails any of them goes to rmcp, which answers the error.
+    fn may_answer(&self, headers: &HeaderMap) -> bool {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+        };
+        let host_ok = text(header::HOST)
+            .and_then(authority)
+            .is_some_and(|(host, port)| {
+                self.allowed_hosts
+                    .iter()
+                    .any(|(h, p)| *h == host && p.is_none_or(|p| Some(p) == port))
+            });
+        let accepts_json = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("application/json"));
+        let sends_json = text(header::CONTENT_TYPE).is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|e| e.trim().eq_ignore_ascii_case("application/json"))
+        });
+        let version_ok = headers
+            .get(PROTOCOL_VERSION)
+            .is_none_or(|v| DIRECT_VERSIONS.iter().any(|d| v.as_bytes() == d.as_bytes()));
+        host_ok && accepts_json && sends_json && version_ok
     }
 
     /// Answers a `tools/call` of `chain` in session `sid` itself, or gives the
@@ -196,6 +232,24 @@ impl Endpoint {
         }
         o.sweep_at = (o.map.len() * 2).max(FIRST_SWEEP);
     }
+}
+
+/// A `Host` value or allowed-host entry as (lower-case host without brackets,
+/// port).
+fn authority(value: &str) -> Option<(String, Option<u16>)> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let (host, port) = match axum::http::uri::Authority::try_from(value) {
+        Ok(a) => (a.host().to_owned(), a.port_u16()),
+        Err(_) => (value.to_owned(), None),
+    };
+    Some((
+        host.trim_matches(|c| c == '[' || c == ']')
+            .to_ascii_lowercase(),
+        port,
+    ))
 }
 
 /// A JSON-RPC response, serialized as it stands.

@@ -780,6 +780,23 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         v["error"]["data"]["reasons"][0]["code"], "zt4ai.mcp.session_owner",
         "{v}"
     );
+    // The direct path keeps rmcp's DNS-rebinding protection: another `Host` is
+    // left to rmcp, which refuses it.
+    let rebound = s
+        .client
+        .post(s.url("/mcp"))
+        .header("host", "attacker.example")
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", alice.session.clone().unwrap())
+        .bearer_auth(&alice.token)
+        .body(call.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+
     // A closed session is left to rmcp, which answers 404.
     let closed = s
         .client
