@@ -124,20 +124,19 @@ impl Endpoint {
             }
             req.extensions_mut().insert(call);
         }
-        let initialize = req.extensions().get::<Initialize>().is_some();
+        // The owner of a session `initialize` may open.
         let owner = req
             .extensions()
-            .get::<VerifiedChain>()
+            .get::<Initialize>()
+            .and(req.extensions().get::<VerifiedChain>())
             .map(|v| (v.user.clone(), v.agents.clone()));
         let delete = req.method() == Method::DELETE;
         let res = self.rmcp.handle(req).await.map(Body::new);
         if res.status().is_success() {
-            if initialize
-                && let (Some(new), Some(owner)) = (
-                    res.headers().get(SESSION_ID).and_then(|v| v.to_str().ok()),
-                    owner,
-                )
-            {
+            if let (Some(new), Some(owner)) = (
+                res.headers().get(SESSION_ID).and_then(|v| v.to_str().ok()),
+                owner,
+            ) {
                 self.record(Arc::from(new), owner).await;
             } else if delete && let Some(sid) = sid {
                 self.owners.lock().map.remove(&sid);

@@ -54,8 +54,10 @@ pub(crate) fn broken_error(server: &str, what: &str, short: &str, detail: &str) 
 
 /// An rmcp client error (stdio servers) as a [`Failure`].
 fn failure(e: rmcp::ServiceError) -> Failure {
+    if let rmcp::ServiceError::McpError(e) = e {
+        return Failure::Rpc(e);
+    }
     let short = match &e {
-        rmcp::ServiceError::McpError(_) => "",
         rmcp::ServiceError::TransportClosed => {
             "the connection closed (the server stopped or crashed)"
         }
@@ -64,12 +66,9 @@ fn failure(e: rmcp::ServiceError) -> Failure {
         rmcp::ServiceError::UnexpectedResponse => "answered with something that is not MCP",
         _ => "the connection failed",
     };
-    match e {
-        rmcp::ServiceError::McpError(e) => Failure::Rpc(e),
-        other => Failure::Broken {
-            short: short.to_owned(),
-            detail: other.to_string(),
-        },
+    Failure::Broken {
+        short: short.to_owned(),
+        detail: e.to_string(),
     }
 }
 
@@ -78,7 +77,7 @@ pub(crate) enum Conn {
     /// A stdio server, through rmcp's client.
     Stdio(Peer<RoleClient>),
     /// A Streamable HTTP server.
-    Http(Arc<Upstream>),
+    Http(Arc<HttpUpstream>),
 }
 
 impl Conn {
@@ -86,10 +85,7 @@ impl Conn {
     pub(crate) async fn list_tools(&self) -> Result<Vec<Tool>, Failure> {
         match self {
             Conn::Stdio(p) => p.list_all_tools().await.map_err(failure),
-            Conn::Http(u) => match &u.http {
-                Some(h) => h.list_tools().await,
-                None => Err(not_http()),
-            },
+            Conn::Http(h) => h.list_tools().await,
         }
     }
 
@@ -100,26 +96,16 @@ impl Conn {
     ) -> Result<CallToolResponse, Failure> {
         match self {
             Conn::Stdio(p) => p.call_tool_once(params).await.map_err(failure),
-            Conn::Http(u) => match &u.http {
-                Some(h) => h.call_tool(params).await,
-                None => Err(not_http()),
-            },
+            Conn::Http(h) => h.call_tool(params).await,
         }
     }
 }
 
-fn not_http() -> Failure {
-    Failure::Broken {
-        short: "the connection failed".into(),
-        detail: "not an HTTP server".into(),
-    }
-}
-
 /// One upstream server and its connection.
-pub(crate) struct Upstream {
+struct Upstream {
     server: McpServer,
     /// Streamable HTTP: the client.
-    http: Option<HttpUpstream>,
+    http: Option<Arc<HttpUpstream>>,
     /// Stdio: the current child's peer, published by the supervisor (`None`
     /// while it is (re)starting).
     stdio: watch::Sender<Option<Peer<RoleClient>>>,
@@ -167,10 +153,10 @@ impl Upstreams {
             .into_iter()
             .map(|server| {
                 let http = match &server.transport {
-                    McpTransport::Http { url } => Some(
+                    McpTransport::Http { url } => Some(Arc::new(
                         HttpUpstream::new(url, http_client.clone())
                             .map_err(|e| format!("MCP server `{}`: {e}", server.id))?,
-                    ),
+                    )),
                     McpTransport::Stdio { .. } => None,
                 };
                 Ok((
@@ -261,7 +247,11 @@ impl Upstreams {
             .get(id)
             .ok_or_else(|| upstream_error(id, "not configured (`mcp_servers` in the inventory)"))?;
         match &u.server.transport {
-            McpTransport::Http { .. } => Ok(Conn::Http(Arc::clone(u))),
+            McpTransport::Http { .. } => u
+                .http
+                .clone()
+                .map(Conn::Http)
+                .ok_or_else(|| upstream_error(id, "no HTTP client")),
             McpTransport::Stdio { .. } => {
                 self.supervise(u);
                 let mut rx = u.stdio.subscribe();

@@ -782,16 +782,9 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
     );
     // The direct path keeps rmcp's DNS-rebinding protection: another `Host` is
     // left to rmcp, which refuses it.
-    let rebound = s
-        .client
-        .post(s.url("/mcp"))
+    let rebound = alice
+        .builder(&call, "application/json, text/event-stream")
         .header("host", "attacker.example")
-        .header("accept", "application/json, text/event-stream")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", alice.session.clone().unwrap())
-        .bearer_auth(&alice.token)
-        .body(call.clone())
         .send()
         .await
         .unwrap();
@@ -847,11 +840,19 @@ impl<'a> Raw<'a> {
     }
 
     async fn request(&self, body: &str) -> reqwest::Response {
+        self.builder(body, "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST of `body` in this session, accepting `accept`.
+    fn builder(&self, body: &str, accept: &str) -> reqwest::RequestBuilder {
         let mut r = self
             .s
             .client
             .post(&self.url)
-            .header("accept", "application/json, text/event-stream")
+            .header("accept", accept)
             .header("content-type", "application/json")
             .header("mcp-protocol-version", "2025-11-25")
             .bearer_auth(&self.token)
@@ -859,7 +860,7 @@ impl<'a> Raw<'a> {
         if let Some(sid) = &self.session {
             r = r.header("mcp-session-id", sid);
         }
-        r.send().await.unwrap()
+        r
     }
 
     /// Status and the JSON-RPC answer (from JSON or SSE), or the body as a string.
@@ -976,15 +977,11 @@ async fn bad_messages_other_methods_and_batches() {
     );
 
     // A client that accepts only JSON gets plain JSON answers.
-    let r = s
-        .client
-        .post(s.url("/mcp"))
-        .header("accept", "application/json")
-        .header("content-type", "application/json")
-        .header("mcp-protocol-version", "2025-11-25")
-        .header("mcp-session-id", raw.session.clone().unwrap())
-        .bearer_auth(&raw.token)
-        .body(json!({"jsonrpc": "2.0", "id": 12, "method": "tools/list"}).to_string())
+    let r = raw
+        .builder(
+            &json!({"jsonrpc": "2.0", "id": 12, "method": "tools/list"}).to_string(),
+            "application/json",
+        )
         .send()
         .await
         .unwrap();
