@@ -26,7 +26,7 @@ mod auth;
 mod authzen;
 mod error;
 mod mcp;
-mod mcp_direct;
+mod mcp_transport;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -18,26 +18,21 @@
 //! * `resources/*`, `prompts/*`, completions and unknown methods are denied: the
 //!   gateway offers tools only.
 //!
-//! The caller is authenticated in front of this handler (the gateway's HTTP layer
-//! verifies the delegated token and puts the [`VerifiedChain`] in the request's
-//! extensions); a request that reaches the handler without one is refused.
+//! The transport (the gateway's Streamable HTTP side) authenticates the caller,
+//! owns the MCP sessions and checks that each request comes from the principal
+//! that opened its session; [`McpGateway`] answers the methods.
 
 use std::sync::Arc;
 
+use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ContentBlock, CustomRequest, CustomResult, ErrorCode, GetPromptRequestParams,
-    GetPromptResponse, Implementation, InitializeRequestParams, InitializeResult,
-    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
+    Implementation, InitializeRequestParams, InitializeResult, ListToolsResult, ProtocolVersion,
+    ServerCapabilities, Tool, ToolAnnotations,
 };
-use rmcp::service::RequestContext;
-use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::json;
 use zt4ai_core::{
-    Action, ActionRequest, ActorChain, AgentId, ApprovalId, Decision, McpServer, Obligation,
-    SessionId, UserId,
+    Action, ActionRequest, ActorChain, ApprovalId, Decision, McpServer, Obligation, SessionId,
 };
 use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::Pipeline;
@@ -56,18 +51,22 @@ pub const DENIED: ErrorCode = ErrorCode(-32001);
 /// JSON-RPC error code for a call held for a human approval.
 pub const APPROVAL_REQUIRED: ErrorCode = ErrorCode(-32002);
 
+/// The protocol revisions the gateway speaks to agents: those with `initialize`
+/// and sessions, newest first.
+pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+
 /// The `_meta` key under which a retried `tools/call` presents a granted approval.
 pub const APPROVAL_META: &str = "zt4ai/approval";
 
-/// The MCP server handler: one per MCP session, cheap to clone.
+/// What the gateway answers to the MCP methods it serves, whatever the
+/// transport; cheap to clone. The transport (the gateway's HTTP side) owns the
+/// MCP sessions and checks that a request comes from the principal that opened
+/// its session before it asks anything here.
 #[derive(Clone)]
 pub struct McpGateway {
     core: Arc<Core>,
     /// `Some`: a per-server endpoint, showing that server's tools unprefixed.
     server: Option<String>,
-    /// The principal (user and agents) that opened this MCP session: another
-    /// token may not use it. Fresh per session (see [`Self::session`]).
-    owner: Arc<std::sync::OnceLock<(UserId, Vec<AgentId>)>>,
 }
 
 struct Core {
@@ -95,34 +94,65 @@ impl McpGateway {
                 pins,
             }),
             server: None,
-            owner: Arc::default(),
         }
     }
 
-    /// The handler for a new MCP session (the session factory calls this).
+    /// The answer to `initialize`: the gateway's capabilities (tools only) and the
+    /// protocol revision: the client's if the gateway speaks it, else the latest
+    /// the gateway speaks (the client then decides whether to go on).
     #[must_use]
-    pub fn session(&self) -> Self {
-        McpGateway {
-            core: Arc::clone(&self.core),
-            server: self.server.clone(),
-            owner: Arc::default(),
-        }
+    pub fn initialize(&self, request: &InitializeRequestParams) -> InitializeResult {
+        const SPOKEN: [ProtocolVersion; 4] = [
+            ProtocolVersion::V_2025_11_25,
+            ProtocolVersion::V_2025_06_18,
+            ProtocolVersion::V_2025_03_26,
+            ProtocolVersion::V_2024_11_05,
+        ];
+        let version = SPOKEN
+            .into_iter()
+            .find(|v| *v == request.protocol_version)
+            .unwrap_or(ProtocolVersion::V_2025_11_25);
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("zt4ai", env!("CARGO_PKG_VERSION"))
+                    .with_title("zt4ai MCP gateway"),
+            )
+            .with_protocol_version(version)
     }
 
-    /// The verified chain and the information-flow session of a request, once the
-    /// request is known to come from the principal that owns the MCP session.
-    fn caller(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-    ) -> Result<(VerifiedChain, String), ErrorData> {
-        let (v, session) = caller(ctx)?;
-        let owner = self
-            .owner
-            .get_or_init(|| (v.user.clone(), v.agents.clone()));
-        if owner.0 != v.user || owner.1 != v.agents {
-            return Err(not_the_owner(&session));
+    /// `tools/list` for `v`: the upstream servers' tools that `v`'s chain may
+    /// call at all and whose pins stand, under the names of this endpoint.
+    pub async fn list_tools(&self, v: &VerifiedChain) -> Result<ListToolsResult, ErrorData> {
+        let chain = actor_chain(v);
+        let mut tools: Vec<Tool> = Vec::new();
+        for server in self.servers() {
+            // One unreachable upstream must not hide every other server's tools:
+            // it is skipped (and logged); calling one of its tools answers -32003.
+            let listed = match self.upstream_tools(server).await {
+                Ok(l) => l,
+                Err(e) if e.code == UPSTREAM => {
+                    tracing::warn!(server = %server.id, error = %e.message, "upstream MCP server unavailable; its tools are not listed");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            for (mut t, status) in listed {
+                let id = format!("{}.{}", server.id, t.name);
+                if status.usable()
+                    && self
+                        .core
+                        .pipeline
+                        .may_call_tool(&chain, v.scope.as_ref(), &id)
+                {
+                    t.name = self.exposed(server, &t.name).into();
+                    if let Some(declared) = self.core.pipeline.inventory().tools.get(&id) {
+                        present(&mut t, declared);
+                    }
+                    tools.push(t);
+                }
+            }
         }
-        Ok((v, session))
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     /// The same gateway restricted to one upstream server, whose tools keep their
@@ -132,7 +162,6 @@ impl McpGateway {
         Some(McpGateway {
             core: Arc::clone(&self.core),
             server: Some(id.to_owned()),
-            owner: Arc::default(),
         })
     }
 
@@ -375,27 +404,6 @@ pub fn flow_session(sid: &str) -> String {
     format!("mcp-{sid}")
 }
 
-/// The verified chain and the MCP session of a request.
-fn caller(ctx: &RequestContext<RoleServer>) -> Result<(VerifiedChain, String), ErrorData> {
-    let parts = ctx
-        .extensions
-        .get::<http::request::Parts>()
-        .ok_or_else(|| ErrorData::invalid_request("no HTTP request context", None))?;
-    let chain = parts
-        .extensions
-        .get::<VerifiedChain>()
-        .cloned()
-        .ok_or_else(|| ErrorData::invalid_request("no verified delegated token", None))?;
-    let session = parts
-        .headers
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(flow_session)
-        // Without an MCP session the token is the task.
-        .unwrap_or_else(|| format!("mcp-token-{}", chain.jti));
-    Ok((chain, session))
-}
-
 fn actor_chain(v: &VerifiedChain) -> ActorChain {
     ActorChain {
         user: v.user.clone(),
@@ -436,12 +444,11 @@ fn present(t: &mut Tool, declared: &zt4ai_core::inventory::Tool) {
     }
 }
 
-/// Refuses a method the gateway does not offer (and logs it).
-fn not_offered(method: &str, ctx: &RequestContext<RoleServer>) -> ErrorData {
-    let who = caller(ctx)
-        .map(|(v, _)| v.agents.last().map_or("-", |a| a.as_str()).to_owned())
-        .unwrap_or_default();
-    tracing::info!(decision = "deny", method, agent = %who, "MCP method refused: the gateway offers tools only");
+/// The refusal of a method the gateway does not offer (and its log line):
+/// `resources/*`, `prompts/*` and completions are denied by policy default.
+pub fn not_offered(method: &str, v: &VerifiedChain) -> ErrorData {
+    let agent = v.agents.last().map_or("-", |a| a.as_str());
+    tracing::info!(decision = "deny", method, agent = %agent, "MCP method refused: the gateway offers tools only");
     ErrorData::new(
         DENIED,
         format!("`{method}` is not offered through the zt4ai gateway: denied by default"),
@@ -452,16 +459,10 @@ fn not_offered(method: &str, ctx: &RequestContext<RoleServer>) -> ErrorData {
     )
 }
 
-/// The approval a retried call presents in `_meta`, if any.
-fn presented_approval(
-    request: &CallToolRequestParams,
-    ctx: &RequestContext<RoleServer>,
-) -> Result<Option<ApprovalId>, ErrorData> {
-    // rmcp moves a request's `_meta` into the context; look in both.
-    match ctx.meta.0.0.get(APPROVAL_META) {
-        Some(v) => approval_id(v),
-        None => approval_in(request),
-    }
+/// The refusal of a method that MCP does not define (`-32601`), also denied.
+pub fn unknown_method(method: &str, v: &VerifiedChain) -> ErrorData {
+    let e = not_offered(method, v);
+    ErrorData::new(ErrorCode::METHOD_NOT_FOUND, e.message, e.data)
 }
 
 /// The approval a `tools/call` presents in its params' `_meta`, if any.
@@ -479,132 +480,4 @@ fn approval_id(v: &serde_json::Value) -> Result<Option<ApprovalId>, ErrorData> {
     ApprovalId::new(s.to_owned())
         .map(Some)
         .map_err(|e| ErrorData::invalid_params(format!("`_meta.{APPROVAL_META}`: {e}"), None))
-}
-
-impl ServerHandler for McpGateway {
-    fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
-        info.server_info =
-            Implementation::new("zt4ai", env!("CARGO_PKG_VERSION")).with_title("zt4ai MCP gateway");
-        info
-    }
-
-    async fn initialize(
-        &self,
-        request: InitializeRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<InitializeResult, ErrorData> {
-        // The token that opens the session owns it.
-        self.caller(&ctx)?;
-        ctx.peer.set_peer_info(request.clone());
-        self.negotiate_initialize(&request)
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        let (v, _) = self.caller(&ctx)?;
-        let chain = actor_chain(&v);
-        let mut tools: Vec<Tool> = Vec::new();
-        for server in self.servers() {
-            // One unreachable upstream must not hide every other server's tools:
-            // it is skipped (and logged); calling one of its tools answers -32003.
-            let listed = match self.upstream_tools(server).await {
-                Ok(l) => l,
-                Err(e) if e.code == UPSTREAM => {
-                    tracing::warn!(server = %server.id, error = %e.message, "upstream MCP server unavailable; its tools are not listed");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            for (mut t, status) in listed {
-                let id = format!("{}.{}", server.id, t.name);
-                if status.usable()
-                    && self
-                        .core
-                        .pipeline
-                        .may_call_tool(&chain, v.scope.as_ref(), &id)
-                {
-                    t.name = self.exposed(server, &t.name).into();
-                    if let Some(declared) = self.core.pipeline.inventory().tools.get(&id) {
-                        present(&mut t, declared);
-                    }
-                    tools.push(t);
-                }
-            }
-        }
-        Ok(ListToolsResult::with_all_items(tools))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let (v, session) = self.caller(&ctx)?;
-        let approval = presented_approval(&request, &ctx)?;
-        self.call(&v, session, request, approval).await
-    }
-    async fn list_resources(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ListResourcesResult, ErrorData> {
-        Err(not_offered("resources/list", &ctx))
-    }
-
-    async fn list_resource_templates(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Err(not_offered("resources/templates/list", &ctx))
-    }
-
-    async fn read_resource(
-        &self,
-        _request: ReadResourceRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ReadResourceResponse, ErrorData> {
-        Err(not_offered("resources/read", &ctx))
-    }
-
-    async fn list_prompts(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<ListPromptsResult, ErrorData> {
-        Err(not_offered("prompts/list", &ctx))
-    }
-
-    async fn get_prompt(
-        &self,
-        _request: GetPromptRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<GetPromptResponse, ErrorData> {
-        Err(not_offered("prompts/get", &ctx))
-    }
-
-    async fn complete(
-        &self,
-        _request: CompleteRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CompleteResult, ErrorData> {
-        Err(not_offered("completion/complete", &ctx))
-    }
-
-    async fn on_custom_request(
-        &self,
-        request: CustomRequest,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CustomResult, ErrorData> {
-        let e = not_offered(&request.method, &ctx);
-        Err(ErrorData::new(
-            ErrorCode::METHOD_NOT_FOUND,
-            e.message,
-            e.data,
-        ))
-    }
 }

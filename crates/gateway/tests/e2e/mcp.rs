@@ -757,8 +757,7 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         "{v}"
     );
 
-    // `tools/call` takes the gateway's direct path (one JSON answer instead of
-    // rmcp's event stream), with the same owner check.
+    // `tools/call` answered as one JSON body, with the same owner check.
     let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
         "params": {"name": "crm.query", "arguments": {"table": "customers"}}})
     .to_string();
@@ -780,8 +779,7 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         v["error"]["data"]["reasons"][0]["code"], "zt4ai.mcp.session_owner",
         "{v}"
     );
-    // The direct path keeps rmcp's DNS-rebinding protection: another `Host` is
-    // left to rmcp, which refuses it.
+    // DNS-rebinding protection: another `Host` is refused.
     let rebound = alice
         .builder(&call, "application/json, text/event-stream")
         .header("host", "attacker.example")
@@ -790,7 +788,17 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         .unwrap();
     assert_eq!(rebound.status(), 403);
 
-    // A closed session is left to rmcp, which answers 404.
+    // Only the owner may end the session.
+    let r = s
+        .client
+        .delete(s.url("/mcp"))
+        .header("mcp-session-id", alice.session.clone().unwrap())
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A closed session is unknown: 404.
     let closed = s
         .client
         .delete(s.url("/mcp"))
@@ -802,6 +810,146 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
         .unwrap();
     assert!(closed.status().is_success(), "{}", closed.status());
     assert_eq!(alice.request(&call).await.status(), 404);
+    s.stop().await;
+}
+
+/// The transport's rules: what a request needs (session, media types, protocol
+/// revision, method) and how a slow answer is streamed with keep-alives.
+#[tokio::test]
+async fn transport_rules_and_slow_answers_as_an_event_stream() {
+    let web = serve_upstream(Shifty {
+        description: Arc::new(Mutex::new("Fetch a web page".into())),
+    })
+    .await;
+    let (s, _dir) = gateway(&[("web", web)], Duration::from_secs(10)).await;
+    let raw = Raw::open(&s, "/mcp", s.mint("alice", &["report-agent"])).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    // No session, an unknown one: 400 and 404, with a JSON-RPC error.
+    let none = Raw {
+        session: None,
+        ..raw.clone()
+    };
+    let (st, v) = none.post(&list).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (400, Some(-32600)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Mcp-Session-Id")
+    );
+    let unknown = Raw {
+        session: Some("0123456789abcdef0123456789abcdef".into()),
+        ..raw.clone()
+    };
+    assert_eq!(unknown.post(&list).await.0, 404);
+    // Media types and the protocol revision.
+    let r = raw.builder(&list, "text/html").send().await.unwrap();
+    assert_eq!(status(r), 406);
+    let send = |content_type: &'static str, version: &'static str| {
+        s.client
+            .post(s.url("/mcp"))
+            .header("accept", "application/json")
+            .header("content-type", content_type)
+            .header("mcp-protocol-version", version)
+            .header("mcp-session-id", raw.session.clone().unwrap())
+            .bearer_auth(&raw.token)
+            .body(list.clone())
+            .send()
+    };
+    assert_eq!(status(send("text/plain", "2025-11-25").await.unwrap()), 415);
+    let r = send("application/json", "1999-01-01").await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("2025-11-25"));
+    assert_eq!(
+        status(
+            send("application/json; charset=utf-8", "2025-06-18")
+                .await
+                .unwrap()
+        ),
+        200
+    );
+    // No stream for server-started messages: GET is 405, and says what is served.
+    let r = s
+        .client
+        .get(s.url("/mcp"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", raw.session.clone().unwrap())
+        .bearer_auth(&raw.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST, DELETE");
+    // `ping`, and a notification accepted with 202.
+    let (st, v) = raw
+        .post(&json!({"jsonrpc": "2.0", "id": "p", "method": "ping"}).to_string())
+        .await;
+    assert_eq!((st, &v["result"]), (200, &json!({})), "{v}");
+    let (st, _) = raw
+        .post(&json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}).to_string())
+        .await;
+    assert_eq!(st, 202);
+
+    // A client that accepts only an event stream gets one.
+    let fast = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "web.fetch", "arguments": {"url": "https://fast.example/"}}})
+    .to_string();
+    let r = raw
+        .builder(&fast, "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap_or_else(|| panic!("no event in {text:?}"));
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(v["id"], 5, "{v}");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("fast.example")
+    );
+
+    // A slow answer (3 s upstream) to a client that accepts both: the stream
+    // starts with a keep-alive, long before the answer.
+    let slow = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+        "params": {"name": "web.fetch", "arguments": {"url": "https://slow.example/"}}})
+    .to_string();
+    let started = std::time::Instant::now();
+    let mut r = raw.request(&slow).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b": keep-alive"), "{first:?}");
+    let mut rest = Vec::new();
+    while let Some(c) = r.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    let rest = String::from_utf8(rest).unwrap();
+    let data = rest.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(v["id"], 6, "{v}");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("slow.example")
+    );
     s.stop().await;
 }
 

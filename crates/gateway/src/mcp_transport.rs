@@ -1,0 +1,970 @@
+//! The server side of MCP's Streamable HTTP transport for one endpoint (`/mcp`
+//! or `/mcp/<server>`): protocol revisions 2024-11-05 to 2025-11-25, with
+//! sessions, JSON answers and server-sent-event answers.
+//!
+//! * `POST` carries one JSON-RPC message or a batch. `initialize` (alone, with no
+//!   session) opens a session owned by the principal of the delegated token, and
+//!   the answer names it in `Mcp-Session-Id`. Every other message needs a live
+//!   session of that same principal: no session id is `400`, an unknown or
+//!   expired one `404`, another principal's `403`.
+//! * A request is answered as one JSON body. If the answer takes longer than
+//!   [`STREAM_AFTER`] and the client accepts an event stream, it becomes one: a
+//!   comment every [`KEEP_ALIVE`] keeps proxies from cutting a slow tool call,
+//!   then the answer comes as an event. A client that accepts only one of the two
+//!   always gets that one. Notifications and responses are accepted with `202`.
+//! * A batch is decided element by element; the answers come back as one array.
+//! * `DELETE` ends a session. `GET` (a stream for messages the server starts) is
+//!   `405`: the gateway sends none, which the transport allows.
+//! * Every request is checked first: `Host` (DNS-rebinding protection), the media
+//!   types, the protocol revision, the size and the JSON-RPC shape, each refused
+//!   with its status and a JSON-RPC error.
+//!
+//! Why not rmcp's server transport, which the gateway used first: the gateway
+//! only answers requests, and rmcp runs a worker task and six channels for each
+//! session. `heaptrack` put that at about 90 KiB per idle session, and the
+//! request path through the worker cost more CPU than deciding the call (see
+//! `BENCHMARKS.md`). A session here is an entry in a map. rmcp still provides the
+//! message types, and the upstream side (`zt4ai-mcp`).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{CallToolRequestParams, ErrorData, InitializeRequestParams, ServerResult};
+use serde::Serialize;
+use serde_json::{Value, json};
+use zt4ai_core::{AgentId, UserId};
+use zt4ai_identity::VerifiedChain;
+use zt4ai_mcp::McpGateway;
+
+const SESSION_ID: &str = "mcp-session-id";
+const PROTOCOL_VERSION: &str = "mcp-protocol-version";
+/// A session unused for this long is closed.
+pub(crate) const IDLE: Duration = Duration::from_secs(3600);
+/// Live sessions per endpoint; `initialize` beyond this is refused (`503`).
+const MAX_SESSIONS: usize = 100_000;
+/// Expired sessions are swept when the count reaches this, then whenever it
+/// doubles.
+const FIRST_SWEEP: usize = 1024;
+/// An answer not ready after this long is sent as an event stream, if the client
+/// accepts one.
+pub(crate) const STREAM_AFTER: Duration = Duration::from_secs(1);
+/// The interval of keep-alive comments in an answer stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// One MCP endpoint and its sessions.
+pub(crate) struct Endpoint {
+    gateway: McpGateway,
+    /// The `Host` values accepted: (lower-case host without brackets, port).
+    allowed_hosts: Vec<(String, Option<u16>)>,
+    max_body: usize,
+    max_batch: usize,
+    sessions: parking_lot::Mutex<Sessions>,
+}
+
+struct Sessions {
+    map: HashMap<Box<str>, Session>,
+    sweep_at: usize,
+}
+
+/// A live MCP session: who opened it, and when it was last used.
+struct Session {
+    user: UserId,
+    agents: Vec<AgentId>,
+    used: Instant,
+}
+
+/// What a request's `Accept` header allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Accepts {
+    json: bool,
+    events: bool,
+}
+
+/// A JSON-RPC request's answer.
+struct Reply {
+    id: Value,
+    result: Result<ServerResult, ErrorData>,
+}
+
+/// A JSON-RPC response, serialized as it stands.
+#[derive(Serialize)]
+struct Wire<'a> {
+    jsonrpc: &'static str,
+    id: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a ServerResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a ErrorData>,
+}
+
+impl Reply {
+    fn wire(&self) -> Wire<'_> {
+        let (result, error) = match &self.result {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(e)),
+        };
+        Wire {
+            jsonrpc: "2.0",
+            id: &self.id,
+            result,
+            error,
+        }
+    }
+}
+
+/// A `tools/call` request read as exactly that (the common case, without an
+/// intermediate JSON tree).
+#[derive(serde::Deserialize)]
+struct CallWire {
+    jsonrpc: String,
+    id: Value,
+    method: String,
+    params: CallToolRequestParams,
+}
+
+impl Endpoint {
+    pub(crate) fn new(
+        gateway: McpGateway,
+        allowed_hosts: &[String],
+        max_body: usize,
+        max_batch: usize,
+    ) -> Arc<Self> {
+        Arc::new(Endpoint {
+            gateway,
+            allowed_hosts: allowed_hosts.iter().filter_map(|h| authority(h)).collect(),
+            max_body,
+            max_batch,
+            sessions: parking_lot::Mutex::new(Sessions {
+                map: HashMap::new(),
+                sweep_at: FIRST_SWEEP,
+            }),
+        })
+    }
+
+    /// The endpoint as a service for the router.
+    pub(crate) fn service(
+        self: Arc<Self>,
+    ) -> impl tower::Service<
+        Request,
+        Response = Response,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response, Infallible>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |req: Request| {
+            let me = Arc::clone(&self);
+            async move { Ok(me.serve(req).await) }
+        })
+    }
+
+    async fn serve(self: Arc<Self>, req: Request) -> Response {
+        if !self.host_allowed(req.headers()) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                Value::Null,
+                -32600,
+                "forbidden: this Host is not allowed (DNS-rebinding protection)".into(),
+            );
+        }
+        let Some(chain) = req.extensions().get::<VerifiedChain>().cloned() else {
+            // The token check runs in front of the endpoint; without its result
+            // nothing is served.
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                Value::Null,
+                -32600,
+                "no verified delegated token".into(),
+            );
+        };
+        match *req.method() {
+            Method::POST => self.post(chain, req).await,
+            Method::DELETE => self.delete(&chain, req.headers()),
+            _ => {
+                let mut res = refuse(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    Value::Null,
+                    -32600,
+                    format!(
+                        "{} is not served here: POST messages, DELETE to end a session (the gateway starts no messages, so it offers no GET stream)",
+                        req.method()
+                    ),
+                );
+                res.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+                res
+            }
+        }
+    }
+
+    async fn post(self: Arc<Self>, chain: VerifiedChain, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let headers = &parts.headers;
+        if let Err(res) = check_headers(headers) {
+            return res;
+        }
+        let Some(accepts) = accepts(headers) else {
+            return refuse(
+                StatusCode::NOT_ACCEPTABLE,
+                Value::Null,
+                -32600,
+                "not acceptable: accept application/json or text/event-stream".into(),
+            );
+        };
+        let bytes = match read_body(body, self.max_body).await {
+            Ok(b) => b,
+            Err(res) => return res,
+        };
+        let sid = headers
+            .get(SESSION_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+
+        // The common case first: one `tools/call`, read as exactly that.
+        if let Ok(call) = serde_json::from_slice::<CallWire>(&bytes)
+            && call.jsonrpc == "2.0"
+            && call.method == "tools/call"
+            && usable_id(&call.id)
+        {
+            let sid = match self.owned(sid.as_deref(), &chain, &call.id) {
+                Ok(sid) => sid,
+                Err(res) => return res,
+            };
+            let me = Arc::clone(&self);
+            return respond(accepts, async move {
+                let result = me.call(&chain, &sid, call.params).await;
+                encode(
+                    &Reply {
+                        id: call.id,
+                        result,
+                    }
+                    .wire(),
+                )
+            })
+            .await;
+        }
+
+        let value: Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    Value::Null,
+                    -32700,
+                    format!("parse error: the body is not JSON ({e})"),
+                );
+            }
+        };
+        match value {
+            Value::Object(_)
+                if value.get("method").and_then(Value::as_str) == Some("initialize") =>
+            {
+                self.initialize(&chain, value)
+            }
+            Value::Object(_) => {
+                let id = id_of(&value);
+                if let Err(e) = shape(&value) {
+                    return refuse(StatusCode::BAD_REQUEST, id, -32600, e);
+                }
+                let sid = match self.owned(sid.as_deref(), &chain, &id) {
+                    Ok(sid) => sid,
+                    Err(res) => return res,
+                };
+                let is_request = !id.is_null() && value.get("method").is_some();
+                let me = Arc::clone(&self);
+                let reply = async move { me.handle(&chain, &sid, value).await };
+                // A notification or a response is accepted; it has no answer.
+                if !is_request {
+                    reply.await;
+                    return StatusCode::ACCEPTED.into_response();
+                }
+                respond(accepts, async move {
+                    let reply = reply.await.unwrap_or(Reply {
+                        id,
+                        result: Err(ErrorData::internal_error("no answer", None)),
+                    });
+                    encode(&reply.wire())
+                })
+                .await
+            }
+            Value::Array(items) => self.batch(chain, sid, accepts, items).await,
+            other => refuse(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                format!(
+                    "invalid request: a JSON-RPC message is an object or an array of them, not {}",
+                    kind(&other)
+                ),
+            ),
+        }
+    }
+
+    /// Opens a session for `chain` and answers `initialize`.
+    fn initialize(&self, chain: &VerifiedChain, message: Value) -> Response {
+        let id = id_of(&message);
+        if let Err(e) = shape(&message) {
+            return refuse(StatusCode::BAD_REQUEST, id, -32600, e);
+        }
+        if id.is_null() {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                id,
+                -32600,
+                "invalid request: `initialize` is a request and needs an id".into(),
+            );
+        }
+        let params: InitializeRequestParams =
+            match message.get("params").cloned().map(serde_json::from_value) {
+                Some(Ok(p)) => p,
+                Some(Err(e)) => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        id,
+                        -32602,
+                        format!("invalid params for `initialize`: {e}"),
+                    );
+                }
+                None => {
+                    return refuse(
+                        StatusCode::BAD_REQUEST,
+                        id,
+                        -32602,
+                        "invalid params: `initialize` needs params".into(),
+                    );
+                }
+            };
+        let sid = match self.open(chain) {
+            Ok(sid) => sid,
+            Err(res) => return res,
+        };
+        tracing::info!(
+            session = %sid,
+            user = %chain.user,
+            agent = %chain.agents.last().map_or("-", |a| a.as_str()),
+            client = %params.client_info.name,
+            protocol = %params.protocol_version,
+            "MCP session opened"
+        );
+        let reply = Reply {
+            id,
+            result: Ok(ServerResult::InitializeResult(
+                self.gateway.initialize(&params),
+            )),
+        };
+        let mut res = json_response(StatusCode::OK, encode(&reply.wire()));
+        if let Ok(v) = HeaderValue::from_str(&sid) {
+            res.headers_mut().insert(SESSION_ID, v);
+        }
+        res
+    }
+
+    /// A new session owned by `chain`, or the refusal.
+    fn open(&self, chain: &VerifiedChain) -> Result<String, Response> {
+        let mut raw = [0u8; 16];
+        if let Err(e) = getrandom::fill(&mut raw) {
+            tracing::error!(error = %e, "no randomness for an MCP session id");
+            return Err(refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Value::Null,
+                -32603,
+                "cannot open a session now".into(),
+            ));
+        }
+        let sid: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let mut s = self.sessions.lock();
+        if s.map.len() >= s.sweep_at {
+            s.map.retain(|_, v| v.used.elapsed() < IDLE);
+            s.sweep_at = (s.map.len() * 2).max(FIRST_SWEEP);
+        }
+        if s.map.len() >= MAX_SESSIONS {
+            drop(s);
+            tracing::warn!(
+                limit = MAX_SESSIONS,
+                "MCP session refused: too many live sessions"
+            );
+            let mut res = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Value::Null,
+                -32603,
+                format!("too many live MCP sessions (the limit is {MAX_SESSIONS}): retry later"),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            return Err(res);
+        }
+        s.map.insert(
+            sid.clone().into_boxed_str(),
+            Session {
+                user: chain.user.clone(),
+                agents: chain.agents.clone(),
+                used: Instant::now(),
+            },
+        );
+        Ok(sid)
+    }
+
+    /// The live session `sid` names, if `chain` owns it (and marks it used); the
+    /// refusal otherwise, carrying `id`.
+    fn owned(
+        &self,
+        sid: Option<&str>,
+        chain: &VerifiedChain,
+        id: &Value,
+    ) -> Result<String, Response> {
+        let Some(sid) = sid else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                id.clone(),
+                -32600,
+                "bad request: no Mcp-Session-Id header: send `initialize` first".into(),
+            ));
+        };
+        let mut s = self.sessions.lock();
+        let live = match s.map.get_mut(sid) {
+            Some(session) if session.used.elapsed() < IDLE => {
+                if session.user != chain.user || session.agents != chain.agents {
+                    drop(s);
+                    let e = zt4ai_mcp::not_the_owner(&zt4ai_mcp::flow_session(sid));
+                    return Err(error_response(StatusCode::FORBIDDEN, id.clone(), &e));
+                }
+                session.used = Instant::now();
+                true
+            }
+            Some(_) => {
+                s.map.remove(sid);
+                false
+            }
+            None => false,
+        };
+        drop(s);
+        if live {
+            Ok(sid.to_owned())
+        } else {
+            Err(refuse(
+                StatusCode::NOT_FOUND,
+                id.clone(),
+                -32600,
+                "unknown or expired MCP session: send `initialize` to open a new one".into(),
+            ))
+        }
+    }
+
+    /// `DELETE`: ends the caller's session.
+    fn delete(&self, chain: &VerifiedChain, headers: &HeaderMap) -> Response {
+        let sid = headers.get(SESSION_ID).and_then(|v| v.to_str().ok());
+        if let Err(res) = self.owned(sid, chain, &Value::Null) {
+            return res;
+        }
+        if let Some(sid) = sid {
+            self.sessions.lock().map.remove(sid);
+            tracing::info!(session = %sid, "MCP session closed by the client");
+        }
+        StatusCode::OK.into_response()
+    }
+
+    /// A batch: each element handled and decided on its own, the answers
+    /// returned as one array; `202` if none is a request.
+    async fn batch(
+        self: Arc<Self>,
+        chain: VerifiedChain,
+        sid: Option<String>,
+        accepts: Accepts,
+        items: Vec<Value>,
+    ) -> Response {
+        if items.is_empty() {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                "invalid request: empty batch".into(),
+            );
+        }
+        if items.len() > self.max_batch {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                format!(
+                    "batch of {} messages: the limit is {}",
+                    items.len(),
+                    self.max_batch
+                ),
+            );
+        }
+        let sid = match self.owned(sid.as_deref(), &chain, &Value::Null) {
+            Ok(sid) => sid,
+            Err(res) => return res,
+        };
+        let requests = items.iter().filter(|i| answered(i)).count();
+        let me = Arc::clone(&self);
+        let answers = async move {
+            let mut answers = Vec::with_capacity(items.len());
+            for item in items {
+                let id = id_of(&item);
+                let reply = match shape(&item) {
+                    Err(e) => answered(&item).then(|| Reply {
+                        id,
+                        result: Err(ErrorData::invalid_request(e, None)),
+                    }),
+                    Ok(()) if item.get("method").and_then(Value::as_str) == Some("initialize") => {
+                        Some(Reply {
+                            id,
+                            result: Err(ErrorData::invalid_request(
+                                "`initialize` must not be part of a batch",
+                                None,
+                            )),
+                        })
+                    }
+                    Ok(()) => me.handle(&chain, &sid, item).await,
+                };
+                answers.extend(reply);
+            }
+            tracing::info!(
+                answers = answers.len(),
+                "MCP batch handled element by element"
+            );
+            answers
+        };
+        if requests == 0 {
+            answers.await;
+            return StatusCode::ACCEPTED.into_response();
+        }
+        respond(accepts, async move {
+            let answers = answers.await;
+            encode(&answers.iter().map(Reply::wire).collect::<Vec<_>>())
+        })
+        .await
+    }
+
+    /// One well-formed message of session `sid` (not `initialize`): the answer
+    /// if it is a request. Notifications and responses need none (the gateway
+    /// sends no requests, and cancellation is left to the client's transport).
+    async fn handle(&self, chain: &VerifiedChain, sid: &str, message: Value) -> Option<Reply> {
+        let Value::Object(mut message) = message else {
+            return None;
+        };
+        let id = match message.get("id") {
+            Some(id) => id.clone(),
+            None => return None,
+        };
+        let method = match message.get("method").and_then(Value::as_str) {
+            Some(m) => m.to_owned(),
+            None => return None,
+        };
+        let params = message.remove("params");
+        let result = match method.as_str() {
+            "ping" => Ok(ServerResult::empty(())),
+            "tools/list" => self
+                .gateway
+                .list_tools(chain)
+                .await
+                .map(ServerResult::ListToolsResult),
+            "tools/call" => match params.map(serde_json::from_value::<CallToolRequestParams>) {
+                Some(Ok(p)) => self.call(chain, sid, p).await,
+                Some(Err(e)) => Err(ErrorData::invalid_params(
+                    format!("invalid params for `tools/call`: {e}"),
+                    None,
+                )),
+                None => Err(ErrorData::invalid_params("`tools/call` needs params", None)),
+            },
+            "initialize" => Err(ErrorData::invalid_request(
+                "this session is already initialized: send `initialize` alone, without Mcp-Session-Id, to open another",
+                None,
+            )),
+            "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "prompts/list"
+            | "prompts/get"
+            | "completion/complete"
+            | "logging/setLevel" => Err(zt4ai_mcp::not_offered(&method, chain)),
+            other => Err(zt4ai_mcp::unknown_method(other, chain)),
+        };
+        Some(Reply { id, result })
+    }
+
+    /// Decides and forwards one `tools/call` of session `sid`.
+    async fn call(
+        &self,
+        chain: &VerifiedChain,
+        sid: &str,
+        params: CallToolRequestParams,
+    ) -> Result<ServerResult, ErrorData> {
+        let approval = zt4ai_mcp::approval_in(&params)?;
+        let mut result = self
+            .gateway
+            .call(chain, zt4ai_mcp::flow_session(sid), params, approval)
+            .await
+            .map(ServerResult::from)?;
+        // The shape of the revisions spoken here (2025-11-25 and older).
+        result.strip_result_type_for_legacy_peer();
+        result.strip_non_object_output_for_legacy_peer();
+        Ok(result)
+    }
+
+    fn host_allowed(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(authority)
+            .is_some_and(|(host, port)| {
+                self.allowed_hosts
+                    .iter()
+                    .any(|(h, p)| *h == host && p.is_none_or(|p| Some(p) == port))
+            })
+    }
+}
+
+/// The answer a future produces (one JSON-RPC message or an array, encoded), as
+/// a JSON body or as an event stream: see the module documentation.
+async fn respond<F>(accepts: Accepts, answer: F) -> Response
+where
+    F: Future<Output = Vec<u8>> + Send + 'static,
+{
+    if !accepts.events {
+        return json_response(StatusCode::OK, answer.await);
+    }
+    let mut answer = Box::pin(answer);
+    if accepts.json
+        && let Ok(bytes) = tokio::time::timeout(STREAM_AFTER, &mut answer).await
+    {
+        return json_response(StatusCode::OK, bytes);
+    }
+    // Not ready yet (or JSON not accepted): stream, keeping the connection
+    // alive until the answer comes. Dropping the stream drops the call.
+    let ticks = tokio::time::interval(KEEP_ALIVE);
+    let stream = futures_util::stream::unfold(Some((answer, ticks)), |state| async move {
+        let (mut answer, mut ticks) = state?;
+        tokio::select! {
+            bytes = &mut answer => {
+                let mut event = Vec::with_capacity(bytes.len() + 8);
+                event.extend_from_slice(b"data: ");
+                event.extend_from_slice(&bytes);
+                event.extend_from_slice(b"\n\n");
+                Some((Ok::<_, Infallible>(Bytes::from(event)), None))
+            }
+            _ = ticks.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some((answer, ticks)))),
+        }
+    });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// The media types, the protocol revision: `Err` with the refusal.
+fn check_headers(headers: &HeaderMap) -> Result<(), Response> {
+    let json_sent = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_sent {
+        return Err(refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Value::Null,
+            -32600,
+            "unsupported media type: send Content-Type: application/json".into(),
+        ));
+    }
+    if let Some(v) = headers.get(PROTOCOL_VERSION)
+        && !zt4ai_mcp::PROTOCOL_VERSIONS
+            .iter()
+            .any(|p| v.as_bytes() == p.as_bytes())
+    {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            Value::Null,
+            -32600,
+            format!(
+                "bad request: unsupported MCP-Protocol-Version {:?}; this gateway speaks {}",
+                String::from_utf8_lossy(v.as_bytes()),
+                zt4ai_mcp::PROTOCOL_VERSIONS.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the `Accept` header allows; `None` if neither JSON nor an event stream.
+/// No header at all means JSON.
+fn accepts(headers: &HeaderMap) -> Option<Accepts> {
+    let mut seen = false;
+    let mut a = Accepts {
+        json: false,
+        events: false,
+    };
+    for value in headers.get_all(header::ACCEPT) {
+        for item in value.to_str().unwrap_or("").split(',') {
+            seen = true;
+            let media = item.split(';').next().unwrap_or("").trim();
+            let is = |t: &str| media.eq_ignore_ascii_case(t);
+            if is("application/json") || is("application/*") || is("*/*") {
+                a.json = true;
+            }
+            if is("text/event-stream") || is("text/*") || is("*/*") {
+                a.events = true;
+            }
+        }
+    }
+    if !seen {
+        a.json = true;
+    }
+    (a.json || a.events).then_some(a)
+}
+
+/// The body, up to `limit` bytes; `Err` with the refusal.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                -32600,
+                format!("message too large: the limit is {limit} bytes"),
+            )
+        } else {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                -32600,
+                format!("cannot read the request body: {e}"),
+            )
+        }
+    })
+}
+
+/// Whether `message` is a JSON-RPC 2.0 request, notification or response;
+/// `Err` says what is wrong.
+fn shape(message: &Value) -> Result<(), String> {
+    let Some(m) = message.as_object() else {
+        return Err(format!(
+            "invalid request: a JSON-RPC message is an object, not {}",
+            kind(message)
+        ));
+    };
+    if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err("invalid request: `jsonrpc` must be \"2.0\"".into());
+    }
+    if let Some(id) = m.get("id")
+        && !usable_id(id)
+    {
+        return Err("invalid request: `id` must be a string or an integer".into());
+    }
+    match (m.get("method"), m.get("id")) {
+        (Some(Value::String(_)), _) => Ok(()),
+        (Some(_), _) => Err("invalid request: `method` must be a string".into()),
+        (None, Some(_)) if m.contains_key("result") || m.contains_key("error") => Ok(()),
+        (None, _) => Err("invalid request: not a JSON-RPC 2.0 MCP message (no `method`)".into()),
+    }
+}
+
+/// Whether a batch element gets an answer: a request, or a malformed element
+/// that has an id or is not an object at all.
+fn answered(item: &Value) -> bool {
+    match item.get("id") {
+        Some(_) => shape(item).is_err() || item.get("method").is_some(),
+        None => !item.is_object(),
+    }
+}
+
+fn usable_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64() || id.is_u64()
+}
+
+/// The id of a message that is an object with a usable id, else `null`.
+fn id_of(v: &Value) -> Value {
+    match v.get("id") {
+        Some(id) if usable_id(id) => id.clone(),
+        _ => Value::Null,
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A `Host` value or allowed-host entry as (lower-case host without brackets,
+/// port).
+fn authority(value: &str) -> Option<(String, Option<u16>)> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let (host, port) = match axum::http::uri::Authority::try_from(value) {
+        Ok(a) => (a.host().to_owned(), a.port_u16()),
+        Err(_) => (value.to_owned(), None),
+    };
+    Some((
+        host.trim_matches(|c| c == '[' || c == ']')
+            .to_ascii_lowercase(),
+        port,
+    ))
+}
+
+/// `value` as JSON; an internal error message if it cannot be encoded.
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an MCP answer could not be encoded");
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"the answer could not be encoded"}}"#.to_vec()
+    })
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A refused request: HTTP `status` with a JSON-RPC error (and its log line).
+fn refuse(status: StatusCode, id: Value, code: i64, message: String) -> Response {
+    tracing::info!(decision = "deny", status = status.as_u16(), code, error = %message, "MCP request refused");
+    json_response(
+        status,
+        encode(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})),
+    )
+}
+
+fn error_response(status: StatusCode, id: Value, e: &ErrorData) -> Response {
+    json_response(
+        status,
+        encode(
+            &Reply {
+                id,
+                result: Err(e.clone()),
+            }
+            .wire(),
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn accept_header() {
+        let both = Accepts {
+            json: true,
+            events: true,
+        };
+        assert_eq!(
+            accepts(&headers(&[(
+                "accept",
+                "application/json, text/event-stream"
+            )])),
+            Some(both)
+        );
+        assert_eq!(accepts(&headers(&[("accept", "*/*")])), Some(both));
+        assert_eq!(
+            accepts(&headers(&[("accept", "text/event-stream")])),
+            Some(Accepts {
+                json: false,
+                events: true
+            })
+        );
+        assert_eq!(
+            accepts(&headers(&[])),
+            Some(Accepts {
+                json: true,
+                events: false
+            })
+        );
+        assert_eq!(accepts(&headers(&[("accept", "text/html")])), None);
+    }
+
+    #[test]
+    fn message_shapes() {
+        assert!(shape(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).is_ok());
+        assert!(shape(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).is_ok());
+        assert!(shape(&json!({"jsonrpc": "2.0", "id": "x", "result": {}})).is_ok());
+        for bad in [
+            json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+            json!({"jsonrpc": "2.0", "id": 1, "method": 7}),
+            json!({"jsonrpc": "2.0", "id": 1}),
+            json!("ping"),
+        ] {
+            assert!(shape(&bad).is_err(), "{bad}");
+        }
+    }
+
+    /// A slow answer becomes an event stream with a keep-alive first; a quick
+    /// one stays JSON; a client that takes only JSON waits for JSON.
+    #[tokio::test(start_paused = true)]
+    async fn slow_answers_stream() {
+        let both = Accepts {
+            json: true,
+            events: true,
+        };
+        let quick = respond(both, async { b"{\"a\":1}".to_vec() }).await;
+        assert_eq!(quick.headers()["content-type"], "application/json");
+
+        let slow = respond(both, async {
+            tokio::time::sleep(Duration::from_secs(40)).await;
+            b"{\"a\":2}".to_vec()
+        })
+        .await;
+        assert_eq!(slow.headers()["content-type"], "text/event-stream");
+        let body = axum::body::to_bytes(slow.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        // A keep-alive at once and every 15 s, then the answer as an event.
+        assert_eq!(
+            text,
+            ": keep-alive\n\n: keep-alive\n\n: keep-alive\n\ndata: {\"a\":2}\n\n"
+        );
+
+        let json_only = Accepts {
+            json: true,
+            events: false,
+        };
+        let slow = respond(json_only, async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            b"{\"a\":3}".to_vec()
+        })
+        .await;
+        assert_eq!(slow.headers()["content-type"], "application/json");
+    }
+}
