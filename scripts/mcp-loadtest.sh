@@ -143,9 +143,9 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$GW_PORT/healthz" >/dev/null 
 echo "fresh gateway idle RSS: $(rss)"
 export -f open_session call_body
 export ACCEPT CT PV INIT GW_URL TOKEN
-seq "$SESSIONS" | xargs -P 8 -I{} bash -c '
+ANSWERED=$(seq "$SESSIONS" | xargs -P 8 -I{} bash -c '
   sid=$(open_session "$GW_URL" "$TOKEN")
-  curl -s -o /dev/null -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
-    -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)"'
-echo "gateway RSS with ${SESSIONS} live MCP sessions: $(rss)"
+  curl -s -X POST "$GW_URL" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
+    -H "authorization: Bearer $TOKEN" -d "$(call_body crm.query)" | grep -c ACME-001' | grep -c '^1$' || true)
+echo "gateway RSS with ${SESSIONS} live MCP sessions: $(rss) (${ANSWERED} of them had their call answered)"
 echo "health: $(curl -s "http://127.0.0.1:$GW_PORT/healthz")"

@@ -232,13 +232,12 @@ impl Endpoint {
             && call.method == "tools/call"
             && usable_id(&call.id)
         {
-            let sid = match self.owned(sid.as_deref(), &chain, &call.id) {
-                Ok(sid) => sid,
-                Err(res) => return res,
-            };
+            if let Err(res) = self.owned(sid.as_deref(), &chain, &call.id) {
+                return res;
+            }
             let me = Arc::clone(&self);
             return respond(accepts, async move {
-                let result = me.call(&chain, &sid, call.params).await;
+                let result = me.call(&chain, call.params).await;
                 encode(
                     &Reply {
                         id: call.id,
@@ -272,13 +271,12 @@ impl Endpoint {
                 if let Err(e) = shape(&value) {
                     return refuse(StatusCode::BAD_REQUEST, id, -32600, e);
                 }
-                let sid = match self.owned(sid.as_deref(), &chain, &id) {
-                    Ok(sid) => sid,
-                    Err(res) => return res,
-                };
+                if let Err(res) = self.owned(sid.as_deref(), &chain, &id) {
+                    return res;
+                }
                 let is_request = !id.is_null() && value.get("method").is_some();
                 let me = Arc::clone(&self);
-                let reply = async move { me.handle(&chain, &sid, value).await };
+                let reply = async move { me.handle(&chain, value).await };
                 // A notification or a response is accepted; it has no answer.
                 if !is_request {
                     reply.await;
@@ -412,12 +410,7 @@ impl Endpoint {
 
     /// The live session `sid` names, if `chain` owns it (and marks it used); the
     /// refusal otherwise, carrying `id`.
-    fn owned(
-        &self,
-        sid: Option<&str>,
-        chain: &VerifiedChain,
-        id: &Value,
-    ) -> Result<String, Response> {
+    fn owned(&self, sid: Option<&str>, chain: &VerifiedChain, id: &Value) -> Result<(), Response> {
         let Some(sid) = sid else {
             return Err(refuse(
                 StatusCode::BAD_REQUEST,
@@ -431,7 +424,7 @@ impl Endpoint {
             Some(session) if session.used.elapsed() < IDLE => {
                 if session.user != chain.user || session.agents != chain.agents {
                     drop(s);
-                    let e = zt4ai_mcp::not_the_owner(&zt4ai_mcp::flow_session(sid));
+                    let e = zt4ai_mcp::not_the_owner(sid);
                     return Err(error_response(StatusCode::FORBIDDEN, id.clone(), &e));
                 }
                 session.used = Instant::now();
@@ -445,7 +438,7 @@ impl Endpoint {
         };
         drop(s);
         if live {
-            Ok(sid.to_owned())
+            Ok(())
         } else {
             Err(refuse(
                 StatusCode::NOT_FOUND,
@@ -498,10 +491,9 @@ impl Endpoint {
                 ),
             );
         }
-        let sid = match self.owned(sid.as_deref(), &chain, &Value::Null) {
-            Ok(sid) => sid,
-            Err(res) => return res,
-        };
+        if let Err(res) = self.owned(sid.as_deref(), &chain, &Value::Null) {
+            return res;
+        }
         let requests = items.iter().filter(|i| answered(i)).count();
         let me = Arc::clone(&self);
         let answers = async move {
@@ -522,7 +514,7 @@ impl Endpoint {
                             )),
                         })
                     }
-                    Ok(()) => me.handle(&chain, &sid, item).await,
+                    Ok(()) => me.handle(&chain, item).await,
                 };
                 answers.extend(reply);
             }
@@ -543,10 +535,10 @@ impl Endpoint {
         .await
     }
 
-    /// One well-formed message of session `sid` (not `initialize`): the answer
+    /// One well-formed message of a live session (not `initialize`): the answer
     /// if it is a request. Notifications and responses need none (the gateway
     /// sends no requests, and cancellation is left to the client's transport).
-    async fn handle(&self, chain: &VerifiedChain, sid: &str, message: Value) -> Option<Reply> {
+    async fn handle(&self, chain: &VerifiedChain, message: Value) -> Option<Reply> {
         let Value::Object(mut message) = message else {
             return None;
         };
@@ -567,7 +559,7 @@ impl Endpoint {
                 .await
                 .map(ServerResult::ListToolsResult),
             "tools/call" => match params.map(serde_json::from_value::<CallToolRequestParams>) {
-                Some(Ok(p)) => self.call(chain, sid, p).await,
+                Some(Ok(p)) => self.call(chain, p).await,
                 Some(Err(e)) => Err(ErrorData::invalid_params(
                     format!("invalid params for `tools/call`: {e}"),
                     None,
@@ -592,17 +584,17 @@ impl Endpoint {
         Some(Reply { id, result })
     }
 
-    /// Decides and forwards one `tools/call` of session `sid`.
+    /// Decides and forwards one `tools/call` (in the token's information-flow
+    /// session, see [`zt4ai_mcp::flow_session`]).
     async fn call(
         &self,
         chain: &VerifiedChain,
-        sid: &str,
         params: CallToolRequestParams,
     ) -> Result<ServerResult, ErrorData> {
         let approval = zt4ai_mcp::approval_in(&params)?;
         let mut result = self
             .gateway
-            .call(chain, zt4ai_mcp::flow_session(sid), params, approval)
+            .call(chain, zt4ai_mcp::flow_session(chain), params, approval)
             .await
             .map(ServerResult::from)?;
         // The shape of the revisions spoken here (2025-11-25 and older).

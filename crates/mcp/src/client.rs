@@ -24,8 +24,8 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, InitializeResult, ListToolsResult,
     ProtocolVersion, ServerResult, Tool,
 };
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 const SESSION_ID: &str = "mcp-session-id";
@@ -80,6 +80,15 @@ struct Message<T> {
     error: Option<ErrorData>,
 }
 
+/// One JSON-RPC request, as sent.
+#[derive(Serialize)]
+struct Request<'a, P> {
+    jsonrpc: &'static str,
+    id: u64,
+    method: &'a str,
+    params: &'a P,
+}
+
 /// What one answer held.
 enum Answered<T> {
     Done(Result<T, Failure>),
@@ -109,7 +118,7 @@ impl HttpUpstream {
                 Some(c) => json!({ "cursor": c }),
                 None => json!({}),
             };
-            let page: ListToolsResult = self.request("tools/list", params).await?;
+            let page: ListToolsResult = self.request("tools/list", &params).await?;
             tools.extend(page.tools);
             match page.next_cursor {
                 Some(c) if !c.is_empty() => cursor = Some(c),
@@ -127,9 +136,7 @@ impl HttpUpstream {
         &self,
         params: CallToolRequestParams,
     ) -> Result<CallToolResponse, Failure> {
-        let params =
-            serde_json::to_value(&params).map_err(|e| Failure::broken("bad request", e))?;
-        let result: Value = self.request("tools/call", params).await?;
+        let result: Value = self.request("tools/call", &params).await?;
         // The common answer is a plain result: read it as one, rather than
         // trying `ServerResult`'s variants in turn.
         if result.get("content").is_some() && result.get("resultType").is_none() {
@@ -173,15 +180,18 @@ impl HttpUpstream {
 
     /// Sends one request in the current session (opening one if needed) and
     /// returns its result; a server that lost the session gets a new one, once.
-    async fn request<T: DeserializeOwned>(
+    async fn request<T: DeserializeOwned, P: Serialize>(
         &self,
         method: &str,
-        params: Value,
+        params: &P,
     ) -> Result<T, Failure> {
         let body = |id: u64| {
-            serde_json::to_vec(
-                &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": &params}),
-            )
+            serde_json::to_vec(&Request {
+                jsonrpc: "2.0",
+                id,
+                method,
+                params,
+            })
             .map_err(|e| Failure::broken("bad request", e))
         };
         for _ in 0..2 {
@@ -573,7 +583,7 @@ mod tests {
         assert_eq!(seen.lock().unwrap().initializes, 2);
 
         // A JSON-RPC error is the server's own answer, not a broken exchange.
-        match up.request::<Value>("other/method", json!({})).await {
+        match up.request::<Value, _>("other/method", &json!({})).await {
             Err(Failure::Rpc(e)) => assert_eq!(e.code.0, -32601),
             other => panic!("expected the server's error, got {other:?}"),
         }

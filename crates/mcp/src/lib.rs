@@ -310,35 +310,8 @@ impl McpGateway {
         // Decided in place, as the AuthZEN API does: a decision takes microseconds
         // (a thread hop to the blocking pool would cost more than it).
         let verdict = self.core.pipeline.decide(&req);
-        let why = json!({
-            "verdict": verdict.decision.as_str(),
-            "reasons": verdict.reasons,
-            "policies": verdict.policies,
-            "approval": verdict.approval,
-        });
-        let first = verdict
-            .reasons
-            .first()
-            .map_or(String::new(), |r| format!(": {}", r.message));
-        match verdict.decision {
-            Decision::Deny => {
-                return Err(ErrorData::new(
-                    DENIED,
-                    format!("`{name}` denied by zt4ai policy{first}"),
-                    Some(why),
-                ));
-            }
-            Decision::RequireApproval => {
-                return Err(ErrorData::new(
-                    APPROVAL_REQUIRED,
-                    format!(
-                        "`{name}` needs a human approval ({}){first}; once granted, retry with `_meta.{APPROVAL_META}`",
-                        verdict.approval.as_ref().map_or("-", |a| a.as_str())
-                    ),
-                    Some(why),
-                ));
-            }
-            Decision::Allow => {}
+        if verdict.decision != Decision::Allow {
+            return Err(refusal(&name, &verdict));
         }
         let ups = &self.core.upstreams;
         let conn = ups.conn(&server.id).await?;
@@ -386,6 +359,37 @@ impl McpGateway {
     }
 }
 
+/// The JSON-RPC error for a call the verdict does not allow: why, and the
+/// approval id when a human can lift it.
+fn refusal(name: &str, verdict: &zt4ai_core::Verdict) -> ErrorData {
+    let why = json!({
+        "verdict": verdict.decision.as_str(),
+        "reasons": verdict.reasons,
+        "policies": verdict.policies,
+        "approval": verdict.approval,
+    });
+    let first = verdict
+        .reasons
+        .first()
+        .map_or(String::new(), |r| format!(": {}", r.message));
+    if verdict.decision == Decision::RequireApproval {
+        ErrorData::new(
+            APPROVAL_REQUIRED,
+            format!(
+                "`{name}` needs a human approval ({}){first}; once granted, retry with `_meta.{APPROVAL_META}`",
+                verdict.approval.as_ref().map_or("-", |a| a.as_str())
+            ),
+            Some(why),
+        )
+    } else {
+        ErrorData::new(
+            DENIED,
+            format!("`{name}` denied by zt4ai policy{first}"),
+            Some(why),
+        )
+    }
+}
+
 /// The refusal of a request made in another principal's MCP session (and its
 /// log line).
 pub fn not_the_owner(session: &str) -> ErrorData {
@@ -399,9 +403,12 @@ pub fn not_the_owner(session: &str) -> ErrorData {
     )
 }
 
-/// The information-flow session of MCP session `sid`.
-pub fn flow_session(sid: &str) -> String {
-    format!("mcp-{sid}")
+/// The information-flow session of every MCP session opened with the
+/// delegated token `v`: the token (its `jti`), not the MCP session. Opening a
+/// fresh MCP session, or reconnecting after a gateway restart, therefore keeps
+/// the label the token's calls have raised; shedding it takes a new token.
+pub fn flow_session(v: &VerifiedChain) -> String {
+    format!("mcp-token-{}", v.jti)
 }
 
 fn actor_chain(v: &VerifiedChain) -> ActorChain {

@@ -153,9 +153,17 @@ async fn client_at(
     s: &Server,
     path: &str,
 ) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    client_with(s, path, s.mint("alice", &["report-agent"])).await
+}
+
+/// A real MCP client at `path` presenting `token`.
+async fn client_with(
+    s: &Server,
+    path: &str,
+    token: String,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
     let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(s.url(path))
-            .auth_header(s.mint("alice", &["report-agent"])),
+        StreamableHttpClientTransportConfig::with_uri(s.url(path)).auth_header(token),
     );
     rmcp::model::ClientConfig::default()
         .serve(transport)
@@ -335,7 +343,8 @@ async fn untrusted_page_then_destructive_call_needs_approval() {
     let web = serve_upstream(Web::new()).await;
     let files = serve_upstream(Files::new(Arc::clone(&deleted))).await;
     let (s, _dir) = gateway(&[("web", web), ("files", files)], Duration::from_secs(5)).await;
-    let client = report_agent(&s).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let client = client_with(&s, "/mcp", token.clone()).await;
     let r = client
         .call_tool(call(
             "web.fetch",
@@ -361,7 +370,18 @@ async fn untrusted_page_then_destructive_call_needs_approval() {
         "{data}"
     );
     assert_eq!(data["policies"][0], "zt4ai.integrity.tool");
+    // A fresh MCP session with the same token does not shed the label: the
+    // information-flow session is the token's.
+    let fresh = client_with(&s, "/mcp", token).await;
+    let e = rpc_error(
+        fresh
+            .call_tool(call("files.delete_file", json!({"path": "/share/q3.xlsx"})))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, zt4ai_mcp::APPROVAL_REQUIRED, "{}", e.message);
     assert!(deleted.lock().unwrap().is_empty(), "nothing was deleted");
+    fresh.cancel().await.unwrap();
     client.cancel().await.unwrap();
     s.stop().await;
 }
