@@ -18,7 +18,7 @@ pub mod verdict;
 pub use ids::{AgentId, ApprovalId, IdError, SessionId, UserId};
 pub use inventory::{ConfigError, Inventory, LoadError, McpServer, McpTransport};
 pub use label::{Category, Integrity, Label, SessionLabel};
-pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError};
+pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError, json_type};
 pub use scope::{Scope, ScopeKind};
 pub use verdict::{Decision, Obligation, Reason, Verdict};
 

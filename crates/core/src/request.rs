@@ -163,7 +163,8 @@ pub enum RequestError {
     },
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// The JSON type of `v`, with its article, for error messages (`a string`).
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -298,7 +298,7 @@ impl Endpoint {
                 -32600,
                 format!(
                     "invalid request: a JSON-RPC message is an object or an array of them, not {}",
-                    kind(&other)
+                    zt4ai_core::json_type(&other)
                 ),
             ),
         }
@@ -750,7 +750,7 @@ fn shape(message: &Value) -> Result<(), String> {
     let Some(m) = message.as_object() else {
         return Err(format!(
             "invalid request: a JSON-RPC message is an object, not {}",
-            kind(message)
+            zt4ai_core::json_type(message)
         ));
     };
     if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
@@ -787,17 +787,6 @@ fn id_of(v: &Value) -> Value {
     match v.get("id") {
         Some(id) if usable_id(id) => id.clone(),
         _ => Value::Null,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
