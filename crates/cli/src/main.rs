@@ -15,12 +15,6 @@ use zt4ai_core::{ActionRequest, Decision, unix_now as now};
 use zt4ai_gateway::GatewayConfig;
 use zt4ai_pipeline::{Pipeline, SessionStore};
 
-/// mimalloc instead of the system allocator: on the MCP gateway's hot path
-/// glibc's malloc and free were the largest user-space cost (memory allocated
-/// on one worker thread and freed on another); see `BENCHMARKS.md`.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// zt4ai — Zero Trust for AI agents.
 ///
 /// zt4ai decides every action an AI agent takes (tool calls, reads, sends, model
