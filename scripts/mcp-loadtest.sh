@@ -7,6 +7,7 @@
 # with 1,000 concurrent MCP sessions, each of which has made a call.
 #
 # Usage: scripts/mcp-loadtest.sh [DURATION_SECONDS] [CONNECTIONS]
+# (ZT4AI_MCP_ROUNDS: saturation rounds, default 3; ZT4AI_MCP_SESSIONS: 1000)
 # Installs the load generator oha (fixed-rate mode, latency correction) from
 # crates.io into target/tools if missing. Loopback only. The load generator, the
 # upstream and the gateway share this machine's cores.
@@ -17,6 +18,7 @@ CONNS="${2:-32}"
 UP_PORT="${ZT4AI_UPSTREAM_PORT:-18181}"
 GW_PORT="${ZT4AI_GATEWAY_PORT:-18180}"
 SESSIONS="${ZT4AI_MCP_SESSIONS:-1000}"
+ROUNDS="${ZT4AI_MCP_ROUNDS:-3}"
 OHA=target/tools/bin/oha
 
 if [[ ! -x "$OHA" ]]; then
@@ -125,12 +127,23 @@ PY
 echo "== fixed rate: 1,000 calls/s, ${DURATION} s, ${CONNS} connections"
 run "direct@1000/s" "$DIRECT_URL" "$DIRECT_SID" query 1000
 run "through zt4ai@1000/s" "$GW_URL" "$GW_SID" crm.query 1000
-echo "== saturation: ${DURATION} s, ${CONNS} connections"
-run "direct (saturation)" "$DIRECT_URL" "$DIRECT_SID" query
-( sleep "$((DURATION / 2 + 2))"; echo "gateway RSS under load: $(rss)" ) &
-SAMPLER=$!
-run "through zt4ai (saturation)" "$GW_URL" "$GW_SID" crm.query
+echo "== saturation: ${DURATION} s, ${CONNS} connections, ${ROUNDS} rounds of direct then through zt4ai"
+# This VM's capacity drifts by tens of per cent over minutes, so the two are
+# measured in alternation and the ratio is taken per round.
+RATIOS=()
+for round in $(seq "$ROUNDS"); do
+  run "direct (saturation) #$round" "$DIRECT_URL" "$DIRECT_SID" query
+  direct=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["requestsPerSec"])' "$WORK/run.json")
+  if [[ $round == 1 ]]; then
+    ( sleep "$((DURATION / 2 + 2))"; echo "gateway RSS under load: $(rss)" ) &
+    SAMPLER=$!
+  fi
+  run "through zt4ai (saturation) #$round" "$GW_URL" "$GW_SID" crm.query
+  through=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["summary"]["requestsPerSec"])' "$WORK/run.json")
+  RATIOS+=("$(python3 -c 'import sys; print(f"{100*float(sys.argv[2])/float(sys.argv[1]):.1f}")' "$direct" "$through")")
+done
 wait "$SAMPLER"
+echo "through zt4ai / direct, per round: ${RATIOS[*]} % (median $(printf '%s\n' "${RATIOS[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') %)"
 echo "CPU time used so far: gateway $(awk '{printf "%.1f s", ($14+$15)/100}' "/proc/$GW_PID/stat"), upstream $(awk '{printf "%.1f s", ($14+$15)/100}' "/proc/$UP_PID/stat")"
 echo "gateway RSS after the load runs: $(rss)"
 

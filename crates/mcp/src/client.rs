@@ -1,11 +1,13 @@
 //! The gateway's client for Streamable HTTP upstream servers.
 //!
 //! The messages are rmcp's own types; the transport is a plain request and
-//! response on the gateway's pooled HTTP client. rmcp's client transport runs
-//! every request through a worker task and several channels, and on a loaded
-//! gateway those thread hops (futex and eventfd wake-ups) cost more than the
-//! MCP work itself (see `BENCHMARKS.md`). Here a call is one HTTP exchange,
-//! polled by the task that decided it.
+//! response on a pooled hyper client ([`http_client`]). rmcp's client transport
+//! runs every request through a worker task and several channels, and on a
+//! loaded gateway those thread hops (futex and eventfd wake-ups) cost more than
+//! the MCP work itself (see `BENCHMARKS.md`). Here a call is one HTTP exchange,
+//! polled by the task that decided it. hyper's own client is used rather than
+//! reqwest: reqwest's redirect and retry layers parse the URL again on every
+//! request, which was several per cent of the gateway's CPU per call.
 //!
 //! One upstream session is opened on first use (`initialize`, then
 //! `notifications/initialized`) and shared by every call; a server that forgets
@@ -17,13 +19,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use futures_util::StreamExt as _;
-use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use http::{Method, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, InitializeResult, ListToolsResult,
     ProtocolVersion, ServerResult, Tool,
 };
+use rustls_platform_verifier::BuilderVerifierExt as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -35,6 +44,32 @@ const ACCEPTS: &str = "application/json, text/event-stream";
 pub(crate) const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// The most pages of `tools/list` the gateway follows.
 const MAX_PAGES: usize = 100;
+
+/// The pooled HTTP client every Streamable HTTP upstream shares.
+pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// The upstreams' HTTP client: HTTP/1.1 over TCP or TLS (the platform's trust
+/// roots), no proxy, no redirects followed (hyper follows none: an upstream that
+/// redirects is a misconfiguration or an attack), idle connections kept 60 s.
+/// Needs a rustls crypto provider installed.
+pub(crate) fn http_client() -> Result<HttpClient, String> {
+    let tls = rustls::ClientConfig::builder()
+        .with_platform_verifier()
+        .map_err(|e| format!("TLS trust roots: {e}"))?
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(60))
+        .build(connector))
+}
 
 /// Why an exchange with an upstream failed.
 #[derive(Debug)]
@@ -64,8 +99,8 @@ struct Session {
 
 /// One Streamable HTTP upstream server.
 pub(crate) struct HttpUpstream {
-    url: reqwest::Url,
-    client: reqwest::Client,
+    url: Uri,
+    client: HttpClient,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     next_id: AtomicU64,
 }
@@ -99,8 +134,12 @@ enum Answered<T> {
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(url: &str, client: reqwest::Client) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}`: {e}"))?;
+    pub(crate) fn new(url: &str, client: HttpClient) -> Result<Self, String> {
+        let parsed: Uri = url.parse().map_err(|e| format!("`{url}`: {e}"))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(format!("`{url}`: not an http:// or https:// URL"));
+        }
+        let url = parsed;
         Ok(HttpUpstream {
             url,
             client,
@@ -167,14 +206,11 @@ impl HttpUpstream {
         let Some(s) = self.session.lock().await.take() else {
             return;
         };
-        if let Some(id) = &s.id {
-            let _ = self
-                .client
-                .delete(self.url.clone())
-                .header(SESSION_ID, id.clone())
-                .header(PROTOCOL_VERSION, s.version.clone())
-                .send()
-                .await;
+        if s.id.is_some() {
+            let mut req = self.build(Some(&s), Vec::new());
+            *req.method_mut() = Method::DELETE;
+            req.headers_mut().remove(CONTENT_TYPE);
+            let _ = self.client.request(req).await;
         }
     }
 
@@ -259,20 +295,20 @@ impl HttpUpstream {
     }
 
     /// A POST of `body` in `session` (none while initializing).
-    fn builder(&self, session: Option<&Session>, body: Vec<u8>) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .post(self.url.clone())
-            .header(ACCEPT, ACCEPTS)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
+    fn build(&self, session: Option<&Session>, body: Vec<u8>) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(Bytes::from(body)));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = self.url.clone();
+        let h = req.headers_mut();
+        h.insert(ACCEPT, HeaderValue::from_static(ACCEPTS));
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(s) = session {
-            rb = rb.header(PROTOCOL_VERSION, s.version.clone());
+            h.insert(PROTOCOL_VERSION, s.version.clone());
             if let Some(sid) = &s.id {
-                rb = rb.header(SESSION_ID, sid.clone());
+                h.insert(SESSION_ID, sid.clone());
             }
         }
-        rb
+        req
     }
 
     /// POSTs one message; for a request (`id`), reads the answer to it.
@@ -281,12 +317,12 @@ impl HttpUpstream {
         session: Option<&Session>,
         body: Vec<u8>,
         id: Option<u64>,
-    ) -> Result<(reqwest::header::HeaderMap, Answered<T>), Failure> {
-        let rb = self.builder(session, body);
-        let resp = rb
-            .send()
+    ) -> Result<(HeaderMap, Answered<T>), Failure> {
+        let resp = self
+            .client
+            .request(self.build(session, body))
             .await
-            .map_err(|e| Failure::broken("the connection failed", e))?;
+            .map_err(|e| Failure::broken("the connection failed", error_chain(&e)))?;
         let status = resp.status();
         let headers = resp.headers().clone();
         if status == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
@@ -326,11 +362,11 @@ impl HttpUpstream {
     /// Reads server-sent events until the one that answers request `id`.
     async fn answer_from_events<T: DeserializeOwned>(
         &self,
-        resp: reqwest::Response,
+        resp: http::Response<Incoming>,
         session: Option<&Session>,
         id: u64,
     ) -> Result<T, Failure> {
-        let mut events = sse_stream::SseStream::from_bytes_stream(resp.bytes_stream());
+        let mut events = sse_stream::SseStream::new(resp.into_body());
         let mut read = 0usize;
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| Failure::broken("the connection failed", e))?;
@@ -374,9 +410,10 @@ impl HttpUpstream {
         })) else {
             return;
         };
-        let rb = self.builder(session, body);
+        let req = self.build(session, body);
+        let client = self.client.clone();
         tokio::spawn(async move {
-            let _ = rb.send().await;
+            let _ = client.request(req).await;
         });
     }
 }
@@ -410,35 +447,45 @@ fn answer_of<T: DeserializeOwned>(data: &[u8], id: u64) -> Option<Result<T, Fail
     })
 }
 
-async fn read_bytes(resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
-    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+async fn read_bytes(resp: http::Response<Incoming>) -> Result<Vec<u8>, Failure> {
+    let declared = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ANSWER as u64) {
         return Err(Failure::broken(
             "answered more than 16 MiB",
             "answer too large",
         ));
     }
-    let mut resp = resp;
-    let mut out = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| Failure::broken("the connection failed", e))?
-    {
-        if out.len() + chunk.len() > MAX_ANSWER {
-            return Err(Failure::broken(
-                "answered more than 16 MiB",
-                "answer too large",
-            ));
-        }
-        out.extend_from_slice(&chunk);
+    match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
+        Ok(body) => Ok(body.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::broken(
+            "answered more than 16 MiB",
+            "answer too large",
+        )),
+        Err(e) => Err(Failure::broken("the connection failed", e)),
     }
-    Ok(out)
 }
 
-async fn read_text(resp: reqwest::Response) -> Option<String> {
+async fn read_text(resp: http::Response<Incoming>) -> Option<String> {
     let bytes = read_bytes(resp).await.ok()?;
     let text = String::from_utf8_lossy(&bytes);
     Some(text.chars().take(200).collect())
+}
+
+/// An error and its causes, for the log (hyper's client error alone says only
+/// "client error (Connect)").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -543,9 +590,9 @@ mod tests {
         format!("http://{addr}/mcp")
     }
 
-    fn client() -> reqwest::Client {
+    fn client() -> HttpClient {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        reqwest::Client::new()
+        http_client().unwrap()
     }
 
     fn text(r: &CallToolResponse) -> String {

@@ -135,19 +135,11 @@ impl Upstreams {
     /// [`Self::start`] (or on first use). Fails if the HTTP client cannot be
     /// built (no TLS backend) or a server's URL does not parse.
     pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Result<Self, String> {
-        // reqwest is built with rustls and no default provider: use ring.
+        // rustls is built with no default provider: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         // One pooled client for every HTTP upstream (rmcp's default opens a
-        // connection per request), no redirects followed.
-        let http_client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
-            // An upstream that redirects is a misconfiguration (or an attack): no
-            // following it elsewhere with the gateway's requests.
-            .redirect(reqwest::redirect::Policy::none())
-            // Upstreams are reached directly: no proxy from the environment.
-            .no_proxy()
-            .build()
+        // connection per request).
+        let http_client = crate::client::http_client()
             .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
         let servers: BTreeMap<String, Arc<Upstream>> = servers
             .into_iter()
