@@ -324,6 +324,10 @@ enum TokenCommand {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
+        /// A distinct token (its own `jti`) for every line, instead of one per
+        /// chain.
+        #[arg(long)]
+        each: bool,
     },
 }
 
@@ -539,7 +543,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         sid.map_or("every session".to_owned(), |s| format!("session {s}"))
                     );
                 }
-                TokenCommand::Mint { for_requests, ttl } => {
+                TokenCommand::Mint {
+                    for_requests,
+                    ttl,
+                    each,
+                } => {
                     let keys = zt4ai_identity::KeyRing::open(
                         &data_dir.join(zt4ai_identity::SIGNING_KEYS),
                         now(),
@@ -548,9 +556,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .with_context(|| format!("reading `{}`", for_requests.display()))?;
                     let mut cache = std::collections::HashMap::new();
                     let mut out = String::new();
-                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    for (n, line) in text.lines().filter(|l| !l.trim().is_empty()).enumerate() {
                         let req = parse_request(line)?;
-                        let key = req.chain.describe();
+                        let key = if each {
+                            n.to_string()
+                        } else {
+                            req.chain.describe()
+                        };
                         if !cache.contains_key(&key) {
                             let t = now();
                             let agents: Vec<String> =
