@@ -153,6 +153,19 @@ pub enum RequestError {
         /// The JSON type found.
         got: &'static str,
     },
+    /// A required bound argument is missing or empty: the resource the call
+    /// would reach is unknown.
+    #[error(
+        "argument `{argument}` of tool `{tool}` names the {kind} the call reaches and is required: it is missing or empty"
+    )]
+    MissingArgument {
+        /// Tool id.
+        tool: String,
+        /// Argument path.
+        argument: String,
+        /// `dataset` or `destination`.
+        kind: &'static str,
+    },
     /// The call's arguments are not a JSON object.
     #[error("arguments of tool `{tool}` must be a JSON object, got {got}")]
     NotAnObject {
@@ -228,6 +241,7 @@ pub fn bound_values(tool: &Tool, arguments: &Value) -> Result<Vec<BoundValue>, R
                 });
             }
         }
+        let before = out.len();
         for s in strings {
             let parts: Vec<&str> = match b.kind {
                 BindingKind::Destination => s
@@ -245,6 +259,16 @@ pub fn bound_values(tool: &Tool, arguments: &Value) -> Result<Vec<BoundValue>, R
                     value: p.to_owned(),
                 });
             }
+        }
+        if out.len() == before && !b.optional {
+            return Err(RequestError::MissingArgument {
+                tool: tool.id.clone(),
+                argument: b.argument(),
+                kind: match b.kind {
+                    BindingKind::Dataset => "dataset",
+                    BindingKind::Destination => "destination",
+                },
+            });
         }
     }
     Ok(out)

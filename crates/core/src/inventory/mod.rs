@@ -226,6 +226,8 @@ pub struct Binding {
     pub kind: BindingKind,
     /// For datasets: read or write.
     pub access: Access,
+    /// Whether a call may leave the argument out.
+    pub optional: bool,
 }
 
 impl Binding {
@@ -676,6 +678,7 @@ impl Resolver<'_> {
                     path,
                     kind: b.resource,
                     access: b.access,
+                    optional: b.optional,
                 });
             }
             categories.extend(t.output.categories.iter().cloned());

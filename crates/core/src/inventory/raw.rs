@@ -366,6 +366,10 @@ pub struct RawBinding {
     /// For datasets: whether the tool reads or writes it. Defaults to `read`.
     #[serde(default)]
     pub access: Access,
+    /// Whether a call may leave the argument out (a `cc` list). A call that
+    /// omits a required one is refused: the upstream's default is not known.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// An MCP tool.

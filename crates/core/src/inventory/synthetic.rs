@@ -111,7 +111,7 @@ pub fn generate(sizes: Sizes) -> (String, String) {
                 );
             }
             1 => {
-                y.push_str("    annotations: { read_only: false, destructive: false, open_world: true }\n    bindings:\n      - { argument: to, resource: destination }\n      - { argument: cc, resource: destination }\n");
+                y.push_str("    annotations: { read_only: false, destructive: false, open_world: true }\n    bindings:\n      - { argument: to, resource: destination }\n      - { argument: cc, resource: destination, optional: true }\n");
             }
             _ => {
                 y.push_str("    annotations: { read_only: false, destructive: true, open_world: false }\n    bindings:\n      - { argument: table, resource: dataset, access: write }\n");

@@ -163,6 +163,27 @@ fn bound_values_split_recipients_and_reject_bad_types() {
     assert!(bound_values(mail, &serde_json::json!({"to": 5})).is_err());
     assert!(bound_values(mail, &serde_json::json!({"to": [null]})).is_err());
     assert!(bound_values(mail, &serde_json::json!(["x"])).is_err());
+    // `cc` is optional; `to` is not: leaving it out, or empty, is refused.
+    assert_eq!(
+        bound_values(mail, &serde_json::json!({"to": "a@acme.example"}))
+            .unwrap()
+            .len(),
+        1
+    );
+    for missing in [
+        serde_json::json!({"cc": "c@acme.example"}),
+        serde_json::json!({"to": " , "}),
+        serde_json::json!({"to": []}),
+        serde_json::Value::Null,
+    ] {
+        let e = bound_values(mail, &missing).unwrap_err();
+        assert!(
+            matches!(&e, crate::RequestError::MissingArgument { argument, .. } if argument == "to"),
+            "{missing}: {e}"
+        );
+    }
+    let query = &inv.tools["crm.query"];
+    assert!(bound_values(query, &serde_json::json!({})).is_err());
 }
 
 #[test]

@@ -916,6 +916,24 @@ async fn transport_rules_and_slow_answers_as_an_event_stream() {
         .await;
     assert_eq!(st, 202);
 
+    // A call that leaves out a bound argument reaches an unknown resource: denied.
+    let (st, v) = raw
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+            "params": {"name": "web.fetch", "arguments": {}}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_i64()),
+        (200, Some(-32001)),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("`url`"),
+        "{v}"
+    );
+
     // A client that accepts only an event stream gets one.
     let fast = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
         "params": {"name": "web.fetch", "arguments": {"url": "https://fast.example/"}}})
