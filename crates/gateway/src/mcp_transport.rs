@@ -46,8 +46,15 @@ const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 /// A session unused for this long is closed.
 pub(crate) const IDLE: Duration = Duration::from_secs(3600);
-/// Live sessions per endpoint; `initialize` beyond this is refused (`503`).
-const MAX_SESSIONS: usize = 100_000;
+/// The limits on live sessions.
+const LIMITS: Limits = Limits {
+    // Per endpoint: `initialize` beyond this is refused (`503`).
+    total: 100_000,
+    // Per principal (user and agent chain), so that one token holder cannot use
+    // up the endpoint: beyond this, its least recently used session is closed.
+    per_principal: 1_000,
+    idle: IDLE,
+};
 /// Expired sessions are swept when the count reaches this, then whenever it
 /// doubles.
 const FIRST_SWEEP: usize = 1024;
@@ -69,7 +76,109 @@ pub(crate) struct Endpoint {
 
 struct Sessions {
     map: HashMap<Box<str>, Session>,
+    /// Live sessions per principal.
+    per_principal: HashMap<Owner, usize>,
     sweep_at: usize,
+}
+
+type Owner = (UserId, Vec<AgentId>);
+
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    total: usize,
+    per_principal: usize,
+    idle: Duration,
+}
+
+/// The endpoint's session limit is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Full;
+
+impl Sessions {
+    fn new() -> Self {
+        Sessions {
+            map: HashMap::new(),
+            per_principal: HashMap::new(),
+            sweep_at: FIRST_SWEEP,
+        }
+    }
+
+    /// Opens session `sid` for `owner` at `now`, unless the endpoint is full
+    /// (expired sessions are swept first when a limit is near). An owner at its
+    /// own limit loses its least recently used session, whose client will get
+    /// `404` and open another; its label lives with its token, so nothing is shed.
+    /// Returns the session closed to make room, if any.
+    fn open(
+        &mut self,
+        sid: Box<str>,
+        owner: Owner,
+        now: Instant,
+        limits: Limits,
+    ) -> Result<Option<Box<str>>, Full> {
+        let mine = |s: &Self| s.per_principal.get(&owner).copied().unwrap_or(0);
+        if self.map.len() >= self.sweep_at
+            || self.map.len() >= limits.total
+            || mine(self) >= limits.per_principal
+        {
+            self.sweep(now, limits.idle);
+        }
+        if self.map.len() >= limits.total {
+            return Err(Full);
+        }
+        let mut evicted = None;
+        if mine(self) >= limits.per_principal {
+            let oldest = self
+                .map
+                .iter()
+                .filter(|(_, v)| v.user == owner.0 && v.agents == owner.1)
+                .min_by_key(|(_, v)| v.used)
+                .map(|(k, _)| k.clone());
+            if let Some(old) = oldest {
+                self.close(&old);
+                evicted = Some(old);
+            }
+        }
+        *self.per_principal.entry(owner.clone()).or_default() += 1;
+        self.map.insert(
+            sid,
+            Session {
+                user: owner.0,
+                agents: owner.1,
+                used: now,
+            },
+        );
+        Ok(evicted)
+    }
+
+    /// Forgets session `sid`.
+    fn close(&mut self, sid: &str) {
+        if let Some(gone) = self.map.remove(sid) {
+            self.release(&(gone.user, gone.agents));
+        }
+    }
+
+    fn release(&mut self, owner: &Owner) {
+        if let Some(n) = self.per_principal.get_mut(owner) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_principal.remove(owner);
+            }
+        }
+    }
+
+    /// Forgets every session unused for `idle`.
+    fn sweep(&mut self, now: Instant, idle: Duration) {
+        let expired: Vec<Box<str>> = self
+            .map
+            .iter()
+            .filter(|(_, v)| now.saturating_duration_since(v.used) >= idle)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for sid in expired {
+            self.close(&sid);
+        }
+        self.sweep_at = (self.map.len() * 2).max(FIRST_SWEEP);
+    }
 }
 
 /// A live MCP session: who opened it, and when it was last used.
@@ -140,10 +249,7 @@ impl Endpoint {
             allowed_hosts: allowed_hosts.iter().filter_map(|h| authority(h)).collect(),
             max_body,
             max_batch,
-            sessions: parking_lot::Mutex::new(Sessions {
-                map: HashMap::new(),
-                sweep_at: FIRST_SWEEP,
-            }),
+            sessions: parking_lot::Mutex::new(Sessions::new()),
         })
     }
 
@@ -376,36 +482,33 @@ impl Endpoint {
             ));
         }
         let sid: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let mut s = self.sessions.lock();
-        if s.map.len() >= s.sweep_at {
-            s.map.retain(|_, v| v.used.elapsed() < IDLE);
-            s.sweep_at = (s.map.len() * 2).max(FIRST_SWEEP);
+        let owner = (chain.user.clone(), chain.agents.clone());
+        let opened =
+            self.sessions
+                .lock()
+                .open(sid.clone().into_boxed_str(), owner, Instant::now(), LIMITS);
+        if let Ok(evicted) = opened {
+            if let Some(old) = evicted {
+                tracing::info!(closed = %old, user = %chain.user, limit = LIMITS.per_principal, "MCP session closed to make room: its principal is at its limit of live sessions");
+            }
+            return Ok(sid);
         }
-        if s.map.len() >= MAX_SESSIONS {
-            drop(s);
-            tracing::warn!(
-                limit = MAX_SESSIONS,
-                "MCP session refused: too many live sessions"
-            );
-            let mut res = refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Value::Null,
-                -32603,
-                format!("too many live MCP sessions (the limit is {MAX_SESSIONS}): retry later"),
-            );
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
-            return Err(res);
-        }
-        s.map.insert(
-            sid.clone().into_boxed_str(),
-            Session {
-                user: chain.user.clone(),
-                agents: chain.agents.clone(),
-                used: Instant::now(),
-            },
+        tracing::warn!(
+            limit = LIMITS.total,
+            "MCP session refused: too many live sessions on this endpoint"
         );
-        Ok(sid)
+        let mut res = refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Value::Null,
+            -32603,
+            format!(
+                "too many live MCP sessions on this endpoint (the limit is {}): retry later",
+                LIMITS.total
+            ),
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        Err(res)
     }
 
     /// The live session `sid` names, if `chain` owns it (and marks it used); the
@@ -431,7 +534,7 @@ impl Endpoint {
                 true
             }
             Some(_) => {
-                s.map.remove(sid);
+                s.close(sid);
                 false
             }
             None => false,
@@ -456,7 +559,7 @@ impl Endpoint {
             return res;
         }
         if let Some(sid) = sid {
-            self.sessions.lock().map.remove(sid);
+            self.sessions.lock().close(sid);
             tracing::info!(session = %sid, "MCP session closed by the client");
         }
         StatusCode::OK.into_response()
@@ -908,6 +1011,43 @@ mod tests {
         ] {
             assert!(shape(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn session_limits_per_endpoint_and_principal() {
+        let limits = Limits {
+            total: 3,
+            per_principal: 2,
+            idle: Duration::from_secs(60),
+        };
+        let who = |u: &str| {
+            (
+                UserId::new(u.to_owned()).unwrap(),
+                vec![AgentId::new("a".to_owned()).unwrap()],
+            )
+        };
+        let t0 = Instant::now();
+        let mut s = Sessions::new();
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(s.open("1".into(), who("alice"), t0, limits), Ok(None));
+        assert_eq!(s.open("2".into(), who("alice"), t1, limits), Ok(None));
+        // Alice at her limit: her least recently used session makes room.
+        assert_eq!(
+            s.open("3".into(), who("alice"), t1, limits),
+            Ok(Some("1".into()))
+        );
+        assert!(!s.map.contains_key("1"));
+        assert_eq!(s.open("4".into(), who("bob"), t1, limits), Ok(None));
+        // The endpoint is full: nobody else gets in.
+        assert_eq!(s.open("5".into(), who("carol"), t1, limits), Err(Full));
+        // Ending one frees a slot.
+        s.close("2");
+        assert_eq!(s.open("5".into(), who("carol"), t1, limits), Ok(None));
+        // Expired sessions are swept when a limit is reached.
+        let later = t1 + Duration::from_secs(61);
+        assert_eq!(s.open("6".into(), who("dave"), later, limits), Ok(None));
+        assert_eq!(s.map.len(), 1);
+        assert_eq!(s.per_principal.len(), 1);
     }
 
     /// A slow answer becomes an event stream with a keep-alive first; a quick
