@@ -130,7 +130,7 @@ impl Sessions {
             let oldest = self
                 .map
                 .iter()
-                .filter(|(_, v)| v.user == owner.0 && v.agents == owner.1)
+                .filter(|(_, v)| v.owner == owner)
                 .min_by_key(|(_, v)| v.used)
                 .map(|(k, _)| k.clone());
             if let Some(old) = oldest {
@@ -139,21 +139,14 @@ impl Sessions {
             }
         }
         *self.per_principal.entry(owner.clone()).or_default() += 1;
-        self.map.insert(
-            sid,
-            Session {
-                user: owner.0,
-                agents: owner.1,
-                used: now,
-            },
-        );
+        self.map.insert(sid, Session { owner, used: now });
         Ok(evicted)
     }
 
     /// Forgets session `sid`.
     fn close(&mut self, sid: &str) {
         if let Some(gone) = self.map.remove(sid) {
-            self.release(&(gone.user, gone.agents));
+            self.release(&gone.owner);
         }
     }
 
@@ -183,8 +176,7 @@ impl Sessions {
 
 /// A live MCP session: who opened it, and when it was last used.
 struct Session {
-    user: UserId,
-    agents: Vec<AgentId>,
+    owner: Owner,
     used: Instant,
 }
 
@@ -270,7 +262,7 @@ impl Endpoint {
         })
     }
 
-    async fn serve(self: Arc<Self>, req: Request) -> Response {
+    async fn serve(self: Arc<Self>, mut req: Request) -> Response {
         if !self.host_allowed(req.headers()) {
             return refuse(
                 StatusCode::FORBIDDEN,
@@ -279,7 +271,7 @@ impl Endpoint {
                 "forbidden: this Host is not allowed (DNS-rebinding protection)".into(),
             );
         }
-        let Some(chain) = req.extensions().get::<VerifiedChain>().cloned() else {
+        let Some(chain) = req.extensions_mut().remove::<VerifiedChain>() else {
             // The token check runs in front of the endpoint; without its result
             // nothing is served.
             return refuse(
@@ -525,7 +517,7 @@ impl Endpoint {
         let mut s = self.sessions.lock();
         let live = match s.map.get_mut(sid) {
             Some(session) if session.used.elapsed() < IDLE => {
-                if session.user != chain.user || session.agents != chain.agents {
+                if session.owner.0 != chain.user || session.owner.1 != chain.agents {
                     drop(s);
                     let e = zt4ai_mcp::not_the_owner(sid);
                     return Err(error_response(StatusCode::FORBIDDEN, id.clone(), &e));
@@ -645,13 +637,10 @@ impl Endpoint {
         let Value::Object(mut message) = message else {
             return None;
         };
-        let id = match message.get("id") {
-            Some(id) => id.clone(),
-            None => return None,
-        };
-        let method = match message.get("method").and_then(Value::as_str) {
-            Some(m) => m.to_owned(),
-            None => return None,
+        let (Some(id), Some(Value::String(method))) =
+            (message.remove("id"), message.remove("method"))
+        else {
+            return None;
         };
         let params = message.remove("params");
         let result = match method.as_str() {

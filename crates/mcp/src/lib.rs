@@ -102,16 +102,11 @@ impl McpGateway {
     /// the gateway speaks (the client then decides whether to go on).
     #[must_use]
     pub fn initialize(&self, request: &InitializeRequestParams) -> InitializeResult {
-        const SPOKEN: [ProtocolVersion; 4] = [
-            ProtocolVersion::V_2025_11_25,
-            ProtocolVersion::V_2025_06_18,
-            ProtocolVersion::V_2025_03_26,
-            ProtocolVersion::V_2024_11_05,
-        ];
-        let version = SPOKEN
-            .into_iter()
-            .find(|v| *v == request.protocol_version)
-            .unwrap_or(ProtocolVersion::V_2025_11_25);
+        let version = if PROTOCOL_VERSIONS.contains(&request.protocol_version.as_str()) {
+            request.protocol_version.clone()
+        } else {
+            ProtocolVersion::V_2025_11_25
+        };
         InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(
                 Implementation::new("zt4ai", env!("CARGO_PKG_VERSION"))

@@ -520,6 +520,14 @@ struct Shifty {
     description: Arc<Mutex<String>>,
 }
 
+impl Shifty {
+    fn new(description: &str) -> Self {
+        Shifty {
+            description: Arc::new(Mutex::new(description.to_owned())),
+        }
+    }
+}
+
 impl ServerHandler for Shifty {
     fn get_info(&self) -> ServerConfig {
         tools_only()
@@ -659,10 +667,7 @@ async fn a_poisoned_description_is_blocked_from_the_start() {
 /// session keep working.
 #[tokio::test]
 async fn a_slow_upstream_times_out_and_the_session_goes_on() {
-    let web = serve_upstream(Shifty {
-        description: Arc::new(Mutex::new("Fetch a web page".into())),
-    })
-    .await;
+    let web = serve_upstream(Shifty::new("Fetch a web page")).await;
     let (s, _dir) = gateway(&[("web", web)], Duration::from_millis(800)).await;
     let client = report_agent(&s).await;
     let started = std::time::Instant::now();
@@ -809,25 +814,9 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
     assert_eq!(rebound.status(), 403);
 
     // Only the owner may end the session.
-    let r = s
-        .client
-        .delete(s.url("/mcp"))
-        .header("mcp-session-id", alice.session.clone().unwrap())
-        .bearer_auth(&bob.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(bob.delete().await.status(), 403);
     // A closed session is unknown: 404.
-    let closed = s
-        .client
-        .delete(s.url("/mcp"))
-        .header("mcp-session-id", alice.session.clone().unwrap())
-        .header("mcp-protocol-version", "2025-11-25")
-        .bearer_auth(&alice.token)
-        .send()
-        .await
-        .unwrap();
+    let closed = alice.delete().await;
     assert!(closed.status().is_success(), "{}", closed.status());
     assert_eq!(alice.request(&call).await.status(), 404);
     s.stop().await;
@@ -837,10 +826,7 @@ async fn an_mcp_session_belongs_to_the_token_that_opened_it() {
 /// revision, method) and how a slow answer is streamed with keep-alives.
 #[tokio::test]
 async fn transport_rules_and_slow_answers_as_an_event_stream() {
-    let web = serve_upstream(Shifty {
-        description: Arc::new(Mutex::new("Fetch a web page".into())),
-    })
-    .await;
+    let web = serve_upstream(Shifty::new("Fetch a web page")).await;
     let (s, _dir) = gateway(&[("web", web)], Duration::from_secs(10)).await;
     let raw = Raw::open(&s, "/mcp", s.mint("alice", &["report-agent"])).await;
     let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
@@ -1027,6 +1013,19 @@ impl<'a> Raw<'a> {
 
     async fn request(&self, body: &str) -> reqwest::Response {
         self.builder(body, "application/json, text/event-stream")
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A `DELETE` of this session.
+    async fn delete(&self) -> reqwest::Response {
+        self.s
+            .client
+            .delete(&self.url)
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .header("mcp-protocol-version", "2025-11-25")
+            .bearer_auth(&self.token)
             .send()
             .await
             .unwrap()
