@@ -1,12 +1,12 @@
 //! The gateway's client for Streamable HTTP upstream servers.
 //!
 //! The messages are rmcp's own types; the transport is a plain request and
-//! response on a pooled hyper client ([`http_client`]). rmcp's client transport
-//! runs every request through a worker task and several channels, and on a
-//! loaded gateway those thread hops (futex and eventfd wake-ups) cost more than
-//! the MCP work itself (see `BENCHMARKS.md`). Here a call is one HTTP exchange,
-//! polled by the task that decided it. hyper's own client is used rather than
-//! reqwest: reqwest's redirect and retry layers parse the URL again on every
+//! response on hyper's HTTP/1.1 connections ([`crate::conn`]). rmcp's client
+//! transport runs every request through a worker task and several channels, and
+//! on a loaded gateway those thread hops (futex and eventfd wake-ups) cost more
+//! than the MCP work itself (see `BENCHMARKS.md`). Here a call is one HTTP
+//! exchange, polled by the task that decided it, connection included. reqwest
+//! is not used: its redirect and retry layers parse the URL again on every
 //! request, which was several per cent of the gateway's CPU per call.
 //!
 //! One upstream session is opened on first use (`initialize`, then
@@ -25,9 +25,7 @@ use http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue}
 use http::{Method, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ErrorData, InitializeResult, ListToolsResult,
     ProtocolVersion, ServerResult, Tool,
@@ -37,6 +35,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::conn::{Connector, Pool};
+
 const SESSION_ID: &str = "mcp-session-id";
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const ACCEPTS: &str = "application/json, text/event-stream";
@@ -45,14 +45,10 @@ pub(crate) const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// The most pages of `tools/list` the gateway follows.
 const MAX_PAGES: usize = 100;
 
-/// The pooled HTTP client every Streamable HTTP upstream shares.
-pub(crate) type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-/// The upstreams' HTTP client: HTTP/1.1 over TCP or TLS (the platform's trust
-/// roots), no proxy, no redirects followed (hyper follows none: an upstream that
-/// redirects is a misconfiguration or an attack), idle connections kept 60 s.
-/// Needs a rustls crypto provider installed.
-pub(crate) fn http_client() -> Result<HttpClient, String> {
+/// The upstreams' connector: HTTP/1.1 over TCP or TLS (the platform's trust
+/// roots), no proxy. No redirect is followed (an upstream that redirects is a
+/// misconfiguration or an attack). Needs a rustls crypto provider installed.
+pub(crate) fn connector() -> Result<Connector, String> {
     let tls = rustls::ClientConfig::builder()
         .with_platform_verifier()
         .map_err(|e| format!("TLS trust roots: {e}"))?
@@ -65,10 +61,7 @@ pub(crate) fn http_client() -> Result<HttpClient, String> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(60))
-        .build(connector))
+    Ok(connector)
 }
 
 /// Why an exchange with an upstream failed.
@@ -100,7 +93,7 @@ struct Session {
 /// One Streamable HTTP upstream server.
 pub(crate) struct HttpUpstream {
     url: Uri,
-    client: HttpClient,
+    pool: Arc<Pool>,
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     next_id: AtomicU64,
 }
@@ -134,7 +127,7 @@ enum Answered<T> {
 }
 
 impl HttpUpstream {
-    pub(crate) fn new(url: &str, client: HttpClient) -> Result<Self, String> {
+    pub(crate) fn new(url: &str, connector: Connector) -> Result<Self, String> {
         let parsed: Uri = url.parse().map_err(|e| format!("`{url}`: {e}"))?;
         if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
             return Err(format!("`{url}`: not an http:// or https:// URL"));
@@ -142,7 +135,7 @@ impl HttpUpstream {
         let url = parsed;
         Ok(HttpUpstream {
             url,
-            client,
+            pool: Arc::new(Pool::new(connector)),
             session: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
         })
@@ -210,7 +203,7 @@ impl HttpUpstream {
             let mut req = self.build(Some(&s), Vec::new());
             *req.method_mut() = Method::DELETE;
             req.headers_mut().remove(CONTENT_TYPE);
-            let _ = self.client.request(req).await;
+            let _ = self.pool.exchange(req, async |_| ()).await;
         }
     }
 
@@ -318,55 +311,60 @@ impl HttpUpstream {
         body: Vec<u8>,
         id: Option<u64>,
     ) -> Result<(HeaderMap, Answered<T>), Failure> {
-        let resp = self
-            .client
-            .request(self.build(session, body))
+        let read = async |resp: &mut http::Response<Incoming>| {
+            let status = resp.status();
+            let headers = std::mem::take(resp.headers_mut());
+            if status == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
+                return Ok((headers, Answered::SessionGone));
+            }
+            if !status.is_success() {
+                let text = read_text(resp.body_mut(), &headers)
+                    .await
+                    .unwrap_or_default();
+                return Err(Failure::broken(
+                    format!("answered HTTP {}", status.as_u16()),
+                    format!("HTTP {status}: {}", text.trim()),
+                ));
+            }
+            let Some(id) = id else {
+                return Ok((headers, Answered::Accepted));
+            };
+            let sse = headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/event-stream"));
+            let answer = if sse {
+                self.answer_from_events(resp.body_mut(), session, id).await
+            } else {
+                match read_bytes(resp.body_mut(), &headers).await {
+                    Ok(bytes) => answer_of(&bytes, id).unwrap_or_else(|| {
+                        Err(Failure::broken(
+                            "answered with something that is not MCP",
+                            format!(
+                                "not the answer to request {id}: {}",
+                                String::from_utf8_lossy(&bytes)
+                            ),
+                        ))
+                    }),
+                    Err(e) => Err(e),
+                }
+            };
+            Ok((headers, Answered::Done(answer)))
+        };
+        self.pool
+            .exchange(self.build(session, body), read)
             .await
-            .map_err(|e| Failure::broken("the connection failed", error_chain(&e)))?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        if status == StatusCode::NOT_FOUND && session.is_some_and(|s| s.id.is_some()) {
-            return Ok((headers, Answered::SessionGone));
-        }
-        if !status.is_success() {
-            let text = read_text(resp).await.unwrap_or_default();
-            return Err(Failure::broken(
-                format!("answered HTTP {}", status.as_u16()),
-                format!("HTTP {status}: {}", text.trim()),
-            ));
-        }
-        let Some(id) = id else {
-            return Ok((headers, Answered::Accepted));
-        };
-        let sse = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        let answer = if sse {
-            self.answer_from_events(resp, session, id).await
-        } else {
-            let bytes = read_bytes(resp).await?;
-            answer_of(&bytes, id).unwrap_or_else(|| {
-                Err(Failure::broken(
-                    "answered with something that is not MCP",
-                    format!(
-                        "not the answer to request {id}: {}",
-                        String::from_utf8_lossy(&bytes)
-                    ),
-                ))
-            })
-        };
-        Ok((headers, Answered::Done(answer)))
+            .map_err(|e| Failure::broken("the connection failed", e))?
     }
 
     /// Reads server-sent events until the one that answers request `id`.
     async fn answer_from_events<T: DeserializeOwned>(
         &self,
-        resp: http::Response<Incoming>,
+        body: &mut Incoming,
         session: Option<&Session>,
         id: u64,
     ) -> Result<T, Failure> {
-        let mut events = sse_stream::SseStream::new(resp.into_body());
+        let mut events = sse_stream::SseStream::new(body);
         let mut read = 0usize;
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| Failure::broken("the connection failed", e))?;
@@ -411,9 +409,9 @@ impl HttpUpstream {
             return;
         };
         let req = self.build(session, body);
-        let client = self.client.clone();
+        let pool = Arc::clone(&self.pool);
         tokio::spawn(async move {
-            let _ = client.request(req).await;
+            let _ = pool.exchange(req, async |_| ()).await;
         });
     }
 }
@@ -447,9 +445,8 @@ fn answer_of<T: DeserializeOwned>(data: &[u8], id: u64) -> Option<Result<T, Fail
     })
 }
 
-async fn read_bytes(resp: http::Response<Incoming>) -> Result<Vec<u8>, Failure> {
-    let declared = resp
-        .headers()
+async fn read_bytes(body: &mut Incoming, headers: &HeaderMap) -> Result<Vec<u8>, Failure> {
+    let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
@@ -459,7 +456,7 @@ async fn read_bytes(resp: http::Response<Incoming>) -> Result<Vec<u8>, Failure> 
             "answer too large",
         ));
     }
-    match Limited::new(resp.into_body(), MAX_ANSWER).collect().await {
+    match Limited::new(body, MAX_ANSWER).collect().await {
         Ok(body) => Ok(body.to_bytes().to_vec()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure::broken(
             "answered more than 16 MiB",
@@ -469,15 +466,15 @@ async fn read_bytes(resp: http::Response<Incoming>) -> Result<Vec<u8>, Failure> 
     }
 }
 
-async fn read_text(resp: http::Response<Incoming>) -> Option<String> {
-    let bytes = read_bytes(resp).await.ok()?;
+async fn read_text(body: &mut Incoming, headers: &HeaderMap) -> Option<String> {
+    let bytes = read_bytes(body, headers).await.ok()?;
     let text = String::from_utf8_lossy(&bytes);
     Some(text.chars().take(200).collect())
 }
 
 /// An error and its causes, for the log (hyper's client error alone says only
 /// "client error (Connect)").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -590,9 +587,9 @@ mod tests {
         format!("http://{addr}/mcp")
     }
 
-    fn client() -> HttpClient {
+    fn client() -> Connector {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        http_client().unwrap()
+        connector().unwrap()
     }
 
     fn text(r: &CallToolResponse) -> String {

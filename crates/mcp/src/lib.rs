@@ -39,6 +39,7 @@ use zt4ai_pipeline::Pipeline;
 use zt4ai_session::PinStatus;
 
 mod client;
+mod conn;
 mod pins;
 mod upstream;
 

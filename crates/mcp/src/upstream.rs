@@ -137,16 +137,16 @@ impl Upstreams {
     pub fn new(servers: impl IntoIterator<Item = McpServer>) -> Result<Self, String> {
         // rustls is built with no default provider: use ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // One pooled client for every HTTP upstream (rmcp's default opens a
-        // connection per request).
-        let http_client = crate::client::http_client()
+        // One connector (TLS configuration) for every HTTP upstream; each
+        // keeps its own idle connections.
+        let connector = crate::client::connector()
             .map_err(|e| format!("building the upstream HTTP client: {e}"))?;
         let servers: BTreeMap<String, Arc<Upstream>> = servers
             .into_iter()
             .map(|server| {
                 let http = match &server.transport {
                     McpTransport::Http { url } => Some(Arc::new(
-                        HttpUpstream::new(url, http_client.clone())
+                        HttpUpstream::new(url, connector.clone())
                             .map_err(|e| format!("MCP server `{}`: {e}", server.id))?,
                     )),
                     McpTransport::Stdio { .. } => None,
