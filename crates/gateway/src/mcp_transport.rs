@@ -258,7 +258,8 @@ impl Endpoint {
     + 'static {
         tower::service_fn(move |req: Request| {
             let me = Arc::clone(&self);
-            async move { Ok(me.serve(req).await) }
+            // Boxed once here rather than copied by each layer that wraps it.
+            Box::pin(async move { Ok(me.serve(req).await) })
         })
     }
 

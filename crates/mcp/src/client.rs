@@ -254,6 +254,14 @@ impl HttpUpstream {
         if let Some(s) = slot.as_ref() {
             return Ok(Arc::clone(s));
         }
+        // Rare, and large: boxed so that every request's future stays small.
+        let session = Box::pin(self.open_session()).await?;
+        *slot = Some(Arc::clone(&session));
+        Ok(session)
+    }
+
+    /// `initialize`, then `notifications/initialized`.
+    async fn open_session(&self) -> Result<Arc<Session>, Failure> {
         let mut init = rmcp::model::ClientConfig::default();
         init.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
         init.client_info =
@@ -283,7 +291,6 @@ impl HttpUpstream {
             serde_json::to_vec(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
                 .map_err(|e| Failure::broken("bad request", e))?;
         self.post::<Value>(Some(&session), note, None).await?;
-        *slot = Some(Arc::clone(&session));
         Ok(session)
     }
 

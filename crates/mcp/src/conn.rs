@@ -64,7 +64,7 @@ impl Io {
 pub(crate) struct Pool {
     connector: Connector,
     /// Idle connections, the most recently used last.
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    idle: Mutex<Vec<(Box<Conn>, Instant)>>,
 }
 
 impl Pool {
@@ -87,7 +87,8 @@ impl Pool {
         let (mut conn, mut resp) = loop {
             let (mut c, reused) = match self.take().await {
                 Some(c) => (c, true),
-                None => (self.connect(req.uri()).await?, false),
+                // Boxed: rarely taken, and large (TCP and TLS set-up).
+                None => (Box::pin(self.connect(req.uri())).await?, false),
             };
             match drive(&mut c.io, c.send.try_send_request(req)).await {
                 Ok(resp) => break (c, resp),
@@ -105,7 +106,7 @@ impl Pool {
         Ok(out)
     }
 
-    async fn connect(&self, uri: &Uri) -> Result<Conn, String> {
+    async fn connect(&self, uri: &Uri) -> Result<Box<Conn>, String> {
         let mut connector = self.connector.clone();
         poll_fn(|cx| connector.poll_ready(cx))
             .await
@@ -117,14 +118,16 @@ impl Pool {
         let (send, conn) = http1::handshake(stream)
             .await
             .map_err(|e| crate::client::error_chain(&e))?;
-        Ok(Conn {
+        // Boxed: a connection (TLS state included) is large, and it moves
+        // between the pool and the futures of the calls that use it.
+        Ok(Box::new(Conn {
             send,
             io: Io { conn, open: true },
-        })
+        }))
     }
 
     /// The most recently used idle connection that is still open.
-    async fn take(&self) -> Option<Conn> {
+    async fn take(&self) -> Option<Box<Conn>> {
         loop {
             let (mut c, since) = self
                 .idle
@@ -146,7 +149,7 @@ impl Pool {
         }
     }
 
-    fn put(&self, conn: Conn) {
+    fn put(&self, conn: Box<Conn>) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < MAX_IDLE {
             idle.push((conn, Instant::now()));

@@ -241,7 +241,9 @@ impl McpGateway {
         };
         let mut current = status(&self.core.pins)?;
         if current.is_none() {
-            self.upstream_tools(server).await?;
+            // Rare (first sight of the server's tools), and large: boxed so that
+            // every call's future stays small.
+            Box::pin(self.upstream_tools(server)).await?;
             current = status(&self.core.pins)?;
         }
         match current {
@@ -317,9 +319,10 @@ impl McpGateway {
         if let Some(meta) = upstream_req.meta.as_mut() {
             meta.0.0.remove(APPROVAL_META);
         }
-        let response = match tokio::time::timeout(server.timeout, conn.call_tool(upstream_req))
-            .await
-        {
+        // Boxed: the exchange's state is large, and the futures around this one
+        // would otherwise copy it each time one is moved into the next.
+        let exchange = Box::pin(conn.call_tool(upstream_req));
+        let response = match tokio::time::timeout(server.timeout, exchange).await {
             Ok(Ok(r)) => r,
             Ok(Err(client::Failure::Rpc(mut e))) => {
                 // The upstream's own error, passed on as its error: never in

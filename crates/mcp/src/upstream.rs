@@ -95,7 +95,9 @@ impl Conn {
         params: CallToolRequestParams,
     ) -> Result<CallToolResponse, Failure> {
         match self {
-            Conn::Stdio(p) => p.call_tool_once(params).await.map_err(failure),
+            // Boxed: rmcp's request future is large, and the HTTP path is the
+            // one that must stay small.
+            Conn::Stdio(p) => Box::pin(p.call_tool_once(params)).await.map_err(failure),
             Conn::Http(h) => h.call_tool(params).await,
         }
     }
