@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Two zt4ai builds side by side on one MCP upstream: direct, build A, build B in
+# turn, at 1,000 calls/s (five rounds) and at saturation (four rounds), 15 s
+# per run after a 2 s warm-up. Prints p50/p99, calls/s and CPU per call of the
+# process under test. Loopback only; uses oha from target/tools (installed by
+# scripts/mcp-loadtest.sh).
+#
+# Usage: scripts/mcp-compare.sh BINARY_A BINARY_B
+# e.g. build an older commit, copy its target/release/zt4ai to /tmp/zt4ai-a,
+# then: scripts/mcp-compare.sh /tmp/zt4ai-a target/release/zt4ai
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ $# == 2 ]] || { echo "usage: $0 BINARY_A BINARY_B" >&2; exit 2; }
+declare -A BIN=([a]="$1" [b]="$2") PORT=([a]=18290 [b]=18291 [direct]=18281) URL SID TOK PID
+OHA=target/tools/bin/oha
+[[ -x $OHA ]] || { echo "oha is missing: run scripts/mcp-loadtest.sh once" >&2; exit 2; }
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+ZT4AI_LOG=warn "${BIN[b]}" mcp-demo crm --http "127.0.0.1:${PORT[direct]}" >"$WORK/up.log" 2>&1 &
+PID[direct]=$!
+sed 's|^settings:|mcp_servers:\n  - id: crm\n    url: http://127.0.0.1:'"${PORT[direct]}"'/mcp\nsettings:|' \
+  examples/acme/inventory.yaml >"$WORK/inventory.yaml"
+echo '{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}' >"$WORK/req.jsonl"
+ACCEPT="accept: application/json, text/event-stream"
+CT="content-type: application/json"
+PV="mcp-protocol-version: 2025-11-25"
+INIT='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"compare","version":"0"}}}'
+open_session() {
+  local url=$1 auth=${2:-} h sid
+  h=$(curl -s -D - -o /dev/null -X POST "$url" -H "$ACCEPT" -H "$CT" ${auth:+-H "authorization: Bearer $auth"} -d "$INIT")
+  sid=$(printf '%s' "$h" | awk 'tolower($1) == "mcp-session-id:" {print $2}' | tr -d '\r')
+  curl -s -o /dev/null -X POST "$url" -H "$ACCEPT" -H "$CT" -H "$PV" -H "mcp-session-id: $sid" \
+    ${auth:+-H "authorization: Bearer $auth"} -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+  printf '%s\n' "$sid"
+}
+for v in a b; do
+  ZT4AI_LOG=warn "${BIN[$v]}" serve --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
+    --data-dir "$WORK/data-$v" --listen "127.0.0.1:${PORT[$v]}" >"$WORK/$v.log" 2>&1 &
+  PID[$v]=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:${PORT[$v]}/healthz" >/dev/null && break; sleep 0.1; done
+  TOK[$v]=$("${BIN[$v]}" token mint --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
+    --data-dir "$WORK/data-$v" --for-requests "$WORK/req.jsonl")
+  URL[$v]="http://127.0.0.1:${PORT[$v]}/mcp"
+  SID[$v]=$(open_session "${URL[$v]}" "${TOK[$v]}")
+done
+URL[direct]="http://127.0.0.1:${PORT[direct]}/mcp"
+SID[direct]=$(open_session "${URL[direct]}")
+TOK[direct]=""
+# One tools/call per line, each with its own id.
+python3 - "$WORK" <<'PY'
+import sys
+for name, tool in (("direct", "query"), ("gw", "crm.query")):
+    with open(f"{sys.argv[1]}/{name}.txt", "w") as f:
+        for i in range(600000):
+            f.write('{"jsonrpc":"2.0","id":"r-%d","method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}\n' % (i, tool))
+PY
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+run() { # run a|b|direct [RATE]
+  local v=$1 rate=${2:-} auth=() body=$WORK/gw.txt c0
+  [[ $v == direct ]] && body=$WORK/direct.txt
+  [[ -n ${TOK[$v]} ]] && auth=(-H "authorization: Bearer ${TOK[$v]}")
+  local args=(-c 32 ${rate:+-q "$rate" --latency-correction} --no-tui -m POST -H "$ACCEPT" -H "$CT" -H "$PV"
+    -H "mcp-session-id: ${SID[$v]}" "${auth[@]}" -Z "$body" "${URL[$v]}")
+  "$OHA" -z 2s "${args[@]}" >/dev/null
+  c0=$(cpu "${PID[$v]}")
+  "$OHA" -z 15s --output-format json "${args[@]}" >"$WORK/r.json"
+  python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p, s = r["latencyPercentiles"], r["summary"]
+n = max(1, sum(r.get("statusCodeDistribution", {}).values()))
+print(f"{sys.argv[2]:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  success {s['successRate']*100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms", flush=True)
+PY
+}
+echo "A: ${BIN[a]}  B: ${BIN[b]}  (CPU/call: the upstream for direct, the gateway for A and B)"
+for _ in 1 2 3 4 5; do for v in direct a b; do run "$v" 1000; done; done
+for _ in 1 2 3 4; do for v in direct a b; do run "$v"; done; done
