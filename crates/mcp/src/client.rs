@@ -343,18 +343,19 @@ impl HttpUpstream {
             let answer = if sse {
                 self.answer_from_events(resp.body_mut(), session, id).await
             } else {
-                match read_bytes(resp.body_mut(), &headers).await {
-                    Ok(bytes) => answer_of(&bytes, id).unwrap_or_else(|| {
-                        Err(Failure::broken(
-                            "answered with something that is not MCP",
-                            format!(
-                                "not the answer to request {id}: {}",
-                                String::from_utf8_lossy(&bytes)
-                            ),
-                        ))
-                    }),
-                    Err(e) => Err(e),
-                }
+                read_bytes(resp.body_mut(), &headers)
+                    .await
+                    .and_then(|bytes| {
+                        answer_of(&bytes, id).unwrap_or_else(|| {
+                            Err(Failure::broken(
+                                "answered with something that is not MCP",
+                                format!(
+                                    "not the answer to request {id}: {}",
+                                    String::from_utf8_lossy(&bytes)
+                                ),
+                            ))
+                        })
+                    })
             };
             Ok((headers, Answered::Done(answer)))
         };

@@ -129,19 +129,16 @@ impl Pool {
     /// The most recently used idle connection that is still open.
     async fn take(&self) -> Option<Box<Conn>> {
         loop {
-            let (mut c, since) = self
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop()?;
-            if since.elapsed() > IDLE_FOR {
-                // The rest are older still.
-                self.idle
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clear();
-                return None;
-            }
+            let mut c = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let (c, since) = idle.pop()?;
+                if since.elapsed() > IDLE_FOR {
+                    // The rest are older still.
+                    idle.clear();
+                    return None;
+                }
+                c
+            };
             // A connection the server has closed ends when polled.
             if poll_fn(|cx| Poll::Ready(c.io.poll(cx) && c.send.is_ready())).await {
                 return Some(c);
