@@ -1,5 +1,6 @@
 //! The `zt4ai` command.
 
+mod audit;
 mod demo;
 mod load;
 
@@ -92,6 +93,18 @@ enum Command {
         /// URL's host (DNS-rebinding protection); repeatable.
         #[arg(long = "mcp-allowed-host")]
         mcp_allowed_hosts: Vec<String>,
+        /// Keep a signed audit checkpoint at least every N records (the head is
+        /// re-signed at every commit regardless).
+        #[arg(long, default_value_t = 10_000, env = "ZT4AI_AUDIT_CHECKPOINT_RECORDS")]
+        audit_checkpoint_records: u64,
+        /// Keep a signed audit checkpoint at least every N seconds while records
+        /// arrive.
+        #[arg(long, default_value_t = 60, env = "ZT4AI_AUDIT_CHECKPOINT_SECONDS")]
+        audit_checkpoint_seconds: u64,
+        /// The audit log's origin (first line of its checkpoints, and its key's
+        /// name); used when the signing key is first created.
+        #[arg(long, default_value = zt4ai_audit::DEFAULT_ORIGIN, env = "ZT4AI_AUDIT_ORIGIN")]
+        audit_origin: String,
     },
     /// Validate the inventory and policies; exit 1 with located errors.
     Check,
@@ -162,6 +175,14 @@ enum Command {
         data: DataDir,
         #[command(subcommand)]
         action: DevIdpCommand,
+    },
+    /// The tamper-evident audit log: verify it, export inclusion proofs, query,
+    /// tail and export records (JSON Lines, OCSF).
+    Audit {
+        #[command(flatten)]
+        data: DataDir,
+        #[command(subcommand)]
+        action: audit::AuditCommand,
     },
     /// List and decide human approvals for `require_approval` verdicts.
     Approvals {
@@ -514,7 +535,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Agent { data, action } => {
             let data_dir = data.dir;
             let store = existing_store(&data_dir)?;
-            agent_command(&store, action, &cli.source)
+            agent_command(&store, &data_dir, action, &cli.source)
         }
         Command::Token { data, action } => {
             let data_dir = data.dir;
@@ -530,6 +551,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         reason.as_deref(),
                         now(),
                     )?;
+                    audit::record(
+                        &data_dir,
+                        "token.revoked",
+                        &by,
+                        &jti,
+                        serde_json::json!({ "reason": reason }),
+                    )?;
                     println!(
                         "revoked token {jti}{}",
                         if new { "" } else { " (already revoked)" }
@@ -538,6 +566,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 TokenCommand::RevokeUser { user, sid, by } => {
                     let store = existing_store(&data_dir)?;
                     store.revoke_user_session(&user, sid.as_deref(), &by, now())?;
+                    audit::record(
+                        &data_dir,
+                        "user.revoked",
+                        &by,
+                        &user,
+                        serde_json::json!({ "sid": sid }),
+                    )?;
                     println!(
                         "revoked {} of user {user}",
                         sid.map_or("every session".to_owned(), |s| format!("session {s}"))
@@ -598,6 +633,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 zt4ai_identity::KeyRing::open(&data_dir.join(zt4ai_identity::SIGNING_KEYS), now())?;
             // Keep retired keys published for the longest token lifetime plus skew.
             let kid = keys.rotate(now(), 86_400 + 300)?;
+            let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            audit::record(
+                &data_dir,
+                "keys.rotated",
+                &by,
+                &kid,
+                serde_json::Value::Null,
+            )?;
             println!(
                 "new signing key {kid}; tokens signed with the old one stay valid until they expire"
             );
@@ -627,6 +670,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
         },
+        Command::Audit { data, action } => audit::run(&data.dir, action),
         Command::Approvals { data, action } => {
             let data_dir = data.dir;
             let db = data_dir.join(DB_FILE);
@@ -652,10 +696,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 ApprovalCommand::Grant { id, by } => {
                     let a = store.decide_approval(&id, true, &by, now())?;
+                    audit::record(
+                        &data_dir,
+                        "approval.granted",
+                        &by,
+                        &id,
+                        serde_json::Value::Null,
+                    )?;
                     println!("granted {} by {by}: {}", a.id, a.summary);
                 }
                 ApprovalCommand::Deny { id, by } => {
                     let a = store.decide_approval(&id, false, &by, now())?;
+                    audit::record(
+                        &data_dir,
+                        "approval.denied",
+                        &by,
+                        &id,
+                        serde_json::Value::Null,
+                    )?;
                     println!("denied {} by {by}: {}", a.id, a.summary);
                 }
             }
@@ -700,6 +758,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 ToolCommand::Approve { tool, digest, by } => {
                     let p = store.approve_tool(&tool, digest.as_deref(), &by, now())?;
+                    audit::record(
+                        &data.dir,
+                        "tool.approved",
+                        &by,
+                        &tool,
+                        serde_json::json!({ "digest": p.digest }),
+                    )?;
                     println!("approved {} ({}) by {by}", p.tool, p.digest);
                 }
             }
@@ -712,10 +777,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             base_url,
             decision_cache,
             mcp_allowed_hosts,
+            audit_checkpoint_records,
+            audit_checkpoint_seconds,
+            audit_origin,
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
             loaded.engine.set_cache_capacity(decision_cache);
             let store = Arc::new(open_store(&data_dir)?);
+            if audit_checkpoint_records == 0 || audit_checkpoint_seconds == 0 {
+                bail!(
+                    "--audit-checkpoint-records and --audit-checkpoint-seconds must be at least 1"
+                );
+            }
+            let audit_log = Arc::new(audit::open_log(
+                &data_dir,
+                &audit_origin,
+                zt4ai_audit::AuditConfig {
+                    checkpoint_records: audit_checkpoint_records,
+                    checkpoint_interval: std::time::Duration::from_secs(audit_checkpoint_seconds),
+                    ..zt4ai_audit::AuditConfig::default()
+                },
+            )?);
+            audit_log
+                .append(&zt4ai_audit::Event::lifecycle(
+                    "server.started",
+                    "zt4ai",
+                    &loaded.description,
+                    serde_json::json!({
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "policies": loaded.engine.policy_ids(),
+                    }),
+                ))
+                .wait()
+                .context("recording the server start in the audit log")?;
             let engine = Arc::new(loaded.engine);
             let identity = Arc::new(
                 zt4ai_identity::Identity::open(
@@ -747,7 +841,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 None => String::new(),
             };
-            let pipeline = Arc::new(Pipeline::new(engine, store));
+            let pipeline = Arc::new(Pipeline::new(engine, store).with_audit(audit_log));
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -805,7 +899,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-const DB_FILE: &str = "zt4ai.db";
+pub(crate) const DB_FILE: &str = "zt4ai.db";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// The admin API's credential: `ZT4AI_ADMIN_TOKEN`, or a random one kept in the
@@ -861,10 +955,27 @@ fn read_jwk(arg: &str) -> Result<String> {
     Ok(serde_json::to_string(&jwk)?)
 }
 
-fn agent_command(store: &SessionStore, action: AgentCommand, source: &Source) -> Result<ExitCode> {
+fn agent_command(
+    store: &SessionStore,
+    data_dir: &std::path::Path,
+    action: AgentCommand,
+    source: &Source,
+) -> Result<ExitCode> {
     use zt4ai_core::inventory::AgentState;
     let change = |id: &str, to: AgentState, by: &str, reason: Option<&str>| -> Result<ExitCode> {
         let a = store.set_agent_state(id, to, by, reason, now())?;
+        let event = match to {
+            AgentState::Suspended => "agent.suspended",
+            AgentState::Active => "agent.resumed",
+            AgentState::Retired => "agent.retired",
+        };
+        audit::record(
+            data_dir,
+            event,
+            by,
+            id,
+            serde_json::json!({ "reason": reason }),
+        )?;
         println!("agent {} is now {} (by {by})", a.id, a.state.as_str());
         Ok(ExitCode::SUCCESS)
     };
@@ -899,6 +1010,13 @@ fn agent_command(store: &SessionStore, action: AgentCommand, source: &Source) ->
                 by: &by,
                 now: now(),
             })?;
+            audit::record(
+                data_dir,
+                "agent.registered",
+                &by,
+                &id,
+                serde_json::json!({ "owner": owner, "purpose": purpose }),
+            )?;
             println!("registered agent {} (owner {})", a.id, a.owner);
             if let Some(s) = secret {
                 println!("client secret (shown once): {s}");
@@ -949,6 +1067,13 @@ fn agent_command(store: &SessionStore, action: AgentCommand, source: &Source) ->
                 None => store.agent_secret_hash(&id)?,
             };
             store.set_agent_credentials(&id, jwk.as_deref(), hash.as_deref(), &by, now())?;
+            audit::record(
+                data_dir,
+                "agent.credentials",
+                &by,
+                &id,
+                serde_json::json!({ "key": jwk.is_some(), "new_secret": new_secret.is_some() }),
+            )?;
             println!("credentials of agent {id} updated (by {by})");
             if let Some(s) = new_secret {
                 println!("client secret (shown once): {s}");
@@ -980,7 +1105,7 @@ fn open_store(dir: &std::path::Path) -> Result<SessionStore> {
     SessionStore::open(&path).with_context(|| format!("opening `{}`", path.display()))
 }
 
-fn read_stdin() -> Result<String> {
+pub(crate) fn read_stdin() -> Result<String> {
     let mut s = String::new();
     std::io::stdin()
         .read_to_string(&mut s)

@@ -147,8 +147,41 @@ pub(crate) async fn register(
         Err(r) => return r,
     };
     match register_agent(&identity, &r) {
-        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+        Ok(v) => {
+            let by = r.by.as_deref().unwrap_or("admin-api");
+            let detail = json!({ "purpose": r.purpose, "secret": r.secret });
+            let ok = (StatusCode::CREATED, Json(v)).into_response();
+            recorded(&state, "agent.registered", by, &r.id, detail, ok).await
+        }
         Err(resp) => resp,
+    }
+}
+
+/// Records an admin change in the audit log and answers `ok`; a `503` saying
+/// so if the record cannot be stored (the change itself stands).
+async fn recorded(
+    state: &AppState,
+    event: &str,
+    by: &str,
+    subject: &str,
+    detail: Value,
+    ok: Response,
+) -> Response {
+    let Some(log) = state.pipeline.audit() else {
+        return ok;
+    };
+    let actor = format!("admin-api:{by}");
+    let ev = zt4ai_audit::Event::lifecycle(event, &actor, subject, detail);
+    match log.append(&ev).durable().await {
+        Ok(_) => ok,
+        Err(e) => {
+            tracing::error!(event, subject, error = %e, "admin change not recorded in the audit log");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                format!("the change was made but the audit log could not record it: {e}"),
+            )
+        }
     }
 }
 
@@ -276,7 +309,13 @@ pub(crate) async fn lifecycle(
         Ok(a) => {
             identity.changed();
             tracing::warn!(agent = %id, state = to.as_str(), by = %by, "agent lifecycle changed");
-            Json(json!({ "agent": a })).into_response()
+            let event = match to {
+                AgentState::Suspended => "agent.suspended",
+                AgentState::Active => "agent.resumed",
+                AgentState::Retired => "agent.retired",
+            };
+            let ok = Json(json!({ "agent": a })).into_response();
+            recorded(&state, event, &by, &id, json!({ "reason": c.reason }), ok).await
         }
         Err(e) => registry_error(&e),
     }
@@ -330,7 +369,11 @@ pub(crate) async fn revoke_token(
     };
     let by = r.by.unwrap_or_else(|| "admin-api".into());
     match identity.revoke_token(&jti, exp, &by, r.reason.as_deref()) {
-        Ok(new) => Json(json!({ "jti": jti, "revoked": true, "already": !new })).into_response(),
+        Ok(new) => {
+            let ok = Json(json!({ "jti": jti, "revoked": true, "already": !new })).into_response();
+            let detail = json!({ "reason": r.reason });
+            recorded(&state, "token.revoked", &by, &jti, detail, ok).await
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code, e.description),
     }
 }
@@ -352,8 +395,10 @@ pub(crate) async fn revoke_user(
     {
         Ok(()) => {
             identity.changed();
-            Json(json!({ "user": user, "sid": r.sid.unwrap_or_else(|| "*".into()), "revoked": true }))
-                .into_response()
+            let sid = r.sid.unwrap_or_else(|| "*".into());
+            let detail = json!({ "sid": sid, "reason": r.reason });
+            let ok = Json(json!({ "user": user, "sid": sid, "revoked": true })).into_response();
+            recorded(&state, "user.revoked", &by, &user, detail, ok).await
         }
         Err(e) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -369,7 +414,10 @@ pub(crate) async fn rotate(State(state): State<AppState>, headers: HeaderMap) ->
         Err(r) => return r,
     };
     match identity.rotate_keys() {
-        Ok(kid) => Json(json!({ "active_kid": kid })).into_response(),
+        Ok(kid) => {
+            let ok = Json(json!({ "active_kid": kid })).into_response();
+            recorded(&state, "keys.rotated", "admin-api", &kid, Value::Null, ok).await
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
     }
 }
@@ -430,7 +478,13 @@ pub(crate) async fn decide_approval(
     {
         Ok(a) => {
             tracing::warn!(approval = %id, granted = grant, by = %by, "approval decided");
-            Json(json!({ "approval": a })).into_response()
+            let event = if grant {
+                "approval.granted"
+            } else {
+                "approval.denied"
+            };
+            let ok = Json(json!({ "approval": a })).into_response();
+            recorded(&state, event, &by, &id, Value::Null, ok).await
         }
         Err(zt4ai_session::ApprovalError::NotFound(_)) => error(
             StatusCode::NOT_FOUND,
@@ -475,7 +529,9 @@ pub(crate) async fn approve_tool(
                 p.invalidate();
             }
             tracing::warn!(tool = %tool, digest = %pin.digest, by = %by, "MCP tool definition approved");
-            Json(json!({ "tool": pin })).into_response()
+            let detail = json!({ "digest": pin.digest });
+            let ok = Json(json!({ "tool": pin })).into_response();
+            recorded(&state, "tool.approved", &by, &tool, detail, ok).await
         }
         Err(e @ zt4ai_session::PinError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", e.to_string())

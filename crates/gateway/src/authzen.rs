@@ -187,7 +187,7 @@ pub(crate) async fn evaluation(
         &req.context,
         request_id(&headers),
     );
-    with_request_id(&headers, Json(out).into_response())
+    with_request_id(&headers, Json(out.await).into_response())
 }
 
 pub(crate) async fn evaluations(
@@ -212,7 +212,7 @@ pub(crate) async fn evaluations(
         let ctx = req.context.clone().unwrap_or_default();
         return with_request_id(
             &headers,
-            Json(evaluate(&state, verified.as_ref(), s, a, r, &ctx, rid)).into_response(),
+            Json(evaluate(&state, verified.as_ref(), s, a, r, &ctx, rid).await).into_response(),
         );
     }
     if items.len() > state.config.max_evaluations {
@@ -242,6 +242,7 @@ pub(crate) async fn evaluations(
                     context.unwrap_or(&empty),
                     item_rid,
                 )
+                .await
             }
             _ => verdict_json(&Verdict::deny(
                 reasons::INVALID_REQUEST,
@@ -298,7 +299,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Verified
     }
 }
 
-fn evaluate(
+async fn evaluate(
     state: &AppState,
     verified: Option<&VerifiedChain>,
     subject: &Subject,
@@ -308,15 +309,36 @@ fn evaluate(
     request_id: Option<String>,
 ) -> Value {
     let req = match verified {
-        Some(v) => to_verified_request(v, subject, action, resource, context, request_id),
-        None => to_action_request(subject, action, resource, context, request_id)
+        Some(v) => to_verified_request(v, subject, action, resource, context, request_id.clone()),
+        None => to_action_request(subject, action, resource, context, request_id.clone())
             .map_err(|m| (reasons::INVALID_REQUEST, m)),
     };
     match req {
-        Ok(req) => verdict_json(&state.pipeline.decide(&req)),
+        Ok(req) => verdict_json(&state.pipeline.enforce(&req, "authzen").await),
         Err((id, message)) => {
             tracing::info!(decision = "deny", policy = id, reason = %message, "decision");
-            verdict_json(&Verdict::deny(id, message))
+            let verdict = Verdict::deny(id, message);
+            let verdict = match verified {
+                // Who tried is known: keep the refusal in the audit log.
+                Some(v) => {
+                    let chain = zt4ai_core::ActorChain {
+                        user: v.user.clone(),
+                        agents: v.agents.clone(),
+                    };
+                    let session = context.get("session").and_then(Value::as_str).unwrap_or("");
+                    let refusal = zt4ai_pipeline::Refusal {
+                        point: "authzen",
+                        request_id,
+                        chain: &chain,
+                        session,
+                        action: &action.name,
+                        resource: &resource.id,
+                    };
+                    state.pipeline.record_refusal(refusal, verdict).await
+                }
+                None => verdict,
+            };
+            verdict_json(&verdict)
         }
     }
 }

@@ -142,20 +142,35 @@ pub fn router(
             get(mcp::resource_metadata),
         )
         .route("/healthz", get(health))
+        .route("/readyz", get(health))
         .fallback(error::not_found)
         .with_state(state)
         .merge(mcp)
 }
 
+/// `/healthz` and `/readyz`: `200` with `"status": "ok"`, or `503` with
+/// `"status": "failing"` while the audit log cannot write (every request is
+/// then denied, so a load balancer should send traffic elsewhere).
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> axum::Json<serde_json::Value> {
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     let (hits, misses) = state.pipeline.engine().cache_stats();
-    axum::Json(serde_json::json!({
-        "status": "ok",
-        "sessions_cached": state.pipeline.store().cached(),
-        "decision_cache": { "hits": hits, "misses": misses },
-    }))
+    let audit = state.pipeline.audit().map(|a| a.health());
+    let ok = audit.as_ref().is_none_or(|a| a.ok);
+    let code = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(serde_json::json!({
+            "status": if ok { "ok" } else { "failing" },
+            "sessions_cached": state.pipeline.store().cached(),
+            "decision_cache": { "hits": hits, "misses": misses },
+            "audit": audit,
+        })),
+    )
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains

@@ -306,8 +306,9 @@ impl McpGateway {
             scope: v.scope.clone(),
         };
         // Decided in place, as the AuthZEN API does: a decision takes microseconds
-        // (a thread hop to the blocking pool would cost more than it).
-        let verdict = self.core.pipeline.decide(&req);
+        // (a thread hop to the blocking pool would cost more than it). The call
+        // goes upstream only once its audit record is durable.
+        let verdict = self.core.pipeline.enforce(&req, "mcp").await;
         if verdict.decision != Decision::Allow {
             return Err(refusal(&name, &verdict));
         }

@@ -14,7 +14,12 @@
 //! 6. **enforce** — on `require_approval`, record a pending approval; on a retry
 //!    with a granted approval, lift exactly the policies it names, once;
 //! 7. **absorb** — on allow, raise the session's label by what the request reads,
-//!    durably, before the verdict is returned.
+//!    durably, before the verdict is returned;
+//! 8. **record** — [`Pipeline::enforce`] appends the verdict to the
+//!    [audit log](zt4ai_audit) and returns it only once the record is durable.
+//!
+//! Enforcement points call [`Pipeline::enforce`]; [`Pipeline::decide`] is the
+//! same decision without the record, for what-if tools and benchmarks.
 //!
 //! Every failure on this path (unknown principal, malformed arguments, store error,
 //! policy error) is a deny with a reason: the pipeline never fails open.
@@ -22,7 +27,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tracing::{debug, info};
+use tracing::{debug, error, info};
+use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
 use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
@@ -53,6 +59,8 @@ pub mod reasons {
     pub const OUT_OF_SCOPE: &str = "zt4ai.identity.scope";
     /// The request's stated subject is not the one its token proves.
     pub const IDENTITY_MISMATCH: &str = "zt4ai.identity.mismatch";
+    /// The verdict could not be recorded durably in the audit log.
+    pub const AUDIT_UNAVAILABLE: &str = "zt4ai.audit.unavailable";
 }
 
 /// The decision pipeline.
@@ -60,6 +68,7 @@ pub mod reasons {
 pub struct Pipeline {
     engine: Arc<PolicyEngine>,
     store: Arc<SessionStore>,
+    audit: Option<Arc<AuditLog>>,
     clock: fn() -> i64,
 }
 
@@ -81,8 +90,21 @@ impl Pipeline {
         Pipeline {
             engine,
             store,
+            audit: None,
             clock: unix_now,
         }
+    }
+
+    /// Records every verdict of [`Self::enforce`] in `log`.
+    #[must_use]
+    pub fn with_audit(mut self, log: Arc<AuditLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// The audit log, when verdicts are recorded.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
     }
 
     /// Replaces the clock (Unix seconds), for tests.
@@ -107,9 +129,76 @@ impl Pipeline {
         &self.store
     }
 
-    /// Decides one request. Never panics and never fails open: every error is a deny.
+    /// Decides one request and records the verdict in the audit log; returns once
+    /// the record is durable, so an allowed action is never carried out
+    /// unrecorded. If the record cannot be stored, the verdict is a deny
+    /// ([`reasons::AUDIT_UNAVAILABLE`]). `point` names the enforcement point
+    /// (`authzen`, `mcp`, …) in the record.
+    pub async fn enforce(&self, req: &ActionRequest, point: &str) -> Verdict {
+        let mut before = None;
+        let verdict = self.decide_logged(req, &mut before);
+        let Some(log) = &self.audit else {
+            return verdict;
+        };
+        let event = record(req, point, &verdict, before);
+        match log.append(&event).durable().await {
+            Ok(_) => verdict,
+            Err(e) => {
+                error!(request_id = req.request_id.as_deref().unwrap_or("-"), error = %e,
+                    "verdict not recorded; denying");
+                Verdict::deny(
+                    reasons::AUDIT_UNAVAILABLE,
+                    format!("the audit log cannot record this request ({e}); failing closed"),
+                )
+            }
+        }
+    }
+
+    /// Records a deny that the enforcement point gave before a request could be
+    /// formed (the token's subject is not the one stated, the action cannot be
+    /// read), so probing shows in the audit log too. Returns the verdict, or an
+    /// audit-unavailable deny if it cannot be recorded.
+    pub async fn record_refusal(&self, refusal: Refusal<'_>, verdict: Verdict) -> Verdict {
+        let Some(log) = &self.audit else {
+            return verdict;
+        };
+        let event = Event::Decision(DecisionEvent {
+            time_ms: zt4ai_audit::now_ms(),
+            request_id: refusal.request_id,
+            point: refusal.point.to_owned(),
+            session: refusal.session.to_owned(),
+            chain: refusal.chain.clone(),
+            action: refusal.action.to_owned(),
+            resource: refusal.resource.to_owned(),
+            decision: verdict.decision,
+            policies: verdict.policies.clone(),
+            reasons: verdict.reasons.clone(),
+            findings: Vec::new(),
+            label_before: None,
+            label_after: None,
+            risk: None,
+            approval: None,
+            arguments_sha256: None,
+        });
+        match log.append(&event).durable().await {
+            Ok(_) => verdict,
+            Err(e) => Verdict::deny(
+                reasons::AUDIT_UNAVAILABLE,
+                format!("the audit log cannot record this request ({e}); failing closed"),
+            ),
+        }
+    }
+
+    /// Decides one request without recording it: for what-if tools, tests and
+    /// benchmarks. Enforcement points use [`Self::enforce`]. Never panics and
+    /// never fails open: every error is a deny.
     pub fn decide(&self, req: &ActionRequest) -> Verdict {
-        let verdict = self.decide_inner(req);
+        self.decide_logged(req, &mut None)
+    }
+
+    /// Decides and logs (tracing); `before` receives the session's label as read.
+    fn decide_logged(&self, req: &ActionRequest, before: &mut Option<SessionLabel>) -> Verdict {
+        let verdict = self.decide_inner(req, before);
         let rid = req.request_id.as_deref().unwrap_or("-");
         if verdict.decision == Decision::Allow {
             debug!(request_id = rid, session = %req.session, chain = %req.chain.describe(),
@@ -122,7 +211,7 @@ impl Pipeline {
         verdict
     }
 
-    fn decide_inner(&self, req: &ActionRequest) -> Verdict {
+    fn decide_inner(&self, req: &ActionRequest, label: &mut Option<SessionLabel>) -> Verdict {
         let resolved = match self.resolve(req) {
             Ok(r) => r,
             Err(Denial(policy, message)) => return Verdict::deny(policy, message),
@@ -166,6 +255,7 @@ impl Pipeline {
             );
         }
         let before = session.label().clone();
+        *label = Some(before.clone());
         let facts = facts_for(req, &before, &resolved);
         let now = (self.clock)();
         let lifted: BTreeSet<String> = match &req.approval {
@@ -423,6 +513,23 @@ fn facts_for(req: &ActionRequest, before: &SessionLabel, resolved: &Resolved<'_>
     }
 }
 
+/// A request refused before it reached the pipeline, as far as it was read.
+#[derive(Debug)]
+pub struct Refusal<'a> {
+    /// The enforcement point.
+    pub point: &'a str,
+    /// The caller's request id.
+    pub request_id: Option<String>,
+    /// The actor chain the credential proves.
+    pub chain: &'a zt4ai_core::ActorChain,
+    /// The session, as stated (or empty).
+    pub session: &'a str,
+    /// The action, as stated.
+    pub action: &'a str,
+    /// The resource, as stated.
+    pub resource: &'a str,
+}
+
 /// The Cedar work for one request (see [`Pipeline::cedar_requests`]).
 #[derive(Debug)]
 pub struct CedarWork {
@@ -446,6 +553,67 @@ fn label_of(
             Integrity::Untrusted
         },
     }
+}
+
+/// The audit record of one verdict. Tool arguments are recorded as a hash only:
+/// they may hold the very data the log must not spread.
+fn record(
+    req: &ActionRequest,
+    point: &str,
+    verdict: &Verdict,
+    before: Option<SessionLabel>,
+) -> Event {
+    use sha2::Digest as _;
+    let (resource, arguments_sha256) = match &req.action {
+        Action::CallTool { tool, arguments } => {
+            let canonical = zt4ai_core::canonical_json(arguments);
+            let digest = sha2::Sha256::digest(canonical.as_bytes());
+            (tool.clone(), Some(hex(&digest)))
+        }
+        Action::Read { dataset } | Action::Write { dataset } => (dataset.clone(), None),
+        Action::Send { target } => (target.clone(), None),
+        Action::InvokeModel { model } => (model.clone(), None),
+    };
+    Event::Decision(DecisionEvent {
+        time_ms: zt4ai_audit::now_ms(),
+        request_id: req.request_id.clone(),
+        point: point.to_owned(),
+        session: req.session.to_string(),
+        chain: req.chain.clone(),
+        action: req.action.name().to_owned(),
+        resource,
+        decision: verdict.decision,
+        policies: verdict.policies.clone(),
+        reasons: verdict.reasons.clone(),
+        findings: req
+            .findings
+            .iter()
+            .map(|f| zt4ai_audit::AuditFinding {
+                kind: f.kind.clone(),
+                location: f.location.clone(),
+                hash: None,
+            })
+            .collect(),
+        label_after: verdict.session.clone().filter(|_| before.is_some()),
+        label_before: before,
+        risk: req.risk,
+        approval: req
+            .approval
+            .as_ref()
+            .or(verdict.approval.as_ref())
+            .map(ToString::to_string),
+        arguments_sha256,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// A canonical text of who asks for what, binding an approval to one request.

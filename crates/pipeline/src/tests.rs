@@ -340,3 +340,109 @@ fn store_failure_denies() {
     assert_eq!(v.decision, Decision::Deny);
     assert_eq!(v.policies, [reasons::STORE_UNAVAILABLE]);
 }
+
+fn audited() -> (Pipeline, tempfile::TempDir, Arc<zt4ai_audit::AuditLog>) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = zt4ai_audit::LogKey::load_or_create(
+        &dir.path().join("audit.key"),
+        zt4ai_audit::DEFAULT_ORIGIN,
+    )
+    .unwrap();
+    let log = Arc::new(
+        zt4ai_audit::AuditLog::open(
+            &dir.path().join("zt4ai.db"),
+            key,
+            zt4ai_audit::AuditConfig {
+                busy_timeout: std::time::Duration::from_millis(100),
+                ..zt4ai_audit::AuditConfig::default()
+            },
+        )
+        .unwrap(),
+    );
+    (pipeline().with_audit(Arc::clone(&log)), dir, log)
+}
+
+fn records(dir: &tempfile::TempDir) -> Vec<zt4ai_audit::Record> {
+    let r = zt4ai_audit::AuditReader::open(&dir.path().join("zt4ai.db")).unwrap();
+    let mut out = Vec::new();
+    r.query(&zt4ai_audit::Filter::default(), |rec| {
+        out.push(rec);
+        true
+    })
+    .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn enforce_records_each_verdict_with_labels_before_and_after() {
+    let (p, dir, _log) = audited();
+    let exec = |a| req("alice", &["report-agent"], "s1", a);
+    let mut read = exec(tool("crm.query", json!({"table": "customers"})));
+    read.request_id = Some("r-1".into());
+    read.findings = vec![Finding {
+        kind: "secret".into(),
+        location: Some("table".into()),
+    }];
+    assert_eq!(p.enforce(&read, "mcp").await.decision, Decision::Allow);
+    assert_eq!(
+        p.enforce(&exec(mail("ceo@rival.example")), "mcp")
+            .await
+            .decision,
+        Decision::Deny
+    );
+    let recs = records(&dir);
+    assert_eq!(recs.len(), 2);
+    let zt4ai_audit::Event::Decision(d) = &recs[0].event else {
+        panic!("{recs:?}")
+    };
+    assert_eq!(d.request_id.as_deref(), Some("r-1"));
+    assert_eq!(
+        (d.point.as_str(), d.action.as_str(), d.resource.as_str()),
+        ("mcp", "call_tool", "crm.query")
+    );
+    assert_eq!(d.decision, Decision::Allow);
+    assert_eq!(
+        d.label_before.as_ref().unwrap().confidentiality,
+        Label::Public
+    );
+    assert_eq!(
+        d.label_after.as_ref().unwrap().confidentiality,
+        Label::Confidential
+    );
+    assert_eq!(d.findings[0].kind, "secret");
+    assert_eq!(d.arguments_sha256.as_ref().map(String::len), Some(64));
+    let zt4ai_audit::Event::Decision(d) = &recs[1].event else {
+        panic!("{recs:?}")
+    };
+    assert_eq!(d.decision, Decision::Deny);
+    assert_eq!(d.policies, ["zt4ai.flow.send"]);
+    assert_eq!(
+        d.label_before.as_ref().unwrap().confidentiality,
+        Label::Confidential
+    );
+    // The arguments themselves (the recipient, the body) are not in the record.
+    let raw = serde_json::to_string(&recs[1]).unwrap();
+    assert!(!raw.contains("Q3 customers"), "{raw}");
+}
+
+#[tokio::test]
+async fn enforce_denies_when_the_audit_log_cannot_write() {
+    let (p, dir, log) = audited();
+    let blocker = rusqlite::Connection::open(dir.path().join("zt4ai.db")).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let v = p
+        .enforce(
+            &req(
+                "alice",
+                &["report-agent"],
+                "s1",
+                tool("crm.query", json!({"table": "customers"})),
+            ),
+            "authzen",
+        )
+        .await;
+    assert_eq!(v.decision, Decision::Deny);
+    assert_eq!(v.policies, [reasons::AUDIT_UNAVAILABLE]);
+    assert!(!log.health().ok);
+    blocker.execute_batch("ROLLBACK").unwrap();
+}

@@ -1,0 +1,644 @@
+//! The tamper-evident audit log: step 8 of the pipeline, *record*.
+//!
+//! Every verdict and every lifecycle event becomes one [`Record`], appended to a
+//! Merkle tree with RFC 6962 hashing and stored in SQLite (by default the same
+//! file as the sessions). The log's state is signed with Ed25519 as a C2SP
+//! [checkpoint](https://c2sp.org/tlog-checkpoint) in the
+//! [signed-note](https://c2sp.org/signed-note) format, so tools other than
+//! zt4ai can check it.
+//!
+//! **Durability.** [`AuditLog::append`] hands the record to one writer thread
+//! and returns a [`Receipt`]; the receipt resolves once the record is committed
+//! with `synchronous=FULL`. The writer takes everything waiting in one
+//! transaction (group commit), so a thousand concurrent appends cost one sync.
+//! An enforcement point carries out an allowed action only after its receipt
+//! resolves, and denies if it resolves with an error: the log never fails open.
+//!
+//! **No unsigned tail.** Each commit also re-signs the *head*: a checkpoint of
+//! the whole tree, replaced in place. Anyone who edits, inserts or appends a
+//! record without the key leaves the tree disagreeing with a signature.
+//! Besides the head, a checkpoint is kept every `checkpoint_records` records
+//! or `checkpoint_interval` (whichever comes first); `verify` checks each, and
+//! when the tree disagrees with one, the damage lies between it and the one
+//! before.
+//!
+//! What a signature cannot show is a log cut back to an earlier, correctly
+//! signed state (records and head both removed). Against that, copy the
+//! checkpoints somewhere the server cannot write (`zt4ai audit checkpoint`), and
+//! verify against a copy (`verify --against`).
+
+mod key;
+mod read;
+mod record;
+mod tree;
+
+pub mod export;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use signed_note::Note;
+use tlog_tiles::Checkpoint;
+use tracing::{error, info, warn};
+
+pub use key::{DEFAULT_ORIGIN, LogKey, verifier};
+pub use read::{AuditReader, Filter, InclusionProof, Problem, VerifyReport, verify_proof};
+pub use record::{AuditFinding, DecisionEvent, Event, LifecycleEvent, Record, now_ms};
+
+use tree::Edge;
+
+/// Why the audit log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// SQLite failed (disk full, locked, corrupted…).
+    #[error("audit store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The writer could not commit a batch; every record of it was refused.
+    #[error("audit store: {0}")]
+    Write(String),
+    /// The log has been closed.
+    #[error("the audit log is closed")]
+    Closed,
+    /// The signing key cannot be read or created.
+    #[error("audit signing key `{path}`: {message}")]
+    Key {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A verifier key is malformed.
+    #[error("not a verifier key (`<name>+<id>+<key>`): {0}")]
+    VerifierKey(String),
+    /// The stored log is not in a state the writer can continue from.
+    #[error("audit log is inconsistent: {0}; run `zt4ai audit verify`")]
+    Inconsistent(String),
+    /// The database was written by a newer zt4ai.
+    #[error("audit schema version {found} is newer than this zt4ai supports ({supported})")]
+    Version {
+        /// Version in the file.
+        found: i64,
+        /// Highest version understood.
+        supported: i64,
+    },
+    /// A record or checkpoint asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// How often checkpoints are kept, and how the store waits.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Keep a checkpoint at least every this many records.
+    pub checkpoint_records: u64,
+    /// Keep a checkpoint at least this often while records arrive.
+    pub checkpoint_interval: Duration,
+    /// How long a write waits for another writer's lock before failing.
+    pub busy_timeout: Duration,
+    /// Most records committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_records: 10_000,
+            checkpoint_interval: Duration::from_secs(60),
+            busy_timeout: Duration::from_secs(5),
+            max_batch: 16_384,
+        }
+    }
+}
+
+/// The audit log's writer side. Cheap to share (`Arc`); dropping the last handle
+/// commits what is queued, keeps a final checkpoint and stops the writer.
+pub struct AuditLog {
+    tx: Option<mpsc::Sender<Job>>,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    origin: String,
+    verifier: String,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record's way to durability: resolves to its index once committed.
+#[derive(Debug)]
+pub struct Receipt(Result<tokio::sync::oneshot::Receiver<Result<u64, String>>, String>);
+
+impl Receipt {
+    /// Waits until the record is durable; its index, or why it is not stored.
+    pub async fn durable(self) -> Result<u64, AuditError> {
+        match self.0 {
+            Ok(rx) => match rx.await {
+                Ok(r) => r.map_err(AuditError::Write),
+                Err(_) => Err(AuditError::Closed),
+            },
+            Err(e) => Err(AuditError::Write(e)),
+        }
+    }
+
+    /// [`Self::durable`] for threads outside an async runtime (the CLI).
+    pub fn wait(self) -> Result<u64, AuditError> {
+        match self.0 {
+            Ok(rx) => match rx.blocking_recv() {
+                Ok(r) => r.map_err(AuditError::Write),
+                Err(_) => Err(AuditError::Closed),
+            },
+            Err(e) => Err(AuditError::Write(e)),
+        }
+    }
+}
+
+/// The state of the log, for health endpoints and metrics.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    /// Whether the last commit succeeded.
+    pub ok: bool,
+    /// Records committed.
+    pub records: u64,
+    /// Records handed to the writer and not yet committed.
+    pub pending: u64,
+    /// The last commit error, while the log is failing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    committed: AtomicU64,
+    queued: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+struct Job {
+    event: Vec<u8>,
+    meta: Meta,
+    reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+}
+
+/// The columns a record is filtered by.
+struct Meta {
+    time_ms: i64,
+    kind: &'static str,
+    user: Option<String>,
+    agents: Option<String>,
+    session: Option<String>,
+    decision: Option<&'static str>,
+    policies: Option<String>,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// Creates the audit tables if they do not exist. Safe to run beside the
+/// session store's tables in the same file.
+fn schema(conn: &Connection) -> Result<(), AuditError> {
+    let version: Option<i64> = conn
+        .query_row("SELECT version FROM audit_meta WHERE one = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .or_else(|e| match e {
+            rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.contains("no such table") => {
+                Ok(None)
+            }
+            e => Err(e),
+        })?;
+    if let Some(found) = version
+        && found > SCHEMA_VERSION
+    {
+        return Err(AuditError::Version {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE IF NOT EXISTS audit_meta (
+           one INTEGER PRIMARY KEY CHECK (one = 1),
+           version INTEGER NOT NULL
+         ) STRICT;
+         INSERT OR IGNORE INTO audit_meta VALUES (1, 1);
+         -- One row per record. `body` is the Merkle leaf; `hashes` are the tree
+         -- hashes the record completed (tlog stored-hash order). `agents` and
+         -- `policies` are space-delimited (' a b ') for filtering.
+         CREATE TABLE IF NOT EXISTS audit_records (
+           idx INTEGER PRIMARY KEY,
+           time_ms INTEGER NOT NULL,
+           kind TEXT NOT NULL,
+           user_id TEXT,
+           agents TEXT,
+           session TEXT,
+           decision TEXT,
+           policies TEXT,
+           body BLOB NOT NULL,
+           hashes BLOB NOT NULL
+         ) STRICT;
+         CREATE TABLE IF NOT EXISTS audit_checkpoints (
+           size INTEGER PRIMARY KEY,
+           time_ms INTEGER NOT NULL,
+           note TEXT NOT NULL
+         ) STRICT;
+         -- The signed state after the last commit, replaced at every commit.
+         CREATE TABLE IF NOT EXISTS audit_head (
+           one INTEGER PRIMARY KEY CHECK (one = 1),
+           size INTEGER NOT NULL,
+           time_ms INTEGER NOT NULL,
+           edge BLOB NOT NULL,
+           note TEXT NOT NULL
+         ) STRICT;
+         COMMIT;",
+    )?;
+    Ok(())
+}
+
+fn open_connection(path: &Path, busy: Duration) -> Result<Connection, AuditError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk when it returns; an acknowledged record survives
+    // a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+impl AuditLog {
+    /// Opens (creating if needed) the log in the SQLite file at `path`, signing
+    /// with `key`, and starts its writer thread. Refuses to start on a log whose
+    /// stored state does not match its signed head.
+    pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
+        let conn = open_connection(path, config.busy_timeout)?;
+        schema(&conn)?;
+        let mut writer = Writer::new(conn, key, config)?;
+        // A log without a head (new) gets one now, so even an empty log is signed.
+        if writer.head_size.is_none() {
+            writer.commit(&[])?;
+        }
+        let shared = Arc::new(Shared::default());
+        shared
+            .committed
+            .store(writer.edge.size(), Ordering::Relaxed);
+        let origin = writer.key.origin().to_owned();
+        let verifier = writer.key.verifier_key().to_owned();
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = Arc::clone(&shared);
+        let handle = std::thread::Builder::new()
+            .name("zt4ai-audit".into())
+            .spawn(move || writer.run(&rx, &thread_shared))
+            .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
+        Ok(AuditLog {
+            tx: Some(tx),
+            shared,
+            writer: Some(handle),
+            origin,
+            verifier,
+        })
+    }
+
+    /// Queues `event`; the receipt says when it is durable.
+    pub fn append(&self, event: &Event) -> Receipt {
+        let json = match serde_json::to_vec(event) {
+            Ok(j) => j,
+            Err(e) => return Receipt(Err(format!("cannot encode the record: {e}"))),
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            event: json,
+            meta: Meta::of(event),
+            reply,
+        };
+        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok()) {
+            Receipt(Ok(rx))
+        } else {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            Receipt(Err("the audit writer has stopped".into()))
+        }
+    }
+
+    /// The log's health: whether writes succeed, how many records it holds.
+    pub fn health(&self) -> Health {
+        let records = self.shared.committed.load(Ordering::Relaxed);
+        let queued = self.shared.queued.load(Ordering::Relaxed);
+        let error = self.shared.error.lock().clone();
+        Health {
+            ok: error.is_none(),
+            records,
+            pending: queued,
+            error,
+        }
+    }
+
+    /// The log's origin (first line of its checkpoints).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier key that checks this log's checkpoints.
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.writer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Meta {
+    fn of(event: &Event) -> Meta {
+        match event {
+            Event::Decision(d) => Meta {
+                time_ms: d.time_ms,
+                kind: "decision",
+                user: Some(d.chain.user.to_string()),
+                agents: Some(spaced(d.chain.agents.iter().map(|a| a.as_str()))),
+                session: Some(d.session.clone()),
+                decision: Some(d.decision.as_str()),
+                policies: Some(spaced(d.policies.iter().map(String::as_str))),
+            },
+            Event::Lifecycle(l) => Meta {
+                time_ms: l.time_ms,
+                kind: "lifecycle",
+                user: None,
+                agents: Some(spaced([l.subject.as_str()])),
+                session: None,
+                decision: None,
+                policies: None,
+            },
+        }
+    }
+}
+
+/// `' a b '`: every item surrounded by spaces, for `instr(col, ' a ')`.
+fn spaced<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let mut s = String::from(" ");
+    for i in items {
+        s.push_str(i);
+        s.push(' ');
+    }
+    s
+}
+
+/// The writer thread's state: the only place records are added.
+struct Writer {
+    conn: Connection,
+    key: LogKey,
+    config: AuditConfig,
+    edge: Edge,
+    head_size: Option<u64>,
+    last_checkpoint: u64,
+    last_checkpoint_at: Instant,
+}
+
+impl Writer {
+    fn new(conn: Connection, key: LogKey, config: AuditConfig) -> Result<Writer, AuditError> {
+        let mut w = Writer {
+            conn,
+            key,
+            config,
+            edge: Edge::default(),
+            head_size: None,
+            last_checkpoint: 0,
+            last_checkpoint_at: Instant::now(),
+        };
+        w.reload()?;
+        Ok(w)
+    }
+
+    /// Reads the head (and checks it against the records) — at start, and when
+    /// another process (the CLI) has appended since this writer last wrote.
+    fn reload(&mut self) -> Result<(), AuditError> {
+        let head: Option<(i64, Vec<u8>, String)> = self
+            .conn
+            .query_row(
+                "SELECT size, edge, note FROM audit_head WHERE one = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        // MAX, not COUNT: O(log n). Gaps are `verify`'s business.
+        let records: i64 = self.conn.query_row(
+            "SELECT COALESCE(MAX(idx) + 1, 0) FROM audit_records",
+            [],
+            |r| r.get(0),
+        )?;
+        let Some((size, edge, note)) = head else {
+            if records > 0 {
+                return Err(AuditError::Inconsistent(format!(
+                    "{records} records but no signed head"
+                )));
+            }
+            return Ok(());
+        };
+        let size = u64::try_from(size).map_err(|_| bad("negative head size"))?;
+        if u64::try_from(records).ok() != Some(size) {
+            return Err(AuditError::Inconsistent(format!(
+                "the signed head covers {size} records but the store holds {records}"
+            )));
+        }
+        let edge = Edge::from_bytes(size, &edge).ok_or_else(|| bad("malformed tree edge"))?;
+        let verifier = verifier(self.key.verifier_key())?;
+        let cp = read::open_checkpoint(&note, &verifier).map_err(|p| bad(&p.message))?;
+        if cp.size() != size || *cp.hash() != edge.root() {
+            return Err(bad("the stored tree edge does not match the signed head"));
+        }
+        self.edge = edge;
+        self.head_size = Some(size);
+        self.last_checkpoint = self
+            .conn
+            .query_row("SELECT MAX(size) FROM audit_checkpoints", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })?
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or(0);
+        Ok(())
+    }
+
+    fn run(mut self, rx: &mpsc::Receiver<Job>, shared: &Shared) {
+        let mut batch: Vec<Job> = Vec::new();
+        loop {
+            let wait = self.until_checkpoint();
+            let first = match wait {
+                Some(d) => match rx.recv_timeout(d) {
+                    Ok(j) => Some(j),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(j) => Some(j),
+                    Err(_) => break,
+                },
+            };
+            batch.extend(first);
+            while batch.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len() as u64;
+            let result = self.commit(&batch);
+            shared.queued.fetch_sub(n, Ordering::Relaxed);
+            match result {
+                Ok(first_index) => {
+                    shared.committed.store(self.edge.size(), Ordering::Relaxed);
+                    if shared.error.lock().take().is_some() {
+                        info!("audit log writes again");
+                    }
+                    for (i, job) in (first_index..).zip(batch.drain(..)) {
+                        let _ = job.reply.send(Ok(i));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
+                    *shared.error.lock() = Some(message.clone());
+                    for job in batch.drain(..) {
+                        let _ = job.reply.send(Err(message.clone()));
+                    }
+                }
+            }
+        }
+        // Closing: a final checkpoint, so a cleanly stopped log ends on one.
+        if self.edge.size() > self.last_checkpoint
+            && let Err(e) = self.commit_checkpoint_only()
+        {
+            warn!(error = %e, "no final audit checkpoint");
+        }
+    }
+
+    /// How long until a periodic checkpoint is due, if records are waiting for one.
+    fn until_checkpoint(&self) -> Option<Duration> {
+        (self.edge.size() > self.last_checkpoint).then(|| {
+            self.config
+                .checkpoint_interval
+                .saturating_sub(self.last_checkpoint_at.elapsed())
+        })
+    }
+
+    fn commit_checkpoint_only(&mut self) -> Result<u64, AuditError> {
+        let force = self.config.checkpoint_interval;
+        self.last_checkpoint_at = Instant::now()
+            .checked_sub(force)
+            .unwrap_or(self.last_checkpoint_at);
+        self.commit(&[])
+    }
+
+    /// Writes `batch` in one transaction with a freshly signed head (and a kept
+    /// checkpoint when one is due). On error nothing is written and the
+    /// in-memory tree is as before. Returns the first record's index.
+    fn commit(&mut self, batch: &[Job]) -> Result<u64, AuditError> {
+        let saved = (self.edge.clone(), self.head_size, self.last_checkpoint);
+        let r = self.commit_inner(batch);
+        if r.is_err() {
+            (self.edge, self.head_size, self.last_checkpoint) = saved;
+        }
+        r
+    }
+
+    fn commit_inner(&mut self, batch: &[Job]) -> Result<u64, AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let stored: Option<i64> = tx
+            .query_row("SELECT size FROM audit_head WHERE one = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if stored.and_then(|s| u64::try_from(s).ok()) != self.head_size {
+            // Someone else (the CLI) appended: continue from their head.
+            drop(tx);
+            self.reload()?;
+            return self.commit_inner(batch);
+        }
+        let first = self.edge.size();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit_records
+                   (idx, time_ms, kind, user_id, agents, session, decision, policies, body, hashes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            let mut hashes = Vec::with_capacity(64 * 32);
+            for job in batch {
+                let index = self.edge.size();
+                let body = record::body(index, &job.event);
+                hashes.clear();
+                for h in self.edge.append(&body) {
+                    hashes.extend_from_slice(&h.0);
+                }
+                let m = &job.meta;
+                insert.execute(params![
+                    i64::try_from(index).map_err(|_| bad("log full"))?,
+                    m.time_ms,
+                    m.kind,
+                    m.user,
+                    m.agents,
+                    m.session,
+                    m.decision,
+                    m.policies,
+                    body,
+                    hashes,
+                ])?;
+            }
+        }
+        let size = self.edge.size();
+        let now = now_ms();
+        let note = sign(&self.key, size, self.edge.root())?;
+        let due = size >= self.last_checkpoint + self.config.checkpoint_records
+            || (size > self.last_checkpoint
+                && self.last_checkpoint_at.elapsed() >= self.config.checkpoint_interval);
+        if due {
+            tx.prepare_cached("INSERT OR REPLACE INTO audit_checkpoints VALUES (?1, ?2, ?3)")?
+                .execute(params![i64::try_from(size).unwrap_or(i64::MAX), now, note])?;
+        }
+        tx.prepare_cached("INSERT OR REPLACE INTO audit_head VALUES (1, ?1, ?2, ?3, ?4)")?
+            .execute(params![
+                i64::try_from(size).unwrap_or(i64::MAX),
+                now,
+                self.edge.to_bytes(),
+                note
+            ])?;
+        tx.commit()?;
+        self.head_size = Some(size);
+        if due {
+            self.last_checkpoint = size;
+            self.last_checkpoint_at = Instant::now();
+        }
+        Ok(first)
+    }
+}
+
+/// The signed checkpoint of a tree of `size` records with root `root`.
+fn sign(key: &LogKey, size: u64, root: tlog_tiles::Hash) -> Result<String, AuditError> {
+    let cp = Checkpoint::new(key.origin(), size, root, "")
+        .map_err(|e| AuditError::Write(format!("cannot form a checkpoint: {e}")))?;
+    let mut note = Note::new(&cp.to_bytes(), &[])
+        .map_err(|e| AuditError::Write(format!("cannot form a checkpoint: {e}")))?;
+    note.add_sigs(&[&key.signer])
+        .map_err(|e| AuditError::Write(format!("cannot sign a checkpoint: {e}")))?;
+    String::from_utf8(note.to_bytes())
+        .map_err(|_| AuditError::Write("checkpoint is not UTF-8".into()))
+}
+
+fn bad(message: &str) -> AuditError {
+    AuditError::Inconsistent(message.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,597 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code panics on failure"
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use zt4ai_core::{ActorChain, AgentId, Decision, Reason, UserId};
+
+use super::*;
+
+fn decision(i: u64, agent: &str, d: Decision, policy: &str) -> Event {
+    Event::Decision(DecisionEvent {
+        time_ms: 1_700_000_000_000 + i64::try_from(i).unwrap(),
+        request_id: Some(format!("r{i}")),
+        point: "authzen".into(),
+        session: format!("s{}", i % 3),
+        chain: ActorChain {
+            user: UserId::new("alice").unwrap(),
+            agents: vec![AgentId::new(agent).unwrap()],
+        },
+        action: "send".into(),
+        resource: "mail:x@rival.example".into(),
+        decision: d,
+        policies: vec![policy.into()],
+        reasons: vec![Reason {
+            policy: policy.into(),
+            message: "because".into(),
+        }],
+        findings: Vec::new(),
+        label_before: None,
+        label_after: None,
+        risk: None,
+        approval: None,
+        arguments_sha256: None,
+    })
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    key: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        Fixture {
+            db: dir.path().join("zt4ai.db"),
+            key: dir.path().join("audit.key"),
+            _dir: dir,
+        }
+    }
+
+    fn open(&self, config: AuditConfig) -> AuditLog {
+        let key = LogKey::load_or_create(&self.key, DEFAULT_ORIGIN).unwrap();
+        AuditLog::open(&self.db, key, config).unwrap()
+    }
+
+    fn verifier(&self) -> signed_note::StandardVerifier {
+        let key = LogKey::load_or_create(&self.key, DEFAULT_ORIGIN).unwrap();
+        verifier(key.verifier_key()).unwrap()
+    }
+
+    fn verify(&self) -> Result<VerifyReport, Problem> {
+        AuditReader::open(&self.db)
+            .unwrap()
+            .verify(&self.verifier(), &[])
+    }
+
+    fn sql(&self) -> Connection {
+        Connection::open(&self.db).unwrap()
+    }
+
+    /// Writes `n` records and closes the log.
+    fn filled(n: u64, config: AuditConfig) -> Fixture {
+        let f = Fixture::new();
+        let log = f.open(config);
+        // One at a time: a commit each, so checkpoints fall every N records.
+        for i in 0..n {
+            let r = log.append(&decision(i, "report-agent", Decision::Allow, "p"));
+            assert_eq!(r.wait().unwrap(), i);
+        }
+        drop(log);
+        f
+    }
+}
+
+fn small_checkpoints() -> AuditConfig {
+    AuditConfig {
+        checkpoint_records: 10,
+        ..AuditConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_distinct_indexes_and_the_log_verifies() {
+    let f = Fixture::new();
+    let log = std::sync::Arc::new(f.open(AuditConfig::default()));
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let log = std::sync::Arc::clone(&log);
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for i in 0..50 {
+                let ev = decision(t * 100 + i, "report-agent", Decision::Allow, "p");
+                got.push(log.append(&ev).durable().await.unwrap());
+            }
+            got
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..400).collect::<Vec<_>>());
+    let h = log.health();
+    assert!(h.ok && h.records == 400 && h.pending == 0, "{h:?}");
+    drop(log);
+    let report = f.verify().unwrap();
+    assert_eq!(report.records, 400);
+    assert_eq!(report.head_size, 400);
+    assert!(report.checkpoints >= 1, "closing keeps a final checkpoint");
+}
+
+#[test]
+fn an_empty_log_is_signed_and_verifies() {
+    let f = Fixture::filled(0, AuditConfig::default());
+    let r = f.verify().unwrap();
+    assert_eq!((r.records, r.head_size), (0, 0));
+}
+
+#[test]
+fn checkpoints_are_kept_every_n_records_and_at_close() {
+    let f = Fixture::new();
+    let log = f.open(small_checkpoints());
+    for i in 0..35 {
+        log.append(&decision(i, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap();
+    }
+    drop(log);
+    let sizes: Vec<i64> = f
+        .sql()
+        .prepare("SELECT size FROM audit_checkpoints ORDER BY size")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sizes, vec![10, 20, 30, 35]);
+    assert_eq!(f.verify().unwrap().checkpoints, 4);
+}
+
+#[test]
+fn a_checkpoint_is_kept_after_the_interval_while_idle() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        checkpoint_interval: Duration::from_millis(200),
+        ..AuditConfig::default()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let count = || -> i64 {
+        f.sql()
+            .query_row("SELECT COUNT(*) FROM audit_checkpoints", [], |r| r.get(0))
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    while count() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(log);
+}
+
+#[test]
+fn reopening_continues_the_same_tree() {
+    let f = Fixture::filled(5, AuditConfig::default());
+    let log = f.open(AuditConfig::default());
+    assert_eq!(
+        log.append(&decision(5, "a", Decision::Deny, "p"))
+            .wait()
+            .unwrap(),
+        5
+    );
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 6);
+}
+
+#[test]
+fn two_writers_on_one_file_interleave_without_forking_the_tree() {
+    // The CLI appends lifecycle events while the server runs.
+    let f = Fixture::new();
+    let server = f.open(AuditConfig::default());
+    let cli = f.open(AuditConfig::default());
+    for i in 0..10 {
+        let w = if i % 2 == 0 { &server } else { &cli };
+        assert_eq!(
+            w.append(&decision(i, "a", Decision::Allow, "p"))
+                .wait()
+                .unwrap(),
+            i
+        );
+    }
+    drop(cli);
+    drop(server);
+    assert_eq!(f.verify().unwrap().records, 10);
+}
+
+#[test]
+fn a_store_that_cannot_write_refuses_the_record_and_reports_it() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        busy_timeout: Duration::from_millis(100),
+        ..AuditConfig::default()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let blocker = f.sql();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let err = log
+        .append(&decision(1, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    let h = log.health();
+    assert!(!h.ok && h.error.is_some() && h.records == 1, "{h:?}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(
+        log.append(&decision(2, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap(),
+        1,
+        "the refused record took no index"
+    );
+    assert!(log.health().ok);
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 2);
+}
+
+// --- tampering: each must be detected -------------------------------------
+
+fn problem(f: &Fixture) -> Problem {
+    f.verify().expect_err("tampering went unnoticed")
+}
+
+#[test]
+fn an_edited_record_is_named() {
+    let f = Fixture::filled(30, small_checkpoints());
+    f.sql()
+        .execute(
+            "UPDATE audit_records SET body = CAST(replace(body, '\"allow\"', '\"deny\"') AS BLOB) WHERE idx = 17",
+            [],
+        )
+        .unwrap();
+    let p = problem(&f);
+    assert_eq!(p.index, Some(17), "{p}");
+    assert!(p.message.contains("edited"), "{p}");
+}
+
+/// Rewrites every record's stored hashes from its (possibly edited) body, as
+/// an attacker who knows the format but not the key would.
+fn rehash(f: &Fixture) {
+    let conn = f.sql();
+    let bodies: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT idx, body FROM audit_records ORDER BY idx")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut edge = tree::Edge::default();
+    for (idx, body) in bodies {
+        let hashes: Vec<u8> = edge.append(&body).iter().flat_map(|h| h.0).collect();
+        conn.execute(
+            "UPDATE audit_records SET hashes = ?1 WHERE idx = ?2",
+            rusqlite::params![hashes, idx],
+        )
+        .unwrap();
+    }
+    conn.execute(
+        "UPDATE audit_head SET edge = ?1",
+        rusqlite::params![edge.to_bytes()],
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_edit_with_recomputed_hashes_is_pinned_between_checkpoints() {
+    let f = Fixture::filled(30, small_checkpoints());
+    f.sql()
+        .execute(
+            "UPDATE audit_records SET body = CAST(replace(body, 'rival', 'rivel') AS BLOB) WHERE idx = 13",
+            [],
+        )
+        .unwrap();
+    rehash(&f);
+    let p = problem(&f);
+    assert!(p.message.contains("10..20"), "{p}");
+}
+
+#[test]
+fn a_deleted_record_is_named() {
+    let f = Fixture::filled(30, small_checkpoints());
+    f.sql()
+        .execute("DELETE FROM audit_records WHERE idx = 4", [])
+        .unwrap();
+    let p = problem(&f);
+    assert_eq!(p.index, Some(4), "{p}");
+    assert!(p.message.contains("missing"), "{p}");
+}
+
+#[test]
+fn reordered_records_are_named() {
+    let f = Fixture::filled(30, small_checkpoints());
+    let conn = f.sql();
+    conn.execute_batch(
+        "UPDATE audit_records SET idx = -1 WHERE idx = 8;
+         UPDATE audit_records SET idx = 8 WHERE idx = 9;
+         UPDATE audit_records SET idx = 9 WHERE idx = -1;",
+    )
+    .unwrap();
+    let p = problem(&f);
+    assert_eq!(p.index, Some(8), "{p}");
+    assert!(p.message.contains("another position"), "{p}");
+}
+
+#[test]
+fn a_truncated_log_is_detected() {
+    let f = Fixture::filled(30, small_checkpoints());
+    f.sql()
+        .execute("DELETE FROM audit_records WHERE idx >= 25", [])
+        .unwrap();
+    let p = problem(&f);
+    assert_eq!(p.index, Some(25), "{p}");
+    assert!(p.message.contains("truncated"), "{p}");
+}
+
+#[test]
+fn a_forged_appended_record_is_detected() {
+    let f = Fixture::filled(30, small_checkpoints());
+    let conn = f.sql();
+    let body = record::body(
+        30,
+        &serde_json::to_vec(&decision(30, "a", Decision::Allow, "p")).unwrap(),
+    );
+    conn.execute(
+        "INSERT INTO audit_records (idx, time_ms, kind, body, hashes) VALUES (30, 0, 'decision', ?1, x'')",
+        [body],
+    )
+    .unwrap();
+    rehash(&f);
+    let p = problem(&f);
+    assert_eq!(p.index, Some(30), "{p}");
+    assert!(p.message.contains("without the log's key"), "{p}");
+}
+
+#[test]
+fn a_forged_checkpoint_is_detected() {
+    let f = Fixture::filled(30, small_checkpoints());
+    // Sign a different root with a key of the same name.
+    let other = Fixture::new();
+    let thief = LogKey::load_or_create(&other.key, DEFAULT_ORIGIN).unwrap();
+    let cp =
+        tlog_tiles::Checkpoint::new(DEFAULT_ORIGIN, 20, tlog_tiles::Hash([7; 32]), "").unwrap();
+    let mut note = signed_note::Note::new(&cp.to_bytes(), &[]).unwrap();
+    note.add_sigs(&[&thief.signer]).unwrap();
+    let forged = String::from_utf8(note.to_bytes()).unwrap();
+    f.sql()
+        .execute(
+            "UPDATE audit_checkpoints SET note = ?1 WHERE size = 20",
+            [&forged],
+        )
+        .unwrap();
+    let p = problem(&f);
+    assert!(p.message.contains("checkpoint at size 20"), "{p}");
+    assert!(p.message.contains("signature"), "{p}");
+    // An edited root under the original signature fails too.
+    let f = Fixture::filled(30, small_checkpoints());
+    let conn = f.sql();
+    let note: String = conn
+        .query_row("SELECT note FROM audit_head", [], |r| r.get(0))
+        .unwrap();
+    let mut lines: Vec<&str> = note.split('\n').collect();
+    lines[1] = "29";
+    conn.execute("UPDATE audit_head SET note = ?1", [lines.join("\n")])
+        .unwrap();
+    assert!(problem(&f).message.contains("signed head"));
+}
+
+#[test]
+fn a_log_cut_back_to_an_earlier_signed_state_fails_against_a_saved_checkpoint() {
+    let f = Fixture::filled(20, small_checkpoints());
+    let saved = AuditReader::open(&f.db).unwrap().head().unwrap();
+    let conn = f.sql();
+    // Cut back to the state at 10 records: delete the rest and put the old
+    // checkpoint back as head. Signatures all verify.
+    let old: String = conn
+        .query_row(
+            "SELECT note FROM audit_checkpoints WHERE size = 10",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    conn.execute_batch(
+        "DELETE FROM audit_records WHERE idx >= 10; DELETE FROM audit_checkpoints WHERE size > 10;",
+    )
+    .unwrap();
+    conn.execute("UPDATE audit_head SET note = ?1, size = 10", [old])
+        .unwrap();
+    assert!(f.verify().is_ok(), "undetectable without an outside copy");
+    let p = AuditReader::open(&f.db)
+        .unwrap()
+        .verify(&f.verifier(), &[saved])
+        .unwrap_err();
+    assert!(p.message.contains("external checkpoint 1"), "{p}");
+    assert!(p.message.contains("truncated"), "{p}");
+}
+
+#[test]
+fn a_tampered_log_refuses_to_start() {
+    let f = Fixture::filled(5, AuditConfig::default());
+    f.sql()
+        .execute("DELETE FROM audit_records WHERE idx = 4", [])
+        .unwrap();
+    let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(&f.db, key, AuditConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("covers 5 records"), "{err}");
+}
+
+// --- proofs, queries, export -------------------------------------------------
+
+#[test]
+fn an_inclusion_proof_verifies_offline_and_fails_when_altered() {
+    let f = Fixture::filled(77, AuditConfig::default());
+    let reader = AuditReader::open(&f.db).unwrap();
+    let v = f.verifier();
+    for i in [0, 1, 31, 64, 76] {
+        let proof = reader.prove(i).unwrap();
+        let rec = verify_proof(&proof, &v).unwrap();
+        assert_eq!(rec.index, i);
+        // Through JSON, as the CLI writes it.
+        let back: InclusionProof =
+            serde_json::from_str(&serde_json::to_string(&proof).unwrap()).unwrap();
+        assert_eq!(back, proof);
+    }
+    let mut proof = reader.prove(31).unwrap();
+    proof.record = proof.record.replace("allow", "deny");
+    assert!(verify_proof(&proof, &v).is_err());
+    let mut proof = reader.prove(31).unwrap();
+    proof.index = 30;
+    assert!(verify_proof(&proof, &v).is_err());
+    let other = Fixture::new();
+    let stranger = verifier(
+        LogKey::load_or_create(&other.key, "other.example/log")
+            .unwrap()
+            .verifier_key(),
+    )
+    .unwrap();
+    let p = verify_proof(&reader.prove(5).unwrap(), &stranger).unwrap_err();
+    assert!(
+        p.message.contains("signature") || p.message.contains("log"),
+        "{p}"
+    );
+    assert!(reader.prove(77).is_err());
+}
+
+#[test]
+fn queries_filter_by_agent_decision_policy_session_and_time() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig::default());
+    for i in 0..12u64 {
+        let (agent, d, p) = match i % 3 {
+            0 => ("report-agent", Decision::Deny, "zt4ai.guard.exfiltration"),
+            1 => ("report_agent", Decision::Allow, "allow-crm"),
+            _ => ("mail-agent", Decision::Allow, "allow-crm"),
+        };
+        log.append(&decision(i, agent, d, p)).wait().unwrap();
+    }
+    log.append(&Event::lifecycle(
+        "agent.suspended",
+        "cli:root",
+        "report-agent",
+        serde_json::Value::Null,
+    ))
+    .wait()
+    .unwrap();
+    drop(log);
+    let r = AuditReader::open(&f.db).unwrap();
+    let run = |filter: Filter| {
+        let mut out = Vec::new();
+        r.query(&filter, |rec| {
+            out.push(rec.index);
+            true
+        })
+        .unwrap();
+        out
+    };
+    let agent = |a: &str| Filter {
+        agent: Some(a.into()),
+        ..Filter::default()
+    };
+    assert_eq!(run(agent("report-agent")), vec![0, 3, 6, 9, 12]);
+    assert_eq!(
+        run(agent("report_agent")),
+        vec![1, 4, 7, 10],
+        "`_` is not a wildcard"
+    );
+    assert_eq!(
+        run(Filter {
+            decision: Some("deny".into()),
+            policy: Some("zt4ai.guard.exfiltration".into()),
+            ..Filter::default()
+        }),
+        vec![0, 3, 6, 9]
+    );
+    assert_eq!(
+        run(Filter {
+            session: Some("s1".into()),
+            since_ms: Some(1_700_000_000_004),
+            until_ms: Some(1_700_000_000_011),
+            ..Filter::default()
+        }),
+        vec![4, 7, 10]
+    );
+    assert_eq!(
+        run(Filter {
+            limit: Some(2),
+            newest: true,
+            ..Filter::default()
+        }),
+        vec![11, 12]
+    );
+    assert_eq!(
+        run(Filter {
+            kind: Some("lifecycle".into()),
+            ..Filter::default()
+        }),
+        vec![12]
+    );
+}
+
+#[test]
+fn ocsf_events_carry_class_disposition_and_the_whole_record() {
+    let f = Fixture::filled(1, AuditConfig::default());
+    let rec = AuditReader::open(&f.db).unwrap().record(0).unwrap();
+    let deny = Record {
+        index: 1,
+        event: decision(
+            1,
+            "report-agent",
+            Decision::Deny,
+            "zt4ai.guard.exfiltration",
+        ),
+    };
+    for (rec, disposition) in [(rec, 1), (deny, 2)] {
+        let ev = export::ocsf(&rec, DEFAULT_ORIGIN);
+        assert_eq!(ev["class_uid"], 6003);
+        assert_eq!(ev["category_uid"], 6);
+        assert_eq!(ev["activity_id"], 1, "send creates");
+        assert_eq!(ev["type_uid"], 600_301);
+        assert_eq!(ev["disposition_id"], disposition);
+        assert_eq!(ev["metadata"]["product"]["name"], "zt4ai");
+        assert_eq!(ev["actor"]["user"]["uid"], "alice");
+        assert_eq!(ev["unmapped"]["index"], rec.index);
+        assert!(ev["time"].as_i64().unwrap() > 0);
+    }
+}
+
+#[test]
+fn the_key_file_is_private_and_keeps_its_name() {
+    let f = Fixture::new();
+    let k = LogKey::load_or_create(&f.key, "audit.example.org/prod").unwrap();
+    assert!(k.verifier_key().starts_with("audit.example.org/prod+"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&f.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = LogKey::load_or_create(&f.key, "ignored").unwrap();
+    assert_eq!(again.verifier_key(), k.verifier_key());
+    let pubfile = std::fs::read_to_string(format!("{}.pub", f.key.display())).unwrap();
+    assert_eq!(pubfile.trim(), k.verifier_key());
+    assert!(LogKey::load_or_create(&Path::new(&f.key).with_extension("x"), "bad name").is_err());
+    std::fs::write(&f.key, "garbage").unwrap();
+    let err = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap_err();
+    assert!(err.to_string().contains("audit.key"), "{err}");
+}
