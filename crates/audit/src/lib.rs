@@ -493,7 +493,9 @@ impl Writer {
                 }
             }
             let n = batch.len() as u64;
+            let started = Instant::now();
             let result = self.commit(&batch);
+            zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
             shared.queued.fetch_sub(n, Ordering::Relaxed);
             match result {
                 Ok(first_index) => {

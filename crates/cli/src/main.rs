@@ -33,6 +33,11 @@ struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ZT4AI_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Export trace spans (one per request, decision and pipeline stage) over
+    /// OTLP/HTTP to this collector (e.g. `http://127.0.0.1:4318`). Default:
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` if set, else no traces.
+    #[arg(long, global = true, env = "ZT4AI_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -398,26 +403,59 @@ enum ApprovalCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    match run(cli) {
+    let endpoint = cli
+        .otlp_endpoint
+        .clone()
+        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+        .filter(|e| !e.is_empty());
+    let otlp = match init_logging(cli.log_format, endpoint.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    };
+    if let Some(o) = otlp {
+        o.shutdown();
     }
+    code
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Logs to stderr (filtered by `ZT4AI_LOG`), and trace spans to an OTLP
+/// collector when `endpoint` is given. Returns the exporter to shut down (it
+/// flushes the last spans) before exiting.
+fn init_logging(
+    format: LogFormat,
+    endpoint: Option<&str>,
+) -> Result<Option<zt4ai_telemetry::Otlp>, String> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::{EnvFilter, Layer as _};
     let filter = EnvFilter::try_from_env("ZT4AI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+    };
+    let (otel, otlp) = match endpoint {
+        Some(url) => {
+            let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "zt4ai".into());
+            let (layer, otlp) = zt4ai_telemetry::otlp_layer(url, &service)?;
+            let targets = tracing_subscriber::filter::Targets::new()
+                .with_target(zt4ai_telemetry::TRACE_TARGET, tracing::Level::DEBUG);
+            (Some(layer.with_filter(targets)), Some(otlp))
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry().with(fmt).with(otel).init();
+    Ok(otlp)
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

@@ -21,9 +21,15 @@ fn zt4ai() -> Command {
 /// `zt4ai serve` on a free loopback port with `args`; the child and the address it
 /// prints.
 fn serve(args: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    serve_env(args, &[])
+}
+
+/// [`serve`] with extra environment variables.
+fn serve_env(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> (std::process::Child, String) {
     let mut child = zt4ai()
         .arg("serve")
         .args(args)
+        .envs(env.iter().copied())
         .args(["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -627,4 +633,247 @@ fn every_answered_request_survives_kill_9_and_the_log_verifies() {
     let (_, ocsf, _) = audit(&["export", "--format", "ocsf", "--verdict", "allow"]);
     let first: serde_json::Value = serde_json::from_str(ocsf.lines().next().unwrap()).unwrap();
     assert_eq!(first["class_uid"], 6003);
+}
+
+/// A loopback OTLP/HTTP receiver: every `POST /v1/traces` body, decoded.
+fn otlp_receiver() -> (
+    String,
+    std::sync::Arc<
+        std::sync::Mutex<
+            Vec<opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest>,
+        >,
+    >,
+) {
+    use prost::Message as _;
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&got);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let sink = std::sync::Arc::clone(&sink);
+            std::thread::spawn(move || {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                    assert!(head.starts_with("post /v1/traces "), "{head}");
+                    assert!(
+                        head.contains("content-type: application/x-protobuf"),
+                        "{head}"
+                    );
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .unwrap()
+                        .trim()
+                        .parse()
+                        .unwrap();
+                    let mut body = vec![0u8; len];
+                    stream.read_exact(&mut body).unwrap();
+                    let req = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                    sink.lock().unwrap().push(req);
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut resp).unwrap();
+    let status = resp[9..12].parse().unwrap();
+    let body = resp.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+/// An MCP call through `zt4ai serve` exported as OTLP traces to a receiver on
+/// loopback: a server span `tools/call crm.query` with the MCP semantic
+/// conventions' attributes, the decision under it, a span per pipeline stage
+/// under that; and counted in `/metrics`, with `/readyz` reporting the upstream.
+#[test]
+fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
+    let (otlp, received) = otlp_receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
+        .unwrap()
+        .replace(
+            "settings:",
+            &format!(
+                "mcp_servers:\n  - id: crm\n    command: [{}, mcp-demo, crm]\nsettings:",
+                env!("CARGO_BIN_EXE_zt4ai")
+            ),
+        );
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, inventory).unwrap();
+    let policies = root.join("examples/acme/policies");
+    let data = dir.path().join("data");
+    let args: [&std::ffi::OsStr; 8] = [
+        "--inventory".as_ref(),
+        inv.as_os_str(),
+        "--policies".as_ref(),
+        policies.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--otlp-endpoint".as_ref(),
+        otlp.as_ref(),
+    ];
+    let (mut server, addr) = serve_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let req = dir.path().join("req.jsonl");
+    std::fs::write(
+        &req,
+        r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}"#,
+    )
+    .unwrap();
+    let out = zt4ai()
+        .args(["token", "mint", "--for-requests"])
+        .arg(&req)
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--policies")
+        .arg(&policies)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        use rmcp::ServiceExt as _;
+        use rmcp::transport::StreamableHttpClientTransport;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+                .auth_header(token),
+        );
+        let client = rmcp::model::ClientConfig::default()
+            .serve(transport)
+            .await
+            .unwrap();
+        let call = rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
+            serde_json::json!({ "table": "customers" })
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        let r = client.call_tool(call).await.unwrap();
+        assert!(format!("{r:?}").contains("ACME-001"), "{r:?}");
+
+        let (status, metrics) = get(&addr, "/metrics");
+        assert_eq!(status, 200);
+        for want in [
+            r#"zt4ai_decisions_total{point="mcp",decision="allow",guard="#,
+            r#"zt4ai_stage_duration_seconds_count{stage="record"} 1"#,
+            r#"zt4ai_stage_duration_seconds_count{stage="decide"} 1"#,
+            "zt4ai_mcp_sessions_active 1",
+            "zt4ai_audit_healthy 1",
+            "zt4ai_audit_pending_records 0",
+        ] {
+            assert!(metrics.contains(want), "missing `{want}` in\n{metrics}");
+        }
+        let (status, ready) = get(&addr, "/readyz");
+        assert_eq!(status, 200, "{ready}");
+        let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+        assert_eq!(ready["upstreams"][0]["server"], "crm");
+        assert_eq!(ready["upstreams"][0]["state"], "up");
+        assert_eq!(ready["audit"]["ok"], true);
+        client.cancel().await.unwrap();
+    });
+
+    // A graceful stop flushes the last spans.
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(server.wait().unwrap().success());
+    let spans: Vec<opentelemetry_proto::tonic::trace::v1::Span> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| s.spans.clone())
+        .collect();
+    let named = |n: &str| {
+        spans.iter().find(|s| s.name == n).unwrap_or_else(|| {
+            panic!(
+                "no span `{n}` in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let attr = |s: &opentelemetry_proto::tonic::trace::v1::Span, k: &str| -> String {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
+        match s
+            .attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.as_ref()?.value.as_ref())
+        {
+            Some(Value::StringValue(v)) => v.clone(),
+            Some(Value::IntValue(v)) => v.to_string(),
+            other => panic!("attribute `{k}` of `{}`: {other:?}", s.name),
+        }
+    };
+    let call = named("tools/call crm.query");
+    assert_eq!(
+        call.kind,
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32
+    );
+    assert_eq!(attr(call, "mcp.method.name"), "tools/call");
+    assert_eq!(attr(call, "gen_ai.tool.name"), "crm.query");
+    assert_eq!(attr(call, "gen_ai.operation.name"), "execute_tool");
+    assert_eq!(attr(call, "gen_ai.agent.id"), "report-agent");
+    assert_eq!(
+        attr(call, "mcp.session.id").len(),
+        16,
+        "a digest, not the id"
+    );
+    let decision = named("zt4ai.decision");
+    assert_eq!(decision.parent_span_id, call.span_id);
+    assert_eq!(decision.trace_id, call.trace_id);
+    assert_eq!(attr(decision, "zt4ai.decision"), "allow");
+    assert_eq!(attr(decision, "zt4ai.point"), "mcp");
+    for stage in [
+        "zt4ai.authenticate",
+        "zt4ai.contextualise",
+        "zt4ai.decide",
+        "zt4ai.enforce",
+        "zt4ai.absorb",
+        "zt4ai.record",
+    ] {
+        assert_eq!(named(stage).parent_span_id, decision.span_id, "{stage}");
+    }
 }

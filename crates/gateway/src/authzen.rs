@@ -178,6 +178,13 @@ pub(crate) async fn evaluation(
         Ok(x) => x,
         Err(r) => return with_request_id(&headers, r),
     };
+    let span = tracing::debug_span!(target: zt4ai_telemetry::TRACE_TARGET, "authzen evaluation",
+        otel.name = "POST /access/v1/evaluation",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = "/access/v1/evaluation",
+        zt4ai.request_id = request_id(&headers).as_deref(),
+    );
     let out = evaluate(
         &state,
         verified.as_ref(),
@@ -187,7 +194,8 @@ pub(crate) async fn evaluation(
         &req.context,
         request_id(&headers),
     );
-    with_request_id(&headers, Json(out.await).into_response())
+    let out = tracing::Instrument::instrument(out, span).await;
+    with_request_id(&headers, Json(out).into_response())
 }
 
 pub(crate) async fn evaluations(

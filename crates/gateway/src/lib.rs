@@ -142,35 +142,87 @@ pub fn router(
             get(mcp::resource_metadata),
         )
         .route("/healthz", get(health))
-        .route("/readyz", get(health))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(error::not_found)
         .with_state(state)
         .merge(mcp)
 }
 
-/// `/healthz` and `/readyz`: `200` with `"status": "ok"`, or `503` with
-/// `"status": "failing"` while the audit log cannot write (every request is
-/// then denied, so a load balancer should send traffic elsewhere).
+/// `/healthz`: whether this process can decide at all. `200` with `"status":
+/// "ok"`, or `503` with `"status": "failing"` while the session store or the
+/// audit log fails (every request is then denied).
 async fn health(
     axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+) -> axum::response::Response {
+    let (ok, body) = core_health(&state);
+    health_response(ok, body)
+}
+
+/// `/readyz`: `/healthz`, plus the upstream MCP servers; `503` also when every
+/// upstream is down (one down server still leaves the others to serve).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    let (mut ok, mut body) = core_health(&state);
+    if let Some(ups) = &state.config.mcp {
+        let status = ups.status();
+        if !status.is_empty() && status.iter().all(|s| s.state == "down") {
+            ok = false;
+        }
+        body["upstreams"] = serde_json::json!(status);
+    }
+    health_response(ok, body)
+}
+
+fn core_health(state: &AppState) -> (bool, serde_json::Value) {
     let (hits, misses) = state.pipeline.engine().cache_stats();
     let audit = state.pipeline.audit().map(|a| a.health());
-    let ok = audit.as_ref().is_none_or(|a| a.ok);
+    let store = state.pipeline.store().ping();
+    let ok = audit.as_ref().is_none_or(|a| a.ok) && store.is_ok();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "failing" },
+        "store": match &store {
+            Ok(()) => serde_json::json!({ "ok": true }),
+            Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),
+        },
+        "sessions_cached": state.pipeline.store().cached(),
+        "decision_cache": { "hits": hits, "misses": misses },
+        "audit": audit,
+    });
+    (ok, body)
+}
+
+fn health_response(ok: bool, body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut body = body;
+    body["status"] = serde_json::json!(if ok { "ok" } else { "failing" });
     let code = if ok {
         axum::http::StatusCode::OK
     } else {
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
+    (code, axum::Json(body)).into_response()
+}
+
+/// `/metrics`: Prometheus metrics in the OpenMetrics text format.
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let m = zt4ai_telemetry::metrics();
+    if let Some(a) = state.pipeline.audit() {
+        let h = a.health();
+        m.audit_state(h.records, h.pending, h.ok);
+    }
     (
-        code,
-        axum::Json(serde_json::json!({
-            "status": if ok { "ok" } else { "failing" },
-            "sessions_cached": state.pipeline.store().cached(),
-            "decision_cache": { "hits": hits, "misses": misses },
-            "audit": audit,
-        })),
+        [(
+            axum::http::header::CONTENT_TYPE,
+            zt4ai_telemetry::METRICS_CONTENT_TYPE,
+        )],
+        m.render(),
     )
+        .into_response()
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains

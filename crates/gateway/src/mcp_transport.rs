@@ -139,13 +139,16 @@ impl Sessions {
             }
         }
         *self.per_principal.entry(owner.clone()).or_default() += 1;
-        self.map.insert(sid, Session { owner, used: now });
+        if self.map.insert(sid, Session { owner, used: now }).is_none() {
+            zt4ai_telemetry::metrics().mcp_session_opened();
+        }
         Ok(evicted)
     }
 
     /// Forgets session `sid`.
     fn close(&mut self, sid: &str) {
         if let Some(gone) = self.map.remove(sid) {
+            zt4ai_telemetry::metrics().mcp_session_closed();
             self.release(&gone.owner);
         }
     }
@@ -336,7 +339,7 @@ impl Endpoint {
             }
             let me = Arc::clone(&self);
             return respond(accepts, async move {
-                let result = me.call(&chain, call.params).await;
+                let result = me.call(&chain, call.params, &call.id, sid.as_deref()).await;
                 encode(
                     &Reply {
                         id: call.id,
@@ -375,7 +378,7 @@ impl Endpoint {
                 }
                 let is_request = !id.is_null() && value.get("method").is_some();
                 let me = Arc::clone(&self);
-                let reply = async move { me.handle(&chain, value).await };
+                let reply = async move { me.handle(&chain, value, sid.as_deref()).await };
                 // A notification or a response is accepted; it has no answer.
                 if !is_request {
                     reply.await;
@@ -610,7 +613,7 @@ impl Endpoint {
                             )),
                         })
                     }
-                    Ok(()) => me.handle(&chain, item).await,
+                    Ok(()) => me.handle(&chain, item, sid.as_deref()).await,
                 };
                 answers.extend(reply);
             }
@@ -634,7 +637,12 @@ impl Endpoint {
     /// One well-formed message of a live session (not `initialize`): the answer
     /// if it is a request. Notifications and responses need none (the gateway
     /// sends no requests, and cancellation is left to the client's transport).
-    async fn handle(&self, chain: &VerifiedChain, message: Value) -> Option<Reply> {
+    async fn handle(
+        &self,
+        chain: &VerifiedChain,
+        message: Value,
+        sid: Option<&str>,
+    ) -> Option<Reply> {
         let Value::Object(mut message) = message else {
             return None;
         };
@@ -652,7 +660,7 @@ impl Endpoint {
                 .await
                 .map(ServerResult::ListToolsResult),
             "tools/call" => match params.map(serde_json::from_value::<CallToolRequestParams>) {
-                Some(Ok(p)) => self.call(chain, p).await,
+                Some(Ok(p)) => self.call(chain, p, &id, sid).await,
                 Some(Err(e)) => Err(ErrorData::invalid_params(
                     format!("invalid params for `tools/call`: {e}"),
                     None,
@@ -678,18 +686,49 @@ impl Endpoint {
     }
 
     /// Decides and forwards one `tools/call` (in the token's information-flow
-    /// session, see [`zt4ai_mcp::flow_session`]).
+    /// session, see [`zt4ai_mcp::flow_session`]), in a trace span named and
+    /// attributed after the OpenTelemetry MCP semantic conventions (a server
+    /// span `tools/call <tool>`).
     async fn call(
         &self,
         chain: &VerifiedChain,
         params: CallToolRequestParams,
+        rpc_id: &Value,
+        sid: Option<&str>,
     ) -> Result<ServerResult, ErrorData> {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!(target: zt4ai_telemetry::TRACE_TARGET, "tools/call",
+            otel.name = format!("tools/call {}", params.name),
+            otel.kind = "server",
+            mcp.method.name = "tools/call",
+            mcp.session.id = tracing::field::Empty,
+            jsonrpc.request.id = %rpc_id,
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = %params.name,
+            gen_ai.agent.id = chain.agents.last().map(|a| a.as_str()),
+            network.transport = "tcp",
+            error.type = tracing::field::Empty,
+        );
+        if let Some(sid) = sid
+            && !span.is_disabled()
+        {
+            // The session id lets its holder use the session: traces get a
+            // digest, never the id.
+            use sha2::Digest as _;
+            let digest = sha2::Sha256::digest(sid.as_bytes());
+            let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            span.record("mcp.session.id", short);
+        }
         let approval = zt4ai_mcp::approval_in(&params)?;
-        let mut result = self
+        let outcome = self
             .gateway
             .call(chain, zt4ai_mcp::flow_session(chain), params, approval)
-            .await
-            .map(ServerResult::from)?;
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &outcome {
+            span.record("error.type", e.code.0.to_string());
+        }
+        let mut result = outcome.map(ServerResult::from)?;
         // The shape of the revisions spoken here (2025-11-25 and older).
         result.strip_result_type_for_legacy_peer();
         result.strip_non_object_output_for_legacy_peer();

@@ -45,7 +45,7 @@ mod upstream;
 
 pub use pins::{Pins, definition, digest, hidden_instructions};
 use upstream::upstream_error;
-pub use upstream::{UPSTREAM, Upstreams};
+pub use upstream::{UPSTREAM, UpstreamStatus, Upstreams};
 
 /// JSON-RPC error code for a call denied by policy.
 pub const DENIED: ErrorCode = ErrorCode(-32001);
@@ -191,16 +191,27 @@ impl McpGateway {
         server: &McpServer,
     ) -> Result<Vec<(Tool, PinStatus)>, ErrorData> {
         let ups = &self.core.upstreams;
-        let conn = ups.conn(&server.id).await?;
+        let conn = match ups.conn(&server.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                ups.note(&server.id, Err(("connect", e.message.to_string())));
+                return Err(e);
+            }
+        };
         let listed = match tokio::time::timeout(server.timeout, conn.list_tools()).await {
-            Ok(Ok(t)) => t,
+            Ok(Ok(t)) => {
+                ups.note(&server.id, Ok(()));
+                t
+            }
             Ok(Err(client::Failure::Rpc(e))) => {
+                ups.note(&server.id, Ok(()));
                 return Err(upstream_error(
                     &server.id,
                     &format!("tools/list failed: {}", e.message),
                 ));
             }
             Ok(Err(client::Failure::Broken { short, detail })) => {
+                ups.note(&server.id, Err(("broken", short.clone())));
                 ups.forget(&server.id).await;
                 return Err(upstream::broken_error(
                     &server.id,
@@ -209,7 +220,10 @@ impl McpGateway {
                     &detail,
                 ));
             }
-            Err(_) => return Err(upstream_error(&server.id, "tools/list timed out")),
+            Err(_) => {
+                ups.note(&server.id, Err(("timeout", "tools/list timed out".into())));
+                return Err(upstream_error(&server.id, "tools/list timed out"));
+            }
         };
         let pins = Arc::clone(&self.core.pins);
         let id = server.id.clone();
@@ -313,7 +327,13 @@ impl McpGateway {
             return Err(refusal(&name, &verdict));
         }
         let ups = &self.core.upstreams;
-        let conn = ups.conn(&server.id).await?;
+        let conn = match ups.conn(&server.id).await {
+            Ok(c) => c,
+            Err(e) => {
+                ups.note(&server.id, Err(("connect", e.message.to_string())));
+                return Err(e);
+            }
+        };
         let mut upstream_req = request;
         upstream_req.name = tool.to_owned().into();
         // The approval is zt4ai's business, not the upstream's.
@@ -324,8 +344,12 @@ impl McpGateway {
         // would otherwise copy it each time one is moved into the next.
         let exchange = Box::pin(conn.call_tool(upstream_req));
         let response = match tokio::time::timeout(server.timeout, exchange).await {
-            Ok(Ok(r)) => r,
+            Ok(Ok(r)) => {
+                ups.note(&server.id, Ok(()));
+                r
+            }
             Ok(Err(client::Failure::Rpc(mut e))) => {
+                ups.note(&server.id, Ok(()));
                 // The upstream's own error, passed on as its error: never in
                 // zt4ai's code range, so it cannot pass for a policy verdict.
                 if (-32003..=-32001).contains(&e.code.0) {
@@ -335,6 +359,7 @@ impl McpGateway {
                 return Err(e);
             }
             Ok(Err(client::Failure::Broken { short, detail })) => {
+                ups.note(&server.id, Err(("broken", short.clone())));
                 ups.forget(&server.id).await;
                 return Err(upstream::broken_error(
                     &server.id,
@@ -343,7 +368,10 @@ impl McpGateway {
                     &detail,
                 ));
             }
-            Err(_) => return Err(upstream_error(&server.id, "tools/call timed out")),
+            Err(_) => {
+                ups.note(&server.id, Err(("timeout", "tools/call timed out".into())));
+                return Err(upstream_error(&server.id, "tools/call timed out"));
+            }
         };
         let spot = verdict
             .obligations

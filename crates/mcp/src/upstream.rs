@@ -113,6 +113,22 @@ struct Upstream {
     stdio: watch::Sender<Option<Peer<RoleClient>>>,
     supervisor: std::sync::Mutex<Option<JoinHandle<()>>>,
     starts: AtomicU64,
+    /// How the last exchange went: `None` before the first, else the error kind
+    /// and message of a failure.
+    last: parking_lot::Mutex<Option<Result<(), (&'static str, String)>>>,
+}
+
+/// How an upstream server stands, as far as the gateway has seen (`/readyz`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamStatus {
+    /// The server's id.
+    pub server: String,
+    /// `up` (its last exchange worked, or its stdio process runs), `down` (its
+    /// last exchange failed) or `unknown` (nothing exchanged yet).
+    pub state: &'static str,
+    /// Why it is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The upstream MCP servers of the inventory.
@@ -161,6 +177,7 @@ impl Upstreams {
                         stdio: watch::channel(None).0,
                         supervisor: std::sync::Mutex::new(None),
                         starts: AtomicU64::new(0),
+                        last: parking_lot::Mutex::new(None),
                     }),
                 ))
             })
@@ -222,6 +239,39 @@ impl Upstreams {
             (!tool.is_empty()).then_some(())?;
             Some((self.server(id)?, tool))
         })
+    }
+
+    /// Notes how an exchange with server `id` went; a failure (`kind`:
+    /// `connect`, `broken`, `timeout`) is counted in the metrics.
+    pub(crate) fn note(&self, id: &str, outcome: Result<(), (&'static str, String)>) {
+        if let Err((kind, _)) = &outcome {
+            zt4ai_telemetry::metrics().upstream_error(id, kind);
+        }
+        if let Some(u) = self.servers.get(id) {
+            *u.last.lock() = Some(outcome);
+        }
+    }
+
+    /// How every server stands.
+    pub fn status(&self) -> Vec<UpstreamStatus> {
+        self.servers
+            .values()
+            .map(|u| {
+                let last = u.last.lock().clone();
+                let running = u.http.is_none() && u.stdio.borrow().is_some();
+                let (state, error) = match last {
+                    Some(Err((kind, message))) => ("down", Some(format!("{kind}: {message}"))),
+                    Some(Ok(())) => ("up", None),
+                    None if running => ("up", None),
+                    None => ("unknown", None),
+                };
+                UpstreamStatus {
+                    server: u.server.id.clone(),
+                    state,
+                    error,
+                }
+            })
+            .collect()
     }
 
     /// How many times a stdio server has been started (tests and health).

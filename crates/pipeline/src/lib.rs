@@ -27,7 +27,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use tracing::{debug, error, info};
+use std::time::{Duration, Instant};
+
+use tracing::{Instrument as _, debug, error, info};
 use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
 use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
@@ -40,6 +42,7 @@ use zt4ai_policy::{Check, Facts};
 pub use zt4ai_policy::{PolicyEngine, PolicyErrors, PolicySource};
 use zt4ai_session::SessionOwner;
 pub use zt4ai_session::{SessionStore, StoreError};
+use zt4ai_telemetry::{Stage, TRACE_TARGET};
 
 /// Reason ids the pipeline itself produces (policies produce the rest).
 pub mod reasons {
@@ -135,23 +138,55 @@ impl Pipeline {
     /// ([`reasons::AUDIT_UNAVAILABLE`]). `point` names the enforcement point
     /// (`authzen`, `mcp`, …) in the record.
     pub async fn enforce(&self, req: &ActionRequest, point: &str) -> Verdict {
+        let started = Instant::now();
+        let span = tracing::debug_span!(target: TRACE_TARGET, "zt4ai.decision",
+            zt4ai.point = point,
+            zt4ai.action = req.action.name(),
+            zt4ai.user = %req.chain.user,
+            gen_ai.agent.id = req.chain.agents.last().map(|a| a.as_str()),
+            gen_ai.conversation.id = %req.session,
+            zt4ai.decision = tracing::field::Empty,
+            zt4ai.policies = tracing::field::Empty,
+        );
         let mut before = None;
-        let verdict = self.decide_logged(req, &mut before);
-        let Some(log) = &self.audit else {
-            return verdict;
-        };
-        let event = record(req, point, &verdict, before);
-        match log.append(&event).durable().await {
-            Ok(_) => verdict,
-            Err(e) => {
-                error!(request_id = req.request_id.as_deref().unwrap_or("-"), error = %e,
-                    "verdict not recorded; denying");
-                Verdict::deny(
-                    reasons::AUDIT_UNAVAILABLE,
-                    format!("the audit log cannot record this request ({e}); failing closed"),
-                )
-            }
+        let verdict = span.in_scope(|| self.decide_logged(req, &mut before));
+        if let Some(risk) = req.risk {
+            zt4ai_telemetry::metrics().risk(risk);
         }
+        let verdict = match &self.audit {
+            None => verdict,
+            Some(log) => {
+                let event = record(req, point, &verdict, before);
+                let clock = Instant::now();
+                let record_span =
+                    tracing::debug_span!(target: TRACE_TARGET, parent: &span, "zt4ai.record");
+                let durable = log.append(&event).durable().instrument(record_span).await;
+                zt4ai_telemetry::metrics().stage(Stage::record, clock.elapsed());
+                match durable {
+                    Ok(_) => verdict,
+                    Err(e) => {
+                        error!(request_id = req.request_id.as_deref().unwrap_or("-"), error = %e,
+                            "verdict not recorded; denying");
+                        Verdict::deny(
+                            reasons::AUDIT_UNAVAILABLE,
+                            format!(
+                                "the audit log cannot record this request ({e}); failing closed"
+                            ),
+                        )
+                    }
+                }
+            }
+        };
+        let guard = verdict.policies.first().map_or("", String::as_str);
+        span.record("zt4ai.decision", verdict.decision.as_str());
+        span.record("zt4ai.policies", verdict.policies.join(" "));
+        zt4ai_telemetry::metrics().decision(
+            point,
+            verdict.decision.as_str(),
+            guard,
+            started.elapsed(),
+        );
+        verdict
     }
 
     /// Records a deny that the enforcement point gave before a request could be
@@ -212,6 +247,9 @@ impl Pipeline {
     }
 
     fn decide_inner(&self, req: &ActionRequest, label: &mut Option<SessionLabel>) -> Verdict {
+        let metrics = zt4ai_telemetry::metrics();
+        let mut clock = Instant::now();
+        let mut stage = stage_span(Stage::authenticate);
         let resolved = match self.resolve(req) {
             Ok(r) => r,
             Err(Denial(policy, message)) => return Verdict::deny(policy, message),
@@ -236,6 +274,9 @@ impl Pipeline {
                 }
             }
         }
+        metrics.stage(Stage::authenticate, lap(&mut clock));
+        drop(stage);
+        stage = stage_span(Stage::contextualise);
         let mut session = match self.store.lock(&req.session) {
             Ok(s) => s,
             Err(e) => {
@@ -257,6 +298,9 @@ impl Pipeline {
         let before = session.label().clone();
         *label = Some(before.clone());
         let facts = facts_for(req, &before, &resolved);
+        metrics.stage(Stage::contextualise, lap(&mut clock));
+        drop(stage);
+        stage = stage_span(Stage::decide);
         let now = (self.clock)();
         let lifted: BTreeSet<String> = match &req.approval {
             None => BTreeSet::new(),
@@ -279,6 +323,9 @@ impl Pipeline {
             approval: None,
             session: Some(before.clone()),
         };
+        metrics.stage(Stage::decide, lap(&mut clock));
+        drop(stage);
+        stage = stage_span(Stage::enforce);
         match d.decision {
             Decision::Deny => {}
             Decision::RequireApproval => {
@@ -301,6 +348,7 @@ impl Pipeline {
                         );
                     }
                 }
+                metrics.stage(Stage::enforce, lap(&mut clock));
             }
             Decision::Allow => {
                 if let Some(id) = &req.approval
@@ -308,6 +356,9 @@ impl Pipeline {
                 {
                     return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string());
                 }
+                metrics.stage(Stage::enforce, lap(&mut clock));
+                drop(stage);
+                stage = stage_span(Stage::absorb);
                 match session.absorb(&resolved.reads, &owner, now) {
                     Ok(after) => verdict.session = Some(after),
                     Err(e) => {
@@ -325,8 +376,10 @@ impl Pipeline {
                         tool: tool.id.clone(),
                     });
                 }
+                metrics.stage(Stage::absorb, lap(&mut clock));
             }
         }
+        drop(stage);
         verdict
     }
 
@@ -553,6 +606,27 @@ fn label_of(
             Integrity::Untrusted
         },
     }
+}
+
+/// The time since `clock`, which moves to now.
+fn lap(clock: &mut Instant) -> Duration {
+    let now = Instant::now();
+    let took = now - *clock;
+    *clock = now;
+    took
+}
+
+/// The trace span of one pipeline stage, entered.
+fn stage_span(stage: Stage) -> tracing::span::EnteredSpan {
+    match stage {
+        Stage::authenticate => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.authenticate"),
+        Stage::contextualise => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.contextualise"),
+        Stage::decide => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.decide"),
+        Stage::enforce => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.enforce"),
+        Stage::absorb => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.absorb"),
+        Stage::record => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.record"),
+    }
+    .entered()
 }
 
 /// The audit record of one verdict. Tool arguments are recorded as a hash only:

@@ -83,6 +83,13 @@ impl SessionStore {
         Self::with_connection(Connection::open(path)?)
     }
 
+    /// Checks that the database answers (for health endpoints).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let db = self.db.lock();
+        db.query_row("PRAGMA user_version", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// An in-memory store, for tests and benchmarks.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::with_connection(Connection::open_in_memory()?)
