@@ -121,6 +121,8 @@ pub struct AuditLog {
     tx: Option<mpsc::Sender<Job>>,
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
+    /// Stops the WAL checkpointer (dropped after the writer).
+    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     origin: String,
     verifier: String,
 }
@@ -279,7 +281,13 @@ impl AuditLog {
     /// stored state does not match its signed head.
     pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
         let conn = open_connection(path, config.busy_timeout)?;
+        // The writer never copies the WAL into the database itself (the
+        // checkpointer thread does, off the commit path), and holds a batch's
+        // pages in memory rather than spilling them mid-transaction.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "cache_size", -8192)?;
         schema(&conn)?;
+        let checkpointer = spawn_checkpointer(path, config.busy_timeout)?;
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
         if writer.head_size.is_none() {
@@ -301,6 +309,7 @@ impl AuditLog {
             tx: Some(tx),
             shared,
             writer: Some(handle),
+            checkpointer: Some(checkpointer),
             origin,
             verifier,
         })
@@ -357,7 +366,35 @@ impl Drop for AuditLog {
         if let Some(h) = self.writer.take() {
             let _ = h.join();
         }
+        if let Some((stop, h)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = h.join();
+        }
     }
+}
+
+/// Copies the WAL into the database file every 250 ms (a passive checkpoint:
+/// it never blocks the writer), so the writer's commits carry only their own
+/// pages. Stops when its sender is dropped.
+fn spawn_checkpointer(
+    path: &Path,
+    busy: Duration,
+) -> Result<(mpsc::Sender<()>, std::thread::JoinHandle<()>), AuditError> {
+    let conn = open_connection(path, busy)?;
+    let (stop, rx) = mpsc::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("zt4ai-audit-wal".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(Duration::from_millis(250))
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    warn!(error = %e, "audit WAL checkpoint failed; retrying");
+                }
+            }
+        })
+        .map_err(|e| AuditError::Write(format!("cannot start the checkpointer thread: {e}")))?;
+    Ok((stop, handle))
 }
 
 impl Meta {
@@ -404,6 +441,9 @@ struct Writer {
     head_size: Option<u64>,
     last_checkpoint: u64,
     last_checkpoint_at: Instant,
+    /// Buffers reused for each record's body and tree hashes.
+    body: Vec<u8>,
+    hashes: Vec<u8>,
 }
 
 impl Writer {
@@ -416,6 +456,8 @@ impl Writer {
             head_size: None,
             last_checkpoint: 0,
             last_checkpoint_at: Instant::now(),
+            body: Vec::with_capacity(4096),
+            hashes: Vec::with_capacity(64 * 32),
         };
         w.reload()?;
         Ok(w)
@@ -576,14 +618,11 @@ impl Writer {
                    (idx, time_ms, kind, user_id, agents, session, decision, policies, body, hashes)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
-            let mut hashes = Vec::with_capacity(64 * 32);
+            let (body, hashes) = (&mut self.body, &mut self.hashes);
             for job in batch {
                 let index = self.edge.size();
-                let body = record::body(index, &job.event);
-                hashes.clear();
-                for h in self.edge.append(&body) {
-                    hashes.extend_from_slice(&h.0);
-                }
+                record::body_into(index, &job.event, body);
+                self.edge.append(body, hashes);
                 let m = &job.meta;
                 insert.execute(params![
                     i64::try_from(index).map_err(|_| bad("log full"))?,
@@ -594,8 +633,8 @@ impl Writer {
                     m.session,
                     m.decision,
                     m.policies,
-                    body,
-                    hashes,
+                    body.as_slice(),
+                    hashes.as_slice(),
                 ])?;
             }
         }

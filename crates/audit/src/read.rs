@@ -277,6 +277,7 @@ impl AuditReader {
         targets.sort_by_key(|t| t.0);
 
         let mut edge = Edge::default();
+        let mut hashes = Vec::with_capacity(64 * 32);
         let mut next = targets.iter().peekable();
         let mut good_up_to = 0u64;
         let check = |edge: &Edge, good_up_to: u64, t: &(u64, Hash, String)| {
@@ -327,10 +328,8 @@ impl AuditReader {
                 .map_err(sql)?
                 .as_blob()
                 .map_err(|e| sql(e.into()))?;
-            let hashes = edge.append(body);
-            if stored.len() != hashes.len() * 32
-                || stored.chunks_exact(32).zip(&hashes).any(|(s, h)| s != h.0)
-            {
+            edge.append(body, &mut hashes);
+            if stored != hashes.as_slice() {
                 return Err(Problem {
                     index: Some(expected),
                     message: "its content does not match its stored tree hashes (edited)".into(),

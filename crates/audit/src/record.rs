@@ -138,8 +138,16 @@ pub fn now_ms() -> i64 {
 
 /// The stored bytes of record `index`: `{"index":N,` followed by the event's own
 /// JSON object without its opening brace.
+#[cfg(test)]
 pub(crate) fn body(index: u64, event_json: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(event_json.len() + 24);
+    let mut out = Vec::new();
+    body_into(index, event_json, &mut out);
+    out
+}
+
+/// [`body`] into `out` (cleared first), which the writer reuses.
+pub(crate) fn body_into(index: u64, event_json: &[u8], out: &mut Vec<u8>) {
+    out.clear();
     out.extend_from_slice(b"{\"index\":");
     out.extend_from_slice(index.to_string().as_bytes());
     // INVARIANT: `event_json` is a serialized `Event`, a JSON object with at
@@ -148,7 +156,6 @@ pub(crate) fn body(index: u64, event_json: &[u8]) -> Vec<u8> {
         out.push(b',');
     }
     out.extend_from_slice(event_json.get(1..).unwrap_or(b"}"));
-    out
 }
 
 /// The prefix every stored body of record `index` starts with.

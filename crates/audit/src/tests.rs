@@ -278,8 +278,9 @@ fn rehash(f: &Fixture) {
         .map(Result::unwrap)
         .collect();
     let mut edge = tree::Edge::default();
+    let mut hashes = Vec::new();
     for (idx, body) in bodies {
-        let hashes: Vec<u8> = edge.append(&body).iter().flat_map(|h| h.0).collect();
+        edge.append(&body, &mut hashes);
         conn.execute(
             "UPDATE audit_records SET hashes = ?1 WHERE idx = ?2",
             rusqlite::params![hashes, idx],

@@ -24,11 +24,12 @@ impl Edge {
         self.size
     }
 
-    /// Appends a record; returns the hashes it completes: its leaf hash, then
-    /// one node hash per subtree it closes.
-    pub(crate) fn append(&mut self, data: &[u8]) -> Vec<Hash> {
+    /// Appends a record; writes into `stored` (cleared first) the hashes it
+    /// completes: its leaf hash, then one node hash per subtree it closes.
+    pub(crate) fn append(&mut self, data: &[u8], stored: &mut Vec<u8>) {
+        stored.clear();
         let mut h = record_hash(data);
-        let mut stored = vec![h];
+        stored.extend_from_slice(&h.0);
         let mut height = 0u8;
         while let Some(&(top, left)) = self.subtrees.last() {
             if top != height {
@@ -36,12 +37,11 @@ impl Edge {
             }
             self.subtrees.pop();
             h = node_hash(left, h);
-            stored.push(h);
+            stored.extend_from_slice(&h.0);
             height += 1;
         }
         self.subtrees.push((height, h));
         self.size += 1;
-        stored
     }
 
     /// The tree's root (RFC 6962 MTH); the empty tree's is SHA-256 of nothing.
@@ -101,9 +101,11 @@ mod tests {
             let data = format!("record {n}");
             let want = stored_hashes(n, data.as_bytes(), &all).unwrap();
             assert_eq!(all.0.len() as u64, stored_hash_index(0, n));
-            let got = edge.append(data.as_bytes());
-            assert_eq!(got, want, "record {n}");
-            all.0.extend(got);
+            let mut got = Vec::new();
+            edge.append(data.as_bytes(), &mut got);
+            let want_bytes: Vec<u8> = want.iter().flat_map(|h| h.0).collect();
+            assert_eq!(got, want_bytes, "record {n}");
+            all.0.extend(want);
             assert_eq!(
                 edge.root(),
                 tree_hash(n + 1, &all).unwrap(),

@@ -297,6 +297,37 @@ fn agent_registry_dev_idp_and_revocation_from_the_command_line() {
     let (code, out, _) = run(&["token", "revoke", "some-jti", "--reason", "leak"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("revoked token some-jti"), "{out}");
+
+    // Each change is in the audit log, with who made it.
+    let (code, out, err) = run(&["audit", "query", "--kind", "lifecycle", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let events: Vec<(String, String, String)> = out
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap().to_owned();
+            (s("event"), s("actor"), s("subject"))
+        })
+        .filter(|(e, _, _)| e != "server.started")
+        .collect();
+    let want = |e: &str, a: &str, s: &str| (e.to_owned(), a.to_owned(), s.to_owned());
+    assert_eq!(
+        events,
+        [
+            want("agent.registered", "cli:carol", "bot2"),
+            want("agent.suspended", "cli:carol", "bot2"),
+            want(
+                "token.revoked",
+                &format!(
+                    "cli:{}",
+                    std::env::var("USER").unwrap_or_else(|_| "cli".into())
+                ),
+                "some-jti"
+            ),
+        ]
+    );
+    let (code, out, _) = run(&["audit", "verify"]);
+    assert_eq!(code, Some(0), "{out}");
 }
 
 /// `zt4ai serve` with a stdio MCP upstream (the `crm` demo server as a child

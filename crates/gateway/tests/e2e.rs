@@ -87,7 +87,23 @@ impl Server {
             Some(data_dir),
         )?);
         identity.load().await.map_err(|e| e.description)?;
-        let pipeline = Arc::new(Pipeline::new(Arc::new(engine), store));
+        // As `zt4ai serve` runs it: every verdict recorded in the audit log, in
+        // the same database file (a short lock wait, for the failure test).
+        let key = zt4ai_audit::LogKey::load_or_create(
+            &data_dir.join("audit.key"),
+            zt4ai_audit::DEFAULT_ORIGIN,
+        )
+        .unwrap();
+        let audit = zt4ai_audit::AuditLog::open(
+            db,
+            key,
+            zt4ai_audit::AuditConfig {
+                busy_timeout: std::time::Duration::from_millis(200),
+                ..zt4ai_audit::AuditConfig::default()
+            },
+        )
+        .unwrap();
+        let pipeline = Arc::new(Pipeline::new(Arc::new(engine), store).with_audit(Arc::new(audit)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.base_url = format!("http://{addr}");
@@ -621,4 +637,82 @@ async fn request_id_is_echoed() {
         .unwrap();
     assert_eq!(r.headers()["x-request-id"], "req-42");
     s.stop().await;
+}
+
+/// The audit log cannot write (another process holds the database's write
+/// lock): requests are denied with the reason, `/healthz` and `/readyz` answer
+/// `503` naming the error, and both recover once the lock is gone. Verdicts and
+/// admin changes are in the log.
+#[tokio::test]
+async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("z.db");
+    let s = Server::start(&db).await;
+    let read = call(exec(), "crm.query", json!({"table": "customers"}), "a1");
+    assert_eq!(verdict(&s.evaluate(read.clone()).await), "allow");
+
+    let blocker = rusqlite::Connection::open(&db).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // A verdict that writes nothing to the session: only the audit log needs the lock.
+    let send = call(
+        exec(),
+        "mail.send_email",
+        json!({"to": "x@rival.example"}),
+        "a1",
+    );
+    let v = s.evaluate(send.clone()).await;
+    assert_eq!(verdict(&v), "deny");
+    assert_eq!(policies(&v), ["zt4ai.audit.unavailable"], "{v}");
+    for path in ["/healthz", "/readyz"] {
+        let (status, h) = s.get_json(path, None).await;
+        assert_eq!(status, 503, "{h}");
+        assert_eq!(h["status"], "failing");
+        assert_eq!(h["audit"]["ok"], false);
+        assert!(
+            h["audit"]["error"].as_str().unwrap().contains("locked"),
+            "{h}"
+        );
+    }
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let v = s.evaluate(send).await;
+    assert_eq!(policies(&v), ["zt4ai.flow.send"], "{v}");
+    assert_eq!(s.get_json("/healthz", None).await.0, 200);
+
+    let (status, _) = s
+        .admin(
+            "/admin/v1/agents/report-agent/suspend",
+            json!({"by": "secops", "reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    s.stop().await;
+    let reader = zt4ai_audit::AuditReader::open(&db).unwrap();
+    let mut records = Vec::new();
+    reader
+        .query(&zt4ai_audit::Filter::default(), |r| {
+            records.push(serde_json::to_value(&r).unwrap());
+            true
+        })
+        .unwrap();
+    let kinds: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["kind"].as_str().unwrap(),
+                r["decision"].as_str().or(r["event"].as_str()).unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "decision allow",
+            "decision deny",
+            "lifecycle agent.suspended"
+        ],
+        "the refused verdict has no record; the others do"
+    );
+    assert_eq!(records[2]["actor"], "admin-api:secops");
+    assert_eq!(records[1]["policies"], json!(["zt4ai.flow.send"]));
 }

@@ -287,4 +287,104 @@ fn main() {
         "first touch (label raise, durable write), µs: p50 {:.1}  p99 {:.1}  mean {:.1}",
         p[0], p[2], p[4]
     );
+    if std::env::var("ZT4AI_BENCH_AUDIT").is_ok_and(|v| v == "1") {
+        audit_cost(&f);
+    }
+}
+
+/// What recording each verdict durably in the audit log adds to a decision
+/// (`ZT4AI_BENCH_AUDIT=1`): the same mix through `Pipeline::enforce` with the
+/// log in the same SQLite file, one request at a time (each waits for its own
+/// sync), then 64 in flight on two worker threads (group commit shares syncs).
+fn audit_cost(f: &Fixture) {
+    let dir = f._dir.path();
+    let key =
+        zt4ai_audit::LogKey::load_or_create(&dir.join("audit.key"), zt4ai_audit::DEFAULT_ORIGIN)
+            .unwrap();
+    let log = Arc::new(
+        zt4ai_audit::AuditLog::open(
+            &dir.join("bench.db"),
+            key,
+            zt4ai_audit::AuditConfig::default(),
+        )
+        .unwrap(),
+    );
+    let audited = Arc::new(
+        Pipeline::new(
+            Arc::clone(f.pipeline.engine()),
+            Arc::clone(f.pipeline.store()),
+        )
+        .with_audit(log),
+    );
+    let plain = Arc::new(Pipeline::new(
+        Arc::clone(f.pipeline.engine()),
+        Arc::clone(f.pipeline.store()),
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let n = 2_000;
+    let mut one = [Vec::with_capacity(n), Vec::with_capacity(n)];
+    for (k, p) in [&plain, &audited].into_iter().enumerate() {
+        for r in f.requests.iter().cycle().take(n) {
+            let t = Instant::now();
+            black_box(rt.block_on(p.enforce(r, "bench")));
+            one[k].push(t.elapsed().as_nanos() as u64);
+        }
+    }
+    println!();
+    println!("audit cost, µs per decision        p50      p90      p99    p99.9     mean");
+    for (name, ns) in [
+        ("one at a time, no audit log", &one[0]),
+        ("one at a time, audited", &one[1]),
+    ] {
+        let p = percentiles(ns.clone());
+        println!(
+            "{name:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}",
+            p[0], p[1], p[2], p[3], p[4]
+        );
+    }
+    let total = 40_000usize;
+    for (name, p) in [
+        ("64 in flight, no audit log", &plain),
+        ("64 in flight, audited", &audited),
+    ] {
+        let requests = Arc::new(f.requests.clone());
+        let started = Instant::now();
+        let lat = rt.block_on(async {
+            let mut tasks = Vec::new();
+            for t in 0..64 {
+                let (p, requests) = (Arc::clone(p), Arc::clone(&requests));
+                tasks.push(tokio::spawn(async move {
+                    let mut ns = Vec::new();
+                    let mut i = t;
+                    while i < total {
+                        let s = Instant::now();
+                        black_box(p.enforce(&requests[i % requests.len()], "bench").await);
+                        ns.push(s.elapsed().as_nanos() as u64);
+                        i += 64;
+                    }
+                    ns
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        let secs = started.elapsed().as_secs_f64();
+        let p = percentiles(lat);
+        println!(
+            "{name:<30} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1}   {:.0} decisions/s",
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            total as f64 / secs
+        );
+    }
 }

@@ -237,10 +237,15 @@ pub fn requests(sizes: Sizes, n: usize, sessions_per_agent: usize) -> Vec<crate:
                 model: format!("m{}", (r >> 20) % 4),
             },
             _ => {
-                let (id, _) = tool((r >> 36) as usize % sizes.tools.max(1));
+                // Any tool, granted or not, with the arguments its bindings need.
+                let (id, kind) = tool((r >> 36) as usize % sizes.tools.max(1));
+                let arguments = match kind {
+                    1 => serde_json::json!({ "to": recipient, "subject": "weekly report" }),
+                    _ => serde_json::json!({ "table": dataset }),
+                };
                 Action::CallTool {
                     tool: id,
-                    arguments: serde_json::json!({ "table": dataset }),
+                    arguments,
                 }
             }
         };

@@ -285,3 +285,25 @@ fn mcp_server_errors_are_located() {
     ));
     assert_eq!(e.field, "mcp_servers[0].env");
 }
+
+#[test]
+fn every_synthetic_tool_call_carries_the_arguments_its_bindings_need() {
+    use super::synthetic::{Sizes, generate, requests};
+    let sizes = Sizes {
+        agents: 100,
+        tools: 1000,
+        policies: 185,
+    };
+    let (yaml, _) = generate(sizes);
+    let inv = load(&yaml).unwrap();
+    let mut calls = 0;
+    for r in requests(sizes, 4096, 4) {
+        if let crate::Action::CallTool { tool, arguments } = &r.action {
+            let t = &inv.tools[tool];
+            crate::request::bound_values(t, arguments)
+                .unwrap_or_else(|e| panic!("{tool} {arguments}: {e}"));
+            calls += 1;
+        }
+    }
+    assert!(calls > 1000, "{calls}");
+}
