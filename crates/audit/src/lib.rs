@@ -121,8 +121,6 @@ pub struct AuditLog {
     tx: Option<mpsc::Sender<Job>>,
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,
-    /// Stops the WAL checkpointer (dropped after the writer).
-    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     origin: String,
     verifier: String,
 }
@@ -281,13 +279,7 @@ impl AuditLog {
     /// stored state does not match its signed head.
     pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
         let conn = open_connection(path, config.busy_timeout)?;
-        // The writer never copies the WAL into the database itself (the
-        // checkpointer thread does, off the commit path), and holds a batch's
-        // pages in memory rather than spilling them mid-transaction.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "cache_size", -8192)?;
         schema(&conn)?;
-        let checkpointer = spawn_checkpointer(path, config.busy_timeout)?;
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
         if writer.head_size.is_none() {
@@ -309,7 +301,6 @@ impl AuditLog {
             tx: Some(tx),
             shared,
             writer: Some(handle),
-            checkpointer: Some(checkpointer),
             origin,
             verifier,
         })
@@ -366,35 +357,7 @@ impl Drop for AuditLog {
         if let Some(h) = self.writer.take() {
             let _ = h.join();
         }
-        if let Some((stop, h)) = self.checkpointer.take() {
-            drop(stop);
-            let _ = h.join();
-        }
     }
-}
-
-/// Copies the WAL into the database file every 250 ms (a passive checkpoint:
-/// it never blocks the writer), so the writer's commits carry only their own
-/// pages. Stops when its sender is dropped.
-fn spawn_checkpointer(
-    path: &Path,
-    busy: Duration,
-) -> Result<(mpsc::Sender<()>, std::thread::JoinHandle<()>), AuditError> {
-    let conn = open_connection(path, busy)?;
-    let (stop, rx) = mpsc::channel::<()>();
-    let handle = std::thread::Builder::new()
-        .name("zt4ai-audit-wal".into())
-        .spawn(move || {
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(Duration::from_millis(250))
-            {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    warn!(error = %e, "audit WAL checkpoint failed; retrying");
-                }
-            }
-        })
-        .map_err(|e| AuditError::Write(format!("cannot start the checkpointer thread: {e}")))?;
-    Ok((stop, handle))
 }
 
 impl Meta {

@@ -211,6 +211,7 @@ async fn metrics(
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     let m = zt4ai_telemetry::metrics();
+    m.sessions_cached(state.pipeline.store().cached());
     if let Some(a) = state.pipeline.audit() {
         let h = a.health();
         m.audit_state(h.records, h.pending, h.ok);

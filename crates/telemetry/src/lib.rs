@@ -89,6 +89,7 @@ pub struct Metrics {
     risk: Histogram,
     upstream_errors: Family<UpstreamLabels, Counter>,
     mcp_sessions: Gauge,
+    sessions_cached: Gauge,
     audit_commit_seconds: Histogram,
     audit_batch_records: Histogram,
     audit_records: Gauge,
@@ -130,6 +131,7 @@ impl Metrics {
             risk: Histogram::new(linear_buckets(10.0, 10.0, 10)),
             upstream_errors: Family::default(),
             mcp_sessions: Gauge::default(),
+            sessions_cached: Gauge::default(),
             audit_commit_seconds: latency(),
             audit_batch_records: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             audit_records: Gauge::default(),
@@ -166,6 +168,11 @@ impl Metrics {
             "mcp_sessions_active",
             "MCP sessions the gateway holds (idle ones until they are swept)",
             m.mcp_sessions.clone(),
+        );
+        registry.register(
+            "sessions_cached",
+            "Information-flow sessions held in memory (each is also in SQLite)",
+            m.sessions_cached.clone(),
         );
         registry.register(
             "audit_commit_duration_seconds",
@@ -242,6 +249,12 @@ impl Metrics {
     /// An MCP session was closed, expired or evicted.
     pub fn mcp_session_closed(&self) {
         self.mcp_sessions.dec();
+    }
+
+    /// Sets the number of information-flow sessions in memory (read at scrape time).
+    pub fn sessions_cached(&self, n: usize) {
+        self.sessions_cached
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Times one audit commit of `records` records.
