@@ -149,7 +149,8 @@ impl Receipt {
         }
     }
 
-    /// [`Self::durable`] for threads outside an async runtime (the CLI).
+    /// [`Self::durable`] for threads outside an async runtime (the CLI); it
+    /// must not be called from within one (Tokio's blocking receive panics).
     pub fn wait(self) -> Result<u64, AuditError> {
         match self.0 {
             Ok(rx) => match rx.blocking_recv() {

@@ -330,58 +330,82 @@ fn agent_registry_dev_idp_and_revocation_from_the_command_line() {
     assert_eq!(code, Some(0), "{out}");
 }
 
+/// An inventory with the `crm` demo server as a stdio MCP upstream (crashing on
+/// `crash_on`, if given), the example policies, a data directory, and the
+/// request a delegated token is minted for.
+struct StdioCrm {
+    inv: std::path::PathBuf,
+    policies: std::path::PathBuf,
+    data: std::path::PathBuf,
+}
+
+impl StdioCrm {
+    fn new(dir: &std::path::Path, crash_on: Option<&str>) -> StdioCrm {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let crash = crash_on.map_or(String::new(), |t| format!(", --crash-on, {t}"));
+        let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
+            .unwrap()
+            .replace(
+                "settings:",
+                &format!(
+                    "mcp_servers:\n  - id: crm\n    command: [{}, mcp-demo, crm{crash}]\n    timeout_ms: 10000\nsettings:",
+                    env!("CARGO_BIN_EXE_zt4ai")
+                ),
+            );
+        let inv = dir.join("inventory.yaml");
+        std::fs::write(&inv, inventory).unwrap();
+        StdioCrm {
+            inv,
+            policies: root.join("examples/acme/policies"),
+            data: dir.join("data"),
+        }
+    }
+
+    /// `--inventory`, `--policies` and `--data-dir` for a command.
+    fn args(&self) -> Vec<&std::ffi::OsStr> {
+        vec![
+            "--inventory".as_ref(),
+            self.inv.as_os_str(),
+            "--policies".as_ref(),
+            self.policies.as_os_str(),
+            "--data-dir".as_ref(),
+            self.data.as_os_str(),
+        ]
+    }
+
+    /// A delegated token for alice via report-agent, signed with the server's
+    /// key (the server must have started once).
+    fn token(&self) -> String {
+        let req = self.data.join("req.jsonl");
+        std::fs::write(
+            &req,
+            r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}"#,
+        )
+        .unwrap();
+        let out = zt4ai()
+            .args(["token", "mint", "--for-requests"])
+            .arg(&req)
+            .args(self.args())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
 /// `zt4ai serve` with a stdio MCP upstream (the `crm` demo server as a child
 /// process): a crash in the middle of a call is an error for that call, not a
 /// hang; the server is restarted; and it is stopped when zt4ai shuts down.
 #[test]
 fn stdio_upstreams_are_supervised_restarted_and_stopped() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
-        .unwrap()
-        .replace(
-            "settings:",
-            &format!(
-                "mcp_servers:\n  - id: crm\n    command: [{}, mcp-demo, crm, --crash-on, handbook]\n    timeout_ms: 10000\nsettings:",
-                env!("CARGO_BIN_EXE_zt4ai")
-            ),
-        );
-    let inv = dir.path().join("inventory.yaml");
-    std::fs::write(&inv, inventory).unwrap();
-    let policies = root.join("examples/acme/policies");
-    let data = dir.path().join("data");
-    let (mut server, addr) = serve(&[
-        "--inventory".as_ref(),
-        inv.as_os_str(),
-        "--policies".as_ref(),
-        policies.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ]);
-    // A delegated token for alice via report-agent, signed with the server's key.
-    let req = dir.path().join("req.jsonl");
-    std::fs::write(
-        &req,
-        r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}"#,
-    )
-    .unwrap();
-    let out = zt4ai()
-        .args(["token", "mint", "--for-requests"])
-        .arg(&req)
-        .arg("--inventory")
-        .arg(&inv)
-        .arg("--policies")
-        .arg(&policies)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let crm = StdioCrm::new(dir.path(), Some("handbook"));
+    let (mut server, addr) = serve(&crm.args());
+    let token = crm.token();
 
     // The server's child processes (the stdio MCP server).
     let parent = server.id();
@@ -744,54 +768,12 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
     let (otlp, received) = otlp_receiver();
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
-        .unwrap()
-        .replace(
-            "settings:",
-            &format!(
-                "mcp_servers:\n  - id: crm\n    command: [{}, mcp-demo, crm]\nsettings:",
-                env!("CARGO_BIN_EXE_zt4ai")
-            ),
-        );
-    let inv = dir.path().join("inventory.yaml");
-    std::fs::write(&inv, inventory).unwrap();
-    let policies = root.join("examples/acme/policies");
-    let data = dir.path().join("data");
-    let args: [&std::ffi::OsStr; 8] = [
-        "--inventory".as_ref(),
-        inv.as_os_str(),
-        "--policies".as_ref(),
-        policies.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-        "--otlp-endpoint".as_ref(),
-        otlp.as_ref(),
-    ];
+    let crm = StdioCrm::new(dir.path(), None);
+    let mut args = crm.args();
+    args.push(std::ffi::OsStr::new("--otlp-endpoint"));
+    args.push(std::ffi::OsStr::new(&otlp));
     let (mut server, addr) = serve_env(&args, &[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
-    let req = dir.path().join("req.jsonl");
-    std::fs::write(
-        &req,
-        r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query"},"context":{"session":"s"}}"#,
-    )
-    .unwrap();
-    let out = zt4ai()
-        .args(["token", "mint", "--for-requests"])
-        .arg(&req)
-        .arg("--inventory")
-        .arg(&inv)
-        .arg("--policies")
-        .arg(&policies)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = crm.token();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -160,21 +160,11 @@ impl Pipeline {
                 let clock = Instant::now();
                 let record_span =
                     tracing::debug_span!(target: TRACE_TARGET, parent: &span, "zt4ai.record");
-                let durable = log.append(&event).durable().instrument(record_span).await;
+                let verdict = durable(log, &event, req.request_id.as_deref(), verdict)
+                    .instrument(record_span)
+                    .await;
                 zt4ai_telemetry::metrics().stage(Stage::record, clock.elapsed());
-                match durable {
-                    Ok(_) => verdict,
-                    Err(e) => {
-                        error!(request_id = req.request_id.as_deref().unwrap_or("-"), error = %e,
-                            "verdict not recorded; denying");
-                        Verdict::deny(
-                            reasons::AUDIT_UNAVAILABLE,
-                            format!(
-                                "the audit log cannot record this request ({e}); failing closed"
-                            ),
-                        )
-                    }
-                }
+                verdict
             }
         };
         let guard = verdict.policies.first().map_or("", String::as_str);
@@ -197,6 +187,7 @@ impl Pipeline {
         let Some(log) = &self.audit else {
             return verdict;
         };
+        let rid = refusal.request_id.clone();
         let event = Event::Decision(DecisionEvent {
             time_ms: zt4ai_audit::now_ms(),
             request_id: refusal.request_id,
@@ -215,13 +206,7 @@ impl Pipeline {
             approval: None,
             arguments_sha256: None,
         });
-        match log.append(&event).durable().await {
-            Ok(_) => verdict,
-            Err(e) => Verdict::deny(
-                reasons::AUDIT_UNAVAILABLE,
-                format!("the audit log cannot record this request ({e}); failing closed"),
-            ),
-        }
+        durable(log, &event, rid.as_deref(), verdict).await
     }
 
     /// Decides one request without recording it: for what-if tools, tests and
@@ -605,6 +590,26 @@ fn label_of(
         } else {
             Integrity::Untrusted
         },
+    }
+}
+
+/// Appends `event` and waits until it is durable: `verdict` if it is, else a
+/// deny, since the request must not go ahead unrecorded.
+async fn durable(
+    log: &AuditLog,
+    event: &Event,
+    request_id: Option<&str>,
+    verdict: Verdict,
+) -> Verdict {
+    match log.append(event).durable().await {
+        Ok(_) => verdict,
+        Err(e) => {
+            error!(request_id = request_id.unwrap_or("-"), error = %e, "verdict not recorded; denying");
+            Verdict::deny(
+                reasons::AUDIT_UNAVAILABLE,
+                format!("the audit log cannot record this request ({e}); failing closed"),
+            )
+        }
     }
 }
 
