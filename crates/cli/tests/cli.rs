@@ -760,6 +760,13 @@ fn get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// The W3C Trace Context example: the caller's trace and span.
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 /// An MCP call through `zt4ai serve` exported as OTLP traces to a receiver on
 /// loopback: a server span `tools/call crm.query` with the MCP semantic
 /// conventions' attributes, the decision under it, a span per pipeline stage
@@ -786,18 +793,23 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
         use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
         let transport = StreamableHttpClientTransport::from_config(
             StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-                .auth_header(token),
+                .auth_header(token.clone()),
         );
         let client = rmcp::model::ClientConfig::default()
             .serve(transport)
             .await
             .unwrap();
-        let call = rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
+        let mut call = rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
             serde_json::json!({ "table": "customers" })
                 .as_object()
                 .unwrap()
                 .clone(),
         );
+        // The agent's own trace, carried in `_meta` as the MCP conventions say.
+        let meta = serde_json::json!({ "traceparent": TRACEPARENT });
+        call.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+            meta.as_object().unwrap().clone(),
+        )));
         let r = client.call_tool(call).await.unwrap();
         assert!(format!("{r:?}").contains("ACME-001"), "{r:?}");
 
@@ -821,6 +833,16 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
         assert_eq!(ready["audit"]["ok"], true);
         client.cancel().await.unwrap();
     });
+
+    // An AuthZEN evaluation continues the `traceparent` header's trace.
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    let headers = format!(
+        "authorization: Bearer {token}\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+    );
+    let body = r#"{"subject":{"type":"agent","id":"report-agent"},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query","properties":{"arguments":{"table":"customers"}}},"context":{"session":"t"}}"#;
+    let (status, answer) =
+        post(&mut stream, &addr, "/access/v1/evaluation", &headers, body).unwrap();
+    assert_eq!(status, 200, "{answer}");
 
     // A graceful stop flushes the last spans.
     assert!(
@@ -860,7 +882,16 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
             other => panic!("attribute `{k}` of `{}`: {other:?}", s.name),
         }
     };
+    let evaluation = named("POST /access/v1/evaluation");
+    assert_eq!(
+        hex(&evaluation.trace_id),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(hex(&evaluation.parent_span_id), "00f067aa0ba902b7");
     let call = named("tools/call crm.query");
+    // The caller's trace continues through zt4ai.
+    assert_eq!(hex(&call.trace_id), "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(hex(&call.parent_span_id), "b7ad6b7169203331");
     assert_eq!(
         call.kind,
         opentelemetry_proto::tonic::trace::v1::span::SpanKind::Server as i32

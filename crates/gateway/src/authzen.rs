@@ -194,6 +194,11 @@ pub(crate) async fn evaluation(
         &req.context,
         request_id(&headers),
     );
+    zt4ai_telemetry::continue_trace(
+        &span,
+        headers.get("traceparent").and_then(|v| v.to_str().ok()),
+        headers.get("tracestate").and_then(|v| v.to_str().ok()),
+    );
     let out = tracing::Instrument::instrument(out, span).await;
     with_request_id(&headers, Json(out).into_response())
 }

@@ -719,6 +719,16 @@ impl Endpoint {
             let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
             span.record("mcp.session.id", short);
         }
+        // The caller's trace continues through zt4ai: MCP carries W3C Trace
+        // Context in `params._meta` (the MCP semantic conventions).
+        let meta = |k: &str| {
+            params
+                .meta
+                .as_ref()
+                .and_then(|m| m.0.0.get(k))
+                .and_then(Value::as_str)
+        };
+        zt4ai_telemetry::continue_trace(&span, meta("traceparent"), meta("tracestate"));
         let approval = zt4ai_mcp::approval_in(&params)?;
         let outcome = self
             .gateway

@@ -284,6 +284,40 @@ impl Metrics {
 /// The content type of [`Metrics::render`].
 pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Continues the caller's trace: makes the W3C Trace Context parent in
+/// `traceparent` (and `tracestate`) the parent of `span`, so an agent's own
+/// trace runs through zt4ai. Malformed or absent headers leave `span` a root;
+/// without an exporter this does nothing.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>, tracestate: Option<&str>) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    if span.is_disabled() {
+        return;
+    }
+    struct Headers<'a>(&'a str, Option<&'a str>);
+    impl opentelemetry::propagation::Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            match key {
+                "traceparent" => Some(self.0),
+                "tracestate" => self.1,
+                _ => None,
+            }
+        }
+        fn keys(&self) -> Vec<&str> {
+            vec!["traceparent", "tracestate"]
+        }
+    }
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new()
+        .extract(&Headers(traceparent, tracestate));
+    if cx.span().span_context().is_valid() {
+        let _ = span.set_parent(cx);
+    }
+}
+
 /// An OTLP trace exporter and the `tracing` layer that feeds it.
 pub struct Otlp {
     provider: opentelemetry_sdk::trace::SdkTracerProvider,
