@@ -512,6 +512,8 @@ fn sql_index(i: u64) -> i64 {
 struct DbHashes<'a>(&'a Connection);
 
 impl HashReader for DbHashes<'_> {
+    // INVARIANT: one hash per index, or an error. tlog's provers assert on the
+    // length; reading a missing or short row is an error, never a short list.
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::Error> {
         let mut stmt = self
             .0

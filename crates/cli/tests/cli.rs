@@ -397,6 +397,26 @@ impl StdioCrm {
     }
 }
 
+/// An MCP client (rmcp, Streamable HTTP) of zt4ai's `/mcp` at `addr`, with a
+/// delegated token.
+async fn mcp_client(
+    addr: &str,
+    token: &str,
+) -> rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig> {
+    use rmcp::ServiceExt as _;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+            .auth_header(token.to_owned()),
+    );
+    rmcp::model::ClientConfig::default()
+        .serve(transport)
+        .await
+        .unwrap()
+}
+
 /// `zt4ai serve` with a stdio MCP upstream (the `crm` demo server as a child
 /// process): a crash in the middle of a call is an error for that call, not a
 /// hang; the server is restarted; and it is stopped when zt4ai shuts down.
@@ -435,18 +455,7 @@ fn stdio_upstreams_are_supervised_restarted_and_stopped() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        use rmcp::ServiceExt as _;
-        use rmcp::transport::StreamableHttpClientTransport;
-        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-                .auth_header(token),
-        );
-        let client = rmcp::model::ClientConfig::default()
-            .serve(transport)
-            .await
-            .unwrap();
+        let client = mcp_client(&addr, &token).await;
         let query = |table: &str| {
             rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
                 serde_json::json!({ "table": table })
@@ -787,18 +796,7 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        use rmcp::ServiceExt as _;
-        use rmcp::transport::StreamableHttpClientTransport;
-        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-        let transport = StreamableHttpClientTransport::from_config(
-            StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
-                .auth_header(token.clone()),
-        );
-        let client = rmcp::model::ClientConfig::default()
-            .serve(transport)
-            .await
-            .unwrap();
+        let client = mcp_client(&addr, &token).await;
         let mut call = rmcp::model::CallToolRequestParams::new("crm.query").with_arguments(
             serde_json::json!({ "table": "customers" })
                 .as_object()

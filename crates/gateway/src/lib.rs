@@ -181,7 +181,6 @@ fn core_health(state: &AppState) -> (bool, serde_json::Value) {
     let store = state.pipeline.store().ping();
     let ok = audit.as_ref().is_none_or(|a| a.ok) && store.is_ok();
     let body = serde_json::json!({
-        "status": if ok { "ok" } else { "failing" },
         "store": match &store {
             Ok(()) => serde_json::json!({ "ok": true }),
             Err(e) => serde_json::json!({ "ok": false, "error": e.to_string() }),

@@ -137,7 +137,7 @@ impl Pipeline {
     /// unrecorded. If the record cannot be stored, the verdict is a deny
     /// ([`reasons::AUDIT_UNAVAILABLE`]). `point` names the enforcement point
     /// (`authzen`, `mcp`, …) in the record.
-    pub async fn enforce(&self, req: &ActionRequest, point: &str) -> Verdict {
+    pub async fn enforce(&self, req: &ActionRequest, point: &'static str) -> Verdict {
         let started = Instant::now();
         let span = tracing::debug_span!(target: TRACE_TARGET, "zt4ai.decision",
             zt4ai.point = point,
@@ -168,8 +168,10 @@ impl Pipeline {
             }
         };
         let guard = verdict.policies.first().map_or("", String::as_str);
-        span.record("zt4ai.decision", verdict.decision.as_str());
-        span.record("zt4ai.policies", verdict.policies.join(" "));
+        if !span.is_disabled() {
+            span.record("zt4ai.decision", verdict.decision.as_str());
+            span.record("zt4ai.policies", verdict.policies.join(" "));
+        }
         zt4ai_telemetry::metrics().decision(
             point,
             verdict.decision.as_str(),

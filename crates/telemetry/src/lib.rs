@@ -62,14 +62,14 @@ struct StageLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DecisionLabels {
-    point: String,
+    point: &'static str,
     decision: &'static str,
     guard: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PointLabels {
-    point: String,
+    point: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -204,18 +204,22 @@ impl Metrics {
 
     /// Counts a verdict and its latency. `guard` is the first determining policy
     /// (bounded by the policy set), or empty.
-    pub fn decision(&self, point: &str, decision: &'static str, guard: &str, took: Duration) {
+    pub fn decision(
+        &self,
+        point: &'static str,
+        decision: &'static str,
+        guard: &str,
+        took: Duration,
+    ) {
         self.decisions
             .get_or_create(&DecisionLabels {
-                point: point.to_owned(),
+                point,
                 decision,
                 guard: if guard.is_empty() { "none" } else { guard }.to_owned(),
             })
             .inc();
         self.decision_seconds
-            .get_or_create(&PointLabels {
-                point: point.to_owned(),
-            })
+            .get_or_create(&PointLabels { point })
             .observe(took.as_secs_f64());
     }
 
