@@ -1,0 +1,1 @@
+//! Hidden text in HTML and Markdown. STUB (to be replaced).

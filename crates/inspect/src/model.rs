@@ -1,0 +1,1 @@
+//! Learned linear model. STUB.

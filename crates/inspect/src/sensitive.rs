@@ -1,0 +1,1 @@
+//! Sensitive-data detectors. STUB (to be replaced).

@@ -1,0 +1,1 @@
+//! Spotlighting. STUB.
