@@ -3,6 +3,7 @@
 mod audit;
 mod demo;
 mod load;
+mod scan;
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -125,6 +126,25 @@ enum Command {
         /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Inspect a text for prompt injection and sensitive data, as the gateway
+    /// inspects tool arguments and output. Exit code: 0 nothing found, 2 found,
+    /// 1 error.
+    Scan {
+        /// Text file; `-` for stdin.
+        file: PathBuf,
+        /// Which detectors to run.
+        #[arg(long, value_enum, default_value = "all")]
+        detector: scan::Detector,
+        /// Report injections from this probability (0–1) instead of the
+        /// model's operating threshold.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataDir,
     },
     /// Print the Cedar schema generated from the inventory.
     Schema,
@@ -709,6 +729,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Audit { data, action } => audit::run(&data.dir, action),
+        Command::Scan {
+            file,
+            detector,
+            threshold,
+            json,
+            data,
+        } => {
+            let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
+            // The server's key when there is one, so that digests match its
+            // audit records; otherwise a key for this run only.
+            let key = if data.dir.join(scan::KEY_FILE).exists() {
+                scan::key(&data.dir)?
+            } else {
+                scan::ephemeral_key()?
+            };
+            let inspection = &loaded.engine.inventory().inspection;
+            scan::run(inspection, key, &file, detector, threshold, json)
+        }
         Command::Approvals { data, action } => {
             let data_dir = data.dir;
             let db = data_dir.join(DB_FILE);
@@ -879,7 +917,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 None => String::new(),
             };
-            let pipeline = Arc::new(Pipeline::new(engine, store).with_audit(audit_log));
+            let inspector = zt4ai_pipeline::inspect::Inspector::from_inventory(
+                &engine.inventory().inspection,
+                scan::key(&data_dir)?,
+            )
+            .context("loading the content inspector")?;
+            let pipeline = Arc::new(
+                Pipeline::new(engine, store)
+                    .with_audit(audit_log)
+                    .with_inspector(Arc::new(inspector)),
+            );
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

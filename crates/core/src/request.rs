@@ -93,10 +93,16 @@ pub struct Finding {
     /// Where it was found (an argument name or message index).
     #[serde(default)]
     pub location: Option<String>,
+    /// For sensitive data: a keyed hash of the value found, never the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// The kind of finding that the injection guard acts on.
 pub const PROMPT_INJECTION: &str = "prompt_injection";
+
+/// The prefix of sensitive-data finding kinds (`sensitive.payment_card`).
+pub const SENSITIVE_PREFIX: &str = "sensitive.";
 
 /// One action request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -46,6 +46,19 @@ pub enum Obligation {
     Spotlight {
         /// The tool whose output is untrusted.
         tool: String,
+        /// How to mark it.
+        mode: crate::inventory::SpotlightMode,
+    },
+    /// Replace a sensitive value in the request's arguments before it goes out.
+    Redact {
+        /// The argument, as a JSON pointer into the arguments (`/body`).
+        argument: String,
+        /// First byte of the value in that string.
+        start: usize,
+        /// One past its last byte.
+        end: usize,
+        /// What it is (`sensitive.payment_card`).
+        finding: String,
     },
 }
 

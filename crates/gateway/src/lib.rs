@@ -103,7 +103,13 @@ pub fn router(
     let pins = config
         .mcp
         .as_ref()
-        .map(|_| Arc::new(zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()))));
+        .map(|_| {
+            let pins = zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()));
+            Arc::new(match pipeline.inspector() {
+                Some(i) => pins.with_inspector(Arc::clone(i)),
+                None => pins,
+            })
+        });
     let state = AppState {
         pipeline,
         config: Arc::new(config),

@@ -103,7 +103,16 @@ impl Server {
             },
         )
         .unwrap();
-        let pipeline = Arc::new(Pipeline::new(Arc::new(engine), store).with_audit(Arc::new(audit)));
+        let inspector = zt4ai_pipeline::inspect::Inspector::from_inventory(
+            &engine.inventory().inspection,
+            [7; 32],
+        )
+        .unwrap();
+        let pipeline = Arc::new(
+            Pipeline::new(Arc::new(engine), store)
+                .with_audit(Arc::new(audit))
+                .with_inspector(Arc::new(inspector)),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.base_url = format!("http://{addr}");

@@ -18,6 +18,7 @@
 
 pub mod hidden;
 pub mod injection;
+mod inspector;
 pub mod model;
 pub mod normalize;
 pub mod sensitive;
@@ -26,3 +27,4 @@ pub mod spotlight;
 mod finding;
 
 pub use finding::{Finding, FindingKind, Span, Via};
+pub use inspector::{Detectors, InspectError, Inspector};

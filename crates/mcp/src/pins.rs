@@ -25,6 +25,7 @@ pub struct Pins {
     /// tool id → (digest seen last, status).
     view: RwLock<HashMap<String, (String, PinStatus)>>,
     checked: Mutex<Option<(Instant, i64)>>,
+    inspector: Option<Arc<zt4ai_pipeline::inspect::Inspector>>,
 }
 
 impl std::fmt::Debug for Pins {
@@ -65,7 +66,33 @@ impl Pins {
             store,
             view: RwLock::new(HashMap::new()),
             checked: Mutex::new(None),
+            inspector: None,
         }
+    }
+
+    /// Also runs the prompt-injection detector over every text of a definition
+    /// seen for the first time.
+    #[must_use]
+    pub fn with_inspector(mut self, inspector: Arc<zt4ai_pipeline::inspect::Inspector>) -> Self {
+        self.inspector = Some(inspector);
+        self
+    }
+
+    /// The injection detector's finding about a definition's texts, if any.
+    fn injected(&self, def: &serde_json::Value) -> Option<String> {
+        let inspector = self.inspector.as_ref()?;
+        let mut texts = Vec::new();
+        collect_strings(def, &mut texts);
+        texts.iter().find_map(|t| {
+            inspector.injection().scan(t).first().map(|f| {
+                format!(
+                    "the definition reads as a prompt injection ({}, via {}, score {:.2})",
+                    f.rule,
+                    f.via.as_str(),
+                    f.score
+                )
+            })
+        })
     }
 
     /// Records a definition the upstream listed for `id` and returns whether the
@@ -79,7 +106,7 @@ impl Pins {
         {
             return Ok(*status);
         }
-        let flagged = hidden_instructions(&def);
+        let flagged = hidden_instructions(&def).or_else(|| self.injected(&def));
         let pin = self.store.observe_tool(
             id,
             &d,
@@ -176,6 +203,15 @@ pub fn hidden_instructions(definition: &serde_json::Value) -> Option<String> {
         .iter()
         .find(|p| lower.contains(*p))
         .map(|p| format!("the definition addresses the model (\"{p}\")"))
+}
+
+fn collect_strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_strings(x, out)),
+        serde_json::Value::Object(m) => m.values().for_each(|x| collect_strings(x, out)),
+        _ => {}
+    }
 }
 
 fn invisible(c: char) -> bool {

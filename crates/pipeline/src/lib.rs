@@ -7,14 +7,20 @@
 //! 1. **authenticate** — resolve the actor chain against the inventory (the caller
 //!    states the chain until delegated credentials exist);
 //! 2. **contextualise** — lock the session and read its label;
-//! 3. **inspect** — take the request's findings (an injection finding denies);
+//! 3. **inspect** — run the [inspector](zt4ai_inspect) over the string values
+//!    of a tool call's arguments, and add the caller's own findings: an
+//!    injection finding denies; sensitive data in what a send carries is
+//!    checked against the destination's clearance (deny, or redact when the
+//!    inventory says so);
 //! 4. **assess risk** — take the request's risk score;
 //! 5. **decide** — resolve the resources the request touches (tool bindings, send
 //!    targets) and ask the [policy engine](zt4ai_policy) for every link and resource;
 //! 6. **enforce** — on `require_approval`, record a pending approval; on a retry
 //!    with a granted approval, lift exactly the policies it names, once;
 //! 7. **absorb** — on allow, raise the session's label by what the request reads,
-//!    durably, before the verdict is returned;
+//!    durably, before the verdict is returned; once the tool has answered,
+//!    [`Pipeline::absorb_output`] inspects its output: an injection makes the
+//!    session untrusted, sensitive data raises its label and categories;
 //! 8. **record** — [`Pipeline::enforce`] appends the verdict to the
 //!    [audit log](zt4ai_audit) and returns it only once the record is durable.
 //!
@@ -32,7 +38,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument as _, debug, error, info};
 use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
-use zt4ai_core::request::{PROMPT_INJECTION, bound_values};
+use zt4ai_core::request::{Finding, PROMPT_INJECTION, SENSITIVE_PREFIX, bound_values};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
     Verdict, unix_now,
@@ -43,6 +49,9 @@ pub use zt4ai_policy::{PolicyEngine, PolicyErrors, PolicySource};
 use zt4ai_session::SessionOwner;
 pub use zt4ai_session::{SessionStore, StoreError};
 use zt4ai_telemetry::{Stage, TRACE_TARGET};
+
+pub use zt4ai_inspect as inspect;
+use zt4ai_inspect::{Detectors, Inspector};
 
 /// Reason ids the pipeline itself produces (policies produce the rest).
 pub mod reasons {
@@ -64,6 +73,11 @@ pub mod reasons {
     pub const IDENTITY_MISMATCH: &str = "zt4ai.identity.mismatch";
     /// The verdict could not be recorded durably in the audit log.
     pub const AUDIT_UNAVAILABLE: &str = "zt4ai.audit.unavailable";
+    /// Sensitive data above the destination's clearance was redacted from a
+    /// send (the policy that would have denied it).
+    pub const SENSITIVE_EGRESS: &str = "zt4ai.inspect.sensitive_egress";
+    /// A tool's output carried findings that changed the session.
+    pub const OUTPUT_FINDINGS: &str = "zt4ai.inspect.output";
 }
 
 /// The decision pipeline.
@@ -72,7 +86,26 @@ pub struct Pipeline {
     engine: Arc<PolicyEngine>,
     store: Arc<SessionStore>,
     audit: Option<Arc<AuditLog>>,
+    inspector: Option<Arc<Inspector>>,
     clock: fn() -> i64,
+}
+
+/// What a decision leaves for its audit record: the session's label as read,
+/// and every finding about the request (the caller's and the inspector's).
+#[derive(Debug, Default)]
+struct Trail {
+    before: Option<SessionLabel>,
+    findings: Vec<Finding>,
+}
+
+/// A sensitive value found in an argument, with what it means for a label.
+struct Sensitive {
+    pointer: String,
+    start: usize,
+    end: usize,
+    kind: String,
+    label: zt4ai_core::Label,
+    category: zt4ai_core::Category,
 }
 
 /// A deny found while resolving a request: the reason id and the message.
@@ -94,8 +127,21 @@ impl Pipeline {
             engine,
             store,
             audit: None,
+            inspector: None,
             clock: unix_now,
         }
+    }
+
+    /// Inspects tool arguments and tool output with `inspector`.
+    #[must_use]
+    pub fn with_inspector(mut self, inspector: Arc<Inspector>) -> Self {
+        self.inspector = Some(inspector);
+        self
+    }
+
+    /// The inspector, when content is inspected.
+    pub fn inspector(&self) -> Option<&Arc<Inspector>> {
+        self.inspector.as_ref()
     }
 
     /// Records every verdict of [`Self::enforce`] in `log`.
@@ -148,15 +194,15 @@ impl Pipeline {
             zt4ai.decision = tracing::field::Empty,
             zt4ai.policies = tracing::field::Empty,
         );
-        let mut before = None;
-        let verdict = span.in_scope(|| self.decide_logged(req, &mut before));
+        let mut trail = Trail::default();
+        let verdict = span.in_scope(|| self.decide_logged(req, &mut trail));
         if let Some(risk) = req.risk {
             zt4ai_telemetry::metrics().risk(risk);
         }
         let verdict = match &self.audit {
             None => verdict,
             Some(log) => {
-                let event = record(req, point, &verdict, before);
+                let event = record(req, point, &verdict, trail);
                 let clock = Instant::now();
                 let record_span =
                     tracing::debug_span!(target: TRACE_TARGET, parent: &span, "zt4ai.record");
@@ -215,12 +261,12 @@ impl Pipeline {
     /// benchmarks. Enforcement points use [`Self::enforce`]. Never panics and
     /// never fails open: every error is a deny.
     pub fn decide(&self, req: &ActionRequest) -> Verdict {
-        self.decide_logged(req, &mut None)
+        self.decide_logged(req, &mut Trail::default())
     }
 
-    /// Decides and logs (tracing); `before` receives the session's label as read.
-    fn decide_logged(&self, req: &ActionRequest, before: &mut Option<SessionLabel>) -> Verdict {
-        let verdict = self.decide_inner(req, before);
+    /// Decides and logs (tracing); `trail` receives what the record needs.
+    fn decide_logged(&self, req: &ActionRequest, trail: &mut Trail) -> Verdict {
+        let verdict = self.decide_inner(req, trail);
         let rid = req.request_id.as_deref().unwrap_or("-");
         if verdict.decision == Decision::Allow {
             debug!(request_id = rid, session = %req.session, chain = %req.chain.describe(),
@@ -233,7 +279,7 @@ impl Pipeline {
         verdict
     }
 
-    fn decide_inner(&self, req: &ActionRequest, label: &mut Option<SessionLabel>) -> Verdict {
+    fn decide_inner(&self, req: &ActionRequest, trail: &mut Trail) -> Verdict {
         let metrics = zt4ai_telemetry::metrics();
         let mut clock = Instant::now();
         let mut stage = stage_span(Stage::authenticate);
@@ -263,6 +309,11 @@ impl Pipeline {
         }
         metrics.stage(Stage::authenticate, lap(&mut clock));
         drop(stage);
+        stage = stage_span(Stage::inspect);
+        trail.findings.clone_from(&req.findings);
+        let sensitive = self.inspect_arguments(req, &mut trail.findings);
+        metrics.stage(Stage::inspect, lap(&mut clock));
+        drop(stage);
         stage = stage_span(Stage::contextualise);
         let mut session = match self.store.lock(&req.session) {
             Ok(s) => s,
@@ -283,8 +334,9 @@ impl Pipeline {
             );
         }
         let before = session.label().clone();
-        *label = Some(before.clone());
-        let facts = facts_for(req, &before, &resolved);
+        trail.before = Some(before.clone());
+        let mut facts = facts_for(&trail.findings, req.risk, &before, &resolved);
+        facts.content = content_label(sensitive.iter());
         metrics.stage(Stage::contextualise, lap(&mut clock));
         drop(stage);
         stage = stage_span(Stage::decide);
@@ -299,14 +351,58 @@ impl Pipeline {
                 Err(e) => return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string()),
             },
         };
-        let d = self
+        let mut d = self
             .engine
             .decide(&resolved.links, &resolved.checks, &facts, &lifted);
+        let mut obligations = Vec::new();
+        if d.decision == Decision::Deny
+            && self.inventory().inspection.sensitive_egress
+                == zt4ai_core::inventory::SensitiveEgress::Redact
+            && !sensitive.is_empty()
+            && d.policies.iter().all(|p| p == reasons::SENSITIVE_EGRESS)
+        {
+            // Only the sensitive values stand in the way: decide again as if
+            // those above the lowest destination clearance were gone, and if
+            // that allows, the call goes out with them replaced.
+            let floor = self.lowest_clearance(&resolved.checks);
+            let (cut, kept): (Vec<&Sensitive>, Vec<&Sensitive>) =
+                sensitive.iter().partition(|s| s.label > floor);
+            facts.content = content_label(kept.into_iter());
+            let mut again = self
+                .engine
+                .decide(&resolved.links, &resolved.checks, &facts, &lifted);
+            if again.decision == Decision::Allow {
+                let kinds: BTreeSet<&str> = cut.iter().map(|s| s.kind.as_str()).collect();
+                obligations = cut
+                    .iter()
+                    .map(|s| Obligation::Redact {
+                        argument: s.pointer.clone(),
+                        start: s.start,
+                        end: s.end,
+                        finding: s.kind.clone(),
+                    })
+                    .collect();
+                let mut reasons = vec![zt4ai_core::Reason {
+                    policy: reasons::SENSITIVE_EGRESS.to_owned(),
+                    message: format!(
+                        "{} sensitive value(s) ({}) above the destination's clearance are redacted before the call goes out",
+                        cut.len(),
+                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                }];
+                reasons.append(&mut again.reasons);
+                d = again;
+                d.reasons = reasons;
+                d.policies.push(reasons::SENSITIVE_EGRESS.to_owned());
+                d.policies.sort();
+                d.policies.dedup();
+            }
+        }
         let mut verdict = Verdict {
             decision: d.decision,
             reasons: d.reasons,
             policies: d.policies,
-            obligations: Vec::new(),
+            obligations,
             approval: None,
             session: Some(before.clone()),
         };
@@ -356,11 +452,12 @@ impl Pipeline {
                     }
                 }
                 if let Some(tool) = resolved.tool
-                    && tool.spotlight
+                    && let Some(mode) = tool.spotlight
                     && !tool.output_trusted
                 {
                     verdict.obligations.push(Obligation::Spotlight {
                         tool: tool.id.clone(),
+                        mode,
                     });
                 }
                 metrics.stage(Stage::absorb, lap(&mut clock));
@@ -368,6 +465,180 @@ impl Pipeline {
         }
         drop(stage);
         verdict
+    }
+
+    /// Inspects the string values of a tool call's arguments: every finding is
+    /// added to `findings`; the sensitive ones are returned with where they are.
+    fn inspect_arguments(&self, req: &ActionRequest, findings: &mut Vec<Finding>) -> Vec<Sensitive> {
+        let (Some(inspector), Action::CallTool { tool, arguments }) = (&self.inspector, &req.action)
+        else {
+            return Vec::new();
+        };
+        // Arguments that name the resources the call reaches (a recipient, a
+        // URL) are what the destination checks decide on; they are not
+        // content, so they are scanned for injection only.
+        let bound: Vec<String> = self
+            .inventory()
+            .tools
+            .get(tool)
+            .map(|t| {
+                t.bindings
+                    .iter()
+                    .map(|b| {
+                        b.path.iter().fold(String::new(), |mut p, seg| {
+                            p.push('/');
+                            p.push_str(&seg.replace('~', "~0").replace('/', "~1"));
+                            p
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut values = Vec::new();
+        strings(arguments, &mut String::new(), &mut values);
+        let mut sensitive = Vec::new();
+        for (pointer, text) in values {
+            let is_bound = bound.iter().any(|b| {
+                pointer == *b || pointer.strip_prefix(b.as_str()).is_some_and(|r| r.starts_with('/'))
+            });
+            let detectors = if is_bound {
+                Detectors::Injection
+            } else {
+                Detectors::All
+            };
+            for f in inspector.inspect(text, detectors) {
+                let location = format!("arguments{pointer}");
+                findings.push(finding_of(&f, &location));
+                if let Some((label, category)) = inspector.classify(&f.kind) {
+                    sensitive.push(Sensitive {
+                        pointer: pointer.clone(),
+                        start: f.span.start,
+                        end: f.span.end,
+                        kind: finding_of(&f, "").kind,
+                        label,
+                        category,
+                    });
+                }
+            }
+        }
+        sensitive
+    }
+
+    /// The lowest clearance among the destinations a request reaches.
+    fn lowest_clearance(&self, checks: &[Check]) -> zt4ai_core::Label {
+        let inv = self.inventory();
+        checks
+            .iter()
+            .filter(|c| matches!(c.action, ActionKind::Send | ActionKind::Fetch))
+            .filter_map(|c| inv.destinations.get(&c.resource).map(|d| d.clearance))
+            .min()
+            .unwrap_or(zt4ai_core::Label::Public)
+    }
+
+    /// Inspects what an allowed tool call returned, before the agent sees it:
+    /// a prompt injection makes the session untrusted; sensitive data raises
+    /// its label and categories. The change is durable, and recorded in the
+    /// audit log, before this returns the findings; if either fails, the
+    /// answer is a deny and the output must not be passed on.
+    ///
+    /// `texts` are the output's text parts, in order.
+    pub async fn absorb_output(
+        &self,
+        req: &ActionRequest,
+        point: &'static str,
+        texts: &[&str],
+    ) -> Result<Vec<zt4ai_inspect::Finding>, Verdict> {
+        let Some(inspector) = &self.inspector else {
+            return Ok(Vec::new());
+        };
+        let clock = Instant::now();
+        let mut found = Vec::new();
+        let mut core = Vec::new();
+        let mut read = SessionLabel::default();
+        for (i, text) in texts.iter().enumerate() {
+            for f in inspector.inspect(text, Detectors::All) {
+                core.push(finding_of(&f, &format!("output/{i}")));
+                if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
+                    read.integrity = Integrity::Untrusted;
+                } else if let Some((label, category)) = inspector.classify(&f.kind) {
+                    read.confidentiality = read.confidentiality.join(label);
+                    read.categories.insert(category);
+                }
+                found.push(f);
+            }
+        }
+        zt4ai_telemetry::metrics().stage(Stage::inspect, clock.elapsed());
+        if found.is_empty() {
+            return Ok(found);
+        }
+        let owner = SessionOwner {
+            user: req.chain.user.clone(),
+            agent: req.chain.agents.first().cloned(),
+        };
+        let (before, after) = match self.store.lock(&req.session) {
+            Ok(mut session) => {
+                let before = session.label().clone();
+                match session.absorb(&read, &owner, (self.clock)()) {
+                    Ok(after) => (before, after),
+                    Err(e) => {
+                        return Err(Verdict::deny(
+                            reasons::STORE_UNAVAILABLE,
+                            format!("{e}; the tool's output is withheld"),
+                        ));
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(Verdict::deny(
+                    reasons::STORE_UNAVAILABLE,
+                    format!("{e}; the tool's output is withheld"),
+                ));
+            }
+        };
+        let mut what = Vec::new();
+        if read.integrity == Integrity::Untrusted {
+            what.push("a prompt injection: the session is now untrusted".to_owned());
+        }
+        if !read.categories.is_empty() {
+            let cats: Vec<&str> = read.categories.iter().map(|c| c.as_str()).collect();
+            what.push(format!(
+                "{} data ({}): the session is now labelled {}",
+                read.confidentiality,
+                cats.join(", "),
+                after.confidentiality
+            ));
+        }
+        let verdict = Verdict {
+            decision: Decision::Allow,
+            reasons: vec![zt4ai_core::Reason {
+                policy: reasons::OUTPUT_FINDINGS.to_owned(),
+                message: format!("the tool's output carried {}", what.join("; ")),
+            }],
+            policies: vec![reasons::OUTPUT_FINDINGS.to_owned()],
+            obligations: Vec::new(),
+            approval: None,
+            session: Some(after),
+        };
+        info!(session = %req.session, findings = found.len(), reason = %verdict.reasons[0].message, "tool output absorbed");
+        if let Some(log) = &self.audit {
+            let mut event = record(
+                req,
+                point,
+                &verdict,
+                Trail {
+                    before: Some(before),
+                    findings: core,
+                },
+            );
+            if let Event::Decision(d) = &mut event {
+                d.action = "tool_output".to_owned();
+            }
+            let v = durable(log, &event, req.request_id.as_deref(), verdict).await;
+            if v.decision != Decision::Allow {
+                return Err(v);
+            }
+        }
+        Ok(found)
     }
 
     /// Whether the chain may call `tool` at all — grants, lifecycle, clearance and
@@ -411,7 +682,7 @@ impl Pipeline {
             .map_err(|e| e.to_string())?
             .label()
             .clone();
-        let facts = facts_for(req, &label, &resolved);
+        let facts = facts_for(&req.findings, req.risk, &label, &resolved);
         Ok(CedarWork {
             evaluations: self
                 .engine
@@ -536,7 +807,12 @@ impl Pipeline {
     }
 }
 
-fn facts_for(req: &ActionRequest, before: &SessionLabel, resolved: &Resolved<'_>) -> Facts {
+fn facts_for(
+    findings: &[Finding],
+    risk: Option<u8>,
+    before: &SessionLabel,
+    resolved: &Resolved<'_>,
+) -> Facts {
     let mut effective = before.join(&resolved.reads);
     // What this request itself reads counts for flow checks, but untrusted tool
     // *output* arrives only after the call, so it does not gate the call itself.
@@ -547,9 +823,67 @@ fn facts_for(req: &ActionRequest, before: &SessionLabel, resolved: &Resolved<'_>
     });
     Facts {
         session: effective,
-        risk: req.risk.unwrap_or(0).min(100),
-        injection: req.findings.iter().any(|f| f.kind == PROMPT_INJECTION),
-        findings: req.findings.iter().map(|f| f.kind.clone()).collect(),
+        risk: risk.unwrap_or(0).min(100),
+        injection: findings.iter().any(|f| f.kind == PROMPT_INJECTION),
+        findings: findings.iter().map(|f| f.kind.clone()).collect(),
+        content: SessionLabel::default(),
+    }
+}
+
+/// The label of the sensitive values in a request's content.
+fn content_label<'a>(values: impl Iterator<Item = &'a Sensitive>) -> SessionLabel {
+    let mut label = SessionLabel::default();
+    for s in values {
+        label.confidentiality = label.confidentiality.join(s.label);
+        label.categories.insert(s.category.clone());
+    }
+    label
+}
+
+/// Every string in `value` with its JSON pointer (RFC 6901), depth first.
+fn strings<'a>(value: &'a serde_json::Value, pointer: &mut String, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        serde_json::Value::String(s) => out.push((pointer.clone(), s)),
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&i.to_string());
+                strings(v, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let len = pointer.len();
+                pointer.push('/');
+                pointer.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                strings(v, pointer, out);
+                pointer.truncate(len);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A core finding (as verdicts, policies and audit records see it) of an
+/// inspector finding at `location`.
+fn finding_of(f: &zt4ai_inspect::Finding, location: &str) -> Finding {
+    let kind = match &f.kind {
+        zt4ai_inspect::FindingKind::PromptInjection => PROMPT_INJECTION.to_owned(),
+        zt4ai_inspect::FindingKind::Sensitive(t) => format!("{SENSITIVE_PREFIX}{t}"),
+    };
+    Finding {
+        kind,
+        location: Some(format!(
+            "{location} {}..{} ({}, {}, {:.2})",
+            f.span.start,
+            f.span.end,
+            f.via.as_str(),
+            f.rule,
+            f.score
+        )),
+        digest: f.digest.clone(),
     }
 }
 
@@ -627,6 +961,7 @@ fn lap(clock: &mut Instant) -> Duration {
 fn stage_span(stage: Stage) -> tracing::span::EnteredSpan {
     match stage {
         Stage::authenticate => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.authenticate"),
+        Stage::inspect => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.inspect"),
         Stage::contextualise => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.contextualise"),
         Stage::decide => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.decide"),
         Stage::enforce => tracing::debug_span!(target: TRACE_TARGET, "zt4ai.enforce"),
@@ -638,12 +973,8 @@ fn stage_span(stage: Stage) -> tracing::span::EnteredSpan {
 
 /// The audit record of one verdict. Tool arguments are recorded as a hash only:
 /// they may hold the very data the log must not spread.
-fn record(
-    req: &ActionRequest,
-    point: &str,
-    verdict: &Verdict,
-    before: Option<SessionLabel>,
-) -> Event {
+fn record(req: &ActionRequest, point: &str, verdict: &Verdict, trail: Trail) -> Event {
+    let before = trail.before;
     use sha2::Digest as _;
     let (resource, arguments_sha256) = match &req.action {
         Action::CallTool { tool, arguments } => {
@@ -666,13 +997,13 @@ fn record(
         decision: verdict.decision,
         policies: verdict.policies.clone(),
         reasons: verdict.reasons.clone(),
-        findings: req
+        findings: trail
             .findings
-            .iter()
+            .into_iter()
             .map(|f| zt4ai_audit::AuditFinding {
-                kind: f.kind.clone(),
-                location: f.location.clone(),
-                hash: None,
+                kind: f.kind,
+                location: f.location,
+                hash: f.digest,
             })
             .collect(),
         label_after: verdict.session.clone().filter(|_| before.is_some()),

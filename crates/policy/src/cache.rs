@@ -41,6 +41,8 @@ struct FactsKey {
     risk_level: &'static str,
     injection: bool,
     findings: Vec<String>,
+    content: i64,
+    content_categories: Vec<String>,
 }
 
 impl FactsKey {
@@ -57,6 +59,13 @@ impl FactsKey {
             risk_level,
             injection: f.injection,
             findings: f.findings.iter().cloned().collect(),
+            content: f.content.confidentiality.rank(),
+            content_categories: f
+                .content
+                .categories
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
         }
     }
 }

@@ -125,6 +125,9 @@ pub struct Facts {
     pub injection: bool,
     /// Kinds of findings about the request's content.
     pub findings: BTreeSet<String>,
+    /// The label and categories of the sensitive data found in the request's
+    /// own content (its arguments): what a send would carry out.
+    pub content: SessionLabel,
 }
 
 /// The engine's answer for one request.
@@ -573,8 +576,28 @@ impl PolicyEngine {
         .map_err(|e| PolicyError::Internal {
             what: format!("context record: {e}"),
         })?;
+        let content = RestrictedExpression::new_record([
+            (
+                "label".to_owned(),
+                RestrictedExpression::new_long(facts.content.confidentiality.rank()),
+            ),
+            (
+                "categories".to_owned(),
+                RestrictedExpression::new_set(
+                    facts
+                        .content
+                        .categories
+                        .iter()
+                        .map(|c| RestrictedExpression::new_string(c.as_str().to_owned())),
+                ),
+            ),
+        ])
+        .map_err(|e| PolicyError::Internal {
+            what: format!("context record: {e}"),
+        })?;
         let level = self.risk_level(facts.risk);
         Context::from_pairs([
+            ("content".to_owned(), content),
             ("session".to_owned(), session),
             (
                 "risk_level".to_owned(),
@@ -1197,20 +1220,9 @@ impl Vars<'_> {
             "target" => self.check.target.clone().unwrap_or_else(|| rid.to_owned()),
             "risk" => self.facts.risk.to_string(),
             "session.label" => self.facts.session.confidentiality.to_string(),
-            "session.categories" => {
-                let c: Vec<&str> = self
-                    .facts
-                    .session
-                    .categories
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect();
-                if c.is_empty() {
-                    "no categories".to_owned()
-                } else {
-                    c.join(", ")
-                }
-            }
+            "content.label" => self.facts.content.confidentiality.to_string(),
+            "content.categories" => categories(&self.facts.content),
+            "session.categories" => categories(&self.facts.session),
             "principal.state" if is_agent => {
                 let id = AgentId::new(pid).ok()?;
                 inv.agents.get(&id)?.state.as_str().to_owned()
@@ -1360,3 +1372,13 @@ fn is_principal_free(p: &cedar_policy::Policy) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// A label's categories for a reason: `pii, customer`, or `no categories`.
+fn categories(label: &SessionLabel) -> String {
+    let c: Vec<&str> = label.categories.iter().map(|c| c.as_str()).collect();
+    if c.is_empty() {
+        "no categories".to_owned()
+    } else {
+        c.join(", ")
+    }
+}

@@ -117,9 +117,16 @@ type Session = {
   untrusted: Bool,
 };
 
+/// The sensitive data found in the request's own content.
+type Content = {
+  label: Long,
+  categories: Set<String>,
+};
+
 /// What every decision sees besides the entities.
 type RequestContext = {
   session: Session,
+  content: Content,
   risk_level: String,
   injection: Bool,
   findings: Set<String>,

@@ -31,6 +31,8 @@ pub const TRACE_TARGET: &str = "zt4ai::trace";
 pub enum Stage {
     /// Actor chain and resources resolved against the inventory; task scope.
     authenticate,
+    /// The request's content inspected (prompt injection, sensitive data).
+    inspect,
     /// The session locked and its label read.
     contextualise,
     /// Cedar decisions for every link and resource.
@@ -45,8 +47,9 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::authenticate,
+        Stage::inspect,
         Stage::contextualise,
         Stage::decide,
         Stage::enforce,

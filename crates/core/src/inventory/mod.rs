@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use locate::Locations;
-pub use raw::{Access, AgentState, BindingKind};
+pub use raw::{Access, AgentState, BindingKind, SensitiveEgress, SpotlightMode};
 use raw::{RawGrants, RawIdentity, RawInventory};
 pub use target::{Target, TargetError};
 
@@ -76,6 +76,33 @@ pub struct Settings {
     pub risk_high: u8,
     /// How long a human approval stays usable.
     pub approval_ttl: Duration,
+}
+
+/// Content inspection settings, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inspection {
+    /// Probability from which a text is a prompt injection; `None` uses the
+    /// built-in model's operating threshold.
+    pub injection_threshold: Option<f32>,
+    /// What happens to sensitive data above a destination's clearance in a send.
+    pub sensitive_egress: SensitiveEgress,
+    /// Custom dictionaries of sensitive terms.
+    pub dictionaries: Vec<Dictionary>,
+}
+
+/// A custom dictionary of sensitive terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dictionary {
+    /// The finding type.
+    pub name: String,
+    /// The category a match adds.
+    pub category: Category,
+    /// The label a match carries.
+    pub label: Label,
+    /// Whether matching is case-sensitive.
+    pub case_sensitive: bool,
+    /// The terms.
+    pub terms: Vec<String>,
 }
 
 /// Where user tokens come from, and how delegated agent tokens are issued.
@@ -260,8 +287,8 @@ pub struct Tool {
     pub output_categories: BTreeSet<Category>,
     /// Whether the output is trusted.
     pub output_trusted: bool,
-    /// Whether untrusted output must be spotlighted.
-    pub spotlight: bool,
+    /// How untrusted output is spotlighted, if it is.
+    pub spotlight: Option<SpotlightMode>,
     /// Arguments that name resources.
     pub bindings: Vec<Binding>,
 }
@@ -332,6 +359,8 @@ pub struct Inventory {
     pub policies: Option<String>,
     /// Decision settings.
     pub settings: Settings,
+    /// Content inspection settings.
+    pub inspection: Inspection,
     /// Identity settings.
     pub identity: IdentitySettings,
     /// Groups by id.
@@ -835,12 +864,14 @@ impl Resolver<'_> {
         };
 
         let identity = self.identity(raw.identity);
+        let inspection = self.inspection(raw.inspection);
         let mcp_servers = self.mcp_servers(raw.mcp_servers, &servers);
         let mut partial = Inventory {
             source: self.source.to_owned(),
             organisation: raw.organisation,
             policies: raw.policies,
             settings,
+            inspection,
             identity,
             groups: BTreeMap::new(),
             users: BTreeMap::new(),
@@ -979,6 +1010,54 @@ impl Resolver<'_> {
             }
         }
         partial
+    }
+
+    fn inspection(&mut self, raw: raw::RawInspection) -> Inspection {
+        if let Some(t) = raw.injection_threshold
+            && !(t > 0.0 && t < 1.0)
+        {
+            self.error(
+                "inspection.injection_threshold".to_owned(),
+                format!("`{t}` is not a probability strictly between 0 and 1"),
+            );
+        }
+        let mut names = BTreeSet::new();
+        let mut dictionaries = Vec::new();
+        for (i, d) in raw.dictionaries.into_iter().enumerate() {
+            let at = format!("inspection.dictionaries[{i}]");
+            if Category::new(&d.name).is_err() {
+                self.error(
+                    format!("{at}.name"),
+                    format!(
+                        "invalid dictionary name `{}`, expected 1 to 64 characters of `a-z`, `0-9`, `_` or `-`",
+                        d.name
+                    ),
+                );
+            } else if !names.insert(d.name.clone()) {
+                self.error(
+                    format!("{at}.name"),
+                    format!("dictionary `{}` is declared twice", d.name),
+                );
+            }
+            if let Some(j) = d.terms.iter().position(|t| t.trim().is_empty()) {
+                self.error(format!("{at}.terms[{j}]"), "a term is empty".to_owned());
+            }
+            if d.terms.is_empty() {
+                self.error(format!("{at}.terms"), "a dictionary needs at least one term".to_owned());
+            }
+            dictionaries.push(Dictionary {
+                name: d.name,
+                category: d.category,
+                label: d.label,
+                case_sensitive: d.case_sensitive,
+                terms: d.terms,
+            });
+        }
+        Inspection {
+            injection_threshold: raw.injection_threshold,
+            sensitive_egress: raw.sensitive_egress,
+            dictionaries,
+        }
     }
 
     fn identity(&mut self, raw: Option<RawIdentity>) -> IdentitySettings {

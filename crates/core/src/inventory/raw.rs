@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::label::{Category, Label};
 
@@ -26,6 +26,9 @@ pub struct RawInventory {
     /// Decision settings.
     #[serde(default)]
     pub settings: RawSettings,
+    /// Content inspection settings.
+    #[serde(default)]
+    pub inspection: RawInspection,
     /// The organisation's identity provider and zt4ai's delegated tokens. Without
     /// it, zt4ai runs its built-in development identity provider.
     #[serde(default)]
@@ -143,6 +146,57 @@ pub struct RawSettings {
     /// How long a human approval stays usable, in seconds.
     #[serde(default = "default_approval_ttl")]
     pub approval_ttl_seconds: u64,
+}
+
+/// Content inspection settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInspection {
+    /// Probability (0–1) from which a text is reported as a prompt injection.
+    /// Defaults to the built-in model's operating threshold.
+    #[serde(default)]
+    pub injection_threshold: Option<f32>,
+    /// What happens when the arguments of a send carry sensitive data above the
+    /// destination's clearance: `deny` (the default) or `redact` (the call goes
+    /// out with that data replaced).
+    #[serde(default)]
+    pub sensitive_egress: SensitiveEgress,
+    /// Terms that are sensitive in this organisation, such as customer names.
+    #[serde(default)]
+    pub dictionaries: Vec<RawDictionary>,
+}
+
+/// What to do with sensitive data in egress arguments above the destination's clearance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitiveEgress {
+    /// Deny the call.
+    #[default]
+    Deny,
+    /// Let the call go out with the sensitive values replaced.
+    Redact,
+}
+
+/// A custom dictionary of sensitive terms.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDictionary {
+    /// The finding type (`customer_name`), lowercase.
+    pub name: String,
+    /// The data category a match adds to the session.
+    pub category: Category,
+    /// The label a match carries. Defaults to `confidential`.
+    #[serde(default = "confidential")]
+    pub label: Label,
+    /// Whether matches are case-sensitive. Defaults to `false`.
+    #[serde(default)]
+    pub case_sensitive: bool,
+    /// The terms; each matches as a whole word.
+    pub terms: Vec<String>,
+}
+
+fn confidential() -> Label {
+    Label::Confidential
 }
 
 fn default_medium() -> u8 {
@@ -318,9 +372,57 @@ pub struct RawOutput {
     /// Whether the output can be trusted to carry no instructions. Defaults to `true`.
     #[serde(default = "yes")]
     pub trusted: bool,
-    /// Whether untrusted output must be spotlighted (marked as data) before the agent sees it.
-    #[serde(default)]
-    pub spotlight: bool,
+    /// Whether untrusted output must be spotlighted (marked as data) before the
+    /// agent sees it, and how: `delimit`, `datamark` or `encode`; `true` means
+    /// `delimit`.
+    #[serde(default, deserialize_with = "spotlight")]
+    pub spotlight: Option<SpotlightMode>,
+}
+
+/// How untrusted text is marked as data before a model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpotlightMode {
+    /// Between markers that carry a tag the text cannot forge.
+    Delimit,
+    /// Between markers, with the text's whitespace replaced by `ˆ`.
+    Datamark,
+    /// Base64-encoded, between markers.
+    Encode,
+}
+
+impl SpotlightMode {
+    /// The mode's name in the inventory.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpotlightMode::Delimit => "delimit",
+            SpotlightMode::Datamark => "datamark",
+            SpotlightMode::Encode => "encode",
+        }
+    }
+}
+
+/// `spotlight: true | false | delimit | datamark | encode`.
+fn spotlight<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SpotlightMode>, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = Option<SpotlightMode>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("`true`, `false`, `delimit`, `datamark` or `encode`")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.then_some(SpotlightMode::Delimit))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            match v {
+                "delimit" => Ok(Some(SpotlightMode::Delimit)),
+                "datamark" => Ok(Some(SpotlightMode::Datamark)),
+                "encode" => Ok(Some(SpotlightMode::Encode)),
+                other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
 }
 
 impl Default for RawOutput {
@@ -329,7 +431,7 @@ impl Default for RawOutput {
             label: Label::Public,
             categories: Vec::new(),
             trusted: true,
-            spotlight: false,
+            spotlight: None,
         }
     }
 }

@@ -25,7 +25,7 @@ fn example_inventory_resolves() {
     let bob = &inv.users[&UserId::new("bob").unwrap()];
     assert!(!bob.rights.datasets.contains("customers"));
     let web = &inv.tools["web.fetch"];
-    assert!(!web.output_trusted && web.spotlight && !web.is_consequential());
+    assert!(!web.output_trusted && web.spotlight.is_some() && !web.is_consequential());
     assert!(inv.tools["mail.send_email"].is_consequential());
     assert!(inv.categories.iter().any(|c| c.as_str() == "pii"));
 }

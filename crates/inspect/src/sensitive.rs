@@ -1,1 +1,0 @@
-//! Sensitive-data detectors. STUB (to be replaced).
