@@ -383,7 +383,7 @@ async fn untrusted_session_requires_approval_then_allows_once() {
     assert_eq!(v["decision"], true, "{v}");
     assert_eq!(
         v["context"]["obligations"],
-        json!([{"kind": "spotlight", "tool": "web.fetch"}])
+        json!([{"kind": "spotlight", "tool": "web.fetch", "mode": "delimit"}])
     );
     assert_eq!(v["context"]["session"]["integrity"], "untrusted");
 

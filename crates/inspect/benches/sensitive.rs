@@ -73,7 +73,7 @@ fn json() -> String {
             i % 4,
             5000 + i % 300,
             5000 + i % 300,
-            i % 2 == 0,
+            i.is_multiple_of(2),
             3 + i % 2,
             i % 10,
             i % 12
@@ -104,16 +104,16 @@ fn logs() -> String {
             i % 60,
             i * 7 % 1000,
             i % 4,
-            if i % 3 == 0 { "POST" } else { "GET" },
+            if i.is_multiple_of(3) { "POST" } else { "GET" },
             PATHS[(i % 6) as usize],
             [200, 200, 201, 304, 404][(i % 5) as usize],
             i * 13 % 900,
             i.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         );
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let _ = write!(s, " client=203.0.{}.{}", i % 256, (i * 7) % 254 + 1);
         }
-        if i % 25 == 0 {
+        if i.is_multiple_of(25) {
             let _ = write!(s, " user=user{}@example.com", i % 1000);
         }
         s.push('\n');
@@ -127,11 +127,27 @@ fn dense() -> String {
     let mut i = 0u64;
     while s.len() < SIZE {
         let _ = match i % 8 {
-            0 => writeln!(s, "Contact jane.doe{i}@example.com or call +44 20 7946 {:04}.", i % 10_000),
-            1 => writeln!(s, "{{\"card\": \"4111 1111 1111 1111\", \"iban\": \"DE89 3704 0044 0532 0130 00\"}}"),
-            2 => writeln!(s, "SSN: 123-45-{:04} from 198.51.100.{}", 1 + i % 9000, i % 250 + 1),
+            0 => writeln!(
+                s,
+                "Contact jane.doe{i}@example.com or call +44 20 7946 {:04}.",
+                i % 10_000
+            ),
+            1 => writeln!(
+                s,
+                "{{\"card\": \"4111 1111 1111 1111\", \"iban\": \"DE89 3704 0044 0532 0130 00\"}}"
+            ),
+            2 => writeln!(
+                s,
+                "SSN: 123-45-{:04} from 198.51.100.{}",
+                1 + i % 9000,
+                i % 250 + 1
+            ),
             3 => writeln!(s, "AWS_ACCESS_KEY_ID=AKIAZ7Q2L4M9N8P3R6{:02}", i % 100),
-            4 => writeln!(s, "token: ghp_Zq8Xk2Lm9Pn4Rs7Tv1Wy3Ab5Cd6Ef0GhIj{:04}", i % 10_000),
+            4 => writeln!(
+                s,
+                "token: ghp_Zq8Xk2Lm9Pn4Rs7Tv1Wy3Ab5Cd6Ef0GhIj{:04}",
+                i % 10_000
+            ),
             5 => writeln!(s, "DB_PASSWORD=Xk9#mP2$vL7qW{i}"),
             6 => writeln!(s, "CONFIDENTIAL - Renewal with Contoso, account {i}"),
             _ => writeln!(
@@ -160,7 +176,11 @@ fn bench(c: &mut Criterion) {
         vec![Dictionary {
             name: "customer_name".into(),
             category: "customer".into(),
-            terms: vec!["Contoso".into(), "Northwind Traders".into(), "Fabrikam".into()],
+            terms: vec![
+                "Contoso".into(),
+                "Northwind Traders".into(),
+                "Fabrikam".into(),
+            ],
             case_sensitive: false,
         }],
         [7; 32],

@@ -32,12 +32,29 @@ struct Example {
 /// The false-positive rate the operating threshold is set for, on the dev
 /// split's benign texts.
 const DEV_FPR: f64 = 0.005;
+/// Training hyper-parameters, chosen on the dev split (the environment
+/// variables `ZT4AI_TRAIN_RATE`, `ZT4AI_TRAIN_L2` and `ZT4AI_TRAIN_EPOCHS`
+/// override them for such experiments).
 const EPOCHS: usize = 6;
+const RATE: f32 = 0.2;
+const L2: f32 = 3e-4;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let eval_only = args.iter().any(|a| a == "--eval-only");
-    let paths: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    // `--split dev` reports on the dev split: what to tune against, so that
+    // the test split stays unseen until the last run.
+    let split = args
+        .iter()
+        .position(|a| a == "--split")
+        .and_then(|i| args.get(i + 1))
+        .map_or("test", String::as_str);
+    let paths: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--split"))
+        .map(|(_, a)| a)
+        .collect();
     let [corpus, out] = paths.as_slice() else {
         anyhow::bail!("usage: train_injection CORPUS.jsonl MODEL.bin [--eval-only]");
     };
@@ -55,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("wrote {out}");
         m
     };
-    report(&data, model);
+    report(&data, model, split);
     Ok(())
 }
 
@@ -81,10 +98,12 @@ fn train(data: &[Example]) -> anyhow::Result<Model> {
         train.len() as f32 / (2.0 * neg as f32),
     );
     eprintln!("train: {pos} malicious, {neg} benign");
-    let mut t = Trainer::new(0.2, 1e-5);
+    let env = |k: &str, d: f32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let mut t = Trainer::new(env("ZT4AI_TRAIN_RATE", RATE), env("ZT4AI_TRAIN_L2", L2));
+    let epochs = env("ZT4AI_TRAIN_EPOCHS", EPOCHS as f32) as usize;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    for epoch in 0..EPOCHS {
+    for epoch in 0..epochs {
         // Fisher–Yates with xorshift: deterministic across runs.
         for i in (1..order.len()).rev() {
             rng ^= rng << 13;
@@ -142,11 +161,11 @@ struct Scored {
     category: Option<String>,
 }
 
-fn report(data: &[Example], model: Model) {
+fn report(data: &[Example], model: Model, split: &str) {
     let threshold = model.threshold();
     let full = InjectionDetector::with_model(model);
     let patterns = InjectionDetector::patterns_only();
-    let test: Vec<&Example> = data.iter().filter(|e| e.split == "test").collect();
+    let test: Vec<&Example> = data.iter().filter(|e| e.split == split).collect();
     let t0 = Instant::now();
     let scored: Vec<Scored> = test
         .iter()
@@ -162,7 +181,7 @@ fn report(data: &[Example], model: Model) {
     let secs = t0.elapsed().as_secs_f64();
     let pat: Vec<f32> = test.iter().map(|e| patterns.score(&e.text)).collect();
 
-    println!("## Prompt-injection detector on the held-out test sources\n");
+    println!("## Prompt-injection detector on the held-out {split} sources\n");
     println!(
         "Operating threshold {threshold:.4} (set on the dev split for {:.1}% false positives on its benign texts).\n",
         DEV_FPR * 100.0

@@ -38,6 +38,7 @@ const SEED_WORD: u64 = 0x9e37_79b9_7f4a_7c15;
 const SEED_BIGRAM: u64 = 0xc2b2_ae3d_27d4_eb4f;
 const SEED_CHAR: u64 = 0x1656_67b1_9e37_79f9;
 const SEED_PATTERN: u64 = 0x27d4_eb2f_1656_67c5;
+const SEED_START: u64 = 0x85eb_ca77_c2b2_ae63;
 
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -199,15 +200,27 @@ pub fn features(text: &str, patterns: &[u32], scratch: &mut String, out: &mut Ve
     fold(text, scratch);
     let mask = (1u64 << BUCKETS_LOG2) - 1;
     let bytes = scratch.as_bytes();
-    // Words and bigrams.
+    // Words, bigrams, and the first word of each sentence or line (where an
+    // instruction's verb stands).
     let mut prev = 0u64;
-    for word in scratch.split(' ').filter(|w| !w.is_empty()) {
-        let h = fnv(word.as_bytes());
-        out.push(bucket(h ^ SEED_WORD, mask));
-        if prev != 0 {
-            out.push(bucket(prev.rotate_left(17) ^ h ^ SEED_BIGRAM, mask));
+    let mut rest = scratch.as_str();
+    let mut starts_sentence = true;
+    while !rest.is_empty() {
+        let end = rest.find([' ', '\n']).unwrap_or(rest.len());
+        let word = &rest[..end];
+        if !word.is_empty() {
+            let h = fnv(word.as_bytes());
+            out.push(bucket(h ^ SEED_WORD, mask));
+            if starts_sentence {
+                out.push(bucket(h ^ SEED_START, mask));
+            }
+            if prev != 0 {
+                out.push(bucket(prev.rotate_left(17) ^ h ^ SEED_BIGRAM, mask));
+            }
+            prev = h | 1;
         }
-        prev = h | 1;
+        starts_sentence = rest[end..].starts_with('\n');
+        rest = rest.get(end + 1..).unwrap_or("");
     }
     // Byte 4-grams.
     if bytes.len() >= 4 {
@@ -221,32 +234,37 @@ pub fn features(text: &str, patterns: &[u32], scratch: &mut String, out: &mut Ve
     }
 }
 
-/// Lowercases letters and digits and turns every other run into one space.
+/// Lowercases letters and digits and turns every other run into one space,
+/// or one line break where the run ends a sentence or a line.
 fn fold(text: &str, out: &mut String) {
     out.clear();
     out.reserve(text.len() + 2);
-    out.push(' ');
-    let mut space = true;
+    out.push('\n');
+    // The separator pending since the last letter or digit, if any.
+    let mut pending: Option<char> = Some('\n');
     for c in text.chars() {
-        if c.is_ascii() {
-            if c.is_ascii_alphanumeric() {
-                out.push(c.to_ascii_lowercase());
-                space = false;
-            } else if !space {
-                out.push(' ');
-                space = true;
+        let keep = if c.is_ascii() {
+            c.is_ascii_alphanumeric()
+        } else {
+            c.is_alphanumeric()
+        };
+        if keep {
+            match pending.take() {
+                Some(sep) if out.len() > 1 => out.push(sep),
+                _ => {}
             }
-        } else if c.is_alphanumeric() {
-            out.extend(c.to_lowercase());
-            space = false;
-        } else if !space {
-            out.push(' ');
-            space = true;
+            if c.is_ascii() {
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        } else if matches!(c, '.' | '!' | '?' | '\n' | ':' | ';' | '\u{3002}') {
+            pending = Some('\n');
+        } else if pending.is_none() {
+            pending = Some(' ');
         }
     }
-    if !space {
-        out.push(' ');
-    }
+    out.push('\n');
 }
 
 fn fnv(bytes: &[u8]) -> u64 {

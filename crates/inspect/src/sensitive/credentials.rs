@@ -3,21 +3,19 @@
 //!
 //! Every documented prefix (`AKIA`, `ghp_`, `xoxb-`, `-----BEGIN `, `eyJ`, …)
 //! starts a word, so the word pass ([`super::words`]) looks them up by the
-//! word's first byte ([`at_word`], which also starts the classification
-//! markings of [`super::marking`]), at the cost of a byte comparison or two
-//! per word. Entra ID client secrets, whose marker `Q~` sits inside the token,
-//! are found with `memmem`. Each candidate is checked by hand against the
-//! provider's format: alphabet,
+//! word's first two bytes ([`at_word`], which also starts the classification
+//! markings of [`super::marking`]): one bit test per word, and a comparison or
+//! two for the few words that pass it. Entra ID client secrets, whose marker
+//! `Q~` sits inside the token, are found from the `~` with `memchr`. Each
+//! candidate is checked by hand against the provider's format: alphabet,
 //! length, word boundaries, and for composite secrets (a service-account key
-//! file, a connection string, a PEM block) the parts around it. Bodies that are
-//! placeholders (`AKIAXXXXXXXXXXXXXXXX`, `…EXAMPLE…`) are not reported.
+//! file, a connection string, a PEM block) the parts around it. Bodies that
+//! are placeholders (`AKIAXXXXXXXXXXXXXXXX`, `…EXAMPLE…`) are not reported.
 
 use base64::Engine as _;
 
 use super::marking::{self, MarkingPattern};
-use super::text::{
-    before, is_alnum, is_b64, is_b64url, is_placeholder, is_word, run, word_start,
-};
+use super::text::{before, is_alnum, is_b64, is_b64url, is_placeholder, is_word, run, word_start};
 use super::{Hit, SensitiveType};
 
 /// What a literal prefix starts.
@@ -64,7 +62,10 @@ const fn prefixes(first: u8) -> &'static [(&'static [u8], Lit)] {
             (b"AIza", Lit::GcpApiKey),
         ],
         b'C' => &[
-            (b"CONTROLLED UNCLASSIFIED INFORMATION", M(CONTROLLED_UNCLASSIFIED)),
+            (
+                b"CONTROLLED UNCLASSIFIED INFORMATION",
+                M(CONTROLLED_UNCLASSIFIED),
+            ),
             (b"COMPANY CONFIDENTIAL", M(COMPANY_CONFIDENTIAL)),
             (b"CONFIDENTIAL", M(CONFIDENTIAL)),
             (b"CUI", M(CUI)),
@@ -108,7 +109,10 @@ const fn prefixes(first: u8) -> &'static [(&'static [u8], Lit)] {
         b'h' => &[(b"hooks.slack.com/services/", Lit::SlackWebhook)],
         b'n' => &[(b"npm_", Lit::Npm)],
         b'p' => &[(b"pypi-AgEIcHlwaS5vcmc", Lit::Pypi)],
-        b'r' => &[(b"rk_live_", Lit::StripeLive), (b"rk_test_", Lit::StripeTest)],
+        b'r' => &[
+            (b"rk_live_", Lit::StripeLive),
+            (b"rk_test_", Lit::StripeTest),
+        ],
         b's' => &[
             (b"service_account", Lit::GcpServiceAccount),
             (b"sk_live_", Lit::StripeLive),
@@ -160,7 +164,9 @@ pub(super) fn at_word(bytes: &[u8], s: usize, out: &mut Vec<Hit>) -> Option<usiz
 /// [`at_word`] past its bit test.
 fn word_prefix(bytes: &[u8], s: usize, out: &mut Vec<Hit>) -> Option<usize> {
     let rest = &bytes[s..];
-    let &(prefix, lit) = prefixes(bytes[s]).iter().find(|(p, _)| rest.starts_with(p))?;
+    let &(prefix, lit) = prefixes(bytes[s])
+        .iter()
+        .find(|(p, _)| rest.starts_with(p))?;
     let e = s + prefix.len();
     let hit = match lit {
         Lit::Marking(pattern) => marking::check(bytes, s, e, pattern),
@@ -187,8 +193,10 @@ pub(super) fn at_dashes(bytes: &[u8], s: usize, out: &mut Vec<Hit>) -> Option<us
 /// Every Entra ID client secret (found from its `Q~`, which is inside the
 /// token rather than at its start).
 pub(super) fn scan_client_secrets(bytes: &[u8], out: &mut Vec<Hit>) {
-    for at in memchr::memmem::find_iter(bytes, b"Q~") {
-        out.extend(azure_client_secret(bytes, at));
+    for tilde in memchr::memchr_iter(b'~', bytes) {
+        if tilde > 0 && bytes[tilde - 1] == b'Q' {
+            out.extend(azure_client_secret(bytes, tilde - 1));
+        }
     }
 }
 
@@ -197,7 +205,14 @@ fn check(lit: Lit, bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     let hit = |ty, end, score, rule| Some(Hit::new(ty, s, end, score, rule));
     match lit {
         Lit::AwsAccessKey => {
-            let end = token(bytes, s, e, |b| b.is_ascii_uppercase() || b.is_ascii_digit(), 16, 16)?;
+            let end = token(
+                bytes,
+                s,
+                e,
+                |b| b.is_ascii_uppercase() || b.is_ascii_digit(),
+                16,
+                16,
+            )?;
             hit(SensitiveType::AwsAccessKey, end, 0.95, "aws_access_key_id")
         }
         Lit::GcpApiKey => {
@@ -210,7 +225,12 @@ fn check(lit: Lit, bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
         }
         Lit::GithubPat => {
             let end = token(bytes, s, e, is_word, 82, 82)?;
-            hit(SensitiveType::GithubToken, end, 0.95, "github_fine_grained_pat")
+            hit(
+                SensitiveType::GithubToken,
+                end,
+                0.95,
+                "github_fine_grained_pat",
+            )
         }
         Lit::Slack => slack_token(bytes, s, e),
         Lit::SlackWebhook => slack_webhook(bytes, s, e),
@@ -229,7 +249,12 @@ fn check(lit: Lit, bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
         Lit::SkDash => sk_dash(bytes, s, e),
         Lit::GoogleOauth => {
             let end = token(bytes, s, e, is_b64url, 28, 32)?;
-            hit(SensitiveType::GoogleOauthSecret, end, 0.95, "google_oauth_client_secret")
+            hit(
+                SensitiveType::GoogleOauthSecret,
+                end,
+                0.95,
+                "google_oauth_client_secret",
+            )
         }
         Lit::Npm => {
             let end = token(bytes, s, e, is_alnum, 36, 36)?;
@@ -296,7 +321,13 @@ fn slack_token(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     if count < 3 || first.is_empty() || !first.iter().all(u8::is_ascii_digit) || last.len() < 8 {
         return None;
     }
-    Some(Hit::new(SensitiveType::SlackToken, s, end, 0.9, "slack_token"))
+    Some(Hit::new(
+        SensitiveType::SlackToken,
+        s,
+        end,
+        0.9,
+        "slack_token",
+    ))
 }
 
 /// `https://hooks.slack.com/services/T…/B…/…`.
@@ -323,7 +354,13 @@ fn slack_webhook(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     } else {
         s
     };
-    Some(Hit::new(SensitiveType::SlackWebhook, start, end, 0.95, "slack_webhook"))
+    Some(Hit::new(
+        SensitiveType::SlackWebhook,
+        start,
+        end,
+        0.95,
+        "slack_webhook",
+    ))
 }
 
 /// `sk-ant-…` (Anthropic), `sk-proj-…` and the other OpenAI project, service
@@ -332,12 +369,24 @@ fn sk_dash(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     let rest = &bytes[e..];
     if rest.starts_with(b"ant-") {
         let end = token(bytes, s, e + 4, is_b64url, 40, 250)?;
-        return Some(Hit::new(SensitiveType::AnthropicKey, s, end, 0.95, "anthropic_key"));
+        return Some(Hit::new(
+            SensitiveType::AnthropicKey,
+            s,
+            end,
+            0.95,
+            "anthropic_key",
+        ));
     }
     for kind in [&b"proj-"[..], b"svcacct-", b"admin-"] {
         if rest.starts_with(kind) {
             let end = token(bytes, s, e + kind.len(), is_b64url, 40, 250)?;
-            return Some(Hit::new(SensitiveType::OpenaiKey, s, end, 0.95, "openai_project_key"));
+            return Some(Hit::new(
+                SensitiveType::OpenaiKey,
+                s,
+                end,
+                0.95,
+                "openai_project_key",
+            ));
         }
     }
     let end = token(bytes, s, e, is_b64url, 40, 250)?;
@@ -363,7 +412,13 @@ fn sendgrid(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     if is_placeholder(&bytes[e..mid]) {
         return None;
     }
-    Some(Hit::new(SensitiveType::SendgridKey, s, end, 0.95, "sendgrid_key"))
+    Some(Hit::new(
+        SensitiveType::SendgridKey,
+        s,
+        end,
+        0.95,
+        "sendgrid_key",
+    ))
 }
 
 /// `AccountKey=` + 86 base64 + `==` (a storage account key, 64 bytes), or
@@ -386,10 +441,14 @@ fn azure_key(bytes: &[u8], s: usize, e: usize, len: usize, pad: usize, bare: boo
         .rposition(|&b| b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`'))
         .map_or(from, |p| from + p + 1);
     let head = &bytes[token_start..s];
-    let key = [&b"DefaultEndpointsProtocol="[..], b"Endpoint=", b"AccountName="]
-        .iter()
-        .filter_map(|k| memchr::memmem::find(head, k))
-        .min();
+    let key = [
+        &b"DefaultEndpointsProtocol="[..],
+        b"Endpoint=",
+        b"AccountName=",
+    ]
+    .iter()
+    .filter_map(|k| memchr::memmem::find(head, k))
+    .min();
     if let Some(at) = key {
         let tail = run(bytes, end, 1024, |b| {
             !(b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>' | b'`' | b','))
@@ -406,7 +465,15 @@ fn azure_key(bytes: &[u8], s: usize, e: usize, len: usize, pad: usize, bare: boo
             "azure_connection_string",
         ));
     }
-    bare.then(|| Hit::new(SensitiveType::AzureStorageKey, e, end, 0.9, "azure_account_key"))
+    bare.then(|| {
+        Hit::new(
+            SensitiveType::AzureStorageKey,
+            e,
+            end,
+            0.9,
+            "azure_account_key",
+        )
+    })
 }
 
 /// An Entra ID client secret: three characters, a digit, `Q~`, then 31–34
@@ -425,21 +492,30 @@ fn azure_client_secret(bytes: &[u8], s: usize) -> Option<Hit> {
         end -= 1;
     }
     let body = &bytes[s + 2..end];
-    if !(31..=34).contains(&body.len()) || bytes.get(end).is_some_and(|&b| charset(b) && b != b'.') {
+    if !(31..=34).contains(&body.len()) || bytes.get(end).is_some_and(|&b| charset(b) && b != b'.')
+    {
         return None;
     }
     let classes = super::text::Classes::of(&bytes[start..end]);
     if !(classes.lower && classes.upper && classes.digit) || is_placeholder(body) {
         return None;
     }
-    Some(Hit::new(SensitiveType::AzureClientSecret, start, end, 0.8, "azure_client_secret"))
+    Some(Hit::new(
+        SensitiveType::AzureClientSecret,
+        start,
+        end,
+        0.8,
+        "azure_client_secret",
+    ))
 }
 
 /// `-----BEGIN … PRIVATE KEY-----` through its `-----END …-----` line (or,
 /// when the end is cut off, through the base64 that follows).
 fn private_key(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
     const MAX_BLOCK: usize = 64 * 1024;
-    let label_end = run(bytes, e, 40, |b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+    let label_end = run(bytes, e, 40, |b| {
+        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' '
+    });
     let label = &bytes[e..label_end];
     if !bytes[label_end..].starts_with(b"-----")
         || !(label.ends_with(b"PRIVATE KEY") || label == b"PGP PRIVATE KEY BLOCK")
@@ -503,7 +579,10 @@ fn jwt(bytes: &[u8], s: usize) -> Option<Hit> {
 
 /// Decodes a base64url segment (padded or not) into a JSON object.
 fn decode_json_object(segment: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let trimmed = segment.strip_suffix(b"==").or_else(|| segment.strip_suffix(b"=")).unwrap_or(segment);
+    let trimmed = segment
+        .strip_suffix(b"==")
+        .or_else(|| segment.strip_suffix(b"="))
+        .unwrap_or(segment);
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(trimmed)
         .ok()?;
@@ -534,7 +613,9 @@ fn service_account(bytes: &[u8], s: usize, e: usize) -> Option<Hit> {
         let key_start = lo + at;
         let after = key_start + 11;
         // Not `private_key_id`: the key must close with a quote.
-        let sep_end = run(bytes, after, 8, |b| matches!(b, b'"' | b'\\' | b':' | b' ' | b'\t'));
+        let sep_end = run(bytes, after, 8, |b| {
+            matches!(b, b'"' | b'\\' | b':' | b' ' | b'\t')
+        });
         if sep_end == after || !bytes[after..sep_end].contains(&b':') {
             continue;
         }

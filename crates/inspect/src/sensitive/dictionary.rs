@@ -144,16 +144,16 @@ impl Dictionaries {
     pub(super) fn at(&self, text: &str, i: usize, out: &mut Vec<Hit>) {
         let mut best: Option<(usize, usize)> = None;
         for matcher in [&self.exact, &self.folded].into_iter().flatten() {
-            if let Some((end, dict)) = matcher.longest_word_at(text, i) {
-                if best.is_none_or(|(e, _)| end > e) {
-                    best = Some((end, dict));
-                }
+            if let Some((end, dict)) = matcher.longest_word_at(text, i)
+                && best.is_none_or(|(e, _)| end > e)
+            {
+                best = Some((end, dict));
             }
         }
-        if let Some((end, dict)) = best {
-            if let Some(ty) = self.types.get(dict) {
-                out.push(Hit::new(ty.clone(), i, end, 0.9, "dictionary"));
-            }
+        if let Some((end, dict)) = best
+            && let Some(ty) = self.types.get(dict)
+        {
+            out.push(Hit::new(ty.clone(), i, end, 0.9, "dictionary"));
         }
     }
 
@@ -281,7 +281,11 @@ mod tests {
     #[test]
     fn whole_words_are_found_in_any_case_unless_case_sensitive() {
         let d = Dictionaries::new(vec![
-            dict("customer_name", &["Acme Corp", "Acme", "Müller GmbH"], false),
+            dict(
+                "customer_name",
+                &["Acme Corp", "Acme", "Müller GmbH"],
+                false,
+            ),
             dict("project_codename", &["BLUEBIRD"], true),
         ])
         .unwrap();

@@ -62,15 +62,17 @@ fn address_at(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
     }
     // Preceded by something that glues it to a longer token (`a@b@c.com`,
     // a non-ASCII letter)?
-    if let Some(p) = before(bytes, start) {
-        if p == b'@' || p >= 0x80 {
-            return None;
-        }
+    if let Some(p) = before(bytes, start)
+        && (p == b'@' || p >= 0x80)
+    {
+        return None;
     }
 
     // `scheme://user:password@host` and `scheme://token@host` are URLs with
     // credentials, not addresses.
-    if bytes[..start].ends_with(b"//") || (before(bytes, start) == Some(b':') && in_url(bytes, start)) {
+    if bytes[..start].ends_with(b"//")
+        || (before(bytes, start) == Some(b':') && in_url(bytes, start))
+    {
         return None;
     }
 
@@ -85,7 +87,10 @@ fn address_at(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
             i += 1;
         }
         let label = &bytes[label_start..i];
-        if label.is_empty() || label.len() > 63 || label[0] == b'-' || label[label.len() - 1] == b'-'
+        if label.is_empty()
+            || label.len() > 63
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
         {
             return None;
         }
@@ -104,10 +109,10 @@ fn address_at(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
         return None;
     }
     // What follows must not continue the token (`a@b.com@c`, `a@b.com_x`).
-    if let Some(&b) = bytes.get(end) {
-        if b == b'@' || b == b'_' || b >= 0x80 {
-            return None;
-        }
+    if let Some(&b) = bytes.get(end)
+        && (b == b'@' || b == b'_' || b >= 0x80)
+    {
+        return None;
     }
     let tld = &bytes[last_label.0..last_label.1];
     if tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
@@ -148,7 +153,10 @@ mod tests {
 
     #[test]
     fn addresses_in_prose_json_and_angle_brackets_are_found() {
-        assert_eq!(found("Mail jane.doe@example.com."), ["jane.doe@example.com"]);
+        assert_eq!(
+            found("Mail jane.doe@example.com."),
+            ["jane.doe@example.com"]
+        );
         assert_eq!(
             found(r#"{"email":"J.Smith+billing@mail.acme.co.uk"}"#),
             ["J.Smith+billing@mail.acme.co.uk"]

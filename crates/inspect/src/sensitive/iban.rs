@@ -149,7 +149,9 @@ pub(super) fn length(a: u8, b: u8) -> Option<u8> {
         | [b'V', b'G'] => 24,
         [b'P', b'T'] | [b'S', b'T'] => 25,
         [b'I', b'S'] | [b'T', b'R'] => 26,
-        [b'F', b'R'] | [b'G', b'R'] | [b'I', b'T'] | [b'M', b'C'] | [b'M', b'R'] | [b'S', b'M'] => 27,
+        [b'F', b'R'] | [b'G', b'R'] | [b'I', b'T'] | [b'M', b'C'] | [b'M', b'R'] | [b'S', b'M'] => {
+            27
+        }
         [b'A', b'L']
         | [b'A', b'Z']
         | [b'B', b'Y']
@@ -183,10 +185,22 @@ mod tests {
 
     #[test]
     fn ibans_with_and_without_spaces_are_found() {
-        assert_eq!(found("IBAN: DE89 3704 0044 0532 0130 00."), ["DE89 3704 0044 0532 0130 00"]);
-        assert_eq!(found(r#""iban":"GB29NWBK60161331926819""#), ["GB29NWBK60161331926819"]);
-        assert_eq!(found("to CH93 0076 2011 6238 5295 7"), ["CH93 0076 2011 6238 5295 7"]);
-        assert_eq!(found("FR1420041010050500013M02606"), ["FR1420041010050500013M02606"]);
+        assert_eq!(
+            found("IBAN: DE89 3704 0044 0532 0130 00."),
+            ["DE89 3704 0044 0532 0130 00"]
+        );
+        assert_eq!(
+            found(r#""iban":"GB29NWBK60161331926819""#),
+            ["GB29NWBK60161331926819"]
+        );
+        assert_eq!(
+            found("to CH93 0076 2011 6238 5295 7"),
+            ["CH93 0076 2011 6238 5295 7"]
+        );
+        assert_eq!(
+            found("FR1420041010050500013M02606"),
+            ["FR1420041010050500013M02606"]
+        );
         assert_eq!(found("NO9386011117947 ok"), ["NO9386011117947"]);
     }
 

@@ -39,48 +39,90 @@ enum Kw {
     Bearer,
 }
 
-/// Name parts that make a name a secret's.
-const SECRET_PARTS: [&[u8]; 21] = [
-    b"password",
-    b"passwd",
-    b"passphrase",
-    b"passcode",
-    b"pwd",
-    b"secret",
-    b"token",
-    b"auth",
-    b"authorization",
-    b"credential",
-    b"credentials",
-    b"bearer",
-    b"apikey",
-    b"accesskey",
-    b"clientsecret",
-    b"privatekey",
-    b"signingkey",
-    b"secretkey",
-    b"authtoken",
-    b"accesstoken",
-    b"apitoken",
-];
+/// Whether a name part makes a name a secret's.
+fn secret_part(p: &[u8]) -> bool {
+    matches!(
+        p,
+        b"password"
+            | b"passwd"
+            | b"passphrase"
+            | b"passcode"
+            | b"pwd"
+            | b"secret"
+            | b"token"
+            | b"auth"
+            | b"authorization"
+            | b"credential"
+            | b"credentials"
+            | b"bearer"
+            | b"apikey"
+            | b"accesskey"
+            | b"clientsecret"
+            | b"privatekey"
+            | b"signingkey"
+            | b"secretkey"
+            | b"authtoken"
+            | b"accesstoken"
+            | b"apitoken"
+    )
+}
 
-/// Pairs of adjacent name parts that make a name a secret's (`api_key`).
-const SECRET_PAIRS: [(&[u8], &[u8]); 5] = [
-    (b"api", b"key"),
-    (b"access", b"key"),
-    (b"private", b"key"),
-    (b"signing", b"key"),
-    (b"session", b"key"),
-];
+/// Whether a part that comes before `key` makes the name a secret's
+/// (`api_key`, `access_key`, …).
+fn key_qualifier(p: &[u8]) -> bool {
+    matches!(p, b"api" | b"access" | b"private" | b"signing" | b"session")
+}
 
-/// Name parts that name a property of a secret, not the secret.
-const NOT_SECRET: [&[u8]; 44] = [
-    b"id", b"ids", b"type", b"count", b"length", b"len", b"url", b"uri", b"endpoint", b"path",
-    b"file", b"name", b"expires", b"expiry", b"expiration", b"ttl", b"format", b"method",
-    b"policy", b"version", b"header", b"field", b"prefix", b"hint", b"limit", b"size", b"usage",
-    b"mode", b"provider", b"kind", b"scope", b"scopes", b"status", b"enabled", b"required",
-    b"reset", b"min", b"max", b"lifetime", b"timeout", b"at", b"rotation", b"label", b"store",
-];
+/// Whether a name part names a property of a secret, not the secret.
+fn property_part(p: &[u8]) -> bool {
+    matches!(
+        p,
+        b"id"
+            | b"ids"
+            | b"type"
+            | b"count"
+            | b"length"
+            | b"len"
+            | b"url"
+            | b"uri"
+            | b"endpoint"
+            | b"path"
+            | b"file"
+            | b"name"
+            | b"expires"
+            | b"expiry"
+            | b"expiration"
+            | b"ttl"
+            | b"format"
+            | b"method"
+            | b"policy"
+            | b"version"
+            | b"header"
+            | b"field"
+            | b"prefix"
+            | b"hint"
+            | b"limit"
+            | b"size"
+            | b"usage"
+            | b"mode"
+            | b"provider"
+            | b"kind"
+            | b"scope"
+            | b"scopes"
+            | b"status"
+            | b"enabled"
+            | b"required"
+            | b"reset"
+            | b"min"
+            | b"max"
+            | b"lifetime"
+            | b"timeout"
+            | b"at"
+            | b"rotation"
+            | b"label"
+            | b"store"
+    )
+}
 
 /// Value prefixes that refer to a secret kept elsewhere.
 const REFERENCES: [&[u8]; 12] = [
@@ -107,12 +149,29 @@ const MAX_KEY: usize = 64;
 /// a digit (`start..end`): if the word ends a key name that is followed by an
 /// assignment, a flag value, a table cell or a CSV column, reports the secret
 /// assigned to it.
+#[inline]
 pub(super) fn at_word_end(bytes: &[u8], start: usize, end: usize, out: &mut Vec<Hit>) {
-    let next = bytes.get(end).copied();
-    // The name goes on (`api-key`, `db.password`).
-    if matches!(next, Some(b'-' | b'.')) && bytes.get(end + 1).is_some_and(|&b| is_word(b)) {
-        return;
+    // The common cases, decided without a call: a word in a sentence, a
+    // word in a longer name.
+    match bytes.get(end).copied() {
+        Some(b' ' | b'\t') => {
+            let then = bytes.get(end + 1).copied().unwrap_or(b' ');
+            let plain = is_word(then) || then == b'(' || then == b'"';
+            if plain && bytes.get(start.wrapping_sub(1)) != Some(&b'-') && end - start != 6 {
+                return;
+            }
+        }
+        Some(b'-' | b'.') if bytes.get(end + 1).is_some_and(|&b| is_word(b)) => return,
+        None | Some(b',' | b'\n' | b'\r' | b':' | b'=' | b'|' | b'"' | b'\'' | b'\\') => {}
+        Some(_) => return,
     }
+    key_end(bytes, start, end, out);
+}
+
+/// [`at_word_end`] past its quick tests.
+#[inline(never)]
+fn key_end(bytes: &[u8], start: usize, end: usize, out: &mut Vec<Hit>) {
+    let next = bytes.get(end).copied();
     let csv = matches!(next, None | Some(b',' | b'\n' | b'\r'));
     let candidate = match next {
         None | Some(b',' | b'\n' | b'\r' | b':' | b'=' | b'|') => true,
@@ -134,6 +193,10 @@ pub(super) fn at_word_end(bytes: &[u8], start: usize, end: usize, out: &mut Vec<
         return;
     }
     let key_start = key_start(bytes, start);
+    // A CSV header cell stands alone between commas or line ends.
+    if csv && key_start > 0 && !matches!(bytes[key_start - 1], b',' | b'\n') {
+        return;
+    }
     let Some(kw) = key_kind(&bytes[key_start..end]) else {
         return;
     };
@@ -164,6 +227,24 @@ fn key_start(bytes: &[u8], start: usize) -> usize {
 /// `tokenizer`, `author` do not.
 fn key_kind(key: &[u8]) -> Option<Kw> {
     const MAX_PARTS: usize = 8;
+    // Every secret word holds one of these pairs (`pa`ssword, `pw`d,
+    // se`cr`et, `cr`edential, t`ok`en, a`ut`h, b`ea`rer, `ke`y): most names
+    // hold none and are turned away without being split.
+    let hinted = key.windows(2).any(|w| {
+        matches!(
+            [w[0].to_ascii_lowercase(), w[1].to_ascii_lowercase()],
+            [b'p', b'a']
+                | [b'p', b'w']
+                | [b'c', b'r']
+                | [b'o', b'k']
+                | [b'u', b't']
+                | [b'e', b'a']
+                | [b'k', b'e']
+        )
+    });
+    if !hinted {
+        return None;
+    }
     let mut lower = [0u8; MAX_KEY];
     let key = &key[..key.len().min(MAX_KEY)];
     for (d, s) in lower.iter_mut().zip(key) {
@@ -195,22 +276,39 @@ fn key_kind(key: &[u8]) -> Option<Kw> {
     }
     let parts = &parts[..n];
     let part = |k: usize| &lower[parts[k].0..parts[k].1];
-    let has = |word: &[u8]| (0..n).any(|k| part(k) == word);
-    if (0..n).any(|k| NOT_SECRET.contains(&part(k))) {
+    // Most names name no secret: decide that first, with one match per part.
+    let mut generic = false;
+    let mut key = false;
+    for k in 0..n {
+        let p = part(k);
+        generic |= secret_part(p);
+        key |= p == b"key" || p == b"accountkey" || p == b"storagekey" || p == b"secretaccesskey";
+    }
+    if !generic && !key {
         return None;
     }
+    if (0..n).any(|k| property_part(part(k))) {
+        return None;
+    }
+    let has = |word: &[u8]| (0..n).any(|k| part(k) == word);
     let pair = |a: &[u8], b: &[u8]| (1..n).any(|k| part(k - 1) == a && part(k) == b);
-    if has(b"secretaccesskey") || (has(b"aws") && has(b"secret")) || (has(b"secret") && pair(b"access", b"key")) {
+    if has(b"secretaccesskey")
+        || (has(b"aws") && has(b"secret"))
+        || (has(b"secret") && pair(b"access", b"key"))
+    {
         return Some(Kw::Aws);
     }
-    if has(b"accountkey") || has(b"storagekey") || pair(b"account", b"key") || pair(b"storage", b"key") {
+    if has(b"accountkey")
+        || has(b"storagekey")
+        || pair(b"account", b"key")
+        || pair(b"storage", b"key")
+    {
         return Some(Kw::Azure);
     }
     if n == 1 && part(0) == b"bearer" {
         return Some(Kw::Bearer);
     }
-    let generic = (0..n).any(|k| SECRET_PARTS.contains(&part(k)))
-        || SECRET_PAIRS.iter().any(|(a, b)| pair(a, b));
+    let generic = generic || (1..n).any(|k| part(k) == b"key" && key_qualifier(part(k - 1)));
     generic.then_some(Kw::Generic)
 }
 
@@ -253,7 +351,11 @@ fn judge(kw: Kw, value: &[u8]) -> Option<(SensitiveType, f32, &'static str)> {
         }
         _ => {}
     }
-    Some((SensitiveType::GenericSecret, secret_like(value)?, "keyword_entropy"))
+    Some((
+        SensitiveType::GenericSecret,
+        secret_like(value)?,
+        "keyword_entropy",
+    ))
 }
 
 /// A key that heads a CSV column (`id,api_key,owner`): reports the secrets
@@ -267,13 +369,17 @@ fn csv_column(bytes: &[u8], key_start: usize, key_end: usize, kw: Kw, out: &mut 
     if !whole_cell || !bytes[line_start..line_end].contains(&b',') {
         return;
     }
-    let column = bytes[line_start..key_start].iter().filter(|&&b| b == b',').count();
+    let column = bytes[line_start..key_start]
+        .iter()
+        .filter(|&&b| b == b',')
+        .count();
     let mut row_start = line_end + 1;
     for _ in 0..MAX_ROWS {
         if row_start >= bytes.len() {
             break;
         }
-        let row_end = memchr::memchr(b'\n', &bytes[row_start..]).map_or(bytes.len(), |p| row_start + p);
+        let row_end =
+            memchr::memchr(b'\n', &bytes[row_start..]).map_or(bytes.len(), |p| row_start + p);
         let row = &bytes[row_start..row_end];
         if !row.contains(&b',') {
             break;
@@ -281,10 +387,13 @@ fn csv_column(bytes: &[u8], key_start: usize, key_end: usize, kw: Kw, out: &mut 
         let cell_start = if column == 0 {
             Some(row_start)
         } else {
-            memchr::memchr_iter(b',', row).nth(column - 1).map(|p| row_start + p + 1)
+            memchr::memchr_iter(b',', row)
+                .nth(column - 1)
+                .map(|p| row_start + p + 1)
         };
         if let Some(mut start) = cell_start {
-            let mut end = memchr::memchr(b',', &bytes[start..row_end]).map_or(row_end, |p| start + p);
+            let mut end =
+                memchr::memchr(b',', &bytes[start..row_end]).map_or(row_end, |p| start + p);
             while start < end && matches!(bytes[start], b' ' | b'"') {
                 start += 1;
             }
@@ -332,11 +441,16 @@ fn value_after(
     if escaped {
         i += 1;
     }
-    let quote = bytes.get(i).copied().filter(|b| matches!(b, b'"' | b'\'' | b'`'));
+    let quote = bytes
+        .get(i)
+        .copied()
+        .filter(|b| matches!(b, b'"' | b'\'' | b'`'));
     let (start, end) = match quote {
         Some(q) => {
             let start = i + 1;
-            let end = run(bytes, start, MAX_VALUE + 1, |b| b != q && b != b'\n' && b != b'\r');
+            let end = run(bytes, start, MAX_VALUE + 1, |b| {
+                b != q && b != b'\n' && b != b'\r'
+            });
             if bytes.get(end) != Some(&q) {
                 return None;
             }
@@ -353,7 +467,19 @@ fn value_after(
                     || (b == b'&' && query)
                     || matches!(
                         b,
-                        b',' | b';' | b')' | b'(' | b'}' | b'{' | b']' | b'[' | b'<' | b'>' | b'"' | b'\'' | b'`' | b'|'
+                        b',' | b';'
+                            | b')'
+                            | b'('
+                            | b'}'
+                            | b'{'
+                            | b']'
+                            | b'['
+                            | b'<'
+                            | b'>'
+                            | b'"'
+                            | b'\''
+                            | b'`'
+                            | b'|'
                     ))
             });
             let mut end = end;
@@ -469,7 +595,12 @@ mod tests {
         crate::sensitive::words::scan(text, None, &mut hits);
         let hits: Vec<Hit> = crate::sensitive::resolve(hits)
             .into_iter()
-            .filter(|h| matches!(h.ty, SensitiveType::GenericSecret | SensitiveType::AwsSecretKey))
+            .filter(|h| {
+                matches!(
+                    h.ty,
+                    SensitiveType::GenericSecret | SensitiveType::AwsSecretKey
+                )
+            })
             .collect();
         hits.iter()
             .map(|h| (h.ty.name().to_owned(), &text[h.start..h.end]))
@@ -480,11 +611,23 @@ mod tests {
     fn assigned_secrets_are_found() {
         for (text, value) in [
             ("DB_PASSWORD=Xk9#mP2$vL7qW", "Xk9#mP2$vL7qW"),
-            (r#"{"api_key": "a3f9c2e17b4d8e6f0a1b2c3d"}"#, "a3f9c2e17b4d8e6f0a1b2c3d"),
+            (
+                r#"{"api_key": "a3f9c2e17b4d8e6f0a1b2c3d"}"#,
+                "a3f9c2e17b4d8e6f0a1b2c3d",
+            ),
             ("password: 'T0p$ecret-Pa55'", "T0p$ecret-Pa55"),
-            ("accessToken := \"Zm9vYmFyMTIzNDU2Nzg5MA\"", "Zm9vYmFyMTIzNDU2Nzg5MA"),
-            ("Authorization: Bearer abcDEF123456ghiJKL789", "abcDEF123456ghiJKL789"),
-            ("curl --password 9f8e7d6c5b4a3210ffee", "9f8e7d6c5b4a3210ffee"),
+            (
+                "accessToken := \"Zm9vYmFyMTIzNDU2Nzg5MA\"",
+                "Zm9vYmFyMTIzNDU2Nzg5MA",
+            ),
+            (
+                "Authorization: Bearer abcDEF123456ghiJKL789",
+                "abcDEF123456ghiJKL789",
+            ),
+            (
+                "curl --password 9f8e7d6c5b4a3210ffee",
+                "9f8e7d6c5b4a3210ffee",
+            ),
             ("/cb?client_secret=Qw3rTy!uI0pAs&x=1", "Qw3rTy!uI0pAs"),
             ("client_secret: Qw3rTy!uI0pAs&x=1", "Qw3rTy!uI0pAs&x=1"),
             (r#"{\"token\": \"Ab3dEf6hIj9kLm2n\"}"#, "Ab3dEf6hIj9kLm2n"),

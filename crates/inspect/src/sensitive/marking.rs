@@ -140,19 +140,34 @@ fn weak_context(bytes: &[u8], s: usize, end: usize) -> Option<f32> {
     }
     let left_trim = trim_end(left);
     let right_trim = trim_start(right);
-    let right_sep = [&b"- "[..], b"--", b"\xe2\x80\x93", b"\xe2\x80\x94", b"|", b":", b"/", b"\xc2\xb7"]
-        .iter()
-        .any(|p| right_trim.starts_with(p))
+    let right_sep = [
+        &b"- "[..],
+        b"--",
+        b"\xe2\x80\x93",
+        b"\xe2\x80\x94",
+        b"|",
+        b":",
+        b"/",
+        b"\xc2\xb7",
+    ]
+    .iter()
+    .any(|p| right_trim.starts_with(p))
         || right_trim == b"-";
-    let left_sep = [&b"-"[..], b"\xe2\x80\x93", b"\xe2\x80\x94", b"|", b"/", b"\xc2\xb7", b":"]
-        .iter()
-        .any(|p| left_trim.ends_with(p));
+    let left_sep = [
+        &b"-"[..],
+        b"\xe2\x80\x93",
+        b"\xe2\x80\x94",
+        b"|",
+        b"/",
+        b"\xc2\xb7",
+        b":",
+    ]
+    .iter()
+    .any(|p| left_trim.ends_with(p));
     let bracketed = (left_trim.ends_with(b"[") && right_trim.starts_with(b"]"))
         || (left_trim.ends_with(b"(") && right_trim.starts_with(b")"));
-    let accepted = (left_deco && right_sep)
-        || (right_deco && left_sep)
-        || bracketed
-        || field_value(left_trim);
+    let accepted =
+        (left_deco && right_sep) || (right_deco && left_sep) || bracketed || field_value(left_trim);
     accepted.then_some(0.8)
 }
 
@@ -169,10 +184,7 @@ fn field_value(left: &[u8]) -> bool {
         b"handling",
         b"clearance",
     ];
-    let Some(head) = left
-        .strip_suffix(b":")
-        .or_else(|| left.strip_suffix(b"="))
-    else {
+    let Some(head) = left.strip_suffix(b":").or_else(|| left.strip_suffix(b"=")) else {
         return false;
     };
     let head = trim_end(head);
@@ -241,7 +253,10 @@ fn trim_start(s: &[u8]) -> &[u8] {
 /// Removes HTML tags at the end of `s` (`<div class="banner">`).
 fn strip_tags_end(s: &[u8]) -> &[u8] {
     let mut s = s;
-    while let Some(open) = trim_end(s).strip_suffix(b">").and_then(|t| memchr::memrchr(b'<', t)) {
+    while let Some(open) = trim_end(s)
+        .strip_suffix(b">")
+        .and_then(|t| memchr::memrchr(b'<', t))
+    {
         s = &s[..open];
     }
     s
@@ -286,7 +301,10 @@ fn line_end(bytes: &[u8], e: usize) -> usize {
         let b = bytes[i];
         let escaped_newline = b == b'\\' && bytes.get(i + 1) == Some(&b'n');
         let json_value = b == b'"'
-            && matches!(trim_start(&bytes[i + 1..to]).first(), None | Some(b',' | b'}' | b']'));
+            && matches!(
+                trim_start(&bytes[i + 1..to]).first(),
+                None | Some(b',' | b'}' | b']')
+            );
         if b == b'\n' || escaped_newline || json_value {
             return i;
         }
@@ -310,20 +328,70 @@ mod tests {
     #[test]
     fn banners_headers_and_fields_are_markings() {
         for (text, kind, span) in [
-            ("TOP SECRET//NOFORN\nBody", "classification_top_secret", "TOP SECRET//NOFORN"),
-            ("SECRET//REL TO USA, FVEY\n", "classification_secret", "SECRET//REL TO USA, FVEY"),
-            ("CONFIDENTIAL\n\nQ3 numbers", "classification_confidential", "CONFIDENTIAL"),
+            (
+                "TOP SECRET//NOFORN\nBody",
+                "classification_top_secret",
+                "TOP SECRET//NOFORN",
+            ),
+            (
+                "SECRET//REL TO USA, FVEY\n",
+                "classification_secret",
+                "SECRET//REL TO USA, FVEY",
+            ),
+            (
+                "CONFIDENTIAL\n\nQ3 numbers",
+                "classification_confidential",
+                "CONFIDENTIAL",
+            ),
             ("**RESTRICTED**", "classification_restricted", "RESTRICTED"),
-            ("Page 3 of 9 | CONFIDENTIAL", "classification_confidential", "CONFIDENTIAL"),
-            ("CONFIDENTIAL - do not forward", "classification_confidential", "CONFIDENTIAL"),
+            (
+                "Page 3 of 9 | CONFIDENTIAL",
+                "classification_confidential",
+                "CONFIDENTIAL",
+            ),
+            (
+                "CONFIDENTIAL - do not forward",
+                "classification_confidential",
+                "CONFIDENTIAL",
+            ),
             ("Classification: SECRET", "classification_secret", "SECRET"),
-            (r#"{"classification": "RESTRICTED"}"#, "classification_restricted", "RESTRICTED"),
-            ("[CONFIDENTIAL] Board deck", "classification_confidential", "CONFIDENTIAL"),
-            ("This memo is STRICTLY CONFIDENTIAL and", "classification_strictly_confidential", "STRICTLY CONFIDENTIAL"),
-            ("TLP:AMBER+STRICT", "classification_tlp_amber", "TLP:AMBER+STRICT"),
+            (
+                r#"{"classification": "RESTRICTED"}"#,
+                "classification_restricted",
+                "RESTRICTED",
+            ),
+            (
+                "[CONFIDENTIAL] Board deck",
+                "classification_confidential",
+                "CONFIDENTIAL",
+            ),
+            (
+                "This memo is STRICTLY CONFIDENTIAL and",
+                "classification_strictly_confidential",
+                "STRICTLY CONFIDENTIAL",
+            ),
+            ("TLP:RED\n", "classification_tlp_red", "TLP:RED"),
+            (
+                "Shared under TLP:GREEN.",
+                "classification_tlp_green",
+                "TLP:GREEN",
+            ),
+            (
+                "TLP:AMBER+STRICT",
+                "classification_tlp_amber",
+                "TLP:AMBER+STRICT",
+            ),
             ("CUI//SP-PRVCY", "classification_cui", "CUI//SP-PRVCY"),
-            ("FOR OFFICIAL USE ONLY", "classification_official_use_only", "FOR OFFICIAL USE ONLY"),
-            ("-- INTERNAL USE ONLY --", "classification_internal_use_only", "INTERNAL USE ONLY"),
+            (
+                "FOR OFFICIAL USE ONLY",
+                "classification_official_use_only",
+                "FOR OFFICIAL USE ONLY",
+            ),
+            (
+                "-- INTERNAL USE ONLY --",
+                "classification_internal_use_only",
+                "INTERNAL USE ONLY",
+            ),
         ] {
             assert_eq!(markings(text), [(kind.to_owned(), span)], "{text}");
         }

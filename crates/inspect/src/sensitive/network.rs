@@ -43,8 +43,13 @@ pub(super) fn scan_ipv6(bytes: &[u8], out: &mut Vec<Hit>) {
         if colon < next_free {
             continue;
         }
+        // `"key":value` and `12:30` end here: an address has hex or a colon
+        // on both sides of a colon, or starts with `::`.
         let next = bytes.get(colon + 1).copied().unwrap_or(b' ');
-        if !(next.is_ascii_hexdigit() || next == b':') {
+        let prev = colon.checked_sub(1).map_or(b' ', |p| bytes[p]);
+        if !(next == b':'
+            || (next.is_ascii_hexdigit() && (prev.is_ascii_hexdigit() || prev == b':')))
+        {
             continue;
         }
         let mut start = colon;
@@ -52,7 +57,9 @@ pub(super) fn scan_ipv6(bytes: &[u8], out: &mut Vec<Hit>) {
             start -= 1;
         }
         let mut end = colon;
-        while end < bytes.len() && end - start < MAX_IPV6 + 8 && (is_v6(bytes[end]) || bytes[end] == b'.')
+        while end < bytes.len()
+            && end - start < MAX_IPV6 + 8
+            && (is_v6(bytes[end]) || bytes[end] == b'.')
         {
             end += 1;
         }
@@ -123,8 +130,14 @@ mod tests {
         );
         assert_eq!(found("connect [2001:db8::1]:8443"), ["2001:db8::1"]);
         assert_eq!(found("listening on ::1."), ["::1"]);
-        assert_eq!(found("mapped ::ffff:192.0.2.128 here"), ["::ffff:192.0.2.128"]);
-        assert_eq!(found("fe80::1ff:fe23:4567:890a%eth0"), ["fe80::1ff:fe23:4567:890a"]);
+        assert_eq!(
+            found("mapped ::ffff:192.0.2.128 here"),
+            ["::ffff:192.0.2.128"]
+        );
+        assert_eq!(
+            found("fe80::1ff:fe23:4567:890a%eth0"),
+            ["fe80::1ff:fe23:4567:890a"]
+        );
     }
 
     #[test]

@@ -17,8 +17,9 @@ use super::network::ipv4_score;
 use super::text::{before, is_word, run};
 use super::{Hit, SensitiveType};
 
-/// The most groups a cluster holds; longer runs of numbers are cut.
-const MAX_GROUPS: usize = 12;
+/// The most groups a cluster holds; longer runs of numbers are cut (the
+/// longest shape, a phone number in pairs, has seven).
+const MAX_GROUPS: usize = 8;
 /// The longest digit group worth reading (a card number is at most 19).
 const MAX_GROUP_LEN: usize = 24;
 
@@ -147,14 +148,24 @@ impl Digits {
 /// Whether the number starting at `i` continues a token before it:
 /// `v1.2`, `ORD-2024`, `a.1`.
 pub(super) fn glued(bytes: &[u8], i: usize) -> bool {
-    matches!(before(bytes, i), Some(b'.' | b'-'))
-        && i >= 2
-        && is_word(bytes[i - 2])
+    matches!(before(bytes, i), Some(b'.' | b'-')) && i >= 2 && is_word(bytes[i - 2])
 }
 
 /// Reads the cluster starting at `p` (a digit, or `+`/`(` before one),
 /// reports what it holds, and returns its end.
 pub(super) fn cluster_at(bytes: &[u8], p: usize, out: &mut Vec<Hit>) -> usize {
+    // Most numbers are one short group (`"id":4821,`, `12:30`): nothing to
+    // parse.
+    let first_end = run(bytes, p, 9, |b| b.is_ascii_digit());
+    if first_end > p
+        && first_end - p < 9
+        && !matches!(
+            bytes.get(first_end),
+            Some(b' ' | b'-' | b'.' | b'/' | b'(' | b')')
+        )
+    {
+        return first_end;
+    }
     let c = parse(bytes, p);
     if c.n == 0 {
         return p + 1;
@@ -291,9 +302,7 @@ fn ipv4(bytes: &[u8], c: &Cluster, k: usize) -> Option<(usize, Hit)> {
         match bytes.get(c.window_end(e)) {
             None => true,
             Some(&b) if is_word(b) || b == b'@' => false,
-            Some(b'.' | b'-') => !bytes
-                .get(c.window_end(e) + 1)
-                .is_some_and(|b| is_word(*b)),
+            Some(b'.' | b'-') => !bytes.get(c.window_end(e) + 1).is_some_and(|b| is_word(*b)),
             Some(_) => true,
         }
     };
@@ -304,7 +313,13 @@ fn ipv4(bytes: &[u8], c: &Cluster, k: usize) -> Option<(usize, Hit)> {
     let start = c.window_start(k);
     Some((
         e,
-        Hit::new(SensitiveType::IpAddress, start, c.window_end(e), score, rule),
+        Hit::new(
+            SensitiveType::IpAddress,
+            start,
+            c.window_end(e),
+            score,
+            rule,
+        ),
     ))
 }
 
@@ -328,8 +343,8 @@ fn card(bytes: &[u8], c: &Cluster, k: usize, digits: &mut Digits) -> Option<(usi
                 continue;
             }
             let sizes = || c.groups[k..e].iter().map(|g| g.len());
-            let fours = sizes().take(parts - 1).all(|l| l == 4)
-                && (1..=4).contains(&c.groups[e - 1].len());
+            let fours =
+                sizes().take(parts - 1).all(|l| l == 4) && (1..=4).contains(&c.groups[e - 1].len());
             let amex = parts == 3
                 && c.groups[k].len() == 4
                 && c.groups[k + 1].len() == 6
@@ -339,7 +354,9 @@ fn card(bytes: &[u8], c: &Cluster, k: usize, digits: &mut Digits) -> Option<(usi
             }
             // Not cut out of a longer number written in the same groups.
             let longer_before = k > 0 && c.seps[k] == sep && c.groups[k - 1].len() == 4;
-            let longer_after = e < c.n && c.seps[e] == sep && c.groups[e].len() == 4;
+            // (An expiry date may follow: `4111 1111 1111 1111 09/27`.)
+            let expiry = e + 1 < c.n && c.seps[e + 1] == Sep::Slash;
+            let longer_after = e < c.n && c.seps[e] == sep && c.groups[e].len() <= 4 && !expiry;
             if longer_before || longer_after {
                 continue;
             }
@@ -354,7 +371,13 @@ fn card(bytes: &[u8], c: &Cluster, k: usize, digits: &mut Digits) -> Option<(usi
             let start = c.window_start(k);
             return Some((
                 e,
-                Hit::new(SensitiveType::PaymentCard, start, c.window_end(e), score, "luhn"),
+                Hit::new(
+                    SensitiveType::PaymentCard,
+                    start,
+                    c.window_end(e),
+                    score,
+                    "luhn",
+                ),
             ));
         }
     }
@@ -405,7 +428,7 @@ pub(super) fn luhn(d: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A US SSN at `k`: `AAA-GG-SSSS` or `AAA GG SSSS`, or nine digits in a row
@@ -416,7 +439,11 @@ fn ssn(bytes: &[u8], c: &Cluster, k: usize, digits: &mut Digits) -> Option<(usiz
     }
     let start = c.window_start(k);
     if k + 3 <= c.n && !c.any_paren(k, k + 3) {
-        let sizes = [c.groups[k].len(), c.groups[k + 1].len(), c.groups[k + 2].len()];
+        let sizes = [
+            c.groups[k].len(),
+            c.groups[k + 1].len(),
+            c.groups[k + 2].len(),
+        ];
         let sep = c.seps[k + 1];
         if sizes == [3, 2, 4]
             && matches!(sep, Sep::Dash | Sep::Space)
@@ -463,7 +490,13 @@ pub(super) fn ssn_valid(d: &[u8]) -> bool {
 
 /// Whether a word naming an SSN comes shortly before `start`.
 fn ssn_context(bytes: &[u8], start: usize) -> bool {
-    const WORDS: [&[u8]; 5] = [b"ssn", b"social security", b"social_security", b"soc sec", b"ss#"];
+    const WORDS: [&[u8]; 5] = [
+        b"ssn",
+        b"social security",
+        b"social_security",
+        b"soc sec",
+        b"ss#",
+    ];
     let from = start.saturating_sub(40);
     let mut buf = [0u8; 40];
     let window = &bytes[from..start];
@@ -499,23 +532,43 @@ mod tests {
 
     #[test]
     fn card_numbers_in_common_layouts_are_found() {
-        assert_eq!(kinds("card 4111 1111 1111 1111 exp 09/27", "payment_card"), ["4111 1111 1111 1111"]);
-        assert_eq!(kinds(r#"{"pan":"5500-0000-0000-0004"}"#, "payment_card"), ["5500-0000-0000-0004"]);
-        assert_eq!(kinds("amex 3782 822463 10005.", "payment_card"), ["3782 822463 10005"]);
-        assert_eq!(kinds("pan=6011111111111117,", "payment_card"), ["6011111111111117"]);
-        assert_eq!(kinds("mc 2223 0000 4841 0010", "payment_card"), ["2223 0000 4841 0010"]);
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111 exp 09/27", "payment_card"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            kinds("card 4111 1111 1111 1111 09/27", "payment_card"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            kinds(r#"{"pan":"5500-0000-0000-0004"}"#, "payment_card"),
+            ["5500-0000-0000-0004"]
+        );
+        assert_eq!(
+            kinds("amex 3782 822463 10005.", "payment_card"),
+            ["3782 822463 10005"]
+        );
+        assert_eq!(
+            kinds("pan=6011111111111117,", "payment_card"),
+            ["6011111111111117"]
+        );
+        assert_eq!(
+            kinds("mc 2223 0000 4841 0010", "payment_card"),
+            ["2223 0000 4841 0010"]
+        );
     }
 
     #[test]
     fn card_near_misses_are_not_cards() {
         for t in [
-            "4111 1111 1111 1112",         // Luhn
-            "1234 5678 9012 3452",         // unknown issuer (Luhn-valid)
-            "3400 0000 0000 0009",         // Amex prefix, 16 digits
-            "4111 1111 1111",              // too short
-            "id 41111111111111111111111",  // too long
-            "ORD-4111111111111111",        // glued to a word
-            "4111.1111.1111.1111",         // dots
+            "4111 1111 1111 1112",        // Luhn
+            "1234 5678 9012 3452",        // unknown issuer (Luhn-valid)
+            "3400 0000 0000 0009",        // Amex prefix, 16 digits
+            "4111 1111 1111",             // too short
+            "id 41111111111111111111111", // too long
+            "ORD-4111111111111111",       // glued to a word
+            "4111.1111.1111.1111",        // dots
+            "6255 2368 2712 9957 5",      // 17 digits, not 16 and one
         ] {
             assert!(kinds(t, "payment_card").is_empty(), "{t}");
         }
@@ -542,7 +595,10 @@ mod tests {
 
     #[test]
     fn ipv4_addresses_are_found_and_version_strings_are_not() {
-        assert_eq!(kinds("from 203.0.113.9 port 22", "ip_address"), ["203.0.113.9"]);
+        assert_eq!(
+            kinds("from 203.0.113.9 port 22", "ip_address"),
+            ["203.0.113.9"]
+        );
         assert_eq!(kinds("http://10.0.0.1:8080/x", "ip_address"), ["10.0.0.1"]);
         assert_eq!(kinds("net 192.168.1.0/24.", "ip_address"), ["192.168.1.0"]);
         for t in [

@@ -62,31 +62,79 @@ fn examples() -> Vec<(&'static str, String, String)> {
     );
     let v = |s: &str| s.to_owned();
     vec![
-        ("email", v("Write to jane.doe@example.com today."), v("jane.doe@example.com")),
+        (
+            "email",
+            v("Write to jane.doe@example.com today."),
+            v("jane.doe@example.com"),
+        ),
         ("phone", v("Call +44 20 7946 0958."), v("+44 20 7946 0958")),
-        ("payment_card", v("Card 4111 1111 1111 1111 exp 09/27"), v("4111 1111 1111 1111")),
-        ("iban", v("IBAN DE89 3704 0044 0532 0130 00"), v("DE89 3704 0044 0532 0130 00")),
+        (
+            "payment_card",
+            v("Card 4111 1111 1111 1111 exp 09/27"),
+            v("4111 1111 1111 1111"),
+        ),
+        (
+            "iban",
+            v("IBAN DE89 3704 0044 0532 0130 00"),
+            v("DE89 3704 0044 0532 0130 00"),
+        ),
         ("us_ssn", v("SSN: 123-45-6789"), v("123-45-6789")),
-        ("ip_address", v("from 203.0.113.9 port 22"), v("203.0.113.9")),
+        (
+            "ip_address",
+            v("from 203.0.113.9 port 22"),
+            v("203.0.113.9"),
+        ),
         ("ip_address", v("peer [2001:db8::7]:443"), v("2001:db8::7")),
-        ("aws_access_key", v("id AKIAZ7Q2L4M9N8P3R6ST"), v("AKIAZ7Q2L4M9N8P3R6ST")),
+        (
+            "aws_access_key",
+            v("id AKIAZ7Q2L4M9N8P3R6ST"),
+            v("AKIAZ7Q2L4M9N8P3R6ST"),
+        ),
         (
             "aws_secret_key",
             v("aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYzKEYq1b2C3d4"),
             v("wJalrXUtnFEMIK7MDENGbPxRfiCYzKEYq1b2C3d4"),
         ),
-        ("gcp_api_key", format!("key=AIza{}", b62(35)), format!("AIza{}", b62(35))),
-        ("gcp_service_account", format!("{{{sa_key}}}"), sa_key.clone()),
-        ("google_oauth_secret", format!("GOCSPX-{}", b62(28)), format!("GOCSPX-{}", b62(28))),
-        ("azure_storage_key", format!("AccountKey={storage_key}"), storage_key.clone()),
-        ("azure_connection_string", format!("\"{conn}\""), conn.clone()),
+        (
+            "gcp_api_key",
+            format!("key=AIza{}", b62(35)),
+            format!("AIza{}", b62(35)),
+        ),
+        (
+            "gcp_service_account",
+            format!("{{{sa_key}}}"),
+            sa_key.clone(),
+        ),
+        (
+            "google_oauth_secret",
+            format!("GOCSPX-{}", b62(28)),
+            format!("GOCSPX-{}", b62(28)),
+        ),
+        (
+            "azure_storage_key",
+            format!("AccountKey={storage_key}"),
+            storage_key.clone(),
+        ),
+        (
+            "azure_connection_string",
+            format!("\"{conn}\""),
+            conn.clone(),
+        ),
         (
             "azure_client_secret",
             v("AZURE_CLIENT_SECRET=abC8Q~dEfGhIjKlMnOpQrStUvWxYz0123456789a"),
             v("abC8Q~dEfGhIjKlMnOpQrStUvWxYz0123456789a"),
         ),
-        ("github_token", format!("token ghp_{}", b62(36)), format!("ghp_{}", b62(36))),
-        ("gitlab_token", format!("glpat-{}", b62(20)), format!("glpat-{}", b62(20))),
+        (
+            "github_token",
+            format!("token ghp_{}", b62(36)),
+            format!("ghp_{}", b62(36)),
+        ),
+        (
+            "gitlab_token",
+            format!("glpat-{}", b62(20)),
+            format!("glpat-{}", b62(20)),
+        ),
         (
             "slack_token",
             v("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"),
@@ -97,20 +145,64 @@ fn examples() -> Vec<(&'static str, String, String)> {
             v("POST https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/AbCdEfGhIjKlMnOpQrStUvWx"),
             v("https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/AbCdEfGhIjKlMnOpQrStUvWx"),
         ),
-        ("stripe_key", format!("sk_live_{}", b62(30)), format!("sk_live_{}", b62(30))),
-        ("openai_key", format!("sk-proj-{}", b62(80)), format!("sk-proj-{}", b62(80))),
-        ("anthropic_key", format!("sk-ant-api03-{}AA", b62(93)), format!("sk-ant-api03-{}AA", b62(93))),
-        ("npm_token", format!("npm_{}", b62(36)), format!("npm_{}", b62(36))),
-        ("pypi_token", format!("pypi-AgEIcHlwaS5vcmc{}", b62(70)), format!("pypi-AgEIcHlwaS5vcmc{}", b62(70))),
-        ("sendgrid_key", format!("SG.{}.{}", b62(22), b62(43)), format!("SG.{}.{}", b62(22), b62(43))),
-        ("twilio_key", v("SK0123456789abcdef0123456789abcdef"), v("SK0123456789abcdef0123456789abcdef")),
+        (
+            "stripe_key",
+            format!("sk_live_{}", b62(30)),
+            format!("sk_live_{}", b62(30)),
+        ),
+        (
+            "openai_key",
+            format!("sk-proj-{}", b62(80)),
+            format!("sk-proj-{}", b62(80)),
+        ),
+        (
+            "anthropic_key",
+            format!("sk-ant-api03-{}AA", b62(93)),
+            format!("sk-ant-api03-{}AA", b62(93)),
+        ),
+        (
+            "npm_token",
+            format!("npm_{}", b62(36)),
+            format!("npm_{}", b62(36)),
+        ),
+        (
+            "pypi_token",
+            format!("pypi-AgEIcHlwaS5vcmc{}", b62(70)),
+            format!("pypi-AgEIcHlwaS5vcmc{}", b62(70)),
+        ),
+        (
+            "sendgrid_key",
+            format!("SG.{}.{}", b62(22), b62(43)),
+            format!("SG.{}.{}", b62(22), b62(43)),
+        ),
+        (
+            "twilio_key",
+            v("SK0123456789abcdef0123456789abcdef"),
+            v("SK0123456789abcdef0123456789abcdef"),
+        ),
         ("private_key", format!("key:\n{pem}\n"), pem.clone()),
         ("jwt", format!("Authorization: Bearer {jwt}"), jwt.clone()),
-        ("generic_secret", v("DB_PASSWORD=Xk9#mP2$vL7qW"), v("Xk9#mP2$vL7qW")),
-        ("classification_top_secret", v("TOP SECRET//NOFORN\nbody"), v("TOP SECRET//NOFORN")),
-        ("classification_confidential", v("Page 2 | CONFIDENTIAL"), v("CONFIDENTIAL")),
+        (
+            "generic_secret",
+            v("DB_PASSWORD=Xk9#mP2$vL7qW"),
+            v("Xk9#mP2$vL7qW"),
+        ),
+        (
+            "classification_top_secret",
+            v("TOP SECRET//NOFORN\nbody"),
+            v("TOP SECRET//NOFORN"),
+        ),
+        (
+            "classification_confidential",
+            v("Page 2 | CONFIDENTIAL"),
+            v("CONFIDENTIAL"),
+        ),
         ("classification_tlp_amber", v("TLP:AMBER"), v("TLP:AMBER")),
-        ("customer_name", v("Renewal with CONTOSO next week"), v("CONTOSO")),
+        (
+            "customer_name",
+            v("Renewal with CONTOSO next week"),
+            v("CONTOSO"),
+        ),
     ]
 }
 
@@ -162,7 +254,10 @@ fn a_private_key_inside_a_key_file_is_reported_as_the_key_file() {
         .into_iter()
         .find(|(k, _, _)| *k == "gcp_service_account")
         .unwrap();
-    assert_eq!(found(&s, &text), [("gcp_service_account".to_owned(), value)]);
+    assert_eq!(
+        found(&s, &text),
+        [("gcp_service_account".to_owned(), value)]
+    );
 }
 
 #[test]
@@ -178,7 +273,10 @@ fn digests_are_stable_per_key_differ_across_keys_and_ignore_layout() {
     assert_ne!(digest(&a, text), digest(&a, "card 5500 0000 0000 0004"));
     let d = digest(&a, text);
     assert_eq!(d.len(), 32);
-    assert!(d.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        d.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
     assert_eq!(d, a.digest(b"4111111111111111"));
     assert_eq!(
         digest(&a, "Mail Jane.Doe@Example.com"),
@@ -206,7 +304,11 @@ fn findings_are_ordered_by_position_and_reached_via_text() {
     let text = "a@b.example ghp_zzz 203.0.113.9 SSN 123-45-6789 x@y.example";
     let findings = s.scan(text);
     assert_eq!(findings.len(), 4);
-    assert!(findings.windows(2).all(|w| w[0].span.start < w[1].span.start));
+    assert!(
+        findings
+            .windows(2)
+            .all(|w| w[0].span.start < w[1].span.start)
+    );
     assert!(findings.iter().all(|f| f.via == Via::Text));
     assert!(findings.iter().all(|f| (0.0..=1.0).contains(&f.score)));
 }
@@ -214,9 +316,15 @@ fn findings_are_ordered_by_position_and_reached_via_text() {
 #[test]
 fn classify_covers_builtin_and_dictionary_kinds() {
     let s = scanner();
-    assert_eq!(s.classify("customer_name"), Some(("customer", "confidential")));
+    assert_eq!(
+        s.classify("customer_name"),
+        Some(("customer", "confidential"))
+    );
     assert_eq!(s.classify("iban"), Some(("pii", "confidential")));
-    assert_eq!(s.classify("private_key"), Some(("credentials", "highly_confidential")));
+    assert_eq!(
+        s.classify("private_key"),
+        Some(("credentials", "highly_confidential"))
+    );
     assert_eq!(s.classify("project_codename"), None);
     assert_eq!(classify("customer_name"), None);
 }
@@ -231,7 +339,10 @@ fn the_scanner_is_shared_across_threads() {
 fn the_debug_output_hides_the_digest_key() {
     let s = SensitiveScanner::new(vec![], [0xab; 32]).unwrap();
     let debug = format!("{s:?}");
-    assert!(!debug.contains("171") && !debug.to_lowercase().contains("abab"), "{debug}");
+    assert!(
+        !debug.contains("171") && !debug.to_lowercase().contains("abab"),
+        "{debug}"
+    );
 }
 
 /// A xorshift generator for the garbage tests.
@@ -248,7 +359,10 @@ impl XorShift {
 
 fn check_spans(s: &SensitiveScanner, text: &str) {
     for f in s.scan(text) {
-        assert!(f.span.start < f.span.end && f.span.end <= text.len(), "{f:?} in {text:?}");
+        assert!(
+            f.span.start < f.span.end && f.span.end <= text.len(),
+            "{f:?} in {text:?}"
+        );
         assert!(text.is_char_boundary(f.span.start) && text.is_char_boundary(f.span.end));
         assert!(f.digest.as_ref().is_some_and(|d| d.len() == 32));
     }
@@ -280,11 +394,46 @@ fn random_bytes_never_panic_and_spans_fall_on_char_boundaries() {
 #[test]
 fn fragments_of_every_format_in_random_order_never_panic() {
     const FRAGMENTS: [&str; 40] = [
-        "AKIA", "ghp_", "github_pat_", "xoxb-", "sk-", "sk-ant-", "sk_live_", "SG.", "SK", "AIza",
-        "GOCSPX-", "npm_", "pypi-AgEIcHlwaS5vcmc", "glpat-", "-----BEGIN ", "PRIVATE KEY-----",
-        "-----END ", "eyJ", "AccountKey=", "8Q~", "service_account", "\"private_key\": \"",
-        "password=", "token: \"", "Bearer ", "SECRET//", "CONFIDENTIAL", "TLP:", "+44 ", "(415) ",
-        "4111 ", "DE89 ", "123-45-", "::", "10.0.", "@", "é", "€", "\\n", "hooks.slack.com/services/",
+        "AKIA",
+        "ghp_",
+        "github_pat_",
+        "xoxb-",
+        "sk-",
+        "sk-ant-",
+        "sk_live_",
+        "SG.",
+        "SK",
+        "AIza",
+        "GOCSPX-",
+        "npm_",
+        "pypi-AgEIcHlwaS5vcmc",
+        "glpat-",
+        "-----BEGIN ",
+        "PRIVATE KEY-----",
+        "-----END ",
+        "eyJ",
+        "AccountKey=",
+        "8Q~",
+        "service_account",
+        "\"private_key\": \"",
+        "password=",
+        "token: \"",
+        "Bearer ",
+        "SECRET//",
+        "CONFIDENTIAL",
+        "TLP:",
+        "+44 ",
+        "(415) ",
+        "4111 ",
+        "DE89 ",
+        "123-45-",
+        "::",
+        "10.0.",
+        "@",
+        "é",
+        "€",
+        "\\n",
+        "hooks.slack.com/services/",
     ];
     let s = scanner();
     let mut rng = XorShift(42);
@@ -292,82 +441,11 @@ fn fragments_of_every_format_in_random_order_never_panic() {
         let mut text = String::new();
         for _ in 0..(rng.next() % 12) {
             text.push_str(FRAGMENTS[(rng.next() % 40) as usize]);
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 let n = (rng.next() % 70) as usize;
                 text.push_str(&b62(n)[..n]);
             }
         }
         check_spans(&s, &text);
-    }
-}
-
-#[test]
-#[ignore = "timing probe"]
-fn zz_timing_probe() {
-    let text: String = std::iter::repeat("The quarterly review covered revenue, hiring and the roadmap for the second half of the year. Our team shipped version 2.4.1 of the client on March 3rd, fixing 17 bugs reported by customers. She argued that the secret to a good migration is a rollback plan.\n").take(250).collect();
-    let bytes = text.as_bytes();
-    let s = scanner();
-    let n = 300;
-    let time = |name: &str, f: &dyn Fn(&mut Vec<Hit>)| {
-        let mut per = f64::MAX;
-        for _ in 0..n {
-            let t = std::time::Instant::now();
-            let mut hits = Vec::new();
-            f(&mut hits);
-            std::hint::black_box(&hits);
-            per = per.min(t.elapsed().as_secs_f64());
-        }
-        eprintln!("{name}: {:.1} us, {:.0} MB/s", per * 1e6, bytes.len() as f64 / per / 1e6);
-    };
-    time("email", &|h| email::scan(bytes, h));
-    time("ipv6", &|h| network::scan_ipv6(bytes, h));
-    time("client secrets", &|h| credentials::scan_client_secrets(bytes, h));
-    time("words, no dictionaries", &|h| words::scan(&text, None, h));
-    time("words", &|h| words::scan(&text, Some(&s.dictionaries), h));
-    time("all", &|_| { std::hint::black_box(s.scan(&text)); });
-}
-
-#[test]
-#[ignore = "timing probe"]
-fn zz_ac_probe() {
-    use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-    let text: String = std::iter::repeat("The quarterly review covered revenue, hiring and the roadmap for the second half of the year. Our team shipped version 2.4.1 of the client on March 3rd, fixing 17 bugs reported by customers. She argued that the secret to a good migration is a rollback plan.\n").take(250).collect();
-    let pats = ["password", "passwd", "secret", "token", "api_key", "apikey", "auth", "credential", "bearer", "pwd", "access_key", "private_key"];
-    for (kind, pre, ci) in [(AhoCorasickKind::DFA, true, true), (AhoCorasickKind::DFA, false, true), (AhoCorasickKind::DFA, true, false), (AhoCorasickKind::ContiguousNFA, true, true)] {
-        let ac = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).ascii_case_insensitive(ci).prefilter(pre).kind(Some(kind)).build(pats).unwrap();
-        let t = std::time::Instant::now();
-        let mut n = 0;
-        for _ in 0..300 { n += ac.find_iter(&text).count(); }
-        let per = t.elapsed().as_secs_f64() / 300.0;
-        eprintln!("{kind:?} pre={pre} ci={ci}: {:.0} MB/s ({n})", text.len() as f64 / per / 1e6);
-    }
-}
-
-#[test]
-#[ignore = "timing probe"]
-fn zz_ac_probe2() {
-    use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-    let text: String = std::iter::repeat("The quarterly review covered revenue, hiring and the roadmap for the second half of the year. Our team shipped version 2.4.1 of the client on March 3rd, fixing 17 bugs reported by customers. She argued that the secret to a good migration is a rollback plan.\n").take(250).collect();
-    let json = r#"{"id":100037,"sku":"WID-00007","name":"Widget model 1","price":1.01,"currency":"EUR","stock":13,"created_at":"2024-02-11T01:21:33Z","tags":["hardware","tier-1"],"owner":{"id":5001,"username":"user5001","active":false},"rating":4.1,"description":"Durable widget for industrial use, revision 1."},"#.repeat(200);
-    let base = ["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "apikey", "api-key", "access_key", "accesskey", "client_secret", "auth", "authorization", "credential", "bearer", "private_key", "signing_key", "accountkey", "account_key", "storage_key"];
-    let mut variants: Vec<String> = Vec::new();
-    for b in base { variants.push(b.to_owned()); variants.push(b.to_uppercase()); let mut c = b.chars(); variants.push(c.next().unwrap().to_uppercase().chain(c).collect()); }
-    for v in ["apiKey", "ApiKey", "accessKey", "AccessKey", "clientSecret", "ClientSecret", "privateKey", "PrivateKey", "signingKey", "accountKey", "storageKey"] { variants.push(v.to_owned()); }
-    let lits: Vec<&str> = vec!["AKIA","ASIA","AIza","service_account","AccountKey=","SharedAccessKey=","Q~","ghp_","gho_","ghu_","ghs_","ghr_","github_pat_","xoxb-","xoxp-","xoxa-","xoxr-","xoxs-","xoxe-","hooks.slack.com/services/","sk_live_","rk_live_","sk_test_","rk_test_","whsec_","sk-","GOCSPX-","npm_","pypi-AgEIcHlwaS5vcmc","SG.","SK","glpat-","-----BEGIN ","eyJ","TOP SECRET","SECRET","STRICTLY CONFIDENTIAL","HIGHLY CONFIDENTIAL","COMPANY CONFIDENTIAL","CONFIDENTIAL","RESTRICTED","CUI","CONTROLLED UNCLASSIFIED INFORMATION","FOR OFFICIAL USE ONLY","FOUO","FOR INTERNAL USE ONLY","INTERNAL USE ONLY","INTERNAL ONLY","TLP:RED","TLP:AMBER","TLP:GREEN","TLP: AMBER"];
-    let creds: Vec<&str> = lits[..34].to_vec();
-    let marks: Vec<&str> = lits[34..].to_vec();
-    let vref: Vec<&str> = variants.iter().map(|s| s.as_str()).collect();
-    let mut all = vref.clone(); all.extend(lits.iter());
-    for (name, pats) in [("keyword variants", vref.clone()), ("literals", lits.clone()), ("creds only", creds), ("marks only", marks), ("all merged", all)] {
-        for kind in [AhoCorasickKind::DFA] {
-            let ac = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).kind(Some(kind)).build(&pats).unwrap();
-            for (tn, t) in [("prose", &text), ("json", &json)] {
-                let start = std::time::Instant::now();
-                let mut n = 0;
-                for _ in 0..300 { n += ac.find_iter(t.as_str()).count(); }
-                let per = start.elapsed().as_secs_f64() / 300.0;
-                eprintln!("{name} ({}) {tn}: {:.0} MB/s ({n})", pats.len(), t.len() as f64 / per / 1e6);
-            }
-        }
     }
 }

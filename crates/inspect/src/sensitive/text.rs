@@ -116,25 +116,24 @@ impl Classes {
     }
 }
 
-/// Words that mark a value as a stand-in for a real secret.
-const PLACEHOLDER_WORDS: [&[u8]; 16] = [
-    b"example",
-    b"placeholder",
-    b"redacted",
-    b"changeme",
-    b"change_me",
-    b"change-me",
-    b"replace",
-    b"insert",
-    b"dummy",
-    b"your_",
-    b"your-",
-    b"yourtoken",
-    b"yourkey",
-    b"xxxxxx",
-    b"****",
-    b"...",
-];
+/// Whether `rest` (lower-case) starts with a word that marks a value as a
+/// stand-in for a real secret (`example`, `changeme`, `your_`, `xxxxxx`, …).
+fn placeholder_word_at(rest: &[u8]) -> bool {
+    let words: &[&[u8]] = match rest[0] {
+        b'e' => &[b"example"],
+        b'p' => &[b"placeholder"],
+        b'r' => &[b"redacted", b"replace"],
+        b'c' => &[b"changeme", b"change_me", b"change-me"],
+        b'i' => &[b"insert"],
+        b'd' => &[b"dummy"],
+        b'y' => &[b"your_", b"your-", b"yourtoken", b"yourkey"],
+        b'x' => &[b"xxxxxx"],
+        b'*' => &[b"****"],
+        b'.' => &[b"..."],
+        _ => return false,
+    };
+    words.iter().any(|w| rest.starts_with(w))
+}
 
 /// Whether a token body or a value is an obvious placeholder: a template
 /// variable, an angle-bracketed hint, a word like `example` or `changeme`,
@@ -145,8 +144,8 @@ pub(super) fn is_placeholder(v: &[u8]) -> bool {
     }
     let templated = v.windows(2).any(|w| {
         matches!(
-            w,
-            b"${" | b"{{" | b"}}" | b"%(" | b"$(" | b"#{" | b"<%" | b"%>"
+            (w[0], w[1]),
+            (b'$', b'{' | b'(') | (b'{', b'{') | (b'}', b'}') | (b'%', b'(' | b'>') | (b'#', b'{')
         )
     });
     if templated || v.contains(&b'<') || v.contains(&b'>') {
@@ -159,16 +158,14 @@ pub(super) fn is_placeholder(v: &[u8]) -> bool {
         // Only non-ASCII: masking bullets and the like.
         return true;
     }
-    let mut lower = [0u8; 512];
+    // A placeholder says so early: the first 128 bytes are enough.
+    let mut lower = [0u8; 128];
     let n = v.len().min(lower.len());
     for (d, s) in lower.iter_mut().zip(v.iter()) {
         *d = s.to_ascii_lowercase();
     }
     let lower = &lower[..n];
-    if PLACEHOLDER_WORDS
-        .iter()
-        .any(|w| memchr::memmem::find(lower, w).is_some())
-    {
+    if (0..n).any(|i| placeholder_word_at(&lower[i..])) {
         return true;
     }
     distinct(v) < 5.min(v.len())

@@ -356,7 +356,10 @@ mod tests {
     #[test]
     fn classify_maps_kinds_to_category_and_label() {
         assert_eq!(classify("email"), Some(("pii", "confidential")));
-        assert_eq!(classify("payment_card"), Some(("pci", "highly_confidential")));
+        assert_eq!(
+            classify("payment_card"),
+            Some(("pci", "highly_confidential"))
+        );
         assert_eq!(classify("us_ssn"), Some(("pii", "highly_confidential")));
         assert_eq!(
             classify("aws_access_key"),

@@ -32,12 +32,13 @@ pub(super) fn scan(text: &str, dictionaries: Option<&Dictionaries>, out: &mut Ve
         let b = bytes[i];
         if !WORD[usize::from(b)] {
             match b {
-                b'+' | b'(' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                    if i == 0 || !WORD[usize::from(bytes[i - 1])] {
-                        let end = numeric::cluster_at(bytes, i, out);
-                        i = skip_word(bytes, end);
-                        continue;
-                    }
+                b'+' | b'('
+                    if bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+                        && (i == 0 || !WORD[usize::from(bytes[i - 1])]) =>
+                {
+                    let end = numeric::cluster_at(bytes, i, out);
+                    i = skip_word(bytes, end);
+                    continue;
                 }
                 b'-' => {
                     if let Some(end) = credentials::at_dashes(bytes, i, out) {
@@ -76,11 +77,11 @@ pub(super) fn scan(text: &str, dictionaries: Option<&Dictionaries>, out: &mut Ve
                 i = skip_word(bytes, end.max(i + 1));
                 continue;
             }
-            if b.is_ascii_uppercase() {
-                if let Some(end) = iban::at(bytes, i, out) {
-                    i = skip_word(bytes, end);
-                    continue;
-                }
+            if b.is_ascii_uppercase()
+                && let Some(end) = iban::at(bytes, i, out)
+            {
+                i = skip_word(bytes, end);
+                continue;
             }
         }
         let end = skip_word(bytes, i);
@@ -91,11 +92,11 @@ pub(super) fn scan(text: &str, dictionaries: Option<&Dictionaries>, out: &mut Ve
 
 /// The end of the word at `i` (or `i` if none starts there).
 #[inline]
-fn skip_word(bytes: &[u8], mut i: usize) -> usize {
-    while i < bytes.len() && WORD[usize::from(bytes[i])] {
-        i += 1;
-    }
-    i
+fn skip_word(bytes: &[u8], i: usize) -> usize {
+    bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&b| !WORD[usize::from(b)]))
+        .map_or(bytes.len().max(i), |p| i + p)
 }
 
 /// `[A-Za-z0-9_]`, as a table.

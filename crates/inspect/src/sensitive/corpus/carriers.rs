@@ -43,7 +43,7 @@ pub(crate) fn timestamp(r: &mut Rng) -> String {
 
 /// A neutral sentence.
 pub(crate) fn filler(r: &mut Rng) -> &'static str {
-    *r.pick(&FILLER)
+    r.pick::<&str>(&FILLER)
 }
 
 /// `FIELD_NAME` for `fieldName` / `field_name`.
@@ -93,9 +93,13 @@ pub(crate) fn embed(
         }
         4 => {
             let ts = timestamp(r);
-            d.s(&format!("{{\n  \"data\": {{\n    \"id\": {id},\n    \"{field}\": \""))
-                .v(kind, value)
-                .s(&format!("\",\n    \"created\": \"{ts}\"\n  }},\n  \"page\": 1\n}}"));
+            d.s(&format!(
+                "{{\n  \"data\": {{\n    \"id\": {id},\n    \"{field}\": \""
+            ))
+            .v(kind, value)
+            .s(&format!(
+                "\",\n    \"created\": \"{ts}\"\n  }},\n  \"page\": 1\n}}"
+            ));
         }
         5 => {
             let ts = timestamp(r);
@@ -134,7 +138,9 @@ pub(crate) fn embed(
             d.s("\n");
         }
         8 => {
-            d.s(&format!("id,{field},status\n{id},")).v(kind, value).s(",active\n");
+            d.s(&format!("id,{field},status\n{id},"))
+                .v(kind, value)
+                .s(",active\n");
         }
         9 => {
             d.s(&format!("| field | value |\n|---|---|\n| {field} | "))
@@ -142,9 +148,11 @@ pub(crate) fn embed(
                 .s(" |\n");
         }
         10 => {
-            d.s(&format!("{{\"event\":\"update\",\"payload\":\"{{\\\"{field}\\\":\\\""))
-                .v(kind, value)
-                .s("\\\"}\"}");
+            d.s(&format!(
+                "{{\"event\":\"update\",\"payload\":\"{{\\\"{field}\\\":\\\""
+            ))
+            .v(kind, value)
+            .s("\\\"}\"}");
         }
         _ => {
             d.s(&format!("{field}: ")).v(kind, value);

@@ -13,8 +13,20 @@ pub(crate) const LAST: [&str; 20] = [
     "silva", "muller", "nowak", "jensen", "dubois", "kim", "patel", "cohen", "haddad", "berg",
 ];
 pub(crate) const COMPANIES: [&str; 14] = [
-    "acme", "globex", "initech", "umbrella", "stark", "wayne", "hooli", "vandelay", "soylent",
-    "cyberdyne", "tyrell", "wonka", "gringotts", "oceanic",
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "stark",
+    "wayne",
+    "hooli",
+    "vandelay",
+    "soylent",
+    "cyberdyne",
+    "tyrell",
+    "wonka",
+    "gringotts",
+    "oceanic",
 ];
 const TLDS: [&str; 16] = [
     "com", "org", "net", "io", "de", "fr", "co.uk", "com.au", "nl", "ch", "dev", "app", "info",
@@ -119,15 +131,32 @@ fn email(r: &mut Rng, d: &mut Doc, positive: bool) {
         1 => (format!("{f}@localhost"), &[("logged in as ", " yesterday")]),
         2 => (format!("@{f}{l}"), &[("Follow ", " for updates.")]),
         3 => (
-            format!("{}@{}x.{}", r.pick(&["logo", "icon", "hero", "avatar"]), r.range(2, 3), r.pick(&["png", "jpg", "svg", "webp"])),
+            format!(
+                "{}@{}x.{}",
+                r.pick(&["logo", "icon", "hero", "avatar"]),
+                r.range(2, 3),
+                r.pick(&["png", "jpg", "svg", "webp"])
+            ),
             &[("<img src=\"/static/", "\">")],
         ),
         4 => (
-            format!("{}@{}.{}.{}", r.pick(&["react", "lodash", "express", "typescript"]), r.range(1, 20), r.range(0, 30), r.range(0, 40)),
+            format!(
+                "{}@{}.{}.{}",
+                r.pick(&["react", "lodash", "express", "typescript"]),
+                r.range(1, 20),
+                r.range(0, 30),
+                r.range(0, 40)
+            ),
             &[("npm install ", " --save")],
         ),
-        5 => (format!("@{company}/{}", r.pick(&["ui", "core", "utils"])), &[("import x from '", "';")]),
-        6 => (format!("{f}@{company}.{}", r.range(10, 999)), &[("bad address ", " rejected")]),
+        5 => (
+            format!("@{company}/{}", r.pick(&["ui", "core", "utils"])),
+            &[("import x from '", "';")],
+        ),
+        6 => (
+            format!("{f}@{company}.{}", r.range(10, 999)),
+            &[("bad address ", " rejected")],
+        ),
         7 => (format!("{f}@@{company}.com"), &[("typo in ", " fixed")]),
         _ => (format!("{f}.{l}@{company}"), &[("user ", " on host")]),
     };
@@ -148,7 +177,12 @@ fn phone_number(r: &mut Rng) -> String {
         2 => format!("({}) {}-{}", nxx(r), nxx(r), d(r, 4)),
         3 => format!("{}-{}-{}", nxx(r), nxx(r), d(r, 4)),
         4 => format!("{}.{}.{}", nxx(r), nxx(r), d(r, 4)),
-        5 => format!("1-{}-{}-{}", r.pick(&["800", "888", "877"]), nxx(r), d(r, 4)),
+        5 => format!(
+            "1-{}-{}-{}",
+            r.pick(&["800", "888", "877"]),
+            nxx(r),
+            d(r, 4)
+        ),
         6 => format!("+1{}{}{}", nxx(r), nxx(r), d(r, 4)),
         7 => format!("{} {} {}", nxx(r), nxx(r), d(r, 4)),
         8 => format!("{} {}-{}", nxx(r), nxx(r), d(r, 4)),
@@ -163,9 +197,30 @@ fn phone_number(r: &mut Rng) -> String {
         17 => format!("030/{}", d(r, 7)),
         18 => format!("+49 171 {}", d(r, 7)),
         19 => format!("0171 {}", d(r, 7)),
-        20 => format!("+33 {} {} {} {} {}", r.range(1, 9), d(r, 2), d(r, 2), d(r, 2), d(r, 2)),
-        21 => format!("0{} {} {} {} {}", r.range(1, 9), d(r, 2), d(r, 2), d(r, 2), d(r, 2)),
-        22 => format!("0{}.{}.{}.{}.{}", r.range(6, 7), d(r, 2), d(r, 2), d(r, 2), d(r, 2)),
+        20 => format!(
+            "+33 {} {} {} {} {}",
+            r.range(1, 9),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2)
+        ),
+        21 => format!(
+            "0{} {} {} {} {}",
+            r.range(1, 9),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2)
+        ),
+        22 => format!(
+            "0{}.{}.{}.{}.{}",
+            r.range(6, 7),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2),
+            d(r, 2)
+        ),
         23 => format!("+91 9{} {}", d(r, 4), d(r, 5)),
         24 => format!("+81 3-{}-{}", d(r, 4), d(r, 4)),
         25 => format!("090-{}-{}", d(r, 4), d(r, 4)),
@@ -199,30 +254,89 @@ fn phone(r: &mut Rng, d: &mut Doc, positive: bool) {
         return;
     }
     let y = r.range(2015, 2025);
-    let (mo, da, h, mi, s) = (r.range(1, 12), r.range(1, 28), r.range(0, 23), r.range(0, 59), r.range(0, 59));
+    let (mo, da, h, mi, s) = (
+        r.range(1, 12),
+        r.range(1, 28),
+        r.range(0, 23),
+        r.range(0, 59),
+        r.range(0, 59),
+    );
     let (value, field) = match r.below(20) {
         0 => (format!("{y}-{mo:02}-{da:02}"), "date"),
         1 => (format!("{da:02}.{mo:02}.{y}"), "datum"),
         2 => (format!("{mo:02}/{da:02}/{y}"), "date"),
-        3 => (format!("{y}-{mo:02}-{da:02} {h:02}:{mi:02}:{s:02}"), "created"),
+        3 => (
+            format!("{y}-{mo:02}-{da:02} {h:02}:{mi:02}:{s:02}"),
+            "created",
+        ),
         4 => (format!("{da:02}/{mo:02}/{y} {h:02}:{mi:02}"), "when"),
-        5 => (format!("v{}.{}.{}", r.range(1, 20), r.range(0, 30), r.range(0, 99)), "version"),
-        6 => (format!("build {y}{mo:02}{da:02}.{}", r.range(1, 9)), "build"),
+        5 => (
+            format!("v{}.{}.{}", r.range(1, 20), r.range(0, 30), r.range(0, 99)),
+            "version",
+        ),
+        6 => (
+            format!("build {y}{mo:02}{da:02}.{}", r.range(1, 9)),
+            "build",
+        ),
         7 => (format!("ORD-{y}-{}", r.digits(6)), "order_id"),
         8 => (format!("INV-{}-{}", r.digits(8), r.digits(4)), "invoice"),
         9 => (format!("#{}", r.digits(10)), "order"),
         10 => (format!("17{}", r.digits(8)), "timestamp"),
         11 => (format!("17{}", r.digits(11)), "ts_ms"),
-        12 => (format!("{},{},{}.{}", r.range(1, 999), r.digits(3), r.digits(3), r.digits(2)), "amount"),
-        13 => (format!("{} {} {}", r.range(1, 9), r.digits(3), r.digits(3)), "population"),
+        12 => (
+            format!(
+                "{},{},{}.{}",
+                r.range(1, 999),
+                r.digits(3),
+                r.digits(3),
+                r.digits(2)
+            ),
+            "amount",
+        ),
+        13 => (
+            format!("{} {} {}", r.range(1, 9), r.digits(3), r.digits(3)),
+            "population",
+        ),
         14 => (format!("{}-{}", r.digits(5), r.digits(4)), "zip"),
-        15 => (format!("978-{}-{}-{}-{}", r.range(0, 9), r.digits(2), r.digits(6), r.range(0, 9)), "isbn"),
-        16 => (format!("{}-{}", r.range(100, 400), r.range(401, 900)), "pages"),
+        15 => (
+            format!(
+                "978-{}-{}-{}-{}",
+                r.range(0, 9),
+                r.digits(2),
+                r.digits(6),
+                r.range(0, 9)
+            ),
+            "isbn",
+        ),
+        16 => (
+            format!("{}-{}", r.range(100, 400), r.range(401, 900)),
+            "pages",
+        ),
         17 => (format!("555-{}", r.digits(4)), "ext"),
         18 => (format!("+{}", r.digits(17)), "sequence"),
-        _ => (format!("{}.{}, {}.{}", r.range(10, 60), r.digits(4), r.range(1, 30), r.digits(4)), "coords"),
+        _ => (
+            format!(
+                "{}.{}, {}.{}",
+                r.range(10, 60),
+                r.digits(4),
+                r.range(1, 30),
+                r.digits(4)
+            ),
+            "coords",
+        ),
     };
-    embed(r, d, None, field, &value, &[("Reference: ", ""), ("Recorded value ", " in the ledger."), ("(", ")")]);
+    embed(
+        r,
+        d,
+        None,
+        field,
+        &value,
+        &[
+            ("Reference: ", ""),
+            ("Recorded value ", " in the ledger."),
+            ("(", ")"),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------- cards
@@ -577,16 +691,33 @@ fn ssn(r: &mut Rng, d: &mut Doc, positive: bool) {
     let v = match r.below(7) {
         0 => format!("000-{:02}-{:04}", r.range(1, 99), r.range(1, 9999)),
         1 => format!("666-{:02}-{:04}", r.range(1, 99), r.range(1, 9999)),
-        2 => format!("{}-{:02}-{:04}", r.range(900, 999), r.range(1, 99), r.range(1, 9999)),
+        2 => format!(
+            "{}-{:02}-{:04}",
+            r.range(900, 999),
+            r.range(1, 99),
+            r.range(1, 9999)
+        ),
         3 => format!("{:03}-00-{:04}", r.range(1, 899), r.range(1, 9999)),
         4 => format!("{:03}-{:02}-0000", r.range(1, 899), r.range(1, 99)),
         5 => {
             // Nine digits with no SSN word near: an order or tracking number.
             let v = format!("{}{}", r.range(1, 8), r.digits(8));
-            embed(r, d, None, "order_id", &v, &[("Order ", " shipped."), ("Tracking number ", "")]);
+            embed(
+                r,
+                d,
+                None,
+                "order_id",
+                &v,
+                &[("Order ", " shipped."), ("Tracking number ", "")],
+            );
             return;
         }
-        _ => format!("{:03}-{:02}-{:05}", r.range(1, 899), r.range(1, 99), r.range(10000, 99999)),
+        _ => format!(
+            "{:03}-{:02}-{:05}",
+            r.range(1, 899),
+            r.range(1, 99),
+            r.range(10000, 99999)
+        ),
     };
     embed(r, d, None, "ssn", &v, &KEYED);
 }
@@ -595,7 +726,12 @@ fn ssn(r: &mut Rng, d: &mut Doc, positive: bool) {
 
 fn ipv4(r: &mut Rng) -> String {
     match r.below(4) {
-        0 => format!("10.{}.{}.{}", r.range(0, 255), r.range(0, 255), r.range(1, 254)),
+        0 => format!(
+            "10.{}.{}.{}",
+            r.range(0, 255),
+            r.range(0, 255),
+            r.range(1, 254)
+        ),
         1 => format!("192.168.{}.{}", r.range(0, 255), r.range(1, 254)),
         _ => format!(
             "{}.{}.{}.{}",
@@ -611,7 +747,11 @@ fn hex4(r: &mut Rng) -> String {
     let n = r.range(1, 4) as usize;
     let s = r.string(n, HEX);
     let s = s.trim_start_matches('0');
-    if s.is_empty() { "0".to_owned() } else { s.to_owned() }
+    if s.is_empty() {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
 }
 
 fn ipv6(r: &mut Rng) -> String {
@@ -624,7 +764,13 @@ fn ipv6(r: &mut Rng) -> String {
         2 => format!("fe80::{}:{}:{}:{}", hex4(r), hex4(r), hex4(r), hex4(r)),
         3 => "::1".to_owned(),
         4 => format!("2a00:{}:{}:{}::{}", hex4(r), hex4(r), hex4(r), hex4(r)),
-        _ => format!("::ffff:{}.{}.{}.{}", r.range(1, 223), r.range(0, 255), r.range(0, 255), r.range(1, 254)),
+        _ => format!(
+            "::ffff:{}.{}.{}.{}",
+            r.range(1, 223),
+            r.range(0, 255),
+            r.range(0, 255),
+            r.range(1, 254)
+        ),
     }
 }
 
@@ -643,10 +789,14 @@ fn ip(r: &mut Rng, d: &mut Doc, positive: bool) {
         match r.below(6) {
             0 if !v6 => {
                 let port = r.range(1024, 65535);
-                d.s("GET http://").v(Some("ip_address"), &addr).s(&format!(":{port}/health 200\n"));
+                d.s("GET http://")
+                    .v(Some("ip_address"), &addr)
+                    .s(&format!(":{port}/health 200\n"));
             }
             0 => {
-                d.s("curl https://[").v(Some("ip_address"), &addr).s("]:8443/status");
+                d.s("curl https://[")
+                    .v(Some("ip_address"), &addr)
+                    .s("]:8443/status");
             }
             1 => {
                 let ts = r.range(1, 28);
@@ -662,21 +812,76 @@ fn ip(r: &mut Rng, d: &mut Doc, positive: bool) {
         return;
     }
     let (v, field) = match r.below(10) {
-        0 => (format!("{}.{}.{}.{}", r.range(256, 999), r.range(0, 255), r.range(0, 255), r.range(0, 255)), "ip"),
-        1 => (format!("{}.{}.{}.{}.{}", r.range(1, 9), r.range(0, 9), r.range(0, 20), r.range(0, 9), r.range(0, 99)), "version"),
-        2 => (format!("v{}.{}.{}.{}", r.range(1, 9), r.range(0, 9), r.range(0, 20), r.range(0, 99)), "version"),
-        3 => (format!("{}.{}.{}", r.range(1, 20), r.range(0, 30), r.range(0, 99)), "version"),
-        4 => (format!("1.3.6.1.4.1.{}.{}", r.range(1, 60000), r.range(1, 9)), "oid"),
-        5 => (format!("{:02}:{:02}:{:02}", r.range(0, 23), r.range(0, 59), r.range(0, 59)), "time"),
+        0 => (
+            format!(
+                "{}.{}.{}.{}",
+                r.range(256, 999),
+                r.range(0, 255),
+                r.range(0, 255),
+                r.range(0, 255)
+            ),
+            "ip",
+        ),
+        1 => (
+            format!(
+                "{}.{}.{}.{}.{}",
+                r.range(1, 9),
+                r.range(0, 9),
+                r.range(0, 20),
+                r.range(0, 9),
+                r.range(0, 99)
+            ),
+            "version",
+        ),
+        2 => (
+            format!(
+                "v{}.{}.{}.{}",
+                r.range(1, 9),
+                r.range(0, 9),
+                r.range(0, 20),
+                r.range(0, 99)
+            ),
+            "version",
+        ),
+        3 => (
+            format!("{}.{}.{}", r.range(1, 20), r.range(0, 30), r.range(0, 99)),
+            "version",
+        ),
+        4 => (
+            format!("1.3.6.1.4.1.{}.{}", r.range(1, 60000), r.range(1, 9)),
+            "oid",
+        ),
+        5 => (
+            format!(
+                "{:02}:{:02}:{:02}",
+                r.range(0, 23),
+                r.range(0, 59),
+                r.range(0, 59)
+            ),
+            "time",
+        ),
         6 => (
-            (0..6).map(|_| r.string(2, HEX)).collect::<Vec<_>>().join(":"),
+            (0..6)
+                .map(|_| r.string(2, HEX))
+                .collect::<Vec<_>>()
+                .join(":"),
             "mac",
         ),
-        7 => ((*r.pick(&["std::vector<int>", "Foo::bar()", "crate::sensitive", "a::b"])).to_owned(), "symbol"),
+        7 => (
+            (*r.pick(&["std::vector<int>", "Foo::bar()", "crate::sensitive", "a::b"])).to_owned(),
+            "symbol",
+        ),
         8 => (format!("10.0.0.{}", r.range(256, 999)), "ip"),
         _ => (format!("2001:db8:{}", hex4(r)), "prefix"),
     };
-    embed(r, d, None, field, &v, &[("Reference: ", ""), ("see ", " for details"), ("(", ")")]);
+    embed(
+        r,
+        d,
+        None,
+        field,
+        &v,
+        &[("Reference: ", ""), ("see ", " for details"), ("(", ")")],
+    );
 }
 
 // ---------------------------------------------------------------- markings
@@ -699,14 +904,24 @@ fn marking(r: &mut Rng, d: &mut Doc, positive: bool) {
             "For internal use, see the handbook.",
             "SECRETS MANAGER ROTATION COMPLETED",
         ];
-        d.s(filler(r)).s(" ").s(*r.pick(&NEAR)).s(" ").s(filler(r));
+        d.s(filler(r))
+            .s(" ")
+            .s(r.pick::<&str>(&NEAR))
+            .s(" ")
+            .s(filler(r));
         return;
     }
     const LEVELS: [(&str, &str); 16] = [
         ("TOP SECRET", "classification_top_secret"),
         ("SECRET", "classification_secret"),
-        ("STRICTLY CONFIDENTIAL", "classification_strictly_confidential"),
-        ("HIGHLY CONFIDENTIAL", "classification_strictly_confidential"),
+        (
+            "STRICTLY CONFIDENTIAL",
+            "classification_strictly_confidential",
+        ),
+        (
+            "HIGHLY CONFIDENTIAL",
+            "classification_strictly_confidential",
+        ),
         ("CONFIDENTIAL", "classification_confidential"),
         ("COMPANY CONFIDENTIAL", "classification_confidential"),
         ("RESTRICTED", "classification_restricted"),
@@ -723,10 +938,10 @@ fn marking(r: &mut Rng, d: &mut Doc, positive: bool) {
     let (text, kind) = *r.pick(&LEVELS);
     let mut text = text.to_owned();
     if matches!(kind, "classification_top_secret" | "classification_secret") && r.chance(40) {
-        text.push_str(*r.pick(&["//NOFORN", "//REL TO USA, FVEY", "//ORCON"]));
+        text.push_str(r.pick::<&str>(&["//NOFORN", "//REL TO USA, FVEY", "//ORCON"]));
     }
     if kind == "classification_cui" && r.chance(50) {
-        text.push_str(*r.pick(&["//SP-PRVCY", "//NOFORN"]));
+        text.push_str(r.pick::<&str>(&["//SP-PRVCY", "//NOFORN"]));
     }
     if text == "TLP:AMBER" && r.chance(30) {
         text.push_str("+STRICT");
@@ -737,7 +952,12 @@ fn marking(r: &mut Rng, d: &mut Doc, positive: bool) {
             d.v(k, &text).s("\n\n").s(filler(r)).s(" ").s(filler(r));
         }
         1 => {
-            d.s(filler(r)).s("\n").s(filler(r)).s("\n\n").v(k, &text).s("\n");
+            d.s(filler(r))
+                .s("\n")
+                .s(filler(r))
+                .s("\n\n")
+                .v(k, &text)
+                .s("\n");
         }
         2 => {
             d.s("=== ").v(k, &text).s(" ===\n").s(filler(r));
@@ -756,10 +976,13 @@ fn marking(r: &mut Rng, d: &mut Doc, positive: bool) {
         }
         7 => {
             let n = r.range(1, 9);
-            d.s(filler(r)).s(&format!("\nPage {n} of 12 | ")).v(k, &text).s("\n");
+            d.s(filler(r))
+                .s(&format!("\nPage {n} of 12 | "))
+                .v(k, &text)
+                .s("\n");
         }
         8 => {
-            d.s(*r.pick(&["Classification: ", "classification=", "Security level: "]))
+            d.s(r.pick::<&str>(&["Classification: ", "classification=", "Security level: "]))
                 .v(k, &text)
                 .s("\n")
                 .s(filler(r));
@@ -770,7 +993,11 @@ fn marking(r: &mut Rng, d: &mut Doc, positive: bool) {
                 .s("\", \"pages\": 14}");
         }
         _ => {
-            d.s("<div class=\"banner\">").v(k, &text).s("</div>\n<p>").s(filler(r)).s("</p>");
+            d.s("<div class=\"banner\">")
+                .v(k, &text)
+                .s("</div>\n<p>")
+                .s(filler(r))
+                .s("</p>");
         }
     }
 }

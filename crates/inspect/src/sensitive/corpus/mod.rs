@@ -76,9 +76,7 @@ impl Rng {
 
     /// `n` bytes drawn from `alphabet`.
     pub fn string(&mut self, n: usize, alphabet: &[u8]) -> String {
-        (0..n)
-            .map(|_| char::from(*self.pick(alphabet)))
-            .collect()
+        (0..n).map(|_| char::from(*self.pick(alphabet))).collect()
     }
 
     /// `lo..=hi` bytes drawn from `alphabet`.
@@ -207,13 +205,19 @@ pub fn dictionaries() -> Vec<Dictionary> {
         Dictionary {
             name: "customer_name".into(),
             category: "customer".into(),
-            terms: families::CUSTOMERS.iter().map(|t| (*t).to_owned()).collect(),
+            terms: families::CUSTOMERS
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
             case_sensitive: false,
         },
         Dictionary {
             name: "project_codename".into(),
             category: "project".into(),
-            terms: families::CODENAMES.iter().map(|t| (*t).to_owned()).collect(),
+            terms: families::CODENAMES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
             case_sensitive: true,
         },
     ]
@@ -295,7 +299,10 @@ pub struct Miss {
 }
 
 /// Scans every example and counts per family; also returns the errors.
-pub fn evaluate(scanner: &SensitiveScanner, examples: &[Example]) -> (BTreeMap<String, Counts>, Vec<Miss>) {
+pub fn evaluate(
+    scanner: &SensitiveScanner,
+    examples: &[Example],
+) -> (BTreeMap<String, Counts>, Vec<Miss>) {
     let mut table: BTreeMap<String, Counts> = BTreeMap::new();
     let mut misses = Vec::new();
     for ex in examples {

@@ -16,7 +16,10 @@ const AZ_SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /// Frames for a credential in prose.
 const CRED_PROSE: [(&str, &str); 6] = [
-    ("I accidentally pasted ", " into the channel, please rotate it."),
+    (
+        "I accidentally pasted ",
+        " into the channel, please rotate it.",
+    ),
     ("Use ", " for the staging deploy."),
     ("The old key was ", "\n"),
     ("config loaded, credential=", " source=env\n"),
@@ -66,7 +69,12 @@ fn put(r: &mut Rng, d: &mut Doc, kind: &str, positive: bool, fields: &[&str], va
 }
 
 fn aws_access_key(r: &mut Rng, d: &mut Doc, positive: bool) {
-    const FIELDS: [&str; 4] = ["AWS_ACCESS_KEY_ID", "aws_access_key_id", "AccessKeyId", "access_key"];
+    const FIELDS: [&str; 4] = [
+        "AWS_ACCESS_KEY_ID",
+        "aws_access_key_id",
+        "AccessKeyId",
+        "access_key",
+    ];
     let prefix = *r.pick(&["AKIA", "ASIA"]);
     if positive {
         let v = format!("{prefix}{}", r.string(16, BASE32));
@@ -114,7 +122,9 @@ fn aws_secret_key(r: &mut Rng, d: &mut Doc, positive: bool) {
             d.s("export AWS_SECRET_ACCESS_KEY=").v(label, &v).s("\n");
         }
         2 => {
-            d.s("{\"Credentials\": {\"SecretAccessKey\": \"").v(label, &v).s("\", \"Expiration\": \"2024-05-14T10:21:33Z\"}}");
+            d.s("{\"Credentials\": {\"SecretAccessKey\": \"")
+                .v(label, &v)
+                .s("\", \"Expiration\": \"2024-05-14T10:21:33Z\"}}");
         }
         3 => {
             d.s("secret_access_key: ").v(label, &v).s("\n");
@@ -141,7 +151,10 @@ fn gcp_api_key(r: &mut Rng, d: &mut Doc, positive: bool) {
         0 => format!("AIzaSy{}", r.string(32, B64URL)),
         1 => "AIzaSyXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX".to_owned(),
         2 => "AIza...".to_owned(),
-        _ => format!("aizasy{}", r.string(33, b"abcdefghijklmnopqrstuvwxyz0123456789")),
+        _ => format!(
+            "aizasy{}",
+            r.string(33, b"abcdefghijklmnopqrstuvwxyz0123456789")
+        ),
     };
     put(r, d, "gcp_api_key", false, &FIELDS, &v);
 }
@@ -152,7 +165,11 @@ fn pem_body(r: &mut Rng, lines: usize, newline: &str) -> String {
         if i > 0 {
             out.push_str(newline);
         }
-        let n = if i + 1 == lines { r.range(8, 64) as usize } else { 64 };
+        let n = if i + 1 == lines {
+            r.range(8, 64) as usize
+        } else {
+            64
+        };
         out.push_str(&r.string(n, B64));
     }
     out
@@ -160,7 +177,11 @@ fn pem_body(r: &mut Rng, lines: usize, newline: &str) -> String {
 
 fn service_account(r: &mut Rng, d: &mut Doc, positive: bool) {
     let company = *r.pick(&COMPANIES);
-    let project = format!("{company}-{}-{}", r.pick(&["prod", "data", "ml"]), r.digits(6));
+    let project = format!(
+        "{company}-{}-{}",
+        r.pick(&["prod", "data", "ml"]),
+        r.digits(6)
+    );
     let account = format!("{}-{}", r.pick(&["svc", "deployer", "etl"]), r.digits(3));
     let email = format!("{account}@{project}.iam.gserviceaccount.com");
     let key_id = r.string(40, HEX);
@@ -173,7 +194,14 @@ fn service_account(r: &mut Rng, d: &mut Doc, positive: bool) {
         json.s("Here is the key file you asked for:\n");
     }
     let start = json.text.len();
-    json.s(&format!("{{{nl}{ind}\"type\":{sp}\"{}\",{nl}", if positive || r.chance(50) { "service_account" } else { "authorized_user" }));
+    json.s(&format!(
+        "{{{nl}{ind}\"type\":{sp}\"{}\",{nl}",
+        if positive || r.chance(50) {
+            "service_account"
+        } else {
+            "authorized_user"
+        }
+    ));
     json.s(&format!("{ind}\"project_id\":{sp}\"{project}\",{nl}"));
     if positive {
         json.s(&format!("{ind}\"private_key_id\":{sp}\"{key_id}\",{nl}"));
@@ -184,7 +212,9 @@ fn service_account(r: &mut Rng, d: &mut Doc, positive: bool) {
     }
     json.s(&format!("{ind}\"client_email\":{sp}\""));
     json.v(Some("email"), &email);
-    json.s(&format!("\",{nl}{ind}\"client_id\":{sp}\"{client_id}\",{nl}"));
+    json.s(&format!(
+        "\",{nl}{ind}\"client_id\":{sp}\"{client_id}\",{nl}"
+    ));
     json.s(&format!(
         "{ind}\"auth_uri\":{sp}\"https://accounts.google.com/o/oauth2/auth\",{nl}{ind}\"token_uri\":{sp}\"https://oauth2.googleapis.com/token\"{nl}}}"
     ));
@@ -216,14 +246,25 @@ fn google_oauth(r: &mut Rng, d: &mut Doc, positive: bool) {
     };
     let label = positive.then_some("google_oauth_secret");
     if r.chance(40) {
-        let client = format!("{}-{}.apps.googleusercontent.com", r.digits(12), r.string(32, b"abcdefghijklmnopqrstuvwxyz0123456789"));
+        let client = format!(
+            "{}-{}.apps.googleusercontent.com",
+            r.digits(12),
+            r.string(32, b"abcdefghijklmnopqrstuvwxyz0123456789")
+        );
         d.s(&format!(
             "{{\"web\":{{\"client_id\":\"{client}\",\"project_id\":\"demo\",\"auth_uri\":\"https://accounts.google.com/o/oauth2/auth\",\"client_secret\":\""
         ))
         .v(label, &v)
         .s("\",\"redirect_uris\":[\"http://localhost:8080/callback\"]}}");
     } else {
-        put(r, d, "google_oauth_secret", positive, &["GOOGLE_CLIENT_SECRET", "client_secret", "oauth_secret"], &v);
+        put(
+            r,
+            d,
+            "google_oauth_secret",
+            positive,
+            &["GOOGLE_CLIENT_SECRET", "client_secret", "oauth_secret"],
+            &v,
+        );
     }
 }
 
@@ -272,30 +313,51 @@ fn azure_connection_string(r: &mut Rng, d: &mut Doc, positive: bool) {
     } else {
         match r.below(3) {
             0 => "UseDevelopmentStorage=true".to_owned(),
-            1 => format!("DefaultEndpointsProtocol=https;AccountName={account};AccountKey=<key>;EndpointSuffix=core.windows.net"),
-            _ => format!("DefaultEndpointsProtocol=https;AccountName={account};EndpointSuffix=core.windows.net"),
+            1 => format!(
+                "DefaultEndpointsProtocol=https;AccountName={account};AccountKey=<key>;EndpointSuffix=core.windows.net"
+            ),
+            _ => format!(
+                "DefaultEndpointsProtocol=https;AccountName={account};EndpointSuffix=core.windows.net"
+            ),
         }
     };
     let label = positive.then_some("azure_connection_string");
     match r.below(3) {
         0 => {
-            d.s("AZURE_STORAGE_CONNECTION_STRING=\"").v(label, &conn).s("\"\n");
+            d.s("AZURE_STORAGE_CONNECTION_STRING=\"")
+                .v(label, &conn)
+                .s("\"\n");
         }
         1 => {
-            d.s("{\n  \"ConnectionStrings\": {\n    \"Storage\": \"").v(label, &conn).s("\"\n  }\n}");
+            d.s("{\n  \"ConnectionStrings\": {\n    \"Storage\": \"")
+                .v(label, &conn)
+                .s("\"\n  }\n}");
         }
         _ => {
-            d.s("Connection string: ").v(label, &conn).s("\n").s(filler(r));
+            d.s("Connection string: ")
+                .v(label, &conn)
+                .s("\n")
+                .s(filler(r));
         }
     }
 }
 
 fn azure_client_secret(r: &mut Rng, d: &mut Doc, positive: bool) {
     let v = if positive {
-        format!("{}{}Q~{}", r.string(3, AZ_SECRET), r.range(0, 9), r.string(34, AZ_SECRET))
+        format!(
+            "{}{}Q~{}",
+            r.string(3, AZ_SECRET),
+            r.range(0, 9),
+            r.string(34, AZ_SECRET)
+        )
     } else {
         match r.below(3) {
-            0 => format!("{}{}Q~{}", r.string(3, AZ_SECRET), r.range(0, 9), r.string(20, AZ_SECRET)),
+            0 => format!(
+                "{}{}Q~{}",
+                r.string(3, AZ_SECRET),
+                r.range(0, 9),
+                r.string(20, AZ_SECRET)
+            ),
             1 => "xxx8Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".to_owned(),
             _ => format!("{}Q~{}", r.string(4, UPPER), r.string(34, AZ_SECRET)),
         }
@@ -303,11 +365,20 @@ fn azure_client_secret(r: &mut Rng, d: &mut Doc, positive: bool) {
     if r.chance(40) {
         let app = uuid(r);
         let tenant = uuid(r);
-        d.s(&format!("{{\n  \"appId\": \"{app}\",\n  \"displayName\": \"ci-deployer\",\n  \"password\": \""))
-            .v(positive.then_some("azure_client_secret"), &v)
-            .s(&format!("\",\n  \"tenant\": \"{tenant}\"\n}}"));
+        d.s(&format!(
+            "{{\n  \"appId\": \"{app}\",\n  \"displayName\": \"ci-deployer\",\n  \"password\": \""
+        ))
+        .v(positive.then_some("azure_client_secret"), &v)
+        .s(&format!("\",\n  \"tenant\": \"{tenant}\"\n}}"));
     } else {
-        put(r, d, "azure_client_secret", positive, &["AZURE_CLIENT_SECRET", "clientSecret", "client_secret"], &v);
+        put(
+            r,
+            d,
+            "azure_client_secret",
+            positive,
+            &["AZURE_CLIENT_SECRET", "clientSecret", "client_secret"],
+            &v,
+        );
     }
 }
 
@@ -343,10 +414,14 @@ fn github(r: &mut Rng, d: &mut Doc, positive: bool) {
     let label = positive.then_some("github_token");
     match r.below(4) {
         0 => {
-            d.s("git clone https://").v(label, &v).s("@github.com/org/repo.git\n");
+            d.s("git clone https://")
+                .v(label, &v)
+                .s("@github.com/org/repo.git\n");
         }
         1 => {
-            d.s("curl -H \"Authorization: token ").v(label, &v).s("\" https://api.github.com/user\n");
+            d.s("curl -H \"Authorization: token ")
+                .v(label, &v)
+                .s("\" https://api.github.com/user\n");
         }
         _ => put(r, d, "github_token", positive, &FIELDS, &v),
     }
@@ -362,24 +437,54 @@ fn gitlab(r: &mut Rng, d: &mut Doc, positive: bool) {
             _ => "glpat-<your-token>".to_owned(),
         }
     };
-    put(r, d, "gitlab_token", positive, &["GITLAB_TOKEN", "private_token", "CI_JOB_TOKEN"], &v);
+    put(
+        r,
+        d,
+        "gitlab_token",
+        positive,
+        &["GITLAB_TOKEN", "private_token", "CI_JOB_TOKEN"],
+        &v,
+    );
 }
 
 fn slack(r: &mut Rng, d: &mut Doc, positive: bool) {
     let v = if positive {
         if r.chance(60) {
-            format!("xoxb-{}-{}-{}", r.digits(12), r.digits(13), r.string(24, ALNUM))
+            format!(
+                "xoxb-{}-{}-{}",
+                r.digits(12),
+                r.digits(13),
+                r.string(24, ALNUM)
+            )
         } else {
-            format!("xoxp-{}-{}-{}-{}", r.digits(11), r.digits(11), r.digits(12), r.string(32, HEX))
+            format!(
+                "xoxp-{}-{}-{}-{}",
+                r.digits(11),
+                r.digits(11),
+                r.digits(12),
+                r.string(32, HEX)
+            )
         }
     } else {
         match r.below(3) {
             0 => "xoxb-your-bot-token".to_owned(),
             1 => format!("xoxb-{}-{}", r.digits(3), r.digits(3)),
-            _ => format!("xoxz-{}-{}-{}", r.digits(12), r.digits(13), r.string(24, ALNUM)),
+            _ => format!(
+                "xoxz-{}-{}-{}",
+                r.digits(12),
+                r.digits(13),
+                r.string(24, ALNUM)
+            ),
         }
     };
-    put(r, d, "slack_token", positive, &["SLACK_BOT_TOKEN", "slack_token", "token"], &v);
+    put(
+        r,
+        d,
+        "slack_token",
+        positive,
+        &["SLACK_BOT_TOKEN", "slack_token", "token"],
+        &v,
+    );
 }
 
 fn slack_webhook(r: &mut Rng, d: &mut Doc, positive: bool) {
@@ -393,12 +498,25 @@ fn slack_webhook(r: &mut Rng, d: &mut Doc, positive: bool) {
         )
     } else {
         match r.below(3) {
-            0 => "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX".to_owned(),
+            0 => "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
+                .to_owned(),
             1 => "https://api.slack.com/messaging/webhooks".to_owned(),
-            _ => format!("https://hooks.slack.com/services/T{}/B{}/{}", r.digits(3), r.digits(3), r.string(8, ALNUM)),
+            _ => format!(
+                "https://hooks.slack.com/services/T{}/B{}/{}",
+                r.digits(3),
+                r.digits(3),
+                r.string(8, ALNUM)
+            ),
         }
     };
-    put(r, d, "slack_webhook", positive, &["SLACK_WEBHOOK_URL", "webhook_url", "url"], &v);
+    put(
+        r,
+        d,
+        "slack_webhook",
+        positive,
+        &["SLACK_WEBHOOK_URL", "webhook_url", "url"],
+        &v,
+    );
 }
 
 fn stripe(r: &mut Rng, d: &mut Doc, positive: bool) {
@@ -418,16 +536,29 @@ fn stripe(r: &mut Rng, d: &mut Doc, positive: bool) {
         }
     };
     if r.chance(30) {
-        d.s("Stripe.api_key = \"").v(positive.then_some("stripe_key"), &v).s("\"\n");
+        d.s("Stripe.api_key = \"")
+            .v(positive.then_some("stripe_key"), &v)
+            .s("\"\n");
     } else {
-        put(r, d, "stripe_key", positive, &["STRIPE_SECRET_KEY", "stripe_key", "STRIPE_WEBHOOK_SECRET"], &v);
+        put(
+            r,
+            d,
+            "stripe_key",
+            positive,
+            &["STRIPE_SECRET_KEY", "stripe_key", "STRIPE_WEBHOOK_SECRET"],
+            &v,
+        );
     }
 }
 
 fn openai(r: &mut Rng, d: &mut Doc, positive: bool) {
     let v = if positive {
         match r.below(3) {
-            0 => format!("sk-proj-{}T3BlbkFJ{}", r.string_in(60, 80, B64URL), r.string_in(60, 80, B64URL)),
+            0 => format!(
+                "sk-proj-{}T3BlbkFJ{}",
+                r.string_in(60, 80, B64URL),
+                r.string_in(60, 80, B64URL)
+            ),
             1 => format!("sk-{}T3BlbkFJ{}", r.string(20, ALNUM), r.string(20, ALNUM)),
             _ => format!("sk-svcacct-{}", r.string_in(100, 150, B64URL)),
         }
@@ -438,7 +569,14 @@ fn openai(r: &mut Rng, d: &mut Doc, positive: bool) {
             _ => format!("sk-proj-{}", r.string(10, B64URL)),
         }
     };
-    put(r, d, "openai_key", positive, &["OPENAI_API_KEY", "openai_api_key", "api_key"], &v);
+    put(
+        r,
+        d,
+        "openai_key",
+        positive,
+        &["OPENAI_API_KEY", "openai_api_key", "api_key"],
+        &v,
+    );
 }
 
 fn anthropic(r: &mut Rng, d: &mut Doc, positive: bool) {
@@ -456,7 +594,14 @@ fn anthropic(r: &mut Rng, d: &mut Doc, positive: bool) {
             .v(positive.then_some("anthropic_key"), &v)
             .s("\"\n");
     } else {
-        put(r, d, "anthropic_key", positive, &["ANTHROPIC_API_KEY", "anthropic_key"], &v);
+        put(
+            r,
+            d,
+            "anthropic_key",
+            positive,
+            &["ANTHROPIC_API_KEY", "anthropic_key"],
+            &v,
+        );
     }
 }
 
@@ -471,7 +616,9 @@ fn npm(r: &mut Rng, d: &mut Doc, positive: bool) {
         }
     };
     if r.chance(40) {
-        d.s("//registry.npmjs.org/:_authToken=").v(positive.then_some("npm_token"), &v).s("\n");
+        d.s("//registry.npmjs.org/:_authToken=")
+            .v(positive.then_some("npm_token"), &v)
+            .s("\n");
     } else {
         put(r, d, "npm_token", positive, &["NPM_TOKEN", "npm_token"], &v);
     }
@@ -488,9 +635,18 @@ fn pypi(r: &mut Rng, d: &mut Doc, positive: bool) {
         }
     };
     if r.chance(40) {
-        d.s("[pypi]\nusername = __token__\npassword = ").v(positive.then_some("pypi_token"), &v).s("\n");
+        d.s("[pypi]\nusername = __token__\npassword = ")
+            .v(positive.then_some("pypi_token"), &v)
+            .s("\n");
     } else {
-        put(r, d, "pypi_token", positive, &["TWINE_PASSWORD", "PYPI_TOKEN", "pypi_token"], &v);
+        put(
+            r,
+            d,
+            "pypi_token",
+            positive,
+            &["TWINE_PASSWORD", "PYPI_TOKEN", "pypi_token"],
+            &v,
+        );
     }
 }
 
@@ -504,7 +660,14 @@ fn sendgrid(r: &mut Rng, d: &mut Doc, positive: bool) {
             _ => "SG.<api-key>".to_owned(),
         }
     };
-    put(r, d, "sendgrid_key", positive, &["SENDGRID_API_KEY", "sendgrid_key"], &v);
+    put(
+        r,
+        d,
+        "sendgrid_key",
+        positive,
+        &["SENDGRID_API_KEY", "sendgrid_key"],
+        &v,
+    );
 }
 
 fn twilio(r: &mut Rng, d: &mut Doc, positive: bool) {
@@ -517,7 +680,11 @@ fn twilio(r: &mut Rng, d: &mut Doc, positive: bool) {
             _ => format!("SK{}", r.string(32, UPPER)),
         }
     };
-    let field = if !positive && v.starts_with("AC") { "TWILIO_ACCOUNT_SID" } else { "TWILIO_API_KEY" };
+    let field = if !positive && v.starts_with("AC") {
+        "TWILIO_ACCOUNT_SID"
+    } else {
+        "TWILIO_API_KEY"
+    };
     let label = positive.then_some("twilio_key");
     embed(r, d, label, field, &v, &CRED_PROSE);
 }
@@ -534,7 +701,13 @@ fn private_key(r: &mut Rng, d: &mut Doc, positive: bool) {
             "DSA PRIVATE KEY",
         ])
     } else {
-        *r.pick(&["PUBLIC KEY", "CERTIFICATE", "CERTIFICATE REQUEST", "RSA PRIVATE KEY", "PGP PUBLIC KEY BLOCK"])
+        *r.pick(&[
+            "PUBLIC KEY",
+            "CERTIFICATE",
+            "CERTIFICATE REQUEST",
+            "RSA PRIVATE KEY",
+            "PGP PUBLIC KEY BLOCK",
+        ])
     };
     let escaped = r.chance(25);
     let nl = if escaped { "\\n" } else { "\n" };
@@ -552,11 +725,16 @@ fn private_key(r: &mut Rng, d: &mut Doc, positive: bool) {
     block.push_str(&format!("{nl}-----END {label}-----"));
     let tag = positive.then_some("private_key");
     if escaped {
-        d.s("{\"name\": \"deploy\", \"key\": \"").v(tag, &block).s("\\n\"}");
+        d.s("{\"name\": \"deploy\", \"key\": \"")
+            .v(tag, &block)
+            .s("\\n\"}");
     } else {
         match r.below(3) {
             0 => {
-                d.s("Here is the key:\n\n").v(tag, &block).s("\n\n").s(filler(r));
+                d.s("Here is the key:\n\n")
+                    .v(tag, &block)
+                    .s("\n\n")
+                    .s(filler(r));
             }
             1 => {
                 d.s("```\n").v(tag, &block).s("\n```\n");
@@ -575,7 +753,10 @@ fn b64url(s: &str) -> String {
 fn jwt(r: &mut Rng, d: &mut Doc, positive: bool) {
     let alg = *r.pick(&["HS256", "RS256", "ES256", "PS384"]);
     let header = if r.chance(30) {
-        format!("{{\"alg\":\"{alg}\",\"kid\":\"{}\",\"typ\":\"JWT\"}}", r.string(8, HEX))
+        format!(
+            "{{\"alg\":\"{alg}\",\"kid\":\"{}\",\"typ\":\"JWT\"}}",
+            r.string(8, HEX)
+        )
     } else {
         format!("{{\"alg\":\"{alg}\",\"typ\":\"JWT\"}}")
     };
@@ -589,13 +770,33 @@ fn jwt(r: &mut Rng, d: &mut Doc, positive: bool) {
     );
     let sig_len = if alg == "HS256" { 43 } else { 86 };
     let v = if positive {
-        format!("{}.{}.{}", b64url(&header), b64url(&payload), r.string(sig_len, B64URL))
+        format!(
+            "{}.{}.{}",
+            b64url(&header),
+            b64url(&payload),
+            r.string(sig_len, B64URL)
+        )
     } else {
         match r.below(4) {
             0 => format!("{}.{}", b64url(&header), b64url(&payload)),
-            1 => format!("{}.{}.{}", b64url("{\"typ\":\"JWT\"}"), b64url(&payload), r.string(sig_len, B64URL)),
-            2 => format!("eyJ{}.{}.{}", r.string(20, B64URL), r.string(30, B64URL), r.string(20, B64URL)),
-            _ => format!("{}.{}.{}", b64url(&header), r.string(40, B64URL), r.string(sig_len, B64URL)),
+            1 => format!(
+                "{}.{}.{}",
+                b64url("{\"typ\":\"JWT\"}"),
+                b64url(&payload),
+                r.string(sig_len, B64URL)
+            ),
+            2 => format!(
+                "eyJ{}.{}.{}",
+                r.string(20, B64URL),
+                r.string(30, B64URL),
+                r.string(20, B64URL)
+            ),
+            _ => format!(
+                "{}.{}.{}",
+                b64url(&header),
+                r.string(40, B64URL),
+                r.string(sig_len, B64URL)
+            ),
         }
     };
     let tag = positive.then_some("jwt");
@@ -604,9 +805,18 @@ fn jwt(r: &mut Rng, d: &mut Doc, positive: bool) {
             d.s("Authorization: Bearer ").v(tag, &v).s("\n");
         }
         1 => {
-            d.s("Set-Cookie: session=").v(tag, &v).s("; Path=/; HttpOnly\n");
+            d.s("Set-Cookie: session=")
+                .v(tag, &v)
+                .s("; Path=/; HttpOnly\n");
         }
-        _ => put(r, d, "jwt", positive, &["id_token", "access_token", "jwt"], &v),
+        _ => put(
+            r,
+            d,
+            "jwt",
+            positive,
+            &["id_token", "access_token", "jwt"],
+            &v,
+        ),
     }
 }
 
@@ -626,7 +836,9 @@ fn secret_value(r: &mut Rng) -> String {
         3 => uuid(r),
         4 => {
             // A person-made password: a word, digits, a symbol.
-            let w = capitalize_word(*r.pick(&["summer", "falcon", "orange", "river", "galaxy", "copper", "harbor"]));
+            let w = capitalize_word(r.pick::<&str>(&[
+                "summer", "falcon", "orange", "river", "galaxy", "copper", "harbor",
+            ]));
             let s = char::from(*r.pick(SYMBOLS));
             let dd = r.string_in(3, 4, DIGITS);
             let tail = r.string_in(3, 5, ALNUM);
@@ -677,7 +889,9 @@ fn generic(r: &mut Rng, d: &mut Doc, positive: bool) {
         let label = Some("generic_secret");
         match r.below(9) {
             0 => {
-                d.s(&format!("--{} ", key.replace('_', "-"))).v(label, &v).s("\n");
+                d.s(&format!("--{} ", key.replace('_', "-")))
+                    .v(label, &v)
+                    .s("\n");
             }
             1 => {
                 d.s("X-Api-Key: ").v(label, &v).s("\n");
@@ -693,8 +907,14 @@ fn generic(r: &mut Rng, d: &mut Doc, positive: bool) {
             }
             3 => {
                 // Query values are URL-safe (or percent-encoded).
-                let token = if r.chance(50) { r.string_in(16, 40, ALNUM) } else { uuid(r) };
-                d.s(&format!("https://api.example.net/v2/items?{key}=")).v(label, &token).s("&page=2");
+                let token = if r.chance(50) {
+                    r.string_in(16, 40, ALNUM)
+                } else {
+                    uuid(r)
+                };
+                d.s(&format!("https://api.example.net/v2/items?{key}="))
+                    .v(label, &token)
+                    .s("&page=2");
             }
             4 => {
                 d.s(&format!("{key} = \"")).v(label, &v).s("\"\n");
@@ -717,12 +937,23 @@ fn generic(r: &mut Rng, d: &mut Doc, positive: bool) {
         4 => format!("\"{key}\": \"****************\""),
         5 => format!("{key}: {{{{ .Values.{key} }}}}"),
         6 => format!("{key} = \"your_{key}_here\""),
-        7 => format!("\"{key}\": \"{}\"", r.pick(&["hunter2", "password1", "letmein"])),
+        7 => format!(
+            "\"{key}\": \"{}\"",
+            r.pick(&["hunter2", "password1", "letmein"])
+        ),
         8 => format!("{key} = os.environ[\"{}\"]", key.to_uppercase()),
-        9 => format!("\"token_type\": \"Bearer\", \"expires_in\": {}", r.range(600, 7200)),
+        9 => format!(
+            "\"token_type\": \"Bearer\", \"expires_in\": {}",
+            r.range(600, 7200)
+        ),
         10 => format!("password_min_length: {}", r.range(8, 16)),
-        11 => format!("\"tokenizer\": \"{}\"", r.pick(&["bert-base-uncased", "gpt2-medium-v2", "xlm-roberta-large"])),
-        12 => "The password must contain at least 12 characters, one digit and one symbol.".to_owned(),
+        11 => format!(
+            "\"tokenizer\": \"{}\"",
+            r.pick(&["bert-base-uncased", "gpt2-medium-v2", "xlm-roberta-large"])
+        ),
+        12 => {
+            "The password must contain at least 12 characters, one digit and one symbol.".to_owned()
+        }
         _ => format!("{key}: correct horse battery staple"),
     };
     d.s(filler(r)).s("\n").s(&near).s("\n");

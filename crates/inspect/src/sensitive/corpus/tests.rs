@@ -46,7 +46,14 @@ fn every_type_reaches_95_percent_precision_and_recall() {
                 .iter()
                 .filter(|m| m.family == family)
                 .take(3)
-                .map(|m| format!("  {} {:?} in {:?}", m.what, &m.text[m.span.start..m.span.end], m.text))
+                .map(|m| {
+                    format!(
+                        "  {} {:?} in {:?}",
+                        m.what,
+                        &m.text[m.span.start..m.span.end],
+                        m.text
+                    )
+                })
                 .collect();
             failures.push(format!(
                 "{family}: precision {:.3} recall {:.3}\n{}",
@@ -56,5 +63,10 @@ fn every_type_reaches_95_percent_precision_and_recall() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{}\n\n{}", failures.join("\n"), markdown(&table));
+    assert!(
+        failures.is_empty(),
+        "{}\n\n{}",
+        failures.join("\n"),
+        markdown(&table)
+    );
 }

@@ -34,8 +34,16 @@ const B62: &str = "Zq8Xk2Lm9Pn4Rs7Tv1Wy3Ab5Cd6Ef0GhIjKoMnOpQrStUvWxYz";
 
 #[test]
 fn aws_access_key_ids_have_sixteen_characters() {
-    one("key AKIAZ7Q2L4M9N8P3R6ST end", "aws_access_key", "AKIAZ7Q2L4M9N8P3R6ST");
-    one("\"ASIAY3K8W2Q9E5R7T1UP\"", "aws_access_key", "ASIAY3K8W2Q9E5R7T1UP");
+    one(
+        "key AKIAZ7Q2L4M9N8P3R6ST end",
+        "aws_access_key",
+        "AKIAZ7Q2L4M9N8P3R6ST",
+    );
+    one(
+        "\"ASIAY3K8W2Q9E5R7T1UP\"",
+        "aws_access_key",
+        "ASIAY3K8W2Q9E5R7T1UP",
+    );
     none("AKIAZ7Q2L4M9N8P3R6S");
     none("AKIAZ7Q2L4M9N8P3R6STU");
     none("AKIAIOSFODNN7EXAMPLE");
@@ -54,7 +62,11 @@ fn github_gitlab_npm_and_pypi_tokens() {
     let glpat = format!("glpat-{}", &B62[..20]);
     one(&format!("'{glpat}'"), "gitlab_token", &glpat);
     let npm = format!("npm_{}", &B62[..36]);
-    one(&format!("//registry.npmjs.org/:_authToken={npm}"), "npm_token", &npm);
+    one(
+        &format!("//registry.npmjs.org/:_authToken={npm}"),
+        "npm_token",
+        &npm,
+    );
     let pypi = format!("pypi-AgEIcHlwaS5vcmc{}", &format!("{B62}{B62}")[..60]);
     one(&format!("password = {pypi}"), "pypi_token", &pypi);
 }
@@ -91,7 +103,11 @@ fn openai_anthropic_google_keys() {
     one(&format!("?key={gcp}&q=1"), "gcp_api_key", &gcp);
     none(&format!("AIza{}", &B62[..34]));
     let oauth = format!("GOCSPX-{}", &B62[..28]);
-    one(&format!("\"client_secret\":\"{oauth}\""), "google_oauth_secret", &oauth);
+    one(
+        &format!("\"client_secret\":\"{oauth}\""),
+        "google_oauth_secret",
+        &oauth,
+    );
 }
 
 #[test]
@@ -104,22 +120,31 @@ fn azure_keys_and_connection_strings() {
     one(&format!("AccountKey={key}"), "azure_storage_key", &key);
     none(&format!("AccountKey={}==", &B62[..40]));
     let secret = "abC8Q~dEfGhIjKlMnOpQrStUvWxYz0123456789a";
-    one(&format!("client secret {secret} "), "azure_client_secret", secret);
+    one(
+        &format!("client secret {secret} "),
+        "azure_client_secret",
+        secret,
+    );
     none("abC8Q~short");
 }
 
 #[test]
 fn private_key_blocks_complete_escaped_and_truncated() {
     let body = format!("{B62}{B62}").chars().take(64).collect::<String>();
-    let pem = format!(
-        "-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\n-----END RSA PRIVATE KEY-----"
-    );
+    let pem =
+        format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\n-----END RSA PRIVATE KEY-----");
     one(&format!("key:\n{pem}\nrest"), "private_key", &pem);
     let escaped = format!("-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----");
-    one(&format!("{{\"k\": \"{escaped}\\n\"}}"), "private_key", &escaped);
+    one(
+        &format!("{{\"k\": \"{escaped}\\n\"}}"),
+        "private_key",
+        &escaped,
+    );
     let cut = format!("-----BEGIN OPENSSH PRIVATE KEY-----\n{body}\n{body}");
     one(&cut, "private_key", &cut);
-    none(&format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----"));
+    none(&format!(
+        "-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----"
+    ));
     none("-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----");
 }
 
@@ -133,8 +158,16 @@ fn jwts_must_decode_to_json_with_an_alg() {
         &B62[..43]
     );
     one(&format!("Authorization: Bearer {jwt}"), "jwt", &jwt);
-    none(&format!("{}.{}", b64(r#"{"alg":"HS256"}"#), b64(r#"{"a":1}"#)));
-    none(&format!("{}.{}.sig", b64(r#"{"typ":"JWT"}"#), b64(r#"{"a":1}"#)));
+    none(&format!(
+        "{}.{}",
+        b64(r#"{"alg":"HS256"}"#),
+        b64(r#"{"a":1}"#)
+    ));
+    none(&format!(
+        "{}.{}.sig",
+        b64(r#"{"typ":"JWT"}"#),
+        b64(r#"{"a":1}"#)
+    ));
     none("eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln");
 }
 
@@ -145,6 +178,9 @@ fn service_account_key_files_need_a_private_key() {
         "{{\n  \"type\": \"service_account\",\n  \"project_id\": \"p\",\n  \"private_key_id\": \"abc\",\n  \"private_key\": \"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----\\n\",\n  \"client_email\": \"x@p.iam.gserviceaccount.com\"\n}}"
     );
     let hits = found(&sa);
-    assert!(hits.iter().any(|(k, _)| k == "gcp_service_account"), "{hits:?}");
+    assert!(
+        hits.iter().any(|(k, _)| k == "gcp_service_account"),
+        "{hits:?}"
+    );
     none("{\"type\": \"service_account\", \"project_id\": \"p\"}");
 }

@@ -51,7 +51,11 @@ pub(super) fn phone(
 /// three or more digits before or after it, set off the way its own groups are.
 fn embedded(c: &Cluster, k: usize, e: usize) -> bool {
     let inner = if e > k + 1 { c.seps[k + 1] } else { Sep::Space };
-    let inner = if inner == Sep::Close { Sep::Space } else { inner };
+    let inner = if inner == Sep::Close {
+        Sep::Space
+    } else {
+        inner
+    };
     let before = k > 0 && c.seps[k] == inner && c.groups[k - 1].len() >= 3;
     let after = e < c.n && c.seps[e] == inner && c.groups[e].len() >= 3;
     before || after
@@ -60,7 +64,10 @@ fn embedded(c: &Cluster, k: usize, e: usize) -> bool {
 /// Whether the cluster starts with the `00` international prefix and a code.
 fn starts_with_00(bytes: &[u8], c: &Cluster) -> bool {
     let g = c.groups[0];
-    (3..=5).contains(&g.len()) && c.n > 1 && bytes[g.start..].starts_with(b"00") && bytes[g.start + 2] != b'0'
+    (3..=5).contains(&g.len())
+        && c.n > 1
+        && bytes[g.start..].starts_with(b"00")
+        && bytes[g.start + 2] != b'0'
 }
 
 /// `+CC …` or `00CC …`.
@@ -204,11 +211,16 @@ fn trunk(bytes: &[u8], c: &Cluster, k: usize) -> Option<(usize, f32, &'static st
     }
     // Groups of three or more digits (`020 7946 0958`, `090-1234-5678`), or
     // the French pairs (`06 12 34 56 78`).
-    let pairs = first.len() == 2 && k + 5 <= c.n && c.groups[k + 1..k + 5].iter().all(|g| g.len() == 2);
+    let pairs =
+        first.len() == 2 && k + 5 <= c.n && c.groups[k + 1..k + 5].iter().all(|g| g.len() == 2);
     let mut total = first.len();
     for e in k + 1..c.n.min(k + 6) {
         let g = c.groups[e];
-        let size_ok = if pairs { g.len() == 2 } else { (3..=8).contains(&g.len()) };
+        let size_ok = if pairs {
+            g.len() == 2
+        } else {
+            (3..=8).contains(&g.len())
+        };
         if g.paren || c.seps[e] != sep || !size_ok {
             return None;
         }
