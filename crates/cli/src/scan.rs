@@ -34,8 +34,7 @@ pub fn run(
     let text = if file.as_os_str() == "-" {
         crate::read_stdin()?
     } else {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("reading `{}`", file.display()))?;
+        let bytes = std::fs::read(file).with_context(|| format!("reading `{}`", file.display()))?;
         String::from_utf8(bytes).map_err(|e| {
             anyhow::anyhow!(
                 "`{}` is not UTF-8 text (invalid byte at offset {})",
@@ -88,9 +87,10 @@ pub fn run(
 /// characters); injections are quoted, since their wording is the evidence.
 fn describe(f: &Finding, text: &str) -> String {
     let excerpt = text.get(f.span.start..f.span.end).unwrap_or("");
-    let (kind, shown) = match &f.kind {
-        FindingKind::PromptInjection => ("prompt_injection".to_owned(), quote(excerpt, 100)),
-        FindingKind::Sensitive(t) => (format!("sensitive.{t}"), mask(excerpt)),
+    let kind = f.kind.to_string();
+    let shown = match &f.kind {
+        FindingKind::PromptInjection => quote(excerpt, 100),
+        FindingKind::Sensitive(_) => mask(excerpt),
     };
     let digest = f
         .digest

@@ -103,13 +103,7 @@ pub fn router(
     let pins = config
         .mcp
         .as_ref()
-        .map(|_| {
-            let pins = zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()));
-            Arc::new(match pipeline.inspector() {
-                Some(i) => pins.with_inspector(Arc::clone(i)),
-                None => pins,
-            })
-        });
+        .map(|_| Arc::new(zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()))));
     let state = AppState {
         pipeline,
         config: Arc::new(config),

@@ -98,7 +98,12 @@ fn train(data: &[Example]) -> anyhow::Result<Model> {
         train.len() as f32 / (2.0 * neg as f32),
     );
     eprintln!("train: {pos} malicious, {neg} benign");
-    let env = |k: &str, d: f32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: f32| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
     let mut t = Trainer::new(env("ZT4AI_TRAIN_RATE", RATE), env("ZT4AI_TRAIN_L2", L2));
     let epochs = env("ZT4AI_TRAIN_EPOCHS", EPOCHS as f32) as usize;
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -137,8 +142,7 @@ fn train(data: &[Example]) -> anyhow::Result<Model> {
         .get(idx.min(benign.len().saturating_sub(1)))
         .copied()
         .unwrap_or(0.5)
-        .max(0.05)
-        .min(0.99);
+        .clamp(0.05, 0.99);
     // Just above the quantile, so that at most DEV_FPR of dev benign texts reach it.
     model.calibrate(a, b, next_up(threshold));
     eprintln!(
@@ -187,7 +191,9 @@ fn report(data: &[Example], model: Model, split: &str) {
         DEV_FPR * 100.0
     );
     let benign: Vec<usize> = (0..scored.len()).filter(|&i| !scored[i].label).collect();
-    println!("| test set | malicious | benign | ROC AUC | TPR at 1% FPR | TPR at threshold | FPR at threshold | patterns only: TPR / FPR |");
+    println!(
+        "| test set | malicious | benign | ROC AUC | TPR at 1% FPR | TPR at threshold | FPR at threshold | patterns only: TPR / FPR |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for kind in ["indirect", "direct"] {
         let mal: Vec<usize> = (0..scored.len())

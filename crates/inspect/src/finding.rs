@@ -72,14 +72,47 @@ impl Via {
 }
 
 /// The kind of a finding: prompt injection, or one type of sensitive data.
+/// Written `prompt_injection` or `sensitive.<type>` (as in verdicts and audit
+/// records).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "String", try_from = "String")]
 pub enum FindingKind {
     /// Instructions aimed at the model: a direct jailbreak or an injection
     /// hidden in content.
     PromptInjection,
     /// Sensitive data of the named type (`email`, `payment_card`, `aws_access_key`, …).
     Sensitive(String),
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FindingKind::PromptInjection => f.write_str("prompt_injection"),
+            FindingKind::Sensitive(t) => write!(f, "sensitive.{t}"),
+        }
+    }
+}
+
+impl From<FindingKind> for String {
+    fn from(k: FindingKind) -> String {
+        k.to_string()
+    }
+}
+
+impl TryFrom<String> for FindingKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if s == "prompt_injection" {
+            return Ok(FindingKind::PromptInjection);
+        }
+        match s.strip_prefix("sensitive.") {
+            Some(t) if !t.is_empty() => Ok(FindingKind::Sensitive(t.to_owned())),
+            _ => Err(format!(
+                "unknown finding kind `{s}`, expected `prompt_injection` or `sensitive.<type>`"
+            )),
+        }
+    }
 }
 
 /// One finding.

@@ -49,7 +49,10 @@ impl Inspector {
     /// The inspector an inventory asks for: the built-in model (at the
     /// inventory's threshold, if it sets one) and its dictionaries. `key` keys
     /// the hashes that findings carry instead of the values they found.
-    pub fn from_inventory(inspection: &Inspection, key: [u8; 32]) -> Result<Inspector, InspectError> {
+    pub fn from_inventory(
+        inspection: &Inspection,
+        key: [u8; 32],
+    ) -> Result<Inspector, InspectError> {
         let mut injection = InjectionDetector::builtin()?;
         if let Some(t) = inspection.injection_threshold {
             injection = injection.with_threshold(t);

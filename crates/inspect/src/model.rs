@@ -472,6 +472,9 @@ mod tests {
         }
         let scored: Vec<_> = data.iter().map(|(f, y)| (m.raw(f), *y)).collect();
         let (a, b) = fit_platt(&scored);
-        assert!(a < 0.0, "higher raw scores must mean higher probability: {a} {b}");
+        assert!(
+            a < 0.0,
+            "higher raw scores must mean higher probability: {a} {b}"
+        );
     }
 }

@@ -343,7 +343,9 @@ impl McpGateway {
             tracing::error!(tool = %name, error = %e, "redaction failed; the call is not sent");
             return Err(ErrorData::new(
                 DENIED,
-                format!("`{name}`: sensitive data could not be redacted ({e}); the call is not sent"),
+                format!(
+                    "`{name}`: sensitive data could not be redacted ({e}); the call is not sent"
+                ),
                 None,
             ));
         }
@@ -541,7 +543,9 @@ fn redact(
                 || !text.is_char_boundary(start)
                 || !text.is_char_boundary(end)
             {
-                result = Err(format!("span {start}..{end} is not in argument `{pointer}`"));
+                result = Err(format!(
+                    "span {start}..{end} is not in argument `{pointer}`"
+                ));
                 break;
             }
             text.replace_range(start..end, &format!("[REDACTED:{}]", kinds.join(",")));

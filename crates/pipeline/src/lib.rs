@@ -469,8 +469,13 @@ impl Pipeline {
 
     /// Inspects the string values of a tool call's arguments: every finding is
     /// added to `findings`; the sensitive ones are returned with where they are.
-    fn inspect_arguments(&self, req: &ActionRequest, findings: &mut Vec<Finding>) -> Vec<Sensitive> {
-        let (Some(inspector), Action::CallTool { tool, arguments }) = (&self.inspector, &req.action)
+    fn inspect_arguments(
+        &self,
+        req: &ActionRequest,
+        findings: &mut Vec<Finding>,
+    ) -> Vec<Sensitive> {
+        let (Some(inspector), Action::CallTool { tool, arguments }) =
+            (&self.inspector, &req.action)
         else {
             return Vec::new();
         };
@@ -499,7 +504,10 @@ impl Pipeline {
         let mut sensitive = Vec::new();
         for (pointer, text) in values {
             let is_bound = bound.iter().any(|b| {
-                pointer == *b || pointer.strip_prefix(b.as_str()).is_some_and(|r| r.starts_with('/'))
+                pointer == *b
+                    || pointer
+                        .strip_prefix(b.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
             });
             let detectors = if is_bound {
                 Detectors::Injection
@@ -841,7 +849,11 @@ fn content_label<'a>(values: impl Iterator<Item = &'a Sensitive>) -> SessionLabe
 }
 
 /// Every string in `value` with its JSON pointer (RFC 6901), depth first.
-fn strings<'a>(value: &'a serde_json::Value, pointer: &mut String, out: &mut Vec<(String, &'a str)>) {
+fn strings<'a>(
+    value: &'a serde_json::Value,
+    pointer: &mut String,
+    out: &mut Vec<(String, &'a str)>,
+) {
     match value {
         serde_json::Value::String(s) => out.push((pointer.clone(), s)),
         serde_json::Value::Array(items) => {
@@ -869,12 +881,11 @@ fn strings<'a>(value: &'a serde_json::Value, pointer: &mut String, out: &mut Vec
 /// A core finding (as verdicts, policies and audit records see it) of an
 /// inspector finding at `location`.
 fn finding_of(f: &zt4ai_inspect::Finding, location: &str) -> Finding {
-    let kind = match &f.kind {
-        zt4ai_inspect::FindingKind::PromptInjection => PROMPT_INJECTION.to_owned(),
-        zt4ai_inspect::FindingKind::Sensitive(t) => format!("{SENSITIVE_PREFIX}{t}"),
-    };
+    // INVARIANT: an inspector kind's text is `prompt_injection` or
+    // `sensitive.<type>`, the names verdicts and policies use.
+    debug_assert!(PROMPT_INJECTION == "prompt_injection" && SENSITIVE_PREFIX == "sensitive.");
     Finding {
-        kind,
+        kind: f.kind.to_string(),
         location: Some(format!(
             "{location} {}..{} ({}, {}, {:.2})",
             f.span.start,

@@ -481,7 +481,10 @@ fn card_number_in_a_mail_to_an_external_domain_is_denied_and_to_staff_allowed() 
     let v = p.decide(&exec(mail_body("cfo@acme.example", &body)));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
     // A Luhn-invalid near-miss is not a card: nothing to stop.
-    let v = p.decide(&exec(mail_body("ceo@rival.example", "order 4111 1111 1111 1112")));
+    let v = p.decide(&exec(mail_body(
+        "ceo@rival.example",
+        "order 4111 1111 1111 1112",
+    )));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
 }
 
@@ -501,7 +504,10 @@ fn redact_mode_sends_with_the_value_cut_and_says_so() {
         mail_body("ceo@rival.example", &body),
     ));
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
-    assert!(v.policies.contains(&"zt4ai.inspect.sensitive_egress".to_owned()));
+    assert!(
+        v.policies
+            .contains(&"zt4ai.inspect.sensitive_egress".to_owned())
+    );
     assert!(v.reasons[0].message.contains("redacted"), "{:?}", v.reasons);
     let cuts: Vec<_> = v
         .obligations
@@ -524,10 +530,17 @@ fn redact_mode_sends_with_the_value_cut_and_says_so() {
     // A session that already holds confidential data is still denied by the
     // flow guard: redaction only lifts what the content itself carries.
     let exec = |a| req("alice", &["report-agent"], "redact2", a);
-    assert!(p.decide(&exec(tool("crm.query", json!({"table": "customers"})))).is_allowed());
+    assert!(
+        p.decide(&exec(tool("crm.query", json!({"table": "customers"}))))
+            .is_allowed()
+    );
     let v = p.decide(&exec(mail_body("ceo@rival.example", &body)));
     assert_eq!(v.decision, Decision::Deny);
-    assert!(v.policies.contains(&"zt4ai.flow.send".to_owned()), "{:?}", v.policies);
+    assert!(
+        v.policies.contains(&"zt4ai.flow.send".to_owned()),
+        "{:?}",
+        v.policies
+    );
 }
 
 #[test]
@@ -564,11 +577,20 @@ async fn injected_tool_output_makes_the_session_untrusted_and_a_later_send_is_he
                 && f.via == zt4ai_inspect::Via::HtmlComment),
         "{found:?}"
     );
-    let label = p.store().lock(&SessionId::new("page").unwrap()).unwrap().label().clone();
+    let label = p
+        .store()
+        .lock(&SessionId::new("page").unwrap())
+        .unwrap()
+        .label()
+        .clone();
     assert_eq!(label.integrity, Integrity::Untrusted);
     let v = p.enforce(&exec(mail("board@acme.example")), "mcp").await;
     assert_eq!(v.decision, Decision::RequireApproval, "{:?}", v.reasons);
-    assert!(v.policies.contains(&"zt4ai.integrity.egress".to_owned()), "{:?}", v.policies);
+    assert!(
+        v.policies.contains(&"zt4ai.integrity.egress".to_owned()),
+        "{:?}",
+        v.policies
+    );
     drop(log);
     let recs = records(&dir);
     let absorbed = recs
@@ -579,7 +601,12 @@ async fn injected_tool_output_makes_the_session_untrusted_and_a_later_send_is_he
         })
         .expect("the absorbed output is recorded");
     assert_eq!(absorbed.policies, ["zt4ai.inspect.output"]);
-    assert!(absorbed.findings.iter().any(|f| f.kind == "prompt_injection"));
+    assert!(
+        absorbed
+            .findings
+            .iter()
+            .any(|f| f.kind == "prompt_injection")
+    );
 }
 
 #[tokio::test]
@@ -594,7 +621,12 @@ async fn sensitive_tool_output_raises_the_label_and_findings_keep_only_a_hash() 
     let text = format!("Payroll contact 123-45-6789; deploy key {secret}");
     let found = p.absorb_output(&search, "mcp", &[&text]).await.unwrap();
     assert!(found.len() >= 2, "{found:?}");
-    let label = p.store().lock(&SessionId::new("ssn").unwrap()).unwrap().label().clone();
+    let label = p
+        .store()
+        .lock(&SessionId::new("ssn").unwrap())
+        .unwrap()
+        .label()
+        .clone();
     assert_eq!(label.confidentiality, Label::HighlyConfidential);
     assert_eq!(label.integrity, Integrity::Trusted);
     // Now a mail outside is a flow violation.
@@ -604,27 +636,48 @@ async fn sensitive_tool_output_raises_the_label_and_findings_keep_only_a_hash() 
     let mut raw = std::fs::read(dir.path().join("zt4ai.db")).unwrap();
     raw.extend(std::fs::read(dir.path().join("zt4ai.db-wal")).unwrap_or_default());
     let hay = String::from_utf8_lossy(&raw);
-    assert!(!hay.contains(secret) && !hay.contains("123-45-6789"), "a secret reached the database");
+    assert!(
+        !hay.contains(secret) && !hay.contains("123-45-6789"),
+        "a secret reached the database"
+    );
     let recs = records(&dir);
     let hashes: Vec<_> = recs
         .iter()
         .filter_map(|r| match &r.event {
-            zt4ai_audit::Event::Decision(d) => Some(d.findings.iter().filter_map(|f| f.hash.clone())),
+            zt4ai_audit::Event::Decision(d) => {
+                Some(d.findings.iter().filter_map(|f| f.hash.clone()))
+            }
             _ => None,
         })
         .flatten()
         .collect();
-    assert!(hashes.len() >= 2 && hashes.iter().all(|h| h.len() == 32), "{hashes:?}");
+    assert!(
+        hashes.len() >= 2 && hashes.iter().all(|h| h.len() == 32),
+        "{hashes:?}"
+    );
 }
 
 #[test]
 fn clean_output_writes_nothing() {
     let p = inspecting(INVENTORY);
-    let r = req("alice", &["report-agent"], "clean", tool("wiki.search", json!({"q": "x"})));
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let r = req(
+        "alice",
+        &["report-agent"],
+        "clean",
+        tool("wiki.search", json!({"q": "x"})),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let found = rt
         .block_on(p.absorb_output(&r, "mcp", &["The canteen opens at 8."]))
         .unwrap();
     assert!(found.is_empty());
-    assert!(p.store().lock(&SessionId::new("clean").unwrap()).unwrap().owner().is_none());
+    assert!(
+        p.store()
+            .lock(&SessionId::new("clean").unwrap())
+            .unwrap()
+            .owner()
+            .is_none()
+    );
 }

@@ -1043,7 +1043,10 @@ impl Resolver<'_> {
                 self.error(format!("{at}.terms[{j}]"), "a term is empty".to_owned());
             }
             if d.terms.is_empty() {
-                self.error(format!("{at}.terms"), "a dictionary needs at least one term".to_owned());
+                self.error(
+                    format!("{at}.terms"),
+                    "a dictionary needs at least one term".to_owned(),
+                );
             }
             dictionaries.push(Dictionary {
                 name: d.name,

@@ -501,7 +501,10 @@ async fn a_card_number_in_a_mail_outside_is_denied_or_redacted() {
             .unwrap_err(),
     );
     assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
-    assert_eq!(e.data.unwrap()["policies"][0], "zt4ai.inspect.sensitive_egress");
+    assert_eq!(
+        e.data.unwrap()["policies"][0],
+        "zt4ai.inspect.sensitive_egress"
+    );
     assert!(bodies.lock().unwrap().is_empty());
     client.cancel().await.unwrap();
     s.stop().await;

@@ -166,6 +166,11 @@ pub(super) fn cluster_at(bytes: &[u8], p: usize, out: &mut Vec<Hit>) -> usize {
     {
         return first_end;
     }
+    // An ISO 8601 date (`2024-05-14`, in nearly every log line and JSON
+    // record) holds none of the types.
+    if first_end - p == 4 && iso_date(bytes, p) {
+        return p + 10;
+    }
     let c = parse(bytes, p);
     if c.n == 0 {
         return p + 1;
@@ -196,6 +201,24 @@ pub(super) fn cluster_at(bytes: &[u8], p: usize, out: &mut Vec<Hit>) -> usize {
         }
     }
     c.window_end(c.n)
+}
+
+/// Whether `yyyy-mm-dd` (19xx or 20xx, not followed by another digit) starts at `p`.
+fn iso_date(bytes: &[u8], p: usize) -> bool {
+    let Some(d) = bytes.get(p..p + 10) else {
+        return false;
+    };
+    let digit = |i: usize| d[i].is_ascii_digit();
+    (d.starts_with(b"19") || d.starts_with(b"20"))
+        && digit(2)
+        && digit(3)
+        && d[4] == b'-'
+        && digit(5)
+        && digit(6)
+        && d[7] == b'-'
+        && digit(8)
+        && digit(9)
+        && !bytes.get(p + 10).is_some_and(u8::is_ascii_digit)
 }
 
 /// Parses the cluster at `p` (a digit, or `+`/`(` before a digit).
