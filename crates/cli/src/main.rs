@@ -160,7 +160,7 @@ enum Command {
         /// Tools.
         #[arg(long, default_value_t = 1000)]
         tools: usize,
-        /// Custom policies (the 15 baseline guards come on top).
+        /// Custom policies (the 16 baseline guards come on top).
         #[arg(long, default_value_t = 185)]
         custom_policies: usize,
         /// Requests in the mix.
@@ -997,9 +997,16 @@ fn admin_token(dir: &std::path::Path) -> Result<(String, String)> {
         return Ok((t.trim().to_owned(), "$ZT4AI_ADMIN_TOKEN".into()));
     }
     let path = dir.join(ADMIN_TOKEN_FILE);
+    let token = secret_file(&path)?;
+    Ok((token, path.display().to_string()))
+}
+
+/// The secret kept in `path`, created (owner-only, 0600) with a fresh random
+/// secret if the file does not exist yet.
+pub(crate) fn secret_file(path: &std::path::Path) -> Result<String> {
     if !path.exists() {
         use std::io::Write as _;
-        let token = zt4ai_identity::new_secret()?;
+        let secret = zt4ai_identity::new_secret()?;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -1008,13 +1015,13 @@ fn admin_token(dir: &std::path::Path) -> Result<(String, String)> {
             opts.mode(0o600);
         }
         let mut f = opts
-            .open(&path)
+            .open(path)
             .with_context(|| format!("creating `{}`", path.display()))?;
-        f.write_all(token.as_bytes())?;
+        f.write_all(secret.as_bytes())?;
     }
-    let token =
-        std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
-    Ok((token.trim().to_owned(), path.display().to_string()))
+    let secret =
+        std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))?;
+    Ok(secret.trim().to_owned())
 }
 
 fn existing_store(data_dir: &std::path::Path) -> Result<SessionStore> {

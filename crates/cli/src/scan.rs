@@ -132,27 +132,10 @@ fn mask(s: &str) -> String {
 /// `inspect.key` in the data directory, created (0600) on first use.
 pub fn key(dir: &Path) -> Result<[u8; 32]> {
     use sha2::Digest as _;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory `{}`", dir.display()))?;
     let path: PathBuf = dir.join(KEY_FILE);
-    if !path.exists() {
-        use std::io::Write as _;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the data directory `{}`", dir.display()))?;
-        let secret = zt4ai_identity::new_secret()?;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts
-            .open(&path)
-            .with_context(|| format!("creating `{}`", path.display()))?;
-        f.write_all(secret.as_bytes())?;
-    }
-    let secret =
-        std::fs::read_to_string(&path).with_context(|| format!("reading `{}`", path.display()))?;
-    let secret = secret.trim();
+    let secret = crate::secret_file(&path)?;
     anyhow::ensure!(
         secret.len() >= 32,
         "`{}` holds {} characters; the finding-hash key needs at least 32",

@@ -3,8 +3,8 @@
 //!
 //! A text is first turned into its views ([`crate::normalize::views`]): the
 //! normalised text, hidden markup and decoded payloads. Each view is cut into
-//! windows of at most [`WINDOW`] bytes (overlapping by half), and each window
-//! is scored:
+//! windows of at most [`WINDOW`] bytes (overlapping by [`OVERLAP`]), and each
+//! window is scored:
 //!
 //! - the **pattern tier** looks for the phrasing injections rely on: overriding
 //!   earlier instructions, addressing the model, role changes, chat-template
@@ -31,6 +31,10 @@ use crate::{Finding, FindingKind, Span};
 
 /// The largest window scored at once, in bytes of a view.
 pub const WINDOW: usize = 2048;
+
+/// How much successive windows overlap: a phrase up to this long lies whole
+/// in at least one window.
+pub const OVERLAP: usize = 512;
 
 /// The committed model, trained by `scripts/train-injection`.
 static BUILTIN: &[u8] = include_bytes!("../model/injection.bin");
@@ -392,10 +396,15 @@ impl InjectionDetector {
     /// The findings in `text`: at most one per view window at or above the
     /// threshold, the best first.
     pub fn scan(&self, text: &str) -> Vec<Finding> {
+        self.scan_views(&normalize::views(text))
+    }
+
+    /// [`Self::scan`] over views already made.
+    pub fn scan_views(&self, views: &[View]) -> Vec<Finding> {
         let mut out = Vec::new();
         let mut scratch = Scratch::default();
-        for view in normalize::views(text) {
-            self.scan_view(&view, &mut scratch, &mut out);
+        for view in views {
+            self.scan_view(view, &mut scratch, &mut out);
         }
         out.sort_by(|a, b| b.score.total_cmp(&a.score));
         out
@@ -405,25 +414,28 @@ impl InjectionDetector {
     /// detector's score of the whole text (what the benchmarks rank by).
     pub fn score(&self, text: &str) -> f32 {
         let mut scratch = Scratch::default();
-        normalize::views(text)
-            .iter()
-            .flat_map(|v| {
-                windows(&v.text)
-                    .map(|(s, e)| self.window(&v.text[s..e], &mut scratch).0)
-                    .collect::<Vec<_>>()
-            })
-            .fold(0.0, f32::max)
+        let mut best = 0f32;
+        for v in normalize::views(text) {
+            let hits = pattern_hits(&v.text);
+            for (s, e) in windows(&v.text) {
+                best = best.max(self.window(&v.text, s, e, &hits, &mut scratch).0);
+            }
+        }
+        best
     }
 
     fn scan_view(&self, view: &View, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        // Patterns run once over the whole view; each window takes the hits
+        // that lie inside it.
+        let hits = pattern_hits(&view.text);
         for (s, e) in windows(&view.text) {
-            let (p, best) = self.window(&view.text[s..e], scratch);
+            let (p, best) = self.window(&view.text, s, e, &hits, scratch);
             if p < self.threshold {
                 continue;
             }
             let (span, rule) = match best {
                 Some(h) => (
-                    view.original(s + h.start, s + h.end),
+                    view.original(h.start, h.end),
                     format!("pattern:{}", h.pattern),
                 ),
                 None => (view.original(s, e), "model".to_owned()),
@@ -449,11 +461,21 @@ impl InjectionDetector {
         }
     }
 
-    /// The probability of one window and its strongest pattern hit.
-    fn window(&self, text: &str, scratch: &mut Scratch) -> (f32, Option<Hit>) {
-        let hits = pattern_hits(text);
+    /// The probability of the window `s..e` of `view` and its strongest
+    /// pattern hit (`hits` are the whole view's, by position).
+    fn window(
+        &self,
+        view: &str,
+        s: usize,
+        e: usize,
+        hits: &[Hit],
+        scratch: &mut Scratch,
+    ) -> (f32, Option<Hit>) {
+        let text = &view[s..e];
+        let hits: Vec<&Hit> = hits.iter().filter(|h| h.start >= s && h.end <= e).collect();
         let best = hits
             .iter()
+            .copied()
             .max_by(|a, b| confidence(a).total_cmp(&confidence(b)))
             .cloned();
         // A pattern's own confidence counts whatever the model says: the
@@ -493,10 +515,10 @@ fn overlaps(a: Span, b: Span) -> bool {
 }
 
 /// The windows of `text`: the whole text if it fits, else windows of
-/// [`WINDOW`] bytes every half window, cut on character boundaries.
+/// [`WINDOW`] bytes overlapping by [`OVERLAP`], cut on character boundaries.
 pub fn windows(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
     let len = text.len();
-    let step = WINDOW / 2;
+    let step = WINDOW - OVERLAP;
     let mut start = 0usize;
     let mut done = false;
     std::iter::from_fn(move || {

@@ -81,12 +81,14 @@ impl Inspector {
     /// Runs the chosen detectors over `text`: injection findings first (best
     /// first), then sensitive data in order of position.
     pub fn inspect(&self, text: &str, detectors: Detectors) -> Vec<Finding> {
+        // One normalisation for both detectors.
+        let views = normalize::views(text);
         let mut out = Vec::new();
         if detectors != Detectors::Sensitive {
-            out.extend(self.injection.scan(text));
+            out.extend(self.injection.scan_views(&views));
         }
         if detectors != Detectors::Injection {
-            out.extend(self.sensitive_in(text));
+            out.extend(self.sensitive_in(&views));
         }
         out
     }
@@ -99,9 +101,9 @@ impl Inspector {
     /// Sensitive data in every view of `text` (so a card number split by
     /// zero-width characters or base64-encoded is still found), with spans in
     /// the original text and duplicates across views dropped.
-    fn sensitive_in(&self, text: &str) -> Vec<Finding> {
+    fn sensitive_in(&self, views: &[normalize::View]) -> Vec<Finding> {
         let mut out: Vec<Finding> = Vec::new();
-        for view in normalize::views(text) {
+        for view in views {
             for mut f in self.sensitive.scan(&view.text) {
                 f.span = view.original(f.span.start, f.span.end);
                 f.via = view.via;

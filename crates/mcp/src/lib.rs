@@ -506,7 +506,9 @@ fn redact(
             finding: kind,
         } = o
         {
-            let kind = kind.strip_prefix("sensitive.").unwrap_or(kind);
+            let kind = kind
+                .strip_prefix(zt4ai_core::request::SENSITIVE_PREFIX)
+                .unwrap_or(kind);
             by_argument
                 .entry(argument.as_str())
                 .or_default()

@@ -59,7 +59,8 @@ fn fixture() -> Fixture {
         }],
     )
     .unwrap();
-    assert_eq!(engine.policy_ids().len(), 200, "200 policies in all");
+    // 16 baseline guards (15 before `zt4ai.inspect.sensitive_egress`) + 185 custom.
+    assert_eq!(engine.policy_ids().len(), 201, "201 policies in all");
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(&dir.path().join("bench.db")).unwrap();
     let pipeline = Pipeline::new(Arc::new(engine), Arc::new(store));
@@ -149,6 +150,26 @@ fn main() {
             b.iter(|| {
                 i = (i + 1) % REQUESTS;
                 black_box(f.pipeline.decide(&f.requests[i]))
+            })
+        });
+        // The same, with content inspection of the tool calls' arguments (the
+        // synthetic arguments are short: names and addresses).
+        let inspecting = Pipeline::new(
+            Arc::clone(f.pipeline.engine()),
+            Arc::clone(f.pipeline.store()),
+        )
+        .with_inspector(Arc::new(
+            zt4ai_pipeline::inspect::Inspector::from_inventory(
+                &f.pipeline.inventory().inspection,
+                [7; 32],
+            )
+            .unwrap(),
+        ));
+        let mut i = 0;
+        g.bench_function("zt4ai_pipeline_inspecting", |b| {
+            b.iter(|| {
+                i = (i + 1) % REQUESTS;
+                black_box(inspecting.decide(&f.requests[i]))
             })
         });
         let mut i = 0;

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument as _, debug, error, info};
 use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
-use zt4ai_core::request::{Finding, PROMPT_INJECTION, SENSITIVE_PREFIX, bound_values};
+use zt4ai_core::request::{Finding, PROMPT_INJECTION, bound_values};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
     Verdict, unix_now,
@@ -522,7 +522,7 @@ impl Pipeline {
                         pointer: pointer.clone(),
                         start: f.span.start,
                         end: f.span.end,
-                        kind: finding_of(&f, "").kind,
+                        kind: f.kind.to_string(),
                         label,
                         category,
                     });
@@ -616,18 +616,19 @@ impl Pipeline {
                 after.confidentiality
             ));
         }
+        let message = format!("the tool's output carried {}", what.join("; "));
+        info!(session = %req.session, findings = found.len(), reason = %message, "tool output absorbed");
         let verdict = Verdict {
             decision: Decision::Allow,
             reasons: vec![zt4ai_core::Reason {
                 policy: reasons::OUTPUT_FINDINGS.to_owned(),
-                message: format!("the tool's output carried {}", what.join("; ")),
+                message,
             }],
             policies: vec![reasons::OUTPUT_FINDINGS.to_owned()],
             obligations: Vec::new(),
             approval: None,
             session: Some(after),
         };
-        info!(session = %req.session, findings = found.len(), reason = %verdict.reasons[0].message, "tool output absorbed");
         if let Some(log) = &self.audit {
             let mut event = record(
                 req,
@@ -881,9 +882,9 @@ fn strings<'a>(
 /// A core finding (as verdicts, policies and audit records see it) of an
 /// inspector finding at `location`.
 fn finding_of(f: &zt4ai_inspect::Finding, location: &str) -> Finding {
-    // INVARIANT: an inspector kind's text is `prompt_injection` or
-    // `sensitive.<type>`, the names verdicts and policies use.
-    debug_assert!(PROMPT_INJECTION == "prompt_injection" && SENSITIVE_PREFIX == "sensitive.");
+    // INVARIANT: an inspector kind's text is `prompt_injection`
+    // (PROMPT_INJECTION) or `sensitive.<type>` (SENSITIVE_PREFIX), the names
+    // verdicts and policies use; the pipeline tests rely on both.
     Finding {
         kind: f.kind.to_string(),
         location: Some(format!(

@@ -307,3 +307,59 @@ fn every_synthetic_tool_call_carries_the_arguments_its_bindings_need() {
     }
     assert!(calls > 1000, "{calls}");
 }
+
+#[test]
+fn inspection_section_resolves_with_defaults_and_spotlight_modes() {
+    let inv = load(EXAMPLE).unwrap();
+    assert_eq!(inv.inspection, Inspection::default());
+    assert_eq!(
+        inv.tools["web.fetch"].spotlight,
+        Some(SpotlightMode::Delimit)
+    );
+    let text = EXAMPLE
+        .replacen(
+            "destinations:\n",
+            "inspection:\n  injection_threshold: 0.9\n  sensitive_egress: redact\n  dictionaries:\n    - name: customer_name\n      category: customer\n      terms: [Jane Roe, Globex]\n\ndestinations:\n",
+            1,
+        )
+        .replace("spotlight: true", "spotlight: datamark");
+    let inv = load(&text).unwrap();
+    assert_eq!(inv.inspection.injection_threshold, Some(0.9));
+    assert_eq!(inv.inspection.sensitive_egress, SensitiveEgress::Redact);
+    let d = &inv.inspection.dictionaries[0];
+    assert_eq!(
+        (d.name.as_str(), d.category.as_str(), d.label, d.terms.len()),
+        ("customer_name", "customer", Label::Confidential, 2)
+    );
+    assert_eq!(
+        inv.tools["web.fetch"].spotlight,
+        Some(SpotlightMode::Datamark)
+    );
+}
+
+#[test]
+fn inspection_errors_are_located() {
+    let with = |section: &str| {
+        EXAMPLE.replacen("destinations:\n", &format!("{section}\ndestinations:\n"), 1)
+    };
+    let e = only_error(&with("inspection:\n  injection_threshold: 1.5\n"));
+    assert_eq!(e.field, "inspection.injection_threshold");
+    assert!(e.message.contains("`1.5`"), "{}", e.message);
+    let e = only_error(&with(
+        "inspection:\n  dictionaries:\n    - name: Customer Names\n      category: customer\n      terms: [a]\n",
+    ));
+    assert_eq!(e.field, "inspection.dictionaries[0].name");
+    let e = only_error(&with(
+        "inspection:\n  dictionaries:\n    - name: names\n      category: customer\n      terms: []\n",
+    ));
+    assert_eq!(e.field, "inspection.dictionaries[0].terms");
+    let e = only_error(&with("inspection:\n  sensitive_egress: drop\n"));
+    assert!(e.message.contains("drop"), "{}", e.message);
+    let e = only_error(&EXAMPLE.replace("spotlight: true", "spotlight: wrap"));
+    assert!(
+        e.message.contains("`delimit`, `datamark` or `encode`"),
+        "{}",
+        e.message
+    );
+    assert!(e.line > 1, "{e}");
+}
