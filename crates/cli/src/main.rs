@@ -530,11 +530,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .with_context(|| format!("reading `{}`", p.display()))?,
             };
             let req = parse_request(&text)?;
+            // Inspected as the server inspects, with the server's finding key
+            // when there is one.
+            let key = match &data_dir {
+                Some(dir) if dir.join(scan::KEY_FILE).exists() => scan::key(dir)?,
+                _ => scan::ephemeral_key()?,
+            };
             let store = match data_dir {
                 Some(dir) => open_store(&dir)?,
                 None => SessionStore::open_in_memory()?,
             };
-            let pipeline = Pipeline::new(Arc::new(loaded.engine), Arc::new(store));
+            let inspector = zt4ai_pipeline::inspect::Inspector::from_inventory(
+                &loaded.engine.inventory().inspection,
+                key,
+            )
+            .context("loading the content inspector")?;
+            let pipeline = Pipeline::new(Arc::new(loaded.engine), Arc::new(store))
+                .with_inspector(Arc::new(inspector));
             let v = pipeline.decide(&req);
             if json {
                 println!("{}", serde_json::to_string_pretty(&v)?);

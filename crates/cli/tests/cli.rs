@@ -136,6 +136,32 @@ fn decide_reads_stdin_and_explains() {
         stdout.contains("zt4ai.lifecycle.inactive: agent `legacy-bot` is suspended"),
         "{stdout}"
     );
+    // `decide` inspects arguments as the server does: a card number in a mail
+    // to the open internet is stopped by the sensitive-egress guard.
+    let mut child = zt4ai()
+        .arg("decide")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = r#"{"subject": {"type": "agent", "id": "report-agent", "properties": {"user": "alice"}},
+                   "action": {"name": "call_tool"},
+                   "resource": {"type": "tool", "id": "mail.send_email",
+                                "properties": {"arguments": {"to": "x@rival.example", "body": "card 4111 1111 1111 1111"}}},
+                   "context": {"session": "cli-card"}}"#;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("zt4ai.inspect.sensitive_egress"),
+        "{stdout}"
+    );
 }
 
 #[test]
