@@ -616,3 +616,63 @@ fn approval_id(v: &serde_json::Value) -> Result<Option<ApprovalId>, ErrorData> {
         .map(Some)
         .map_err(|e| ErrorData::invalid_params(format!("`_meta.{APPROVAL_META}`: {e}"), None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cut(argument: &str, start: usize, end: usize, finding: &str) -> Obligation {
+        Obligation::Redact {
+            argument: argument.into(),
+            start,
+            end,
+            finding: finding.into(),
+        }
+    }
+
+    fn args(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn redaction_cuts_each_value_and_merges_overlaps() {
+        let body = "card 4111 1111 1111 1111 and key AKIAZ7QXH3LMNB2V4KWP end";
+        let mut a = args(json!({"to": "x@y.example", "body": body, "cc": ["a", "token ghp_x"]}));
+        let obligations = [
+            cut("/body", 33, 53, "sensitive.aws_access_key"),
+            cut("/body", 5, 24, "sensitive.payment_card"),
+            // Overlaps the card: cut as one, both kinds named.
+            cut("/body", 10, 14, "sensitive.phone"),
+            cut("/cc/1", 6, 11, "sensitive.github_token"),
+            Obligation::Spotlight {
+                tool: "t".into(),
+                mode: SpotlightMode::Delimit,
+            },
+        ];
+        redact(&mut a, &obligations).unwrap();
+        assert_eq!(
+            a["body"],
+            "card [REDACTED:payment_card,phone] and key [REDACTED:aws_access_key] end"
+        );
+        assert_eq!(a["cc"][1], "token [REDACTED:github_token]");
+        assert_eq!(a["to"], "x@y.example", "other arguments are untouched");
+    }
+
+    #[test]
+    fn a_redaction_that_cannot_be_applied_fails() {
+        let original = args(json!({"body": "héllo", "n": 3}));
+        for (o, why) in [
+            (cut("/body", 0, 99, "sensitive.x"), "is not in argument"),
+            (cut("/body", 2, 3, "sensitive.x"), "is not in argument"),
+            (cut("/n", 0, 1, "sensitive.x"), "is not a string"),
+            (cut("/missing", 0, 1, "sensitive.x"), "is not a string"),
+        ] {
+            let mut a = original.clone();
+            let e = redact(&mut a, &[o]).unwrap_err();
+            assert!(e.contains(why), "{e}");
+        }
+        let mut a = original.clone();
+        redact(&mut a, &[]).unwrap();
+        assert_eq!(a, original);
+    }
+}
