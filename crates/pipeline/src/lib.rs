@@ -545,9 +545,11 @@ impl Pipeline {
 
     /// Inspects what an allowed tool call returned, before the agent sees it:
     /// a prompt injection makes the session untrusted; sensitive data raises
-    /// its label and categories. The change is durable, and recorded in the
-    /// audit log, before this returns the findings; if either fails, the
-    /// answer is a deny and the output must not be passed on.
+    /// its label and categories. A change is durable, and recorded durably in
+    /// the audit log, before this returns the findings; if either fails, the
+    /// answer is a deny and the output must not be passed on. Findings that
+    /// change nothing (the session already holds that label) are recorded
+    /// without waiting for the record's sync.
     ///
     /// `texts` are the output's text parts, in order.
     pub async fn absorb_output(
@@ -603,6 +605,7 @@ impl Pipeline {
                 ));
             }
         };
+        let changed = after != before;
         let mut what = Vec::new();
         if read.integrity == Integrity::Untrusted {
             what.push("a prompt injection: the session is now untrusted".to_owned());
@@ -642,9 +645,16 @@ impl Pipeline {
             if let Event::Decision(d) = &mut event {
                 d.action = "tool_output".to_owned();
             }
-            let v = durable(log, &event, req.request_id.as_deref(), verdict).await;
-            if v.decision != Decision::Allow {
-                return Err(v);
+            if changed {
+                let v = durable(log, &event, req.request_id.as_deref(), verdict).await;
+                if v.decision != Decision::Allow {
+                    return Err(v);
+                }
+            } else {
+                // The session already held all this: the output changes no
+                // decision, so its record is written with the next group
+                // commit without holding the answer for a sync of its own.
+                drop(log.append(&event));
             }
         }
         Ok(found)
