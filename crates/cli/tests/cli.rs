@@ -111,24 +111,30 @@ fn check_reports_located_errors_with_exit_code_1() {
     assert_eq!(out.status.code(), Some(1), "serve must refuse to start");
 }
 
-#[test]
-fn decide_reads_stdin_and_explains() {
+/// `zt4ai decide` with `body` on stdin.
+fn decide_stdin(body: &str) -> std::process::Output {
     let mut child = zt4ai()
         .arg("decide")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let body = r#"{"subject": {"type": "agent", "id": "legacy-bot", "properties": {"user": "bob"}},
-                   "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"},
-                   "context": {"session": "cli"}}"#;
     child
         .stdin
         .take()
         .unwrap()
         .write_all(body.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn decide_reads_stdin_and_explains() {
+    let out = decide_stdin(
+        r#"{"subject": {"type": "agent", "id": "legacy-bot", "properties": {"user": "bob"}},
+                   "action": {"name": "read"}, "resource": {"type": "dataset", "id": "handbook"},
+                   "context": {"session": "cli"}}"#,
+    );
     assert_eq!(out.status.code(), Some(2), "deny exits 2");
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.starts_with("deny\n"), "{stdout}");
@@ -138,24 +144,13 @@ fn decide_reads_stdin_and_explains() {
     );
     // `decide` inspects arguments as the server does: a card number in a mail
     // to the open internet is stopped by the sensitive-egress guard.
-    let mut child = zt4ai()
-        .arg("decide")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let body = r#"{"subject": {"type": "agent", "id": "report-agent", "properties": {"user": "alice"}},
+    let out = decide_stdin(
+        r#"{"subject": {"type": "agent", "id": "report-agent", "properties": {"user": "alice"}},
                    "action": {"name": "call_tool"},
                    "resource": {"type": "tool", "id": "mail.send_email",
                                 "properties": {"arguments": {"to": "x@rival.example", "body": "card 4111 1111 1111 1111"}}},
-                   "context": {"session": "cli-card"}}"#;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+                   "context": {"session": "cli-card"}}"#,
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(

@@ -311,7 +311,7 @@ impl Pipeline {
         drop(stage);
         stage = stage_span(Stage::inspect);
         trail.findings.clone_from(&req.findings);
-        let sensitive = self.inspect_arguments(req, &mut trail.findings);
+        let sensitive = self.inspect_arguments(req, resolved.tool, &mut trail.findings);
         metrics.stage(Stage::inspect, lap(&mut clock));
         drop(stage);
         stage = stage_span(Stage::contextualise);
@@ -472,20 +472,18 @@ impl Pipeline {
     fn inspect_arguments(
         &self,
         req: &ActionRequest,
+        tool: Option<&Tool>,
         findings: &mut Vec<Finding>,
     ) -> Vec<Sensitive> {
-        let (Some(inspector), Action::CallTool { tool, arguments }) =
-            (&self.inspector, &req.action)
+        let (Some(inspector), Action::CallTool { arguments, .. }) = (&self.inspector, &req.action)
         else {
             return Vec::new();
         };
         // Arguments that name the resources the call reaches (a recipient, a
         // URL) are what the destination checks decide on; they are not
         // content, so they are scanned for injection only.
-        let bound: Vec<String> = self
-            .inventory()
-            .tools
-            .get(tool)
+        // The tool as resolve() found it: no second look-up.
+        let bound: Vec<String> = tool
             .map(|t| {
                 t.bindings
                     .iter()
