@@ -11,7 +11,7 @@ use saphyr_parser::{Event, Parser};
 
 /// Line (1-based) and column (1-based) of each path in a YAML text.
 #[derive(Debug, Default)]
-pub(crate) struct Locations(HashMap<String, (usize, usize)>);
+pub struct Locations(HashMap<String, (usize, usize)>);
 
 enum Frame {
     Map { path: String, key: Option<String> },
@@ -41,7 +41,7 @@ fn value_path(stack: &mut [Frame]) -> String {
 impl Locations {
     /// Indexes `text`; a YAML syntax error simply ends the index early
     /// (the deserializer reports it with its own position).
-    pub(crate) fn index(text: &str) -> Locations {
+    pub fn index(text: &str) -> Locations {
         let mut out: HashMap<String, (usize, usize)> = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(text) {
@@ -85,7 +85,7 @@ impl Locations {
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
-    pub(crate) fn find(&self, path: &str) -> (usize, usize) {
+    pub fn find(&self, path: &str) -> (usize, usize) {
         let mut p = path;
         loop {
             if let Some(pos) = self.0.get(p) {

@@ -6,7 +6,7 @@
 //! their groups' grants. Every error names the file, line and field. Nothing
 //! downstream sees the raw form.
 
-mod locate;
+pub mod locate;
 pub mod raw;
 pub mod synthetic;
 mod target;
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use locate::Locations;
+pub use locate::Locations;
 pub use raw::{Access, AgentState, BindingKind, SensitiveEgress, SpotlightMode};
 use raw::{RawGrants, RawIdentity, RawInventory};
 pub use target::{Target, TargetError};
@@ -76,6 +76,8 @@ pub struct Settings {
     pub risk_high: u8,
     /// How long a human approval stays usable.
     pub approval_ttl: Duration,
+    /// The group whose members may grant human approvals, if one is named.
+    pub approvers: Option<String>,
 }
 
 /// Content inspection settings, resolved.
@@ -643,6 +645,7 @@ impl Resolver<'_> {
             risk_medium: raw.settings.risk_medium,
             risk_high: raw.settings.risk_high,
             approval_ttl: Duration::from_secs(raw.settings.approval_ttl_seconds),
+            approvers: raw.settings.approvers.clone(),
         };
         if settings.risk_high > 100 {
             self.error(
@@ -899,6 +902,15 @@ impl Resolver<'_> {
                     format!("group `{}` is declared twice", g.id),
                 );
             }
+        }
+
+        if let Some(g) = &partial.settings.approvers
+            && !partial.groups.contains_key(g)
+        {
+            self.error(
+                "settings.approvers".into(),
+                format!("unknown group `{g}`{}", suggest(g, partial.groups.keys())),
+            );
         }
 
         for (i, u) in raw.users.into_iter().enumerate() {

@@ -146,6 +146,9 @@ pub struct RawSettings {
     /// How long a human approval stays usable, in seconds.
     #[serde(default = "default_approval_ttl")]
     pub approval_ttl_seconds: u64,
+    /// The group whose members may grant human approvals.
+    #[serde(default)]
+    pub approvers: Option<String>,
 }
 
 /// Content inspection settings.
@@ -215,6 +218,7 @@ impl Default for RawSettings {
             risk_medium: default_medium(),
             risk_high: default_high(),
             approval_ttl_seconds: default_approval_ttl(),
+            approvers: None,
         }
     }
 }

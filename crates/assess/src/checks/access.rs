@@ -1,0 +1,5 @@
+//! Checks: access.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

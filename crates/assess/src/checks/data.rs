@@ -1,0 +1,5 @@
+//! Checks: data.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

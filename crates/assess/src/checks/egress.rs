@@ -1,0 +1,5 @@
+//! Checks: egress.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

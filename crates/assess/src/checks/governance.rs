@@ -1,0 +1,5 @@
+//! Checks: governance.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

@@ -1,0 +1,5 @@
+//! Checks: identity.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

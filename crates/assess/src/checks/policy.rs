@@ -1,0 +1,5 @@
+//! Checks: policy.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];

@@ -1,0 +1,5 @@
+//! Checks: supply.
+
+use super::Check;
+
+pub(crate) const CHECKS: &[Check] = &[];
