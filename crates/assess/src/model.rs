@@ -516,6 +516,54 @@ pub struct Report {
     pub results: Vec<ControlResult>,
     /// The plan.
     pub roadmap: Vec<RoadmapItem>,
+    /// What changed since an earlier report (`--compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<Comparison>,
+}
+
+/// One control whose status changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Control id.
+    pub control: String,
+    /// Title.
+    pub title: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Status in the earlier report (`None`: the control is new).
+    pub before: Option<Status>,
+    /// Status now.
+    pub after: Status,
+}
+
+/// What changed since an earlier report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// When the earlier report was made.
+    pub earlier_assessed_at: String,
+    /// Its overall score.
+    pub earlier_score: Option<f64>,
+    /// Its maturity.
+    pub earlier_maturity: Maturity,
+    /// Controls that got better (failed → passed, investigate → passed, …).
+    pub improved: Vec<Change>,
+    /// Controls that got worse.
+    pub regressed: Vec<Change>,
+    /// Other changes (new controls, skipped ↔ assessed).
+    pub other: Vec<Change>,
+    /// Per pillar: the earlier and the current score.
+    pub pillars: Vec<PillarDelta>,
+}
+
+/// A pillar's score before and now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PillarDelta {
+    /// Pillar.
+    pub pillar: Pillar,
+    /// Earlier score.
+    pub before: Option<f64>,
+    /// Current score.
+    pub after: Option<f64>,
 }
 
 /// The current report format version.
