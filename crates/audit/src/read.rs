@@ -225,6 +225,11 @@ impl AuditReader {
             index: None,
             message: format!("cannot read the audit store: {e}"),
         };
+        // One read transaction: the head, the checkpoints and the records are
+        // read from one snapshot, so a writer committing meanwhile (a running
+        // server) cannot make its new records look like an unsigned tail.
+        // Dropped (rolled back) on return; nothing is written.
+        let _snapshot = self.conn.unchecked_transaction().map_err(sql)?;
         let head_note = self.head().map_err(|e| Problem {
             index: None,
             message: e.to_string(),
