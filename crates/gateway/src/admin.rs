@@ -15,6 +15,9 @@
 //! * `POST /admin/v1/tools/{tool}/approve` — accept the tool's current definition
 //!   as its pin: `{"digest"?, "by"?}` (with `digest`, only if that is still the
 //!   definition seen, i.e. the one reviewed)
+//! * `GET  /admin/v1/audit/verify` — verify the running server's audit log from
+//!   its first record with the log's own key, as `zt4ai audit verify` does
+//!   (read-only; one at a time; needs [`GatewayConfig::audit_path`](crate::GatewayConfig::audit_path))
 //!
 //! Changes take effect on the next request at every enforcement point.
 
@@ -540,5 +543,88 @@ pub(crate) async fn approve_tool(
             error(StatusCode::CONFLICT, "stale", e.to_string())
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+/// Whether an audit verification is running (they read the whole log: one at a
+/// time).
+static VERIFYING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears [`VERIFYING`] when the verification ends, however it ends.
+struct Verifying;
+
+impl Drop for Verifying {
+    fn drop(&mut self) {
+        VERIFYING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// `GET /admin/v1/audit/verify`: recomputes the running server's audit log from
+/// its first record and checks every kept checkpoint and the signed head with
+/// the log's own verifier key. `200` with `{"ok": true, "report", "verifier_key"}`
+/// or `{"ok": false, "problem", "verifier_key"}`; `404` when the gateway has no
+/// audit log or does not know its file; `409` while another verification runs.
+///
+/// This shows the log is intact against the key the server signs with; an
+/// auditor who wants more verifies offline against a verifier key and
+/// checkpoints kept where the server cannot write.
+pub(crate) async fn verify_audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use std::sync::atomic::Ordering;
+    if let Err(r) = authorise(&state, &headers) {
+        return r;
+    }
+    let (Some(log), Some(path)) = (state.pipeline.audit(), state.config.audit_path.clone()) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "audit verification is not enabled: the gateway has no audit log, or its file is not configured",
+        );
+    };
+    let key = log.verifier_key().to_owned();
+    let verifier = match zt4ai_audit::verifier(&key) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                e.to_string(),
+            );
+        }
+    };
+    if VERIFYING
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return error(
+            StatusCode::CONFLICT,
+            "busy",
+            "an audit verification is already running",
+        );
+    }
+    let guard = Verifying;
+    let verified = tokio::task::spawn_blocking(move || {
+        let _guard = guard;
+        let reader = zt4ai_audit::AuditReader::open(&path)?;
+        Ok::<_, zt4ai_audit::AuditError>(reader.verify(&verifier, &[]))
+    })
+    .await;
+    match verified {
+        Ok(Ok(Ok(report))) => {
+            Json(json!({ "ok": true, "report": report, "verifier_key": key })).into_response()
+        }
+        Ok(Ok(Err(problem))) => {
+            tracing::error!(problem = %problem, "audit log verification failed");
+            Json(json!({ "ok": false, "problem": problem, "verifier_key": key })).into_response()
+        }
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            e.to_string(),
+        ),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the verification stopped: {e}"),
+        ),
     }
 }

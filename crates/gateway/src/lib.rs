@@ -5,7 +5,7 @@
 //! `POST /access/v1/evaluations` and `GET /.well-known/authzen-configuration`;
 //! the token endpoint where agents obtain delegated tokens (`POST /oauth/token`,
 //! RFC 8693) with its JWKS and metadata; and the admin API (agent registry,
-//! revocation, key rotation).
+//! revocation, key rotation, audit verification).
 //! Every endpoint only translates its protocol into an
 //! [`ActionRequest`](zt4ai_core::ActionRequest) and the
 //! [`Verdict`](zt4ai_core::Verdict) back; the decision itself is the
@@ -63,6 +63,9 @@ pub struct GatewayConfig {
     /// `Host` header values the MCP endpoints accept besides loopback and the
     /// base URL's host (DNS-rebinding protection).
     pub mcp_allowed_hosts: Vec<String>,
+    /// The audit log's SQLite file, for `GET /admin/v1/audit/verify` (the log's
+    /// writer does not expose where it writes); `None` disables that endpoint.
+    pub audit_path: Option<std::path::PathBuf>,
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +77,7 @@ impl Default for GatewayConfig {
             admin_token: None,
             mcp: None,
             mcp_allowed_hosts: Vec::new(),
+            audit_path: None,
         }
     }
 }
@@ -137,6 +141,7 @@ pub fn router(
         )
         .route("/admin/v1/tools", get(admin::tools))
         .route("/admin/v1/tools/{tool}/approve", post(admin::approve_tool))
+        .route("/admin/v1/audit/verify", get(admin::verify_audit))
         .route(
             "/.well-known/oauth-protected-resource",
             get(mcp::resource_metadata),

@@ -725,3 +725,63 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
     assert_eq!(records[2]["actor"], "admin-api:secops");
     assert_eq!(records[1]["policies"], json!(["zt4ai.flow.send"]));
 }
+
+#[tokio::test]
+async fn admin_api_verifies_the_running_audit_log_and_finds_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("z.db");
+    // Without the log's file configured, the endpoint is not there.
+    let s = Server::start(&db).await;
+    let (st, _) = s
+        .get_json("/admin/v1/audit/verify", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(st, 404);
+    s.stop().await;
+
+    let config = GatewayConfig {
+        audit_path: Some(db.clone()),
+        ..GatewayConfig::default()
+    };
+    let s = Server::start_with(&db, config).await;
+    s.evaluate(call(
+        exec(),
+        "crm.query",
+        json!({"table": "customers"}),
+        "audit-verify",
+    ))
+    .await;
+    let (st, _) = s.get_json("/admin/v1/audit/verify", None).await;
+    assert_eq!(st, 401);
+    let (st, v) = s
+        .get_json("/admin/v1/audit/verify", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["report"]["records"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(
+        v["verifier_key"].as_str().unwrap(),
+        s.pipeline.audit().unwrap().verifier_key()
+    );
+
+    // Someone with write access to the database edits the decision.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n = conn
+        .execute(
+            "UPDATE audit_records SET body = CAST(replace(CAST(body AS TEXT), 'audit-verify', 'audit-verifx') AS BLOB) \
+             WHERE kind = 'decision'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(conn);
+    let (st, v) = s
+        .get_json("/admin/v1/audit/verify", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["problem"]["message"].as_str().unwrap().contains("edited"),
+        "{v}"
+    );
+    s.stop().await;
+}
