@@ -71,8 +71,14 @@ impl Catalogue {
             if !ids.insert(c.id.as_str()) {
                 out.push(format!("{}: duplicate id", c.id));
             }
-            if c.title.trim().is_empty() || c.description.trim().is_empty() || c.remediation.trim().is_empty() {
-                out.push(format!("{}: title, description and remediation must not be empty", c.id));
+            if c.title.trim().is_empty()
+                || c.description.trim().is_empty()
+                || c.remediation.trim().is_empty()
+            {
+                out.push(format!(
+                    "{}: title, description and remediation must not be empty",
+                    c.id
+                ));
             }
             let r = &c.references;
             for (set, valid, name) in [

@@ -161,9 +161,10 @@ pub struct References {
     pub cisa_ztmm: Vec<String>,
 }
 
-/// How a control is assessed.
+/// How a control is assessed. Written `{automated: {check: id}}` or
+/// `{manual: {question: "…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", try_from = "RawAssessment")]
 pub enum Assessment {
     /// By the named automated check (see [`crate::checks::CHECKS`]).
     Automated {
@@ -175,6 +176,45 @@ pub enum Assessment {
         /// What the assessor must establish.
         question: String,
     },
+}
+
+/// The written form of [`Assessment`] (YAML has no map form for enums in serde).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssessment {
+    #[serde(default)]
+    automated: Option<RawAutomated>,
+    #[serde(default)]
+    manual: Option<RawManual>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutomated {
+    check: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManual {
+    question: String,
+}
+
+impl TryFrom<RawAssessment> for Assessment {
+    type Error = String;
+
+    fn try_from(raw: RawAssessment) -> Result<Self, Self::Error> {
+        match (raw.automated, raw.manual) {
+            (Some(a), None) => Ok(Assessment::Automated { check: a.check }),
+            (None, Some(m)) => Ok(Assessment::Manual {
+                question: m.question,
+            }),
+            _ => Err(
+                "expected exactly one of `automated: {check: …}` and `manual: {question: …}`"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// One control of the catalogue.

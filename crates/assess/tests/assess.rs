@@ -4,3 +4,13 @@
 
 #[path = "assess/catalogue.rs"]
 mod catalogue;
+#[path = "assess/golden.rs"]
+mod golden;
+#[path = "assess/html.rs"]
+mod html;
+#[path = "assess/live.rs"]
+mod live;
+#[path = "assess/policy.rs"]
+mod policy;
+#[path = "assess/sarif.rs"]
+mod sarif;

@@ -158,7 +158,10 @@ fn verifying_while_the_server_writes_sees_one_consistent_snapshot() {
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let written = writer.join().unwrap();
-    assert!(written > 0 && seen > 0, "the writer and the reader overlapped");
+    assert!(
+        written > 0 && seen > 0,
+        "the writer and the reader overlapped"
+    );
 }
 
 #[test]

@@ -20,13 +20,21 @@ pub struct Loaded {
     pub dir: Option<PathBuf>,
 }
 
-/// Loads and validates; the error is the full, located message.
-pub fn engine(source: &Source) -> Result<Loaded, String> {
-    let (inventory, policies, description, dir_of) = match &source.inventory {
+/// The inventory's text and name, and the deployment's own policy files, read
+/// but not yet checked.
+pub struct Sources {
+    pub text: String,
+    pub name: String,
+    pub policies: Vec<PolicySource>,
+    pub description: String,
+    /// The inventory file's directory (relative paths in it resolve against it).
+    pub dir: Option<PathBuf>,
+}
+
+/// Reads the inventory and the policies it names (or the built-in example).
+pub fn sources(source: &Source) -> Result<Sources, String> {
+    match &source.inventory {
         None => {
-            let inv =
-                Inventory::from_yaml_str(EXAMPLE_INVENTORY, "<built-in example>/inventory.yaml")
-                    .map_err(|e| e.to_string())?;
             let policies = match &source.policies {
                 Some(dir) => read_dir(dir)?,
                 None => vec![PolicySource {
@@ -34,18 +42,21 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
                     text: EXAMPLE_POLICIES.into(),
                 }],
             };
-            (
-                inv,
+            Ok(Sources {
+                text: EXAMPLE_INVENTORY.to_owned(),
+                name: "<built-in example>/inventory.yaml".to_owned(),
                 policies,
-                "built-in example (Acme Corp)".to_owned(),
-                None,
-            )
+                description: "built-in example (Acme Corp)".to_owned(),
+                dir: None,
+            })
         }
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| format!("{}: cannot read the inventory: {e}", path.display()))?;
-            let inv = Inventory::from_yaml_str(&text, &path.display().to_string())
-                .map_err(|e| e.to_string())?;
+            let name = path.display().to_string();
+            // The `policies:` field is needed before the policies are read; a
+            // broken inventory is reported in full by the caller's load.
+            let inv = Inventory::from_yaml_str(&text, &name).map_err(|e| e.to_string())?;
             let base = path.parent().unwrap_or(Path::new("."));
             let dir: Option<PathBuf> = match (&source.policies, &inv.policies) {
                 (Some(dir), _) => Some(dir.clone()),
@@ -56,19 +67,26 @@ pub fn engine(source: &Source) -> Result<Loaded, String> {
                 Some(d) => read_dir(&d)?,
                 None => Vec::new(),
             };
-            (
-                inv,
+            Ok(Sources {
+                text,
+                description: name.clone(),
+                name,
                 policies,
-                path.display().to_string(),
-                Some(base.to_path_buf()),
-            )
+                dir: Some(base.to_path_buf()),
+            })
         }
-    };
-    let engine = PolicyEngine::new(Arc::new(inventory), &policies).map_err(|e| e.to_string())?;
+    }
+}
+
+/// Loads and validates; the error is the full, located message.
+pub fn engine(source: &Source) -> Result<Loaded, String> {
+    let s = sources(source)?;
+    let inventory = Inventory::from_yaml_str(&s.text, &s.name).map_err(|e| e.to_string())?;
+    let engine = PolicyEngine::new(Arc::new(inventory), &s.policies).map_err(|e| e.to_string())?;
     Ok(Loaded {
         engine,
-        description,
-        dir: dir_of,
+        description: s.description,
+        dir: s.dir,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The `zt4ai` command.
 
+mod assess;
 mod audit;
 mod demo;
 mod load;
@@ -146,6 +147,11 @@ enum Command {
         #[command(flatten)]
         data: DataDir,
     },
+    /// Assess the deployment's posture against zt4ai's Zero Trust for AI control
+    /// catalogue: automated checks on the inventory and policies (and, when
+    /// given, the audit log and a running gateway), scores and maturity per
+    /// pillar, and a phased roadmap. Exit code: 0 done, 2 --fail-on met, 1 error.
+    Assess(assess::Args),
     /// Print the Cedar schema generated from the inventory.
     Schema,
     /// Write a synthetic inventory, policies and an AuthZEN request mix (for
@@ -741,6 +747,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         },
         Command::Audit { data, action } => audit::run(&data.dir, action),
+        Command::Assess(args) => assess::run(&cli.source, args),
         Command::Scan {
             file,
             detector,
@@ -953,6 +960,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     max_body_bytes,
                     base_url: base_url.unwrap_or_else(|| format!("http://{addr}")),
                     admin_token: Some(admin_token.0),
+                    audit_path: Some(data_dir.join(DB_FILE)),
                     mcp: mcp.clone(),
                     mcp_allowed_hosts,
                     ..GatewayConfig::default()
@@ -997,7 +1005,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 pub(crate) const DB_FILE: &str = "zt4ai.db";
-const ADMIN_TOKEN_FILE: &str = "admin-token";
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// The admin API's credential: `ZT4AI_ADMIN_TOKEN`, or a random one kept in the
 /// data directory (created on first run, readable only by this user). Returns the

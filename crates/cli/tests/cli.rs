@@ -241,6 +241,147 @@ fn schema_prints_the_generated_schema() {
 }
 
 #[test]
+fn assess_reports_gates_and_compares() {
+    // The built-in example, Markdown on stdout.
+    let out = zt4ai()
+        .args(["assess", "--at", "1796083200"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("# Zero Trust for AI assessment: Acme Corp"),
+        "{md}"
+    );
+    assert!(md.contains("Assessed 2026-12-01T00:00:00Z"), "{md}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("score ") && err.contains("maturity"), "{err}");
+
+    // The example has a critical finding (no identity provider): the gate trips.
+    let out = zt4ai()
+        .args(["assess", "--fail-on", "critical"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--fail-on critical"), "{err}");
+
+    // All four formats into a directory; then the weak inventory compared with it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = zt4ai()
+        .args([
+            "assess", "-f", "json", "-f", "markdown", "-f", "sarif", "-f", "html", "-o",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in [
+        "assessment.json",
+        "assessment.md",
+        "assessment.sarif",
+        "assessment.html",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert!(text.len() > 1000, "{f}: {text}");
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = zt4ai()
+        .arg("--inventory")
+        .arg(root.join("examples/weak/inventory.yaml"))
+        .args(["assess", "-f", "json", "--compare"])
+        .arg(dir.path().join("assessment.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let regressed = report["comparison"]["regressed"].as_array().unwrap();
+    assert!(!regressed.is_empty(), "{report}");
+
+    // Bad input: a clear error and exit 1, nothing written.
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, "{not json").unwrap();
+    let out = zt4ai()
+        .args(["assess", "--compare"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("broken.json") && err.contains("not a zt4ai assessment report"),
+        "{err}"
+    );
+    let out = zt4ai()
+        .args(["assess", "-f", "json", "-f", "html"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--output"));
+}
+
+#[test]
+fn assess_probes_a_running_server_and_reads_its_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serve(&["--data-dir".as_ref(), dir.path().as_os_str()]);
+    let out = zt4ai()
+        .args(["assess", "-f", "json", "--data-dir"])
+        .arg(dir.path())
+        .args(["--gateway", &format!("http://{addr}")])
+        .output()
+        .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = |check: &str| {
+        report["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["check"] == check)
+            .map(|r| {
+                (
+                    r["status"].as_str().unwrap().to_owned(),
+                    r["summary"].to_string(),
+                )
+            })
+            .unwrap()
+    };
+    for check in [
+        "live-authn-required",
+        "live-kill-switch",
+        "live-audit-verifiable",
+        "live-metrics",
+        "live-health",
+        "audit-log-present",
+        "audit-log-verifies",
+    ] {
+        let (s, summary) = status(check);
+        assert_eq!(s, "passed", "{check}: {summary}");
+    }
+    // Plain HTTP on loopback: fine for a test, not for production.
+    assert_eq!(status("live-transport-tls").0, "investigate");
+    assert_eq!(report["target"]["gateway"], format!("http://{addr}"));
+}
+
+#[test]
 fn serve_prints_where_it_listens_and_answers() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(&["--data-dir".as_ref(), dir.path().as_os_str()]);

@@ -174,10 +174,7 @@ fn approver_group(d: &Deployment) -> Outcome {
         return Outcome::failed(
             "no approver group: nobody is named to grant the human approvals policies ask for",
         )
-        .with(vec![d.at(
-            "settings",
-            "`settings.approvers` is not set",
-        )]);
+        .with(vec![d.at("settings", "`settings.approvers` is not set")]);
     };
     let members: Vec<&str> = inv
         .users
@@ -195,7 +192,10 @@ fn approver_group(d: &Deployment) -> Outcome {
         ))
         .with(vec![Evidence {
             problem: false,
-            ..d.at("settings.approvers", format!("members: {}", members.join(", ")))
+            ..d.at(
+                "settings.approvers",
+                format!("members: {}", members.join(", ")),
+            )
         }])
     }
 }
@@ -207,16 +207,17 @@ fn approval_ttl(d: &Deployment) -> Outcome {
         format!("an approval stays usable for {ttl} s"),
     );
     if ttl <= APPROVAL_TTL_PASS {
-        Outcome::passed(format!("approvals expire after {ttl} s"))
-            .with(vec![Evidence { problem: false, ..ev }])
+        Outcome::passed(format!("approvals expire after {ttl} s")).with(vec![Evidence {
+            problem: false,
+            ..ev
+        }])
     } else if ttl <= APPROVAL_TTL_FAIL {
         Outcome::investigate(format!(
             "approvals stay usable for {ttl} s; the situation a human approved may have changed"
         ))
         .with(vec![ev])
     } else {
-        Outcome::failed(format!("approvals stay usable for {ttl} s, over a day"))
-            .with(vec![ev])
+        Outcome::failed(format!("approvals stay usable for {ttl} s, over a day")).with(vec![ev])
     }
 }
 
@@ -290,7 +291,14 @@ fn clearance_concentration(d: &Deployment) -> Outcome {
         ))
         .with(
             top.iter()
-                .map(|u| d.at_entity("users", u, "clearance", format!("`{u}` is highly_confidential")))
+                .map(|u| {
+                    d.at_entity(
+                        "users",
+                        u,
+                        "clearance",
+                        format!("`{u}` is highly_confidential"),
+                    )
+                })
                 .collect(),
         )
     }
@@ -318,7 +326,10 @@ mod tests {
             o.evidence[0].field.as_deref(),
             Some("agents[0].grants.tools[1]")
         );
-        let yaml = BASE.replace("grants: { tools: [crm.query], datasets: [customers], destinations: [mail] }\nusers", "grants: { tools: [\"*\"], datasets: [customers], destinations: [mail] }\nusers");
+        let yaml = BASE.replace(
+            "grants: { tools: [crm.query], datasets: [customers], destinations: [mail] }\nusers",
+            "grants: { tools: [\"*\"], datasets: [customers], destinations: [mail] }\nusers",
+        );
         assert_eq!(run("group-wildcard-grants", &yaml).status, Status::Failed);
         assert_eq!(run("group-wildcard-grants", BASE).status, Status::Passed);
     }
@@ -331,14 +342,19 @@ mod tests {
         let o = run("destructive-tool-grants", &yaml);
         assert_eq!(o.status, Status::Investigate, "{o:?}");
         assert!(o.evidence[0].message.contains("crm.delete"));
-        assert_eq!(run("write-sensitive-datasets", &yaml).status, Status::Investigate);
+        assert_eq!(
+            run("write-sensitive-datasets", &yaml).status,
+            Status::Investigate
+        );
         assert_eq!(run("write-sensitive-datasets", BASE).status, Status::Passed);
     }
 
     #[test]
     fn approvals_and_risk() {
         assert_eq!(run("approver-group", BASE).status, Status::Failed);
-        let yaml = format!("{BASE}settings:\n  approvers: staff\n  approval_ttl_seconds: 600\n  risk_medium: 40\n  risk_high: 90\n");
+        let yaml = format!(
+            "{BASE}settings:\n  approvers: staff\n  approval_ttl_seconds: 600\n  risk_medium: 40\n  risk_high: 90\n"
+        );
         assert_eq!(run("approver-group", &yaml).status, Status::Passed);
         assert_eq!(run("approval-ttl", &yaml).status, Status::Passed);
         assert_eq!(run("approval-ttl", BASE).status, Status::Passed);
@@ -353,8 +369,10 @@ mod tests {
     fn clearance_concentration() {
         assert_eq!(run("clearance-concentration", BASE).status, Status::Passed);
         let yaml = BASE
-            .replace("    clearance: confidential\n  - id: nobody", "    clearance: highly_confidential\n  - id: nobody\n    clearance: highly_confidential")
-            .replace("    clearance: confidential\n    grants", "    clearance: confidential\n    grants");
-        assert_eq!(run("clearance-concentration", &yaml).status, Status::Investigate);
+            .replace("    clearance: confidential\n  - id: nobody", "    clearance: highly_confidential\n  - id: nobody\n    clearance: highly_confidential");
+        assert_eq!(
+            run("clearance-concentration", &yaml).status,
+            Status::Investigate
+        );
     }
 }

@@ -84,7 +84,9 @@ fn pii_labels(d: &Deployment) -> Outcome {
         })
         .collect();
     if problems.is_empty() {
-        Outcome::passed("every dataset with personal, financial or health data is confidential or above")
+        Outcome::passed(
+            "every dataset with personal, financial or health data is confidential or above",
+        )
     } else {
         Outcome::failed(format!(
             "{} datasets with regulated data are labelled too low",
@@ -136,7 +138,9 @@ fn untrusted_spotlight(d: &Deployment) -> Outcome {
 
 fn injection_threshold(d: &Deployment) -> Outcome {
     match d.inventory.inspection.injection_threshold {
-        None => Outcome::passed("prompt-injection detection uses the built-in model's operating threshold"),
+        None => Outcome::passed(
+            "prompt-injection detection uses the built-in model's operating threshold",
+        ),
         Some(t) if t <= INJECTION_THRESHOLD_MAX => {
             Outcome::passed(format!("prompt-injection threshold is {t}"))
         }
@@ -265,17 +269,26 @@ mod tests {
 
     #[test]
     fn untrusted_output_needs_spotlight() {
-        assert_eq!(run("untrusted-output-spotlight", BASE).status, Status::Passed);
+        assert_eq!(
+            run("untrusted-output-spotlight", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE.replace(
             "output: { label: confidential, categories: [pii] }",
             "output: { label: confidential, categories: [pii], trusted: false }",
         );
-        assert_eq!(run("untrusted-output-spotlight", &yaml).status, Status::Failed);
+        assert_eq!(
+            run("untrusted-output-spotlight", &yaml).status,
+            Status::Failed
+        );
         let yaml = BASE.replace(
             "output: { label: confidential, categories: [pii] }",
             "output: { label: confidential, categories: [pii], trusted: false, spotlight: datamark }",
         );
-        assert_eq!(run("untrusted-output-spotlight", &yaml).status, Status::Passed);
+        assert_eq!(
+            run("untrusted-output-spotlight", &yaml).status,
+            Status::Passed
+        );
     }
 
     #[test]
@@ -284,13 +297,18 @@ mod tests {
         let yaml = format!("{BASE}inspection:\n  injection_threshold: 0.97\n");
         assert_eq!(run("injection-threshold", &yaml).status, Status::Failed);
         assert_eq!(run("custom-dictionaries", BASE).status, Status::Investigate);
-        let yaml = format!("{BASE}inspection:\n  dictionaries:\n    - name: customer_names\n      category: customer\n      label: confidential\n      terms: [Globex]\n");
+        let yaml = format!(
+            "{BASE}inspection:\n  dictionaries:\n    - name: customer_names\n      category: customer\n      label: confidential\n      terms: [Globex]\n"
+        );
         assert_eq!(run("custom-dictionaries", &yaml).status, Status::Passed);
     }
 
     #[test]
     fn consequential_tools_without_bindings() {
-        assert_eq!(run("unbound-consequential-tools", BASE).status, Status::Passed);
+        assert_eq!(
+            run("unbound-consequential-tools", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE.replace(
             "    bindings: [{ argument: table, resource: dataset, access: write }]\n",
             "",
@@ -302,11 +320,26 @@ mod tests {
 
     #[test]
     fn restricted_data() {
-        assert_eq!(run("restricted-data-reachable", BASE).status, Status::Passed);
+        assert_eq!(
+            run("restricted-data-reachable", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE
-            .replace("{ id: customers, label: confidential", "{ id: customers, label: highly_confidential")
-            .replace("    clearance: confidential\n    grants", "    clearance: highly_confidential\n    grants")
-            .replace("    clearance: confidential\n  - id: nobody", "    clearance: highly_confidential\n  - id: nobody");
-        assert_eq!(run("restricted-data-reachable", &yaml).status, Status::Investigate);
+            .replace(
+                "{ id: customers, label: confidential",
+                "{ id: customers, label: highly_confidential",
+            )
+            .replace(
+                "    clearance: confidential\n    grants",
+                "    clearance: highly_confidential\n    grants",
+            )
+            .replace(
+                "    clearance: confidential\n  - id: nobody",
+                "    clearance: highly_confidential\n  - id: nobody",
+            );
+        assert_eq!(
+            run("restricted-data-reachable", &yaml).status,
+            Status::Investigate
+        );
     }
 }

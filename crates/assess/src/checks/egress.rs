@@ -262,7 +262,9 @@ fn paths(d: &Deployment) -> Vec<Path> {
     for (id, a) in &inv.agents {
         let can_send = inv.tools.values().any(|t| {
             a.grants.allows_tool(t)
-                && t.bindings.iter().any(|b| b.kind == BindingKind::Destination)
+                && t.bindings
+                    .iter()
+                    .any(|b| b.kind == BindingKind::Destination)
         });
         if !can_send {
             continue;
@@ -283,7 +285,9 @@ fn paths(d: &Deployment) -> Vec<Path> {
         for t in inv.tools.values().filter(|t| a.grants.allows_tool(t)) {
             consider(format!("tool `{}` output", t.id), t.output_label);
         }
-        let Some((source, label)) = best else { continue };
+        let Some((source, label)) = best else {
+            continue;
+        };
         if label < Label::Confidential {
             continue;
         }
@@ -324,7 +328,9 @@ fn exfiltration_paths(d: &Deployment) -> Outcome {
         })
         .collect();
     if found.is_empty() {
-        Outcome::passed("no agent can both read confidential data and send outside the organisation")
+        Outcome::passed(
+            "no agent can both read confidential data and send outside the organisation",
+        )
     } else if guarded {
         Outcome::passed(format!(
             "{} paths from confidential data to external sinks exist; each is closed by the baseline guard `{FLOW_GUARD}`, which denies a send above the destination's clearance once the session has read such data",
@@ -351,7 +357,10 @@ fn destructive_open_world(d: &Deployment) -> Outcome {
                 "tools",
                 &t.id,
                 "annotations",
-                format!("`{}` both destroys data and reaches beyond the organisation", t.id),
+                format!(
+                    "`{}` both destroys data and reaches beyond the organisation",
+                    t.id
+                ),
             )
         })
         .collect();
@@ -382,7 +391,10 @@ mod tests {
     fn open_world_tools_need_destination_bindings() {
         let yaml = BASE.replace("datasets:\n  - {", &format!("{SEND}datasets:\n  - {{"));
         assert_eq!(run("egress-bindings", &yaml).status, Status::Passed);
-        let yaml = yaml.replace("    bindings: [{ argument: to, resource: destination }]\n", "");
+        let yaml = yaml.replace(
+            "    bindings: [{ argument: to, resource: destination }]\n",
+            "",
+        );
         let o = run("egress-bindings", &yaml);
         assert_eq!(o.status, Status::Failed);
         assert!(o.evidence[0].message.contains("mail.send"));
@@ -390,14 +402,26 @@ mod tests {
 
     #[test]
     fn destination_clearances() {
-        assert_eq!(run("external-destination-clearance", BASE).status, Status::Passed);
+        assert_eq!(
+            run("external-destination-clearance", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE.replace(
             "  - { id: internet,",
             "  - { id: partner, hosts: [portal.partner.example], clearance: confidential, external: true }\n  - { id: internet,",
         );
-        assert_eq!(run("external-destination-clearance", &yaml).status, Status::Failed);
-        let yaml = yaml.replace("clearance: confidential, external: true", "clearance: internal, external: true");
-        assert_eq!(run("external-destination-clearance", &yaml).status, Status::Investigate);
+        assert_eq!(
+            run("external-destination-clearance", &yaml).status,
+            Status::Failed
+        );
+        let yaml = yaml.replace(
+            "clearance: confidential, external: true",
+            "clearance: internal, external: true",
+        );
+        assert_eq!(
+            run("external-destination-clearance", &yaml).status,
+            Status::Investigate
+        );
         // The loader itself refuses a default destination cleared above public.
         assert_eq!(run("default-destination", BASE).status, Status::Passed);
     }
@@ -411,11 +435,20 @@ mod tests {
         assert!(!too_broad("acme.example"));
         assert!(covers("*.acme.example", "mail.acme.example"));
         assert!(!covers("*.acme.example", "acme.example"));
-        assert_eq!(run("broad-destination-patterns", BASE).status, Status::Passed);
-        let yaml = BASE.replace("mail_domains: [test.example]", "mail_domains: [test.example, \"*.com\"]");
+        assert_eq!(
+            run("broad-destination-patterns", BASE).status,
+            Status::Passed
+        );
+        let yaml = BASE.replace(
+            "mail_domains: [test.example]",
+            "mail_domains: [test.example, \"*.com\"]",
+        );
         let o = run("broad-destination-patterns", &yaml);
         assert_eq!(o.status, Status::Failed);
-        assert_eq!(o.evidence[0].field.as_deref(), Some("destinations[0].mail_domains[1]"));
+        assert_eq!(
+            o.evidence[0].field.as_deref(),
+            Some("destinations[0].mail_domains[1]")
+        );
         assert_eq!(run("overlapping-destinations", BASE).status, Status::Passed);
         let yaml = BASE
             .replace("mail_domains: [test.example]", "mail_domains: [test.example], hosts: [\"*.test.example\"]")
@@ -423,12 +456,18 @@ mod tests {
                 "  - { id: internet,",
                 "  - { id: partner, hosts: [portal.test.example], clearance: internal, external: true }\n  - { id: internet,",
             );
-        assert_eq!(run("overlapping-destinations", &yaml).status, Status::Investigate);
+        assert_eq!(
+            run("overlapping-destinations", &yaml).status,
+            Status::Investigate
+        );
     }
 
     #[test]
     fn exfiltration_paths_are_listed_and_guarded() {
-        assert_eq!(run("exfiltration-paths-guarded", BASE).status, Status::Passed);
+        assert_eq!(
+            run("exfiltration-paths-guarded", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE
             .replace("datasets:\n  - {", &format!("{SEND}datasets:\n  - {{"))
             .replace("tools: [crm.query], datasets: [customers], destinations: [mail] }\ntools", "tools: [crm.query, mail.send], datasets: [customers], destinations: [mail, internet] }\ntools")
@@ -447,6 +486,9 @@ mod tests {
             "annotations: { read_only: false, destructive: true, open_world: false }",
             "annotations: { read_only: false, destructive: true, open_world: true }",
         );
-        assert_eq!(run("destructive-open-world", &yaml).status, Status::Investigate);
+        assert_eq!(
+            run("destructive-open-world", &yaml).status,
+            Status::Investigate
+        );
     }
 }

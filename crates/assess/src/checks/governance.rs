@@ -54,7 +54,11 @@ fn approver_separation(d: &Deployment) -> Outcome {
         return Outcome::skipped("no approver group is configured");
     };
     let mut problems: Vec<Evidence> = Vec::new();
-    for u in inv.users.values().filter(|u| u.groups.iter().any(|g| g == group)) {
+    for u in inv
+        .users
+        .values()
+        .filter(|u| u.groups.iter().any(|g| g == group))
+    {
         let owned: Vec<&str> = inv
             .agents
             .iter()
@@ -98,10 +102,17 @@ mod tests {
     fn governance() {
         assert_eq!(run("organisation-named", BASE).status, Status::Passed);
         assert_eq!(
-            run("organisation-named", &BASE.replace("organisation: Test\n", "")).status,
+            run(
+                "organisation-named",
+                &BASE.replace("organisation: Test\n", "")
+            )
+            .status,
             Status::Failed
         );
-        assert_eq!(run("custom-policies-present", BASE).status, Status::Investigate);
+        assert_eq!(
+            run("custom-policies-present", BASE).status,
+            Status::Investigate
+        );
         assert_eq!(run("approver-separation", BASE).status, Status::Skipped);
         let yaml = format!("{BASE}settings:\n  approvers: staff\n");
         let o = run("approver-separation", &yaml);

@@ -120,8 +120,11 @@ fn agent_owner(d: &Deployment) -> Outcome {
             inv.agents.len()
         ))
     } else {
-        Outcome::failed(format!("{} agents have no accountable owner", problems.len()))
-            .with(problems)
+        Outcome::failed(format!(
+            "{} agents have no accountable owner",
+            problems.len()
+        ))
+        .with(problems)
     }
 }
 
@@ -273,7 +276,10 @@ fn token_lifetime(d: &Deployment) -> Outcome {
         Outcome::passed(format!(
             "delegated agent tokens live {ttl} s (at most {TOKEN_TTL_PASS} s)"
         ))
-        .with(vec![Evidence { problem: false, ..ev }])
+        .with(vec![Evidence {
+            problem: false,
+            ..ev
+        }])
     } else if ttl <= TOKEN_TTL_FAIL {
         Outcome::investigate(format!(
             "delegated agent tokens live {ttl} s; a stolen token stays useful that long"
@@ -295,8 +301,10 @@ fn clock_skew(d: &Deployment) -> Outcome {
         format!("tokens are accepted {skew} s outside their validity"),
     );
     if skew <= SKEW_PASS {
-        Outcome::passed(format!("accepted clock skew is {skew} s"))
-            .with(vec![Evidence { problem: false, ..ev }])
+        Outcome::passed(format!("accepted clock skew is {skew} s")).with(vec![Evidence {
+            problem: false,
+            ..ev
+        }])
     } else {
         Outcome::failed(format!(
             "accepted clock skew is {skew} s (more than {SKEW_PASS} s stretches every token's life)"
@@ -313,8 +321,10 @@ fn chain_depth(d: &Deployment) -> Outcome {
         format!("actor chains may hold {depth} agents"),
     );
     if depth <= CHAIN_DEPTH_PASS {
-        Outcome::passed(format!("actor chains hold at most {depth} agents"))
-            .with(vec![Evidence { problem: false, ..ev }])
+        Outcome::passed(format!("actor chains hold at most {depth} agents")).with(vec![Evidence {
+            problem: false,
+            ..ev
+        }])
     } else {
         Outcome::failed(format!(
             "actor chains may hold {depth} agents (more than {CHAIN_DEPTH_PASS} makes who-acted-for-whom hard to follow)"
@@ -583,7 +593,10 @@ destinations:
 
     #[test]
     fn grants_beyond_the_owner_fail() {
-        assert_eq!(run("agent-grants-within-owner", BASE).status, Status::Passed);
+        assert_eq!(
+            run("agent-grants-within-owner", BASE).status,
+            Status::Passed
+        );
         let yaml = BASE.replace(
             "grants: { tools: [crm.query], datasets: [customers], destinations: [mail] }\ntools",
             "grants: { tools: [crm.*], datasets: [customers], destinations: [mail, internet] }\ntools",
@@ -591,7 +604,10 @@ destinations:
         let o = run("agent-grants-within-owner", &yaml);
         assert_eq!(o.status, Status::Failed, "{o:?}");
         let text: Vec<&str> = o.evidence.iter().map(|e| e.message.as_str()).collect();
-        assert!(text[0].contains("crm.*") || text[1].contains("crm.*"), "{text:?}");
+        assert!(
+            text[0].contains("crm.*") || text[1].contains("crm.*"),
+            "{text:?}"
+        );
         assert!(text.iter().any(|t| t.contains("internet")), "{text:?}");
     }
 
@@ -648,7 +664,9 @@ destinations:
     #[test]
     fn plain_http_jwks_is_graded_by_host() {
         let idp = |url: &str| {
-            format!("{BASE}identity:\n  issuer: https://idp.test.example\n  audience: zt4ai\n  jwks_url: {url}\n")
+            format!(
+                "{BASE}identity:\n  issuer: https://idp.test.example\n  audience: zt4ai\n  jwks_url: {url}\n"
+            )
         };
         assert_eq!(
             run("idp-jwks-transport", &idp("http://127.0.0.1:9/jwks")).status,
@@ -694,7 +712,10 @@ destinations:
             run("retired-agents-hold-grants", BASE).status,
             Status::Passed
         );
-        let yaml = BASE.replace("    clearance: confidential\n    grants", "    state: suspended\n    clearance: confidential\n    grants");
+        let yaml = BASE.replace(
+            "    clearance: confidential\n    grants",
+            "    state: suspended\n    clearance: confidential\n    grants",
+        );
         assert_eq!(
             run("retired-agents-hold-grants", &yaml).status,
             Status::Investigate

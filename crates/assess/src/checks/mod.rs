@@ -97,6 +97,10 @@ pub struct Deployment {
     pub live: Option<live::LiveFacts>,
     /// Run settings.
     pub options: Options,
+    /// The data directory the audit facts came from, as given.
+    pub data_dir: Option<String>,
+    /// The gateway the live facts came from.
+    pub gateway: Option<String>,
     index: Index,
 }
 
@@ -170,6 +174,8 @@ impl Deployment {
             audit: None,
             live: None,
             options,
+            data_dir: None,
+            gateway: None,
             index,
         })
     }

@@ -18,7 +18,14 @@ fn builtin_catalogue_is_well_formed_and_covers_every_check() {
         .collect();
     assert!(automated.len() >= 50, "{} automated", automated.len());
     let used: BTreeSet<&str> = automated.iter().copied().collect();
-    assert_eq!(used.len(), automated.len(), "a check is used by two controls");
-    let unused: Vec<&str> = checks::all().map(|c| c.id).filter(|id| !used.contains(id)).collect();
+    assert_eq!(
+        used.len(),
+        automated.len(),
+        "a check is used by two controls"
+    );
+    let unused: Vec<&str> = checks::all()
+        .map(|c| c.id)
+        .filter(|id| !used.contains(id))
+        .collect();
     assert!(unused.is_empty(), "checks no control uses: {unused:?}");
 }
