@@ -224,25 +224,39 @@ struct Classes {
 #[derive(Default)]
 struct Shared(HashMap<Vec<String>, Arc<PolicySet>>);
 
+/// A policy with what indexing asks of it computed once: its id as a string and
+/// its scope constraints (each accessor clones entity uids, and an id's
+/// `Display` escapes it: both far too slow to redo per principal and resource).
+struct Indexed<'a> {
+    policy: &'a cedar_policy::Policy,
+    id: String,
+    request_level: bool,
+    principal_free: bool,
+    principal: PrincipalConstraint,
+    action: ActionConstraint,
+    resource: ResourceConstraint,
+    /// For `resource is T`: `T`.
+    resource_type: Option<String>,
+}
+
 impl Shared {
     fn get(
         &mut self,
-        policies: Vec<&cedar_policy::Policy>,
+        policies: Vec<&Indexed<'_>>,
         what: &dyn std::fmt::Display,
     ) -> Result<Option<Arc<PolicySet>>, PolicyError> {
         if policies.is_empty() {
             return Ok(None);
         }
-        let mut ids: Vec<String> = policies.iter().map(|p| p.id().to_string()).collect();
+        let mut ids: Vec<String> = policies.iter().map(|p| p.id.clone()).collect();
         ids.sort();
         if let Some(s) = self.0.get(&ids) {
             return Ok(Some(Arc::clone(s)));
         }
-        let set = PolicySet::from_policies(policies.into_iter().cloned()).map_err(|e| {
-            PolicyError::Internal {
+        let set = PolicySet::from_policies(policies.into_iter().map(|p| p.policy.clone()))
+            .map_err(|e| PolicyError::Internal {
                 what: format!("policy set for {what}: {e}"),
-            }
-        })?;
+            })?;
         let set = Arc::new(set);
         self.0.insert(ids, Arc::clone(&set));
         Ok(Some(set))
@@ -346,21 +360,37 @@ impl PolicyEngine {
 
     fn index(&mut self, classes: &Classes) -> Result<(), PolicyError> {
         let inv = Arc::clone(&self.inventory);
-        let mut shared = Shared::default();
-        let request_level: Vec<&cedar_policy::Policy> = self
-            .policies
+        let set = self.policies.clone();
+        let indexed: Vec<Indexed<'_>> = set
             .policies()
-            .filter(|p| classes.request_level.contains(&p.id().to_string()))
+            .map(|p| {
+                let id = p.id().to_string();
+                Indexed {
+                    policy: p,
+                    request_level: classes.request_level.contains(&id),
+                    principal_free: classes.principal_free.contains(&id),
+                    id,
+                    principal: p.principal_constraint(),
+                    action: p.action_constraint(),
+                    resource_type: match p.resource_constraint() {
+                        ResourceConstraint::Is(t) => Some(t.to_string()),
+                        _ => None,
+                    },
+                    resource: p.resource_constraint(),
+                }
+            })
             .collect();
+        let mut shared = Shared::default();
+        let request_level: Vec<&Indexed<'_>> = indexed.iter().filter(|p| p.request_level).collect();
         self.request_level = shared.get(request_level, &"request-level forbids")?;
         for u in inv.users.keys() {
             let uid = entities::uid("User", u.as_str())?;
-            let r = self.add_principal(uid, classes, &mut shared)?;
+            let r = self.add_principal(uid, &indexed, &mut shared)?;
             self.users.insert(u.clone(), r);
         }
         for a in inv.agents.keys() {
             let uid = entities::uid("Agent", a.as_str())?;
-            let r = self.add_principal(uid, classes, &mut shared)?;
+            let r = self.add_principal(uid, &indexed, &mut shared)?;
             self.agents.insert(a.clone(), r);
         }
         for kind in ActionKind::ALL {
@@ -380,17 +410,16 @@ impl PolicyEngine {
                     .unwrap_or_default();
                 let mut free = Vec::new();
                 let mut specific = Vec::new();
-                for p in self.policies.policies() {
-                    let pid = p.id().to_string();
-                    if classes.request_level.contains(&pid)
-                        || !action_may_match(&p.action_constraint(), &action_uid)
-                        || !scope_may_match(&p.resource_constraint(), &uid, &ancestors)
+                for p in &indexed {
+                    if p.request_level
+                        || !action_may_match(&p.action, &action_uid)
+                        || !scope_may_match(&p.resource, &uid, &ancestors)
                     {
                         continue;
                     }
-                    if classes.principal_free.contains(&pid) {
+                    if p.principal_free {
                         free.push(p);
-                    } else if !scope_is_type_only(&p.resource_constraint()) {
+                    } else if !scope_is_type_only(&p.resource) {
                         specific.push(p);
                     }
                 }
@@ -409,7 +438,7 @@ impl PolicyEngine {
     fn add_principal(
         &mut self,
         uid: EntityUid,
-        classes: &Classes,
+        indexed: &[Indexed<'_>],
         shared: &mut Shared,
     ) -> Result<PrincipalRef, PolicyError> {
         let ancestors: BTreeSet<EntityUid> = self
@@ -421,17 +450,17 @@ impl PolicyEngine {
         for action in ActionKind::ALL {
             let action_uid = &self.actions[action as usize];
             let resource_type = action.resource_type();
-            let applicable: Vec<&cedar_policy::Policy> = self
-                .policies
-                .policies()
+            let applicable: Vec<&Indexed<'_>> = indexed
+                .iter()
                 .filter(|p| {
-                    let id = p.id().to_string();
-                    !classes.request_level.contains(&id)
-                        && !classes.principal_free.contains(&id)
-                        && scope_is_type_only(&p.resource_constraint())
-                        && resource_type_may_match(&p.resource_constraint(), resource_type)
-                        && scope_may_match(&p.principal_constraint(), &uid, &ancestors)
-                        && action_may_match(&p.action_constraint(), action_uid)
+                    !p.request_level
+                        && !p.principal_free
+                        && scope_is_type_only(&p.resource)
+                        && p.resource_type
+                            .as_deref()
+                            .is_none_or(|t| t == resource_type)
+                        && scope_may_match(&p.principal, &uid, &ancestors)
+                        && action_may_match(&p.action, action_uid)
                 })
                 .collect();
             slices[action as usize] = shared.get(applicable, &uid)?;
@@ -1309,14 +1338,6 @@ fn scope_may_match(c: &impl AsScope, uid: &EntityUid, ancestors: &BTreeSet<Entit
 /// Whether a resource scope names no entity (unconstrained, or a type only).
 fn scope_is_type_only(c: &ResourceConstraint) -> bool {
     matches!(c, ResourceConstraint::Any | ResourceConstraint::Is(_))
-}
-
-/// Whether a type-only resource scope admits the action's resource type.
-fn resource_type_may_match(c: &ResourceConstraint, resource_type: &str) -> bool {
-    match c {
-        ResourceConstraint::Is(t) => t.to_string() == resource_type,
-        _ => true,
-    }
 }
 
 fn action_may_match(c: &ActionConstraint, action: &EntityUid) -> bool {
