@@ -13,6 +13,7 @@ pub mod model;
 pub mod report;
 pub mod roadmap;
 pub mod score;
+pub mod threat;
 
 pub use catalogue::{Catalogue, CatalogueError};
 pub use checks::{Check, Deployment, LoadError, Options};
@@ -105,6 +106,31 @@ pub fn assess(
         roadmap: roadmap::build(catalogue, &results),
         results,
         comparison: None,
+        threat_model: Some(threat_summary(deployment, catalogue)),
+    }
+}
+
+/// The threat model of `deployment`, in brief (no document link yet).
+fn threat_summary(deployment: &Deployment, catalogue: &Catalogue) -> ThreatSummary {
+    use threat::model::Mitigation;
+    let m = threat::derive::derive(deployment, catalogue);
+    let count = |s: Mitigation| m.threats.iter().filter(|t| t.status == s).count();
+    ThreatSummary {
+        document: None,
+        threats: m.threats.len(),
+        unmitigated: count(Mitigation::Unmitigated),
+        partly_mitigated: count(Mitigation::PartlyMitigated),
+        mitigated: count(Mitigation::Mitigated),
+        open: m
+            .threats
+            .iter()
+            .filter(|t| t.status == Mitigation::Unmitigated)
+            .map(|t| OpenThreat {
+                id: t.id.clone(),
+                class: t.class.title().to_owned(),
+                scenario: t.scenario.clone(),
+            })
+            .collect(),
     }
 }
 

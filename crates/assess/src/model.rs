@@ -559,6 +559,39 @@ pub struct Report {
     /// What changed since an earlier report (`--compare`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comparison: Option<Comparison>,
+    /// The threat model derived from the same inventory, in brief.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threat_model: Option<ThreatSummary>,
+}
+
+/// The threat model in brief, and where the whole document is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreatSummary {
+    /// The document's file, relative to the report (when written beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<String>,
+    /// Threats in all.
+    pub threats: usize,
+    /// Unmitigated.
+    pub unmitigated: usize,
+    /// Partly mitigated.
+    pub partly_mitigated: usize,
+    /// Mitigated.
+    pub mitigated: usize,
+    /// The unmitigated threats: class title, target and scenario.
+    #[serde(default)]
+    pub open: Vec<OpenThreat>,
+}
+
+/// One unmitigated threat, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenThreat {
+    /// Threat id.
+    pub id: String,
+    /// Class, as people read it.
+    pub class: String,
+    /// Scenario.
+    pub scenario: String,
 }
 
 /// One control whose status changed.

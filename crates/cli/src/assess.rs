@@ -198,6 +198,16 @@ pub fn run(source: &crate::Source, args: Args) -> Result<ExitCode> {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating `{}`", dir.display()))?;
+            // The threat model of the same deployment, beside the reports they link to.
+            let model = zt4ai_assess::threat::derive::derive(&d, &catalogue);
+            for f in [crate::threat::Format::Markdown, crate::threat::Format::Json] {
+                if let Some(text) = crate::threat::render_one(&model, f)? {
+                    write_atomic(&dir.join(f.file_name()), &text)?;
+                }
+            }
+            if let Some(t) = &mut report.threat_model {
+                t.document = Some(crate::threat::Format::Markdown.file_name().to_owned());
+            }
             for f in &args.format {
                 let path = dir.join(f.file_name());
                 write_atomic(&path, &render(&report, *f))?;
@@ -252,7 +262,7 @@ fn summary_line(r: &Report) -> String {
 
 /// Writes through a temporary file and a rename, so a reader never sees half a
 /// report and a failed run leaves the previous one in place.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).with_context(|| format!("writing `{}`", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming to `{}`", path.display()))

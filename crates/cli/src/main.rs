@@ -5,6 +5,7 @@ mod audit;
 mod demo;
 mod load;
 mod scan;
+mod threat;
 
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -152,6 +153,12 @@ enum Command {
     /// given, the audit log and a running gateway), scores and maturity per
     /// pillar, and a phased roadmap. Exit code: 0 done, 2 --fail-on met, 1 error.
     Assess(assess::Args),
+    /// Derive the AI threat model from the inventory and policies: trust
+    /// boundaries, the data-flow diagram (Mermaid, Graphviz DOT, SVG), threats
+    /// per element and flow (STRIDE and AI-specific classes) with their
+    /// mitigation status under the current configuration. Exit code: 0 done,
+    /// 2 --fail-on-unmitigated met, 1 error.
+    ThreatModel(threat::Args),
     /// Print the Cedar schema generated from the inventory.
     Schema,
     /// Write a synthetic inventory, policies and an AuthZEN request mix (for
@@ -748,6 +755,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         },
         Command::Audit { data, action } => audit::run(&data.dir, action),
         Command::Assess(args) => assess::run(&cli.source, args),
+        Command::ThreatModel(args) => threat::run(&cli.source, args),
         Command::Scan {
             file,
             detector,

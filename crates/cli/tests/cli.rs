@@ -289,10 +289,17 @@ fn assess_reports_gates_and_compares() {
         "assessment.md",
         "assessment.sarif",
         "assessment.html",
+        "threat-model.md",
+        "threat-model.json",
     ] {
         let text = std::fs::read_to_string(dir.path().join(f)).unwrap();
         assert!(text.len() > 1000, "{f}: {text}");
     }
+    // The reports link to the threat model written beside them.
+    let md = std::fs::read_to_string(dir.path().join("assessment.md")).unwrap();
+    assert!(md.contains("[threat-model.md](threat-model.md)"), "{md}");
+    let html = std::fs::read_to_string(dir.path().join("assessment.html")).unwrap();
+    assert!(html.contains(r#"<a href="threat-model.md">"#));
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = zt4ai()
         .arg("--inventory")
@@ -379,6 +386,70 @@ fn assess_probes_a_running_server_and_reads_its_audit_log() {
     // Plain HTTP on loopback: fine for a test, not for production.
     assert_eq!(status("live-transport-tls").0, "investigate");
     assert_eq!(report["target"]["gateway"], format!("http://{addr}"));
+}
+
+#[test]
+fn threat_model_prints_diagrams_and_gates_on_unmitigated_threats() {
+    let out = zt4ai().arg("threat-model").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.contains("```mermaid"), "{md}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unmitigated"));
+
+    let out = zt4ai()
+        .args(["threat-model", "-f", "json"])
+        .output()
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocked: Vec<&str> = m["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["blocked_by"] == "zt4ai.flow.send")
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        blocked.contains(&"tool:mail.send_email->destination:internet"),
+        "{blocked:?}"
+    );
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = zt4ai()
+        .arg("--inventory")
+        .arg(root.join("examples/weak/inventory.yaml"))
+        .args(["threat-model", "--fail-on-unmitigated", "-f", "dot"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("digraph"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = zt4ai()
+        .args([
+            "threat-model",
+            "-f",
+            "mermaid",
+            "-f",
+            "dot",
+            "-f",
+            "json",
+            "-o",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mmd = std::fs::read_to_string(dir.path().join("threat-model.mmd")).unwrap();
+    assert!(mmd.starts_with("flowchart"), "{mmd}");
+    assert!(dir.path().join("threat-model.dot").exists());
 }
 
 #[test]

@@ -242,7 +242,8 @@ pub async fn probe(base_url: &str, admin_token: Option<&str>, timeout: Duration)
     facts
 }
 
-const NO_ADMIN_TOKEN: &str = "no admin token given (--admin-token)";
+const NO_ADMIN_TOKEN: &str =
+    "no admin token given (--admin-token-file, ZT4AI_ADMIN_TOKEN, or `admin-token` in --data-dir)";
 
 /// The gateway, for the probes.
 struct Gateway {

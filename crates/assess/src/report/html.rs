@@ -83,7 +83,7 @@ pub fn render(report: &Report) -> String {
 <p class="eyebrow">zt4ai · Zero Trust for AI posture assessment</p>
 <h1>{heading}</h1>
 <p class="subtitle">Assessed {at} · zt4ai {version} · catalogue {catalogue}</p>
-<nav aria-label="Sections"><a href="#overview">Overview</a><a href="#pillars">Pillars</a><a href="#findings">Findings</a><a href="#roadmap">Roadmap</a>{changes_link}</nav>
+<nav aria-label="Sections"><a href="#overview">Overview</a><a href="#pillars">Pillars</a><a href="#findings">Findings</a><a href="#roadmap">Roadmap</a>{threats_link}{changes_link}</nav>
 </div>
 </header>
 <main class="wrap">
@@ -94,6 +94,11 @@ pub fn render(report: &Report) -> String {
         heading = escape(organisation.unwrap_or("Unnamed organisation")),
         at = escape(&report.assessed_at),
         catalogue = escape(&report.catalogue_version),
+        threats_link = if report.threat_model.is_some() {
+            r##"<a href="#threats">Threats</a>"##
+        } else {
+            ""
+        },
         changes_link = if report.comparison.is_some() {
             r##"<a href="#changes">Changes</a>"##
         } else {
@@ -104,6 +109,9 @@ pub fn render(report: &Report) -> String {
     pillars(&mut out, &report.pillars);
     findings(&mut out, report);
     roadmap(&mut out, &report.roadmap);
+    if let Some(t) = &report.threat_model {
+        threats(&mut out, t);
+    }
     if let Some(comparison) = &report.comparison {
         changes(&mut out, report, comparison);
     }
@@ -429,6 +437,48 @@ fn roadmap(out: &mut String, items: &[RoadmapItem]) {
             out.push_str("</li>\n");
         }
         out.push_str("</ol>\n</div>\n");
+    }
+    out.push_str("</div>\n</section>\n");
+}
+
+fn threats(out: &mut String, t: &crate::model::ThreatSummary) {
+    let _ = write!(
+        out,
+        r#"<section id="threats" aria-labelledby="threats-title">
+<h2 id="threats-title">Threat model</h2>
+<div class="card">
+<p>{n} threats derived from the inventory: <strong>{u} unmitigated</strong>, {p} partly mitigated, {m} mitigated.</p>
+"#,
+        n = t.threats,
+        u = t.unmitigated,
+        p = t.partly_mitigated,
+        m = t.mitigated,
+    );
+    match &t.document {
+        // A relative link to the document written beside this page.
+        Some(doc) => {
+            let _ = writeln!(
+                out,
+                r#"<p>The whole threat model: <a href="{href}">{name}</a>.</p>"#,
+                href = escape(doc),
+                name = escape(doc)
+            );
+        }
+        None => out.push_str(
+            "<p class=\"muted\">The whole threat model: <code>zt4ai threat-model</code>.</p>\n",
+        ),
+    }
+    if !t.open.is_empty() {
+        out.push_str("<ul>\n");
+        for o in &t.open {
+            let _ = writeln!(
+                out,
+                "<li><strong>{}</strong>: {}</li>",
+                escape(&o.class),
+                rich(&o.scenario)
+            );
+        }
+        out.push_str("</ul>\n");
     }
     out.push_str("</div>\n</section>\n");
 }

@@ -27,6 +27,9 @@ pub fn render(report: &Report) -> String {
     findings(&mut out, report);
     skipped(&mut out, report);
     roadmap(&mut out, &report.roadmap);
+    if let Some(t) = &report.threat_model {
+        threats(&mut out, t);
+    }
     if let Some(comparison) = &report.comparison {
         changes(&mut out, report, comparison);
     }
@@ -270,6 +273,35 @@ fn roadmap(out: &mut String, items: &[RoadmapItem]) {
     }
 }
 
+fn threats(out: &mut String, t: &crate::model::ThreatSummary) {
+    let _ = writeln!(out, "## Threat model\n");
+    let _ = writeln!(
+        out,
+        "{} threats derived from the inventory: {} unmitigated, {} partly mitigated, {} mitigated.",
+        t.threats, t.unmitigated, t.partly_mitigated, t.mitigated
+    );
+    match &t.document {
+        Some(doc) => {
+            let _ = writeln!(
+                out,
+                "The whole threat model: [{}]({}).\n",
+                text(doc),
+                doc.replace(' ', "%20").replace(['(', ')'], "")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "The whole threat model: `zt4ai threat-model`.\n");
+        }
+    }
+    if !t.open.is_empty() {
+        let _ = writeln!(out, "Unmitigated:\n");
+        for o in &t.open {
+            let _ = writeln!(out, "- **{}**: {}", text(&o.class), text(&o.scenario));
+        }
+        out.push('\n');
+    }
+}
+
 fn changes(out: &mut String, report: &Report, c: &Comparison) {
     let _ = writeln!(out, "## Changes since {}\n", text(&c.earlier_assessed_at));
     let _ = writeln!(
@@ -390,7 +422,7 @@ fn location(e: &Evidence) -> Option<String> {
 /// else has each character that could start Markdown or HTML syntax
 /// backslash-escaped. `_` between two letters or digits is left alone: it cannot
 /// start emphasis there, and `writable_datasets` stays readable.
-fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     let flat = one_line(s);
     let chars: Vec<char> = flat.chars().collect();
     let mut out = String::with_capacity(flat.len() + 8);
@@ -431,7 +463,7 @@ fn one_line(s: &str) -> String {
 
 /// [`text`] for the start of a line (a paragraph, a list item's content): also
 /// escapes what would start a list or a heading there (`- `, `+ `, `1. `, `=`).
-fn para(s: &str) -> String {
+pub(crate) fn para(s: &str) -> String {
     let mut out = text(s);
     if out.starts_with(['-', '+', '=']) {
         out.insert(0, '\\');
@@ -446,7 +478,7 @@ fn para(s: &str) -> String {
 /// User text as a code span: nothing inside is interpreted. The fence is one
 /// backtick longer than the longest run of backticks inside, and padded with
 /// spaces when the text starts or ends with a backtick.
-fn code(s: &str) -> String {
+pub(crate) fn code(s: &str) -> String {
     let s = one_line(s);
     let mut longest = 0;
     let mut run = 0;
@@ -674,6 +706,7 @@ pub(crate) mod fixture {
                     after: Some(100.0),
                 }],
             }),
+            threat_model: None,
         }
     }
 }

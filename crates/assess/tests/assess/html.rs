@@ -164,6 +164,27 @@ fn html_report_comes_up_in_headless_chromium_with_hostile_strings_as_text() {
 }
 
 #[test]
+fn html_report_of_a_real_assessment_comes_up() {
+    let chromium = report_tools()["chromium"].clone();
+    let report = crate::golden::report("weak");
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("weak.html");
+    std::fs::write(&page, html::render(&report)).unwrap();
+    let dom = dump_dom(&chromium, &format!("file://{}", page.display()), dir.path());
+    let body = start_tag(&dom, "<body");
+    assert!(
+        body.contains(r#"data-ready="1""#) && !body.contains("data-errors"),
+        "{body}"
+    );
+    assert_eq!(rows(&dom).len(), report.results.len());
+    for id in ["overview", "pillars", "findings", "details", "roadmap"] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "no section {id}");
+    }
+    // The poisoned tool description from the weak inventory is text, not markup.
+    assert!(dom.contains("Weak Example Ltd"));
+}
+
+#[test]
 fn html_report_applies_filters_and_selection_from_the_address() {
     let chromium = report_tools()["chromium"].clone();
     let report = sample_report();
@@ -625,5 +646,6 @@ fn sample_report() -> Report {
                 after: Some(50.0),
             }],
         }),
+        threat_model: None,
     }
 }

@@ -63,6 +63,31 @@ fn sarif_report_is_valid_sarif_2_1_0() {
     assert!(ok, "an empty SARIF report is invalid:\n{messages}");
 }
 
+#[test]
+fn real_assessments_are_valid_sarif_2_1_0() {
+    let tools = report_tools();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["acme", "weak"] {
+        let report = crate::golden::report(name);
+        let path = dir.path().join(format!("{name}.sarif"));
+        let text = sarif::to_string(&report);
+        std::fs::write(&path, &text).unwrap();
+        let (ok, messages) = validate(&tools, &path);
+        assert!(ok, "{name}: not SARIF 2.1.0:\n{messages}");
+        // Every failed finding with a location is in it.
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let results = doc["runs"][0]["results"].as_array().unwrap().len();
+        let located = report
+            .results
+            .iter()
+            .filter(|r| matches!(r.status, Status::Failed | Status::Investigate))
+            .flat_map(|r| &r.evidence)
+            .filter(|e| e.problem && e.file.is_some())
+            .count();
+        assert_eq!(results, located, "{name}");
+    }
+}
+
 /// The validator is not vacuous: it rejects what the renderer must never write.
 #[test]
 fn schema_validation_catches_what_the_renderer_avoids() {
@@ -472,5 +497,6 @@ fn sample_report() -> Report {
             other: vec![],
             pillars: vec![],
         }),
+        threat_model: None,
     }
 }
