@@ -22,7 +22,7 @@ use zt4ai_audit::{AuditReader, Event, Filter};
 use zt4ai_core::Decision;
 use zt4ai_core::inventory::AgentState;
 
-use super::{Check, Deployment};
+use super::{Check, Deployment, count};
 use crate::model::{Evidence, Outcome};
 
 pub(crate) const CHECKS: &[Check] = &[
@@ -421,15 +421,6 @@ fn activity(reader: &AuditReader, now: u64, days: u64) -> Result<Activity, Strin
         }
     }
     Ok(a)
-}
-
-/// `1 permit`, `3 permits`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 // --- Checks ------------------------------------------------------------------

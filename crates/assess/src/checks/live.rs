@@ -23,7 +23,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
-use super::{Check, Deployment};
+use super::{Check, Deployment, count};
 use crate::model::{Evidence, Outcome};
 
 pub(crate) const CHECKS: &[Check] = &[
@@ -603,15 +603,6 @@ fn random_hex(bytes: usize) -> Result<String, String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// `1 permit`, `3 permits`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 // --- Checks ------------------------------------------------------------------
 
 const NO_GATEWAY: &str = "no gateway given (--gateway URL)";
@@ -910,12 +901,7 @@ fn transport_tls(d: &Deployment) -> Outcome {
             return Outcome::failed(format!("`{}` is not a URL: {e}", f.base_url));
         }
     };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(h)) => h.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = super::identity::is_loopback_url(url.as_str());
     let at = Evidence::note(format!("gateway URL `{}`", f.base_url));
     match url.scheme() {
         "https" => Outcome::passed("the gateway is reached over TLS (https)").with(vec![at]),

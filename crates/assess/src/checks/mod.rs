@@ -59,6 +59,15 @@ pub fn find(id: &str) -> Option<&'static Check> {
     all().find(|c| c.id == id)
 }
 
+/// `1 permit`, `3 permits`: a count with its noun, for summaries.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Settings of an assessment run.
 #[derive(Debug, Clone)]
 pub struct Options {

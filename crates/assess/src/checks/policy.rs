@@ -24,7 +24,7 @@ use cedar_policy::{
 use serde_json::Value;
 use zt4ai_policy::{BASELINE, BASELINE_NAME, PolicySource, RESERVED_PREFIX};
 
-use super::{Check, Deployment};
+use super::{Check, Deployment, count};
 use crate::model::{Evidence, Outcome};
 
 pub(crate) const CHECKS: &[Check] = &[
@@ -498,15 +498,6 @@ fn list(ids: &[&str]) -> String {
         .map(|i| format!("`{i}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `1 permit`, `3 permits`.
-fn count(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
 }
 
 // --- Checks ------------------------------------------------------------------
