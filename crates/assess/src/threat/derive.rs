@@ -278,6 +278,22 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
         label: None,
         note: "decides every tool call, read, send and model call".into(),
     });
+    // A server is an element where an agent is granted all of it.
+    let whole: BTreeSet<&String> = inv
+        .agents
+        .values()
+        .flat_map(|a| a.grants.servers.iter())
+        .collect();
+    for s in whole {
+        elements.push(Element {
+            id: format!("server:{s}"),
+            kind: ElementKind::Server,
+            name: s.clone(),
+            boundary: format!("mcp:{s}"),
+            label: None,
+            note: "granted whole: every tool on it, including tools added later".into(),
+        });
+    }
     for t in inv.tools.values() {
         elements.push(Element {
             id: tool_id(&t.id),
@@ -354,6 +370,11 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
     // For sends and model calls: every label of data that can travel, with a source.
     let mut carried: BTreeMap<String, BTreeMap<Label, String>> = BTreeMap::new();
     for (id, a) in &inv.agents {
+        // A suspended or retired agent can do nothing (`zt4ai.lifecycle.inactive`):
+        // it is an element, with no flows until it is resumed.
+        if a.state != AgentState::Active {
+            continue;
+        }
         let held = reachable(d, a).map(|(l, _)| l);
         let holds = holdings(d, a);
         if let Some(owner) = inv.users.get(&a.owner) {
@@ -376,15 +397,29 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
                 Vec::new(),
             );
         }
-        for t in granted_tools(d, a) {
+        // Calls: one flow to a server granted whole (`crm.*`), one per tool
+        // granted on its own; a wildcard grant would otherwise draw thousands.
+        for s in &a.grants.servers {
             add(
                 agent_id(id.as_str()),
-                tool_id(&t.id),
+                format!("server:{s}"),
                 FlowKind::Calls,
                 held,
                 false,
-                vec![format!("mcp:{}", t.server)],
+                vec![format!("mcp:{s}")],
             );
+        }
+        for t in granted_tools(d, a) {
+            if !a.grants.servers.contains(&t.server) {
+                add(
+                    agent_id(id.as_str()),
+                    tool_id(&t.id),
+                    FlowKind::Calls,
+                    held,
+                    false,
+                    vec![format!("mcp:{}", t.server)],
+                );
+            }
             if !t.output_trusted {
                 add(
                     tool_id(&t.id),
