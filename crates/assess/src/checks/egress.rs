@@ -247,7 +247,7 @@ fn overlapping(d: &Deployment) -> Outcome {
     }
 }
 
-/// One path from data an agent can read to a sink below its label.
+/// One path from confidential data an agent can read to an external sink.
 struct Path {
     agent: String,
     source: String,
@@ -256,10 +256,22 @@ struct Path {
     clearance: Label,
 }
 
+impl Path {
+    /// Whether the flow guard stops it: the sink is cleared below the data.
+    fn guarded(&self) -> bool {
+        self.clearance < self.label
+    }
+}
+
+/// Every (agent, confidential label it can hold, external destination it may
+/// send to) for agents that have a tool with a destination binding.
 fn paths(d: &Deployment) -> Vec<Path> {
     let inv = &d.inventory;
     let mut out = Vec::new();
     for (id, a) in &inv.agents {
+        if a.state != zt4ai_core::inventory::AgentState::Active {
+            continue;
+        }
         let can_send = inv.tools.values().any(|t| {
             a.grants.allows_tool(t)
                 && t.bindings
@@ -269,40 +281,31 @@ fn paths(d: &Deployment) -> Vec<Path> {
         if !can_send {
             continue;
         }
-        // The most sensitive thing the agent can read, capped by its clearance.
-        let mut best: Option<(String, Label)> = None;
-        let mut consider = |name: String, label: Label| {
-            let label = label.min(a.clearance);
-            if best.as_ref().is_none_or(|(_, l)| label > *l) {
-                best = Some((name, label));
-            }
-        };
+        // Each label of data the agent can hold (capped by its clearance), with a source.
+        let mut held: std::collections::BTreeMap<Label, String> = std::collections::BTreeMap::new();
         for ds in &a.grants.datasets {
             if let Some(set) = inv.datasets.get(ds) {
-                consider(format!("dataset `{ds}`"), set.label);
+                held.entry(set.label.min(a.clearance))
+                    .or_insert_with(|| format!("dataset `{ds}`"));
             }
         }
         for t in inv.tools.values().filter(|t| a.grants.allows_tool(t)) {
-            consider(format!("tool `{}` output", t.id), t.output_label);
+            held.entry(t.output_label.min(a.clearance))
+                .or_insert_with(|| format!("tool `{}` output", t.id));
         }
-        let Some((source, label)) = best else {
-            continue;
-        };
-        if label < Label::Confidential {
-            continue;
-        }
-        for dest in &a.grants.destinations {
-            if let Some(x) = inv.destinations.get(dest)
-                && x.external
-                && x.clearance < label
-            {
-                out.push(Path {
-                    agent: id.to_string(),
-                    source: source.clone(),
-                    label,
-                    sink: dest.clone(),
-                    clearance: x.clearance,
-                });
+        for (label, source) in held.range(Label::Confidential..) {
+            for dest in &a.grants.destinations {
+                if let Some(x) = inv.destinations.get(dest)
+                    && x.external
+                {
+                    out.push(Path {
+                        agent: id.to_string(),
+                        source: source.clone(),
+                        label: *label,
+                        sink: dest.clone(),
+                        clearance: x.clearance,
+                    });
+                }
             }
         }
     }
@@ -311,36 +314,49 @@ fn paths(d: &Deployment) -> Vec<Path> {
 
 fn exfiltration_paths(d: &Deployment) -> Outcome {
     let found = paths(d);
-    let guarded = d.engine.policy_ids().iter().any(|p| p == FLOW_GUARD);
+    let guard_loaded = d.engine.policy_ids().iter().any(|p| p == FLOW_GUARD);
     let evidence: Vec<Evidence> = found
         .iter()
-        .map(|p| Evidence {
-            problem: !guarded,
-            ..d.at_entity(
-                "agents",
-                &p.agent,
-                "grants.destinations",
-                format!(
-                    "`{}` can read {} ({}) and send to external `{}` (cleared for {})",
-                    p.agent, p.source, p.label, p.sink, p.clearance
-                ),
-            )
+        .map(|p| {
+            let closed = p.guarded() && guard_loaded;
+            Evidence {
+                problem: !closed,
+                ..d.at_entity(
+                    "agents",
+                    &p.agent,
+                    "grants.destinations",
+                    format!(
+                        "`{}` can read {} ({}) and send to external `{}` (cleared for {}): {}",
+                        p.agent,
+                        p.source,
+                        p.label,
+                        p.sink,
+                        p.clearance,
+                        if closed {
+                            format!("closed by `{FLOW_GUARD}`")
+                        } else {
+                            "OPEN: the guard lets it through".to_owned()
+                        }
+                    ),
+                )
+            }
         })
         .collect();
+    let open = evidence.iter().filter(|e| e.problem).count();
     if found.is_empty() {
         Outcome::passed(
             "no agent can both read confidential data and send outside the organisation",
         )
-    } else if guarded {
+    } else if open == 0 {
         Outcome::passed(format!(
-            "{} paths from confidential data to external sinks exist; each is closed by the baseline guard `{FLOW_GUARD}`, which denies a send above the destination's clearance once the session has read such data",
-            found.len()
+            "{} from confidential data to external sinks, each closed by the baseline guard `{FLOW_GUARD}`, which denies a send above the destination's clearance once the session has read such data",
+            super::count(found.len(), "path", "paths")
         ))
         .with(evidence)
     } else {
         Outcome::failed(format!(
-            "{} paths from confidential data to external sinks, and the flow guard is not loaded",
-            found.len()
+            "{open} of {} from confidential data to external sinks are open: the destination is cleared for the data",
+            super::count(found.len(), "path", "paths")
         ))
         .with(evidence)
     }
@@ -477,6 +493,26 @@ mod tests {
         assert_eq!(o.evidence.len(), 1, "{o:?}");
         assert!(o.evidence[0].message.contains("internet"));
         assert!(!o.evidence[0].problem);
+    }
+
+    #[test]
+    fn an_external_sink_cleared_for_the_data_is_an_open_path() {
+        let yaml = BASE
+            .replace("datasets:\n  - {", &format!("{SEND}datasets:\n  - {{"))
+            .replace("tools: [crm.query], datasets: [customers], destinations: [mail] }\ntools", "tools: [crm.query, mail.send], datasets: [customers], destinations: [mail, rival] }\ntools")
+            .replace("grants: { tools: [crm.query], datasets: [customers], destinations: [mail] }\nusers", "grants: { tools: [crm.query, mail.send], datasets: [customers], destinations: [mail, rival] }\nusers")
+            .replace(
+                "  - { id: internet,",
+                "  - { id: rival, mail_domains: [rival.example], clearance: confidential, external: true }\n  - { id: internet,",
+            );
+        let o = run("exfiltration-paths-guarded", &yaml);
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert!(
+            o.evidence
+                .iter()
+                .any(|e| e.problem && e.message.contains("OPEN") && e.message.contains("rival")),
+            "{o:?}"
+        );
     }
 
     #[test]

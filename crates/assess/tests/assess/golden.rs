@@ -136,6 +136,7 @@ fn weak_inventory_fails_what_it_was_written_to_fail() {
         "tool-description-injection",
         "unconstrained-permits",
         "never-applicable-policies",
+        "exfiltration-paths-guarded",
     ] {
         assert_eq!(status(check), Status::Failed, "{check}");
     }
