@@ -116,6 +116,18 @@ pub fn run(source: &crate::Source, args: Args) -> Result<ExitCode> {
         }
         None => None,
     };
+    if let Some(dir) = &args.data_dir
+        && !dir.is_dir()
+    {
+        bail!("--data-dir `{}` is not a directory", dir.display());
+    }
+    if let Some(url) = &args.gateway {
+        let parsed =
+            url::Url::parse(url).with_context(|| format!("--gateway `{url}` is not a URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            bail!("--gateway `{url}`: expected http(s)://host[:port]");
+        }
+    }
     let catalogue = Catalogue::builtin()?;
     let sources = load::sources(source).map_err(anyhow::Error::msg)?;
     let now = args

@@ -332,6 +332,19 @@ fn assess_reports_gates_and_compares() {
         "{err}"
     );
     let out = zt4ai()
+        .args(["assess", "--gateway", "not a url"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a URL"));
+    let out = zt4ai()
+        .args(["assess", "--data-dir"])
+        .arg(dir.path().join("missing"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a directory"));
+    let out = zt4ai()
         .args(["assess", "-f", "json", "-f", "html"])
         .output()
         .unwrap();
