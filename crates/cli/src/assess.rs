@@ -70,7 +70,8 @@ pub struct Args {
     /// it goes to stdout.
     #[arg(long, short = 'f', value_enum, default_value = "markdown")]
     format: Vec<Format>,
-    /// Directory to write the reports into (`assessment.{md,json,sarif,html}`).
+    /// Directory to write the reports into (`assessment.{md,json,sarif,html}`),
+    /// with the threat model beside them (`threat-model.{md,json}`).
     #[arg(long, short = 'o')]
     output: Option<PathBuf>,
     /// An earlier JSON report: show what improved and what regressed.
