@@ -239,7 +239,7 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
     for s in &inv.servers {
         boundaries.push(Boundary {
             id: format!("mcp:{s}"),
-            title: format!("MCP server `{s}`"),
+            title: format!("MCP server {s}"),
             parent: Some(ORG.into()),
         });
     }
