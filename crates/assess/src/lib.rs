@@ -72,11 +72,7 @@ pub fn assess(
         counts.add(r.status);
     }
     let inv = &deployment.inventory;
-    let policy_count: usize = deployment
-        .policies
-        .iter()
-        .map(|p| p.text.matches("@id(").count())
-        .sum();
+    let policy_count = deployment.custom_policy_count();
     let target = Target {
         organisation: inv.organisation.clone(),
         inventory: deployment.inventory_file.clone(),

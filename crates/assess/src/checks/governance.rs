@@ -31,11 +31,7 @@ fn organisation_named(d: &Deployment) -> Outcome {
 }
 
 fn custom_policies(d: &Deployment) -> Outcome {
-    let n: usize = d
-        .policies
-        .iter()
-        .map(|p| p.text.matches("@id(").count())
-        .sum();
+    let n = d.custom_policy_count();
     if n == 0 {
         Outcome::investigate(
             "only the baseline guards decide: nothing expresses this organisation's own rules (who may use destructive tools, which data may reach which model)",
@@ -111,6 +107,25 @@ mod tests {
         );
         assert_eq!(
             run("custom-policies-present", BASE).status,
+            Status::Investigate
+        );
+        // A commented-out policy is not a policy.
+        let d = crate::Deployment::load(
+            BASE,
+            "inventory.yaml",
+            vec![zt4ai_policy::PolicySource {
+                name: "p.cedar".into(),
+                text: "// @id(\"x.old\") forbid (principal, action, resource);\n".into(),
+            }],
+            crate::Options {
+                dormant_days: 30,
+                now: 1_800_000_000,
+            },
+        )
+        .unwrap();
+        assert_eq!(d.custom_policy_count(), 0);
+        assert_eq!(
+            (crate::checks::find("custom-policies-present").unwrap().run)(&d).status,
             Status::Investigate
         );
         assert_eq!(run("approver-separation", BASE).status, Status::Skipped);

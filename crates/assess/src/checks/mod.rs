@@ -189,6 +189,16 @@ impl Deployment {
         })
     }
 
+    /// How many of the deployment's own policies the engine loaded (parsed, so a
+    /// commented-out policy does not count; the baseline guards are not counted).
+    pub fn custom_policy_count(&self) -> usize {
+        self.engine
+            .policy_ids()
+            .iter()
+            .filter(|id| !id.starts_with(zt4ai_policy::RESERVED_PREFIX))
+            .count()
+    }
+
     /// Evidence at an inventory path (`agents[0].grants.tools`), with its line.
     pub fn at(&self, field: &str, message: impl Into<String>) -> Evidence {
         let (line, column) = self.locations.find(field);
