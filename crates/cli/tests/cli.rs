@@ -1126,7 +1126,17 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
         let r = client.call_tool(call).await.unwrap();
         assert!(format!("{r:?}").contains("ACME-001"), "{r:?}");
 
-        let (status, metrics) = get(&addr, "/metrics");
+        // The tool output's own audit record is written without holding the
+        // answer back; wait (bounded) until nothing is pending.
+        let mut tries = 0;
+        let (status, metrics) = loop {
+            let (status, metrics) = get(&addr, "/metrics");
+            tries += 1;
+            if metrics.contains("zt4ai_audit_pending_records 0") || tries >= 100 {
+                break (status, metrics);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
         assert_eq!(status, 200);
         for want in [
             r#"zt4ai_decisions_total{point="mcp",decision="allow",guard="#,
