@@ -20,7 +20,7 @@ pub use inventory::{ConfigError, Inventory, LoadError, McpServer, McpTransport};
 pub use label::{Category, Integrity, Label, SessionLabel};
 pub use request::{Action, ActionRequest, ActorChain, Finding, RequestError, json_type};
 pub use scope::{Scope, ScopeKind};
-pub use verdict::{Decision, Obligation, Reason, Verdict};
+pub use verdict::{Decision, Obligation, Reason, RiskReport, SignalWeight, Verdict};
 
 /// Seconds since the Unix epoch, as zt4ai stores and compares times (0 if the
 /// clock is before 1970, saturating far in the future).

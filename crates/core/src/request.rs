@@ -116,7 +116,8 @@ pub struct ActionRequest {
     pub session: SessionId,
     /// What is to be done.
     pub action: Action,
-    /// Risk score 0–100 for this request, until continuous verification computes it.
+    /// Risk the caller or the identity provider reports for the user (0–100);
+    /// continuous verification adds it to the score as the `user_risk` signal.
     #[serde(default)]
     pub risk: Option<u8>,
     /// Findings about the request's own content.
@@ -125,6 +126,11 @@ pub struct ActionRequest {
     /// A human approval granted for an earlier `require_approval` verdict.
     #[serde(default)]
     pub approval: Option<ApprovalId>,
+    /// Ask for a declassification: if the only thing standing in the way is
+    /// the session's label, the verdict is `require_approval` for a human to
+    /// lower it, instead of a deny.
+    #[serde(default)]
+    pub declassify: bool,
     /// The task scope of the delegated token the request came with. Set only by an
     /// enforcement point from a verified token, never read from the caller's JSON.
     #[serde(skip)]

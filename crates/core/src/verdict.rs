@@ -63,7 +63,7 @@ pub enum Obligation {
 }
 
 /// The pipeline's answer to one action request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     /// Allow, deny or require approval.
     pub decision: Decision,
@@ -80,6 +80,35 @@ pub struct Verdict {
     /// The session's label after this request.
     #[serde(default)]
     pub session: Option<SessionLabel>,
+    /// The risk score the decision saw and the signals that make it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskReport>,
+}
+
+/// The risk behind a verdict: the score the policies saw, and what makes it up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RiskReport {
+    /// The score the decision used (0–100): the higher of the session's and
+    /// the agent's, plus the reported user risk.
+    pub score: u8,
+    /// The session's score.
+    pub session: u8,
+    /// The agent's score (across all its sessions).
+    pub agent: u8,
+    /// The contributing signals, largest first; their weights add up to the
+    /// score before it is capped at 100.
+    pub signals: Vec<SignalWeight>,
+}
+
+/// One signal's contribution to a risk score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalWeight {
+    /// The signal (`new_tool`, `rate_burst`, …).
+    pub signal: String,
+    /// Risk points it contributes now (decayed since it fired).
+    pub weight: f32,
+    /// What was seen, for humans.
+    pub detail: String,
 }
 
 impl Verdict {
@@ -95,6 +124,7 @@ impl Verdict {
             obligations: Vec::new(),
             approval: None,
             session: None,
+            risk: None,
         }
     }
 

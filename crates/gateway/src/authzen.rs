@@ -602,6 +602,7 @@ fn request_for(
         findings,
         approval,
         scope: None,
+        declassify: false,
     })
 }
 

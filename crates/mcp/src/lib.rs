@@ -319,6 +319,7 @@ impl McpGateway {
             findings: Vec::new(),
             approval,
             scope: v.scope.clone(),
+            declassify: false,
         };
         // Decided in place, as the AuthZEN API does: a decision takes microseconds
         // (a thread hop to the blocking pool would cost more than it). The call

@@ -290,6 +290,7 @@ fn main() {
             findings: Vec::new(),
             approval: None,
             scope: None,
+            declassify: false,
         };
         let t = Instant::now();
         let v = f.pipeline.decide(&r);

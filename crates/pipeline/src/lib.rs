@@ -405,6 +405,7 @@ impl Pipeline {
             obligations,
             approval: None,
             session: Some(before.clone()),
+            risk: None,
         };
         metrics.stage(Stage::decide, lap(&mut clock));
         drop(stage);
@@ -629,6 +630,7 @@ impl Pipeline {
             obligations: Vec::new(),
             approval: None,
             session: Some(after),
+            risk: None,
         };
         if let Some(log) = &self.audit {
             let mut event = record(

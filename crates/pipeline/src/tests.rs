@@ -38,6 +38,7 @@ fn req(user: &str, agents: &[&str], session: &str, action: Action) -> ActionRequ
         findings: vec![],
         approval: None,
         scope: None,
+        declassify: false,
     }
 }
 

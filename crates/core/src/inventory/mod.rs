@@ -10,6 +10,7 @@ pub mod locate;
 pub mod raw;
 pub mod synthetic;
 mod target;
+pub mod verification;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -78,6 +79,12 @@ pub struct Settings {
     pub approval_ttl: Duration,
     /// The group whose members may grant human approvals, if one is named.
     pub approvers: Option<String>,
+    /// How long the MCP gateway holds a call that needs approval by default.
+    pub approval_hold: Duration,
+    /// Baselines and risk scoring.
+    pub risk: verification::RiskSettings,
+    /// Automatic quarantine.
+    pub quarantine: verification::QuarantineSettings,
 }
 
 /// Content inspection settings, resolved.
@@ -293,6 +300,9 @@ pub struct Tool {
     pub spotlight: Option<SpotlightMode>,
     /// Arguments that name resources.
     pub bindings: Vec<Binding>,
+    /// How long the MCP gateway holds a call that needs approval (`None`: the
+    /// settings' default).
+    pub approval_hold: Option<Duration>,
 }
 
 impl Tool {
@@ -641,11 +651,21 @@ impl Resolver<'_> {
 
     fn resolve(&mut self, raw: RawInventory) -> Inventory {
         let mut categories = BTreeSet::new();
+        let mut problems = Vec::new();
+        let mut note = |field: String, message: String| problems.push((field, message));
+        let risk = verification::risk(raw.settings.risk, &mut note);
+        let quarantine = verification::quarantine(raw.settings.quarantine, &mut note);
+        for (field, message) in problems {
+            self.error(field, message);
+        }
         let settings = Settings {
             risk_medium: raw.settings.risk_medium,
             risk_high: raw.settings.risk_high,
             approval_ttl: Duration::from_secs(raw.settings.approval_ttl_seconds),
             approvers: raw.settings.approvers.clone(),
+            approval_hold: Duration::from_secs(raw.settings.approval_hold_seconds),
+            risk,
+            quarantine,
         };
         if settings.risk_high > 100 {
             self.error(
@@ -729,6 +749,7 @@ impl Resolver<'_> {
                 output_trusted: t.output.trusted,
                 spotlight: t.output.spotlight,
                 bindings,
+                approval_hold: t.approval_hold_seconds.map(Duration::from_secs),
             };
             if tools.insert(id.clone(), tool).is_some() {
                 self.error(

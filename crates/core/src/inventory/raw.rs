@@ -149,6 +149,17 @@ pub struct RawSettings {
     /// The group whose members may grant human approvals.
     #[serde(default)]
     pub approvers: Option<String>,
+    /// How long the MCP gateway holds a call that needs approval, waiting for
+    /// the decision, unless the tool says otherwise; 0 (the default) answers
+    /// at once with the approval id.
+    #[serde(default)]
+    pub approval_hold_seconds: u64,
+    /// Behaviour baselines and risk scoring.
+    #[serde(default)]
+    pub risk: Option<super::verification::RawRisk>,
+    /// When an agent is quarantined automatically.
+    #[serde(default)]
+    pub quarantine: Option<super::verification::RawQuarantine>,
 }
 
 /// Content inspection settings.
@@ -219,6 +230,9 @@ impl Default for RawSettings {
             risk_high: default_high(),
             approval_ttl_seconds: default_approval_ttl(),
             approvers: None,
+            approval_hold_seconds: 0,
+            risk: None,
+            quarantine: None,
         }
     }
 }
@@ -498,6 +512,10 @@ pub struct RawTool {
     /// Arguments that name resources.
     #[serde(default)]
     pub bindings: Vec<RawBinding>,
+    /// How long the MCP gateway holds a call of this tool that needs approval
+    /// (overrides `settings.approval_hold_seconds`; 0 answers at once).
+    #[serde(default)]
+    pub approval_hold_seconds: Option<u64>,
 }
 
 /// A data source.

@@ -271,6 +271,7 @@ pub fn requests(sizes: Sizes, n: usize, sessions_per_agent: usize) -> Vec<crate:
             findings: Vec::new(),
             approval: None,
             scope: None,
+            declassify: false,
         });
     }
     out
