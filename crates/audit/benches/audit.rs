@@ -47,6 +47,7 @@ fn event(i: u64) -> Event {
         risk: Some(12),
         approval: None,
         arguments_sha256: Some("9f2c".repeat(16)),
+        risk_signals: Vec::new(),
     })
 }
 

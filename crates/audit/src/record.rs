@@ -68,6 +68,9 @@ pub struct DecisionEvent {
     /// The request's risk score, when one was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<u8>,
+    /// The signals that made up the risk score, with their weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub risk_signals: Vec<zt4ai_core::SignalWeight>,
     /// The approval this request created or used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,

@@ -37,6 +37,7 @@ fn decision(i: u64, agent: &str, d: Decision, policy: &str) -> Event {
         risk: None,
         approval: None,
         arguments_sha256: None,
+        risk_signals: Vec::new(),
     })
 }
 

@@ -12,8 +12,9 @@
 //! * **Every request** to an enforcement point carries a delegated token, verified
 //!   here: signature (EdDSA, zt4ai's own keys), expiry and not-before within the
 //!   allowed skew, issuer, audience, chain depth, and revocation — a revoked token,
-//!   a suspended or retired agent anywhere in the chain, a revoked user session.
-//!   Revocations are re-read at most once a second (the kill switch).
+//!   a suspended or retired agent anywhere in the chain, a token issued to an agent
+//!   before it was quarantined (even once the agent is resumed), a revoked user
+//!   session. Revocations are re-read at most once a second (the kill switch).
 
 mod claims;
 mod keys;
@@ -427,6 +428,16 @@ impl Identity {
         }
         for a in &checked.agents {
             self.active_agent(a.as_str())?;
+            // Quarantine revokes every token the agent held: resuming it later
+            // does not revive them, only tokens issued after the cut-off count.
+            if self
+                .revocations
+                .agent_tokens_revoked(a.as_str(), claims.iat)
+            {
+                return Err(AuthError::invalid_token(format!(
+                    "tokens of agent `{a}` issued before it was quarantined are revoked"
+                )));
+            }
         }
         if self.revocations.user_session_revoked(
             &claims.sub,

@@ -18,6 +18,8 @@ struct Revoked {
     agents: HashMap<String, AgentState>,
     /// (user, sid or `*`) → revoked at.
     users: HashMap<(String, String), i64>,
+    /// agent → tokens issued to it at or before this time are revoked (quarantine).
+    agents_before: HashMap<String, i64>,
 }
 
 /// The in-memory view of revocations and agent states.
@@ -58,10 +60,12 @@ impl Revocations {
             .into_iter()
             .map(|(u, s, at)| ((u, s), at))
             .collect();
+        let agents_before = store.revoked_agents()?.into_iter().collect();
         *self.view.write() = Revoked {
             tokens,
             agents,
             users,
+            agents_before,
         };
         *checked = Some((Instant::now(), version));
         Ok(())
@@ -81,6 +85,17 @@ impl Revocations {
     /// The registry's state of an agent; `None` if it is not registered.
     pub fn agent_state(&self, agent: &str) -> Option<AgentState> {
         self.view.read().agents.get(agent).copied()
+    }
+
+    /// Whether tokens of `agent` issued at `issued_at` (seconds) are revoked: true
+    /// when the agent was quarantined at or after that time. Resuming the agent does
+    /// not lift this; only tokens issued after the cut-off are accepted again.
+    pub fn agent_tokens_revoked(&self, agent: &str, issued_at: i64) -> bool {
+        self.view
+            .read()
+            .agents_before
+            .get(agent)
+            .is_some_and(|&before| issued_at <= before)
     }
 
     /// Whether the user's session `sid`, authenticated at `auth_time`, is revoked.

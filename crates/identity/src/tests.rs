@@ -356,6 +356,73 @@ fn revocation_and_suspension_take_effect_at_once_in_process() {
 }
 
 #[test]
+fn quarantine_revokes_earlier_tokens_even_after_the_agent_is_resumed() {
+    let f = fixture();
+    let secret = with_secret(&f, "report-agent");
+    let issued = block(f.identity.exchange(&exchange_req(
+        &user_token(&f, "alice", None),
+        "report-agent",
+        &secret,
+        None,
+    )))
+    .unwrap();
+    let token = issued.access_token;
+    assert!(f.identity.verify(&token).is_ok());
+    // A sub-agent's token carries the quarantined agent in its chain.
+    let child = delegated(&f, unix_now(), |c| {
+        c.act = Actor::from_chain(&["report-agent".to_owned(), "summariser".to_owned()]).unwrap();
+    });
+    let unrelated = delegated(&f, unix_now(), |c| {
+        c.act = Actor::from_chain(&["summariser".to_owned()]).unwrap();
+    });
+
+    // Quarantine: suspend, and revoke every token issued so far.
+    let before = unix_now();
+    let store = f.identity.store();
+    store
+        .set_agent_state(
+            "report-agent",
+            AgentState::Suspended,
+            "pipeline",
+            None,
+            before,
+        )
+        .unwrap();
+    store
+        .revoke_agent_tokens(
+            "report-agent",
+            before,
+            "pipeline",
+            Some("exfiltration"),
+            before,
+        )
+        .unwrap();
+    f.identity.changed();
+    assert!(f.identity.verify(&token).is_err());
+
+    // A human resumes the agent: its old tokens stay dead, a new one works.
+    store
+        .set_agent_state("report-agent", AgentState::Active, "bob", None, before)
+        .unwrap();
+    f.identity.changed();
+    for t in [&token, &child] {
+        let e = f.identity.verify(t).unwrap_err();
+        assert_eq!(e.code, "invalid_token");
+        assert!(
+            e.description
+                .contains("tokens of agent `report-agent` issued before it was quarantined"),
+            "{e}"
+        );
+    }
+    let fresh = delegated(&f, unix_now(), |c| c.iat = before + 1);
+    assert_eq!(
+        f.identity.verify(&fresh).unwrap().agents,
+        [AgentId::new("report-agent").unwrap()]
+    );
+    assert!(f.identity.verify(&unrelated).is_ok());
+}
+
+#[test]
 fn revoked_user_session_stops_its_tokens() {
     let f = fixture();
     let now = unix_now();

@@ -12,17 +12,26 @@
 //!    injection finding denies; sensitive data in what a send carries is
 //!    checked against the destination's clearance (deny, or redact when the
 //!    inventory says so);
-//! 4. **assess risk** — take the request's risk score;
+//! 4. **assess risk** — judge the request against its agent's and user's
+//!    behaviour baselines ([`zt4ai_session::risk`]): the signals it fires add
+//!    to the session's and the agent's decaying risk, and the score (with the
+//!    user's reported risk) is what the risk guards read; a quarantined agent
+//!    is refused here;
 //! 5. **decide** — resolve the resources the request touches (tool bindings, send
 //!    targets) and ask the [policy engine](zt4ai_policy) for every link and resource;
 //! 6. **enforce** — on `require_approval`, record a pending approval; on a retry
-//!    with a granted approval, lift exactly the policies it names, once;
+//!    with a granted approval, lift exactly the policies it names, once (or,
+//!    for a declassification, lower the session's label, once); a deny for
+//!    the label alone becomes a declassification request when the caller asks;
 //! 7. **absorb** — on allow, raise the session's label by what the request reads,
 //!    durably, before the verdict is returned; once the tool has answered,
 //!    [`Pipeline::absorb_output`] inspects its output: an injection makes the
 //!    session untrusted, sensitive data raises its label and categories;
 //! 8. **record** — [`Pipeline::enforce`] appends the verdict to the
-//!    [audit log](zt4ai_audit) and returns it only once the record is durable.
+//!    [audit log](zt4ai_audit) and returns it only once the record is durable;
+//!    the verdict is fed back to the monitor, and a quarantine trigger
+//!    (an exfiltration attempt, too many denials, too much risk) suspends the
+//!    agent and revokes its tokens before the verdict is returned.
 //!
 //! Enforcement points call [`Pipeline::enforce`]; [`Pipeline::decide`] is the
 //! same decision without the record, for what-if tools and benchmarks.
@@ -52,6 +61,11 @@ use zt4ai_telemetry::{Stage, TRACE_TARGET};
 
 pub use zt4ai_inspect as inspect;
 use zt4ai_inspect::{Detectors, Inspector};
+use zt4ai_session::risk::Monitor;
+use zt4ai_session::{ApprovalKind, NewApproval};
+
+mod verify;
+pub use verify::{QUARANTINE_ACTOR, QuarantineHook, Quarantined};
 
 /// Reason ids the pipeline itself produces (policies produce the rest).
 pub mod reasons {
@@ -78,6 +92,12 @@ pub mod reasons {
     pub const SENSITIVE_EGRESS: &str = "zt4ai.inspect.sensitive_egress";
     /// A tool's output carried findings that changed the session.
     pub const OUTPUT_FINDINGS: &str = "zt4ai.inspect.output";
+    /// An agent of the chain is quarantined.
+    pub const QUARANTINED: &str = "zt4ai.risk.quarantined";
+    /// A human lowered the session's label for this request.
+    pub const DECLASSIFIED: &str = "zt4ai.approval.declassified";
+    /// The session's label stands in the way; a human may declassify it.
+    pub const DECLASSIFICATION: &str = "zt4ai.approval.declassification";
 }
 
 /// The decision pipeline.
@@ -87,15 +107,22 @@ pub struct Pipeline {
     store: Arc<SessionStore>,
     audit: Option<Arc<AuditLog>>,
     inspector: Option<Arc<Inspector>>,
+    monitor: Arc<Monitor>,
+    on_quarantine: Option<QuarantineHook>,
     clock: fn() -> i64,
 }
 
-/// What a decision leaves for its audit record: the session's label as read,
-/// and every finding about the request (the caller's and the inspector's).
+/// What a decision leaves for its audit record and its feedback: the
+/// session's label as read, every finding about the request (the caller's and
+/// the inspector's), the risk it was decided with, and what it means for the
+/// agent.
 #[derive(Debug, Default)]
 struct Trail {
     before: Option<SessionLabel>,
     findings: Vec<Finding>,
+    risk: Option<zt4ai_core::RiskReport>,
+    exfiltration: bool,
+    trigger: Option<zt4ai_session::risk::Trigger>,
 }
 
 /// A sensitive value found in an argument, with what it means for a label.
@@ -123,13 +150,40 @@ struct Resolved<'a> {
 impl Pipeline {
     /// A pipeline over a policy engine and a session store.
     pub fn new(engine: Arc<PolicyEngine>, store: Arc<SessionStore>) -> Self {
+        let settings = &engine.inventory().settings;
+        let monitor = Arc::new(Monitor::new(
+            settings.risk.clone(),
+            settings.quarantine.clone(),
+        ));
         Pipeline {
             engine,
             store,
             audit: None,
             inspector: None,
+            monitor,
+            on_quarantine: None,
             clock: unix_now,
         }
+    }
+
+    /// Keeps baselines and risk in `monitor` (one loaded from the store, so
+    /// they survive a restart).
+    #[must_use]
+    pub fn with_monitor(mut self, monitor: Arc<Monitor>) -> Self {
+        self.monitor = monitor;
+        self
+    }
+
+    /// The behaviour monitor.
+    pub fn monitor(&self) -> &Arc<Monitor> {
+        &self.monitor
+    }
+
+    /// Calls `hook` for each agent quarantined, after it is stored and recorded.
+    #[must_use]
+    pub fn on_quarantine(mut self, hook: QuarantineHook) -> Self {
+        self.on_quarantine = Some(hook);
+        self
     }
 
     /// Inspects tool arguments and tool output with `inspector`.
@@ -195,9 +249,12 @@ impl Pipeline {
             zt4ai.policies = tracing::field::Empty,
         );
         let mut trail = Trail::default();
-        let verdict = span.in_scope(|| self.decide_logged(req, &mut trail));
-        if let Some(risk) = req.risk {
+        let mut verdict = span.in_scope(|| self.decide_logged(req, &mut trail));
+        if let Some(risk) = verdict.risk.as_ref().map(|r| r.score).or(req.risk) {
             zt4ai_telemetry::metrics().risk(risk);
+        }
+        if let Some(trigger) = trail.trigger.take() {
+            verdict = self.quarantine(trigger, req, verdict).await;
         }
         let verdict = match &self.audit {
             None => verdict,
@@ -253,6 +310,7 @@ impl Pipeline {
             risk: None,
             approval: None,
             arguments_sha256: None,
+            risk_signals: Vec::new(),
         });
         durable(log, &event, rid.as_deref(), verdict).await
     }
@@ -266,7 +324,8 @@ impl Pipeline {
 
     /// Decides and logs (tracing); `trail` receives what the record needs.
     fn decide_logged(&self, req: &ActionRequest, trail: &mut Trail) -> Verdict {
-        let verdict = self.decide_inner(req, trail);
+        let mut verdict = self.decide_inner(req, trail);
+        self.feed_back(req, &mut verdict, trail);
         let rid = req.request_id.as_deref().unwrap_or("-");
         if verdict.decision == Decision::Allow {
             debug!(request_id = rid, session = %req.session, chain = %req.chain.describe(),
@@ -307,6 +366,14 @@ impl Pipeline {
                 }
             }
         }
+        for a in &req.chain.agents {
+            if self.monitor.is_quarantined(a.as_str()) && self.still_quarantined(a.as_str()) {
+                return Verdict::deny(
+                    reasons::QUARANTINED,
+                    format!("agent `{a}` is quarantined; a human must resume it"),
+                );
+            }
+        }
         metrics.stage(Stage::authenticate, lap(&mut clock));
         drop(stage);
         stage = stage_span(Stage::inspect);
@@ -335,22 +402,47 @@ impl Pipeline {
         }
         let before = session.label().clone();
         trail.before = Some(before.clone());
-        let mut facts = facts_for(&trail.findings, req.risk, &before, &resolved);
-        facts.content = content_label(sensitive.iter());
-        metrics.stage(Stage::contextualise, lap(&mut clock));
-        drop(stage);
-        stage = stage_span(Stage::decide);
         let now = (self.clock)();
-        let lifted: BTreeSet<String> = match &req.approval {
-            None => BTreeSet::new(),
-            Some(id) => match self
+        let mut lifted = BTreeSet::new();
+        // A granted declassification: (approval, the label to lower to).
+        let mut lower = None;
+        let mut seen = before.clone();
+        if let Some(id) = &req.approval {
+            match self
                 .store
                 .check_approval(id, &req.session, &fingerprint(req), now)
             {
-                Ok(p) => p.into_iter().collect(),
+                Ok(a) if a.kind == ApprovalKind::Action => lifted = a.policies.into_iter().collect(),
+                Ok(a) => match a.lower_to {
+                    Some(to) => {
+                        seen.confidentiality = seen.confidentiality.min(to);
+                        lower = Some((id.clone(), to));
+                        // A human has approved this very request: that is the
+                        // approval medium risk asks for (high risk still denies).
+                        lifted.insert(verify::RISK_MEDIUM.to_owned());
+                    }
+                    None => {
+                        return Verdict::deny(
+                            reasons::APPROVAL_INVALID,
+                            format!("declassification `{id}` names no label"),
+                        );
+                    }
+                },
                 Err(e) => return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string()),
-            },
-        };
+            }
+        }
+        // Sensitive data counts as a signal where it may not go (the guard
+        // denies or redacts it); to a destination cleared for it, it is business.
+        let beyond_clearance = !sensitive.is_empty()
+            && content_label(sensitive.iter()).confidentiality
+                > self.lowest_clearance(&resolved.checks);
+        let risk = self.assess(req, &resolved, &seen, trail, beyond_clearance, now);
+        trail.risk = Some(risk.report);
+        metrics.stage(Stage::contextualise, lap(&mut clock));
+        drop(stage);
+        stage = stage_span(Stage::decide);
+        let mut facts = facts_for(&trail.findings, Some(risk.score), &seen, &resolved);
+        facts.content = content_label(sensitive.iter());
         let mut d = self
             .engine
             .decide(&resolved.links, &resolved.checks, &facts, &lifted);
@@ -398,6 +490,16 @@ impl Pipeline {
                 d.policies.dedup();
             }
         }
+        if d.decision == Decision::Deny {
+            if req.declassify && lower.is_none() && verify::flow_only(&d.policies) {
+                return self.declassification(req, &resolved, d.reasons, trail, now);
+            }
+            trail.exfiltration = verify::is_exfiltration(
+                &d.policies,
+                facts.session.confidentiality,
+                facts.content.confidentiality,
+            );
+        }
         let mut verdict = Verdict {
             decision: d.decision,
             reasons: d.reasons,
@@ -405,7 +507,7 @@ impl Pipeline {
             obligations,
             approval: None,
             session: Some(before.clone()),
-            risk: None,
+            risk: trail.risk.clone(),
         };
         metrics.stage(Stage::decide, lap(&mut clock));
         drop(stage);
@@ -413,16 +515,14 @@ impl Pipeline {
         match d.decision {
             Decision::Deny => {}
             Decision::RequireApproval => {
-                let inv = self.inventory();
-                let new = zt4ai_session::NewApproval {
-                    session: req.session.clone(),
-                    fingerprint: fingerprint(req),
-                    summary: summary(req),
-                    policies: d.approvable,
-                    reasons: verdict.reasons.clone(),
+                let new = self.new_approval(
+                    req,
+                    ApprovalKind::Action,
+                    d.approvable,
+                    verdict.reasons.clone(),
+                    None,
                     now,
-                    ttl: i64::try_from(inv.settings.approval_ttl.as_secs()).unwrap_or(i64::MAX),
-                };
+                );
                 match self.store.create_approval(&new) {
                     Ok(id) => verdict.approval = Some(id),
                     Err(e) => {
@@ -435,7 +535,25 @@ impl Pipeline {
                 metrics.stage(Stage::enforce, lap(&mut clock));
             }
             Decision::Allow => {
-                if let Some(id) = &req.approval
+                if let Some((id, to)) = &lower {
+                    match session.declassify(id, *to, now) {
+                        Ok(lowered) => {
+                            verdict.reasons.insert(
+                                0,
+                                zt4ai_core::Reason {
+                                    policy: reasons::DECLASSIFIED.to_owned(),
+                                    message: format!(
+                                        "a human approved lowering the session from {} to {} for this request (approval `{id}`)",
+                                        before.confidentiality, lowered.confidentiality
+                                    ),
+                                },
+                            );
+                            verdict.policies.push(reasons::DECLASSIFIED.to_owned());
+                            verdict.policies.sort();
+                        }
+                        Err(e) => return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string()),
+                    }
+                } else if let Some(id) = &req.approval
                     && let Err(e) = self.store.use_approval(id, now)
                 {
                     return Verdict::deny(reasons::APPROVAL_INVALID, e.to_string());
@@ -531,15 +649,91 @@ impl Pipeline {
         sensitive
     }
 
-    /// The lowest clearance among the destinations a request reaches.
+    /// The lowest clearance among the destinations (and models) a request reaches.
     fn lowest_clearance(&self, checks: &[Check]) -> zt4ai_core::Label {
         let inv = self.inventory();
         checks
             .iter()
-            .filter(|c| matches!(c.action, ActionKind::Send | ActionKind::Fetch))
-            .filter_map(|c| inv.destinations.get(&c.resource).map(|d| d.clearance))
+            .filter_map(|c| match c.action {
+                ActionKind::Send | ActionKind::Fetch => {
+                    inv.destinations.get(&c.resource).map(|d| d.clearance)
+                }
+                ActionKind::InvokeModel => inv.models.get(&c.resource).map(|m| m.clearance),
+                _ => None,
+            })
             .min()
             .unwrap_or(zt4ai_core::Label::Public)
+    }
+
+    /// The pending approval a request needs.
+    fn new_approval(
+        &self,
+        req: &ActionRequest,
+        kind: ApprovalKind,
+        policies: Vec<String>,
+        reasons: Vec<zt4ai_core::Reason>,
+        lower_to: Option<zt4ai_core::Label>,
+        now: i64,
+    ) -> NewApproval {
+        let (resource, arguments_sha256) = resource_of(req);
+        NewApproval {
+            session: req.session.clone(),
+            fingerprint: fingerprint(req),
+            kind,
+            requested_by: req.chain.user.to_string(),
+            chain: req.chain.describe(),
+            action: req.action.name().to_owned(),
+            resource,
+            arguments_sha256,
+            lower_to,
+            summary: summary(req),
+            policies,
+            reasons,
+            now,
+            ttl: i64::try_from(self.inventory().settings.approval_ttl.as_secs())
+                .unwrap_or(i64::MAX),
+        }
+    }
+
+    /// A deny for the session's label alone, turned into a request for a
+    /// human to declassify the session down to the lowest clearance the
+    /// request reaches.
+    fn declassification(
+        &self,
+        req: &ActionRequest,
+        resolved: &Resolved<'_>,
+        flow: Vec<zt4ai_core::Reason>,
+        trail: &Trail,
+        now: i64,
+    ) -> Verdict {
+        let to = self.lowest_clearance(&resolved.checks);
+        let mut why = vec![zt4ai_core::Reason {
+            policy: reasons::DECLASSIFICATION.to_owned(),
+            message: format!(
+                "the session's label is all that stands in the way; a human may declassify it to {to} for this request"
+            ),
+        }];
+        why.extend(flow);
+        let new = self.new_approval(
+            req,
+            ApprovalKind::Declassification,
+            Vec::new(),
+            why.clone(),
+            Some(to),
+            now,
+        );
+        match self.store.create_approval(&new) {
+            Ok(id) => Verdict {
+                decision: Decision::RequireApproval,
+                reasons: why,
+                policies: vec![reasons::DECLASSIFICATION.to_owned()],
+                obligations: Vec::new(),
+                approval: Some(id),
+                session: trail.before.clone(),
+                risk: trail.risk.clone(),
+            },
+            Err(e) => Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
+        }
     }
 
     /// Inspects what an allowed tool call returned, before the agent sees it:
@@ -548,7 +742,8 @@ impl Pipeline {
     /// the audit log, before this returns the findings; if either fails, the
     /// answer is a deny and the output must not be passed on. Findings that
     /// change nothing (the session already holds that label) are recorded
-    /// without waiting for the record's sync.
+    /// without waiting for the record's sync. The output's size (and any
+    /// injection in it) feeds the agent's behaviour baseline, inspected or not.
     ///
     /// `texts` are the output's text parts, in order.
     pub async fn absorb_output(
@@ -557,7 +752,23 @@ impl Pipeline {
         point: &'static str,
         texts: &[&str],
     ) -> Result<Vec<zt4ai_inspect::Finding>, Verdict> {
+        let feed = |injection: bool| {
+            let bytes: usize = texts.iter().map(|t| t.len()).sum();
+            self.monitor.output(
+                req.session.as_str(),
+                req.chain.user.as_str(),
+                req.chain
+                    .agents
+                    .last()
+                    .filter(|a| self.inventory().agents.contains_key(*a))
+                    .map(|a| a.as_str()),
+                u64::try_from(bytes).unwrap_or(u64::MAX),
+                injection,
+                (self.clock)(),
+            );
+        };
         let Some(inspector) = &self.inspector else {
+            feed(false);
             return Ok(Vec::new());
         };
         let clock = Instant::now();
@@ -577,6 +788,7 @@ impl Pipeline {
             }
         }
         zt4ai_telemetry::metrics().stage(Stage::inspect, clock.elapsed());
+        feed(read.integrity == Integrity::Untrusted);
         if found.is_empty() {
             return Ok(found);
         }
@@ -640,6 +852,7 @@ impl Pipeline {
                 Trail {
                     before: Some(before),
                     findings: core,
+                    ..Trail::default()
                 },
             );
             if let Event::Decision(d) = &mut event {
@@ -997,17 +1210,7 @@ fn stage_span(stage: Stage) -> tracing::span::EnteredSpan {
 /// they may hold the very data the log must not spread.
 fn record(req: &ActionRequest, point: &str, verdict: &Verdict, trail: Trail) -> Event {
     let before = trail.before;
-    use sha2::Digest as _;
-    let (resource, arguments_sha256) = match &req.action {
-        Action::CallTool { tool, arguments } => {
-            let canonical = zt4ai_core::canonical_json(arguments);
-            let digest = sha2::Sha256::digest(canonical.as_bytes());
-            (tool.clone(), Some(hex(&digest)))
-        }
-        Action::Read { dataset } | Action::Write { dataset } => (dataset.clone(), None),
-        Action::Send { target } => (target.clone(), None),
-        Action::InvokeModel { model } => (model.clone(), None),
-    };
+    let (resource, arguments_sha256) = resource_of(req);
     Event::Decision(DecisionEvent {
         time_ms: zt4ai_audit::now_ms(),
         request_id: req.request_id.clone(),
@@ -1030,7 +1233,12 @@ fn record(req: &ActionRequest, point: &str, verdict: &Verdict, trail: Trail) -> 
             .collect(),
         label_after: verdict.session.clone().filter(|_| before.is_some()),
         label_before: before,
-        risk: req.risk,
+        risk: verdict.risk.as_ref().map(|r| r.score).or(req.risk),
+        risk_signals: verdict
+            .risk
+            .as_ref()
+            .map(|r| r.signals.clone())
+            .unwrap_or_default(),
         approval: req
             .approval
             .as_ref()
@@ -1038,6 +1246,21 @@ fn record(req: &ActionRequest, point: &str, verdict: &Verdict, trail: Trail) -> 
             .map(ToString::to_string),
         arguments_sha256,
     })
+}
+
+/// The resource a request names, and the SHA-256 of its canonical arguments.
+fn resource_of(req: &ActionRequest) -> (String, Option<String>) {
+    use sha2::Digest as _;
+    match &req.action {
+        Action::CallTool { tool, arguments } => {
+            let canonical = zt4ai_core::canonical_json(arguments);
+            let digest = sha2::Sha256::digest(canonical.as_bytes());
+            (tool.clone(), Some(hex(&digest)))
+        }
+        Action::Read { dataset } | Action::Write { dataset } => (dataset.clone(), None),
+        Action::Send { target } => (target.clone(), None),
+        Action::InvokeModel { model } => (model.clone(), None),
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -1050,12 +1273,15 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// A canonical text of who asks for what, binding an approval to one request.
+/// The hash (SHA-256, hex) of a canonical text of who asks for what: the
+/// actor chain, the action, its resource and every argument. It binds an
+/// approval to one request without storing the arguments themselves.
 fn fingerprint(req: &ActionRequest) -> String {
+    use sha2::Digest as _;
     // Keys sorted at every depth: the same arguments in another order are the
     // same request.
     let v = serde_json::to_value((&req.chain, &req.action)).unwrap_or_default();
-    zt4ai_core::canonical_json(&v)
+    hex(&sha2::Sha256::digest(zt4ai_core::canonical_json(&v).as_bytes()))
 }
 
 fn summary(req: &ActionRequest) -> String {

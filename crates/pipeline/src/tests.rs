@@ -144,7 +144,7 @@ fn untrusted_content_then_destructive_tool_needs_approval_once() {
     assert_eq!(p.decide(&retry).policies, [reasons::APPROVAL_INVALID]);
 
     p.store()
-        .decide_approval(approval.as_str(), true, "carol", 1_000)
+        .decide_approval(approval.as_str(), true, &zt4ai_session::Approver { user: "carol".into(), in_group: true }, None, 1_000)
         .unwrap();
     // Not for another request…
     let mut other = r(tool(
@@ -276,6 +276,16 @@ fn injection_and_risk_from_the_request() {
     assert_eq!(p.decide(&r).policies, ["zt4ai.inspect.injection"]);
     r.findings.clear();
     r.risk = Some(55);
+    // The injection is remembered: with the user's risk on top, it is high.
+    let v = p.decide(&r);
+    assert_eq!(v.policies, ["zt4ai.risk.high"]);
+    let risk = v.risk.unwrap();
+    let signals: Vec<&str> = risk.signals.iter().map(|s| s.signal.as_str()).collect();
+    assert_eq!(signals, ["user_risk", "injection"]);
+    assert_eq!(risk.score, 85);
+    // In a fresh session of another agent, the user's risk alone is medium.
+    let mut r = req("alice", &[], "r2", mail("a@acme.example"));
+    r.risk = Some(55);
     assert_eq!(p.decide(&r).decision, Decision::RequireApproval);
     r.risk = Some(250);
     assert_eq!(
@@ -395,7 +405,18 @@ async fn enforce_records_each_verdict_with_labels_before_and_after() {
         Decision::Deny
     );
     let recs = records(&dir);
-    assert_eq!(recs.len(), 2);
+    // The refused send of confidential data quarantined the agent: that is
+    // recorded first, then the verdict that names it.
+    assert_eq!(recs.len(), 3);
+    let zt4ai_audit::Event::Lifecycle(q) = &recs[1].event else {
+        panic!("{recs:?}")
+    };
+    assert_eq!(
+        (q.event.as_str(), q.subject.as_str(), q.actor.as_str()),
+        ("agent.quarantined", "report-agent", crate::QUARANTINE_ACTOR)
+    );
+    assert_eq!(q.detail["trigger"], "exfiltration");
+    let recs = [recs[0].clone(), recs[2].clone()];
     let zt4ai_audit::Event::Decision(d) = &recs[0].event else {
         panic!("{recs:?}")
     };
@@ -419,11 +440,14 @@ async fn enforce_records_each_verdict_with_labels_before_and_after() {
         panic!("{recs:?}")
     };
     assert_eq!(d.decision, Decision::Deny);
-    assert_eq!(d.policies, ["zt4ai.flow.send"]);
+    assert_eq!(d.policies, ["zt4ai.flow.send", reasons::QUARANTINED]);
     assert_eq!(
         d.label_before.as_ref().unwrap().confidentiality,
         Label::Confidential
     );
+    let signals: Vec<&str> = d.risk_signals.iter().map(|s| s.signal.as_str()).collect();
+    assert_eq!(signals, ["confidential_then_send"], "{d:?}");
+    assert_eq!(d.risk, Some(15));
     // The arguments themselves (the recipient, the body) are not in the record.
     let raw = serde_json::to_string(&recs[1]).unwrap();
     assert!(!raw.contains("Q3 customers"), "{raw}");
@@ -630,9 +654,9 @@ async fn sensitive_tool_output_raises_the_label_and_findings_keep_only_a_hash() 
         .clone();
     assert_eq!(label.confidentiality, Label::HighlyConfidential);
     assert_eq!(label.integrity, Integrity::Trusted);
-    // Now a mail outside is a flow violation.
+    // Now a mail outside is a flow violation (and an exfiltration attempt).
     let v = p.enforce(&exec(mail("x@rival.example")), "mcp").await;
-    assert_eq!(v.policies, ["zt4ai.flow.send"]);
+    assert_eq!(v.policies, ["zt4ai.flow.send", reasons::QUARANTINED]);
     drop(log);
     let mut raw = std::fs::read(dir.path().join("zt4ai.db")).unwrap();
     raw.extend(std::fs::read(dir.path().join("zt4ai.db-wal")).unwrap_or_default());
@@ -682,3 +706,5 @@ fn clean_output_writes_nothing() {
             .is_none()
     );
 }
+
+mod verification;

@@ -7,10 +7,19 @@
 //! grant is then used up: it lifts those policies once, for that request only, and
 //! expires after the inventory's `approval_ttl_seconds`. An agent cannot approve
 //! itself: approvals exist only in the store, never in the request.
+//!
+//! Approvals are of two kinds. An [`ApprovalKind::Action`] lifts named policies
+//! for one request. An [`ApprovalKind::Declassification`] lowers the session's
+//! label to `lower_to` so that one approved send may go out: the label is
+//! lowered and the approval used up in one transaction.
+//!
+//! Separation of duties: the user the agent acts for can never grant a request
+//! made on their behalf, and when the inventory names an approver group only
+//! its members can decide at all ([`Approver`]).
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-use zt4ai_core::{ApprovalId, Reason, SessionId};
+use zt4ai_core::{ApprovalId, Label, Reason, SessionId};
 
 use crate::{SessionStore, StoreError};
 
@@ -48,13 +57,58 @@ impl ApprovalStatus {
     }
 }
 
+/// What an approval is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// Lift named policies for one request.
+    Action,
+    /// Lower the session's label so one send may go out.
+    Declassification,
+}
+
+impl ApprovalKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::Action => "action",
+            ApprovalKind::Declassification => "declassification",
+        }
+    }
+}
+
+/// A human deciding an approval, as proved by the caller (an IdP token at the
+/// admin API; the operator's word at the CLI).
+#[derive(Debug, Clone)]
+pub struct Approver {
+    /// The user id.
+    pub user: String,
+    /// Whether the user is in the inventory's approver group (`true` when the
+    /// inventory names none).
+    pub in_group: bool,
+}
+
 /// What a new approval request records.
 #[derive(Debug, Clone)]
 pub struct NewApproval {
     /// The session.
     pub session: SessionId,
-    /// Canonical fingerprint of the request it is for.
+    /// Hash (SHA-256, hex) of the canonical request it is for: actor chain,
+    /// action, resource and arguments.
     pub fingerprint: String,
+    /// Action or declassification.
+    pub kind: ApprovalKind,
+    /// The user the agent acts for (who may not grant it).
+    pub requested_by: String,
+    /// The actor chain, for the approver.
+    pub chain: String,
+    /// The action (`call_tool`, `send`, …).
+    pub action: String,
+    /// The resource (tool, dataset, target).
+    pub resource: String,
+    /// SHA-256 of the canonical arguments, when the request has any.
+    pub arguments_sha256: Option<String>,
+    /// For a declassification: the label the session is lowered to.
+    pub lower_to: Option<Label>,
     /// One line for the approver: who wants to do what.
     pub summary: String,
     /// Policies a grant lifts.
@@ -72,8 +126,22 @@ pub struct NewApproval {
 pub struct Approval {
     /// Id.
     pub id: String,
+    /// Action or declassification.
+    pub kind: ApprovalKind,
     /// Session.
     pub session: String,
+    /// The user the agent acts for.
+    pub requested_by: String,
+    /// The actor chain.
+    pub chain: String,
+    /// The action.
+    pub action: String,
+    /// The resource.
+    pub resource: String,
+    /// SHA-256 of the canonical arguments.
+    pub arguments_sha256: Option<String>,
+    /// For a declassification: the label the session is lowered to.
+    pub lower_to: Option<Label>,
     /// Who wants to do what.
     pub summary: String,
     /// Policies a grant lifts.
@@ -112,6 +180,22 @@ pub enum ApprovalError {
     /// It has expired.
     #[error("approval `{0}` has expired")]
     Expired(String),
+    /// The approver is the user the request was made for.
+    #[error("approval `{id}` is for a request made on behalf of `{user}`, who cannot grant it (separation of duties)")]
+    SelfApproval {
+        /// Id.
+        id: String,
+        /// The user.
+        user: String,
+    },
+    /// The approver is not in the approver group.
+    #[error("`{user}` is not in the approver group `{group}`")]
+    NotApprover {
+        /// The user.
+        user: String,
+        /// The group.
+        group: String,
+    },
     /// Only pending approvals can be decided.
     #[error("approval `{id}` is already {status}")]
     AlreadyDecided {
@@ -149,9 +233,9 @@ impl SessionStore {
         let existing: Option<String> = self
             .db()
             .prepare_cached(
-                "SELECT id FROM approvals WHERE session_id = ?1 AND fingerprint = ?2 AND status = 'pending' AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
+                "SELECT id FROM approvals WHERE session_id = ?1 AND fingerprint = ?2 AND kind = ?4 AND status = 'pending' AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
             )?
-            .query_row(params![a.session.as_str(), a.fingerprint, a.now], |r| r.get(0))
+            .query_row(params![a.session.as_str(), a.fingerprint, a.now, a.kind.as_str()], |r| r.get(0))
             .optional()?;
         if let Some(id) = existing {
             return ApprovalId::new(id).map_err(|e| StoreError::Corrupt {
@@ -164,10 +248,15 @@ impl SessionStore {
         let policies = serde_json::to_string(&a.policies).unwrap_or_else(|_| "[]".into());
         let reasons = serde_json::to_string(&a.reasons).unwrap_or_else(|_| "[]".into());
         self.db().prepare_cached(
-            "INSERT INTO approvals (id, session_id, fingerprint, summary, policies, reasons, status, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8)",
+            "INSERT INTO approvals (id, session_id, fingerprint, summary, policies, reasons, status, created_at, expires_at,
+                                    kind, requested_by, chain, action, resource, arguments_sha256, lower_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
-        .execute(params![id, a.session.as_str(), a.fingerprint, a.summary, policies, reasons, a.now, a.now + a.ttl])?;
+        .execute(params![
+            id, a.session.as_str(), a.fingerprint, a.summary, policies, reasons, a.now, a.now.saturating_add(a.ttl),
+            a.kind.as_str(), a.requested_by, a.chain, a.action, a.resource, a.arguments_sha256,
+            a.lower_to.map(Label::rank),
+        ])?;
         ApprovalId::new(id.clone()).map_err(|e| StoreError::Corrupt {
             what: "approval id",
             session: a.session.to_string(),
@@ -180,7 +269,8 @@ impl SessionStore {
         let db = self.db();
         let row = db
             .prepare_cached(
-                "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint
+                "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint,
+                        kind, requested_by, chain, action, resource, arguments_sha256, lower_to
                  FROM approvals WHERE id = ?1",
             )?
             .query_row([id], row_to_approval)
@@ -192,28 +282,50 @@ impl SessionStore {
     pub fn approvals(&self, all: bool) -> Result<Vec<Approval>, StoreError> {
         let db = self.db();
         let mut stmt = db.prepare_cached(
-            "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint
+            "SELECT id, session_id, summary, policies, reasons, status, created_at, expires_at, decided_by, fingerprint,
+                        kind, requested_by, chain, action, resource, arguments_sha256, lower_to
              FROM approvals WHERE ?1 OR status = 'pending' ORDER BY created_at DESC, id",
         )?;
         let rows = stmt.query_map([all], row_to_approval)?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// A human grants (`true`) or denies (`false`) a pending approval.
+    /// A human grants (`true`) or denies (`false`) a pending approval. Only a
+    /// member of the approver group may decide (when the inventory names one),
+    /// and never the user the request was made for may grant it.
     pub fn decide_approval(
         &self,
         id: &str,
         grant: bool,
-        by: &str,
+        approver: &Approver,
+        group: Option<&str>,
         now: i64,
     ) -> Result<Approval, ApprovalError> {
         let current = self.approval(id)?;
+        if let Some(group) = group
+            && !approver.in_group
+        {
+            return Err(ApprovalError::NotApprover {
+                user: approver.user.clone(),
+                group: group.to_owned(),
+            });
+        }
+        if grant && approver.user == current.requested_by {
+            return Err(ApprovalError::SelfApproval {
+                id: id.to_owned(),
+                user: approver.user.clone(),
+            });
+        }
         if current.status != ApprovalStatus::Pending {
             return Err(ApprovalError::AlreadyDecided {
                 id: id.to_owned(),
                 status: current.status.as_str(),
             });
         }
+        if now >= current.expires_at {
+            return Err(ApprovalError::Expired(id.to_owned()));
+        }
+        let by = approver.user.as_str();
         let status = if grant {
             ApprovalStatus::Granted
         } else {
@@ -234,14 +346,15 @@ impl SessionStore {
     }
 
     /// Checks that a granted approval may be used for this session and request;
-    /// returns the policies it lifts. Does not use it up: see [`Self::use_approval`].
+    /// returns it (the policies it lifts, or the label it lowers to). Does not
+    /// use it up: see [`Self::use_approval`] and [`crate::SessionLock::declassify`].
     pub fn check_approval(
         &self,
         id: &ApprovalId,
         session: &SessionId,
         fingerprint: &str,
         now: i64,
-    ) -> Result<Vec<String>, ApprovalError> {
+    ) -> Result<Approval, ApprovalError> {
         let a = self.approval(id.as_str())?;
         if a.session != session.as_str() || a.fingerprint != fingerprint {
             return Err(ApprovalError::Mismatch(a.id));
@@ -255,7 +368,7 @@ impl SessionStore {
         if now >= a.expires_at {
             return Err(ApprovalError::Expired(a.id));
         }
-        Ok(a.policies)
+        Ok(a)
     }
 
     /// Uses up a granted approval; fails if another request used it first.
@@ -279,9 +392,23 @@ fn row_to_approval(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     let policies: String = r.get(3)?;
     let reasons: String = r.get(4)?;
     let status: String = r.get(5)?;
+    let kind: String = r.get(10)?;
+    let lower_to: Option<i64> = r.get(16)?;
     Ok(Approval {
         id: r.get(0)?,
+        // An unknown kind reads as a declassification, which lifts no policy.
+        kind: if kind == "action" {
+            ApprovalKind::Action
+        } else {
+            ApprovalKind::Declassification
+        },
         session: r.get(1)?,
+        requested_by: r.get(11)?,
+        chain: r.get(12)?,
+        action: r.get(13)?,
+        resource: r.get(14)?,
+        arguments_sha256: r.get(15)?,
+        lower_to: lower_to.and_then(Label::from_rank),
         summary: r.get(2)?,
         policies: serde_json::from_str(&policies).unwrap_or_default(),
         reasons: serde_json::from_str(&reasons).unwrap_or_default(),

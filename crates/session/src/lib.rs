@@ -28,9 +28,10 @@ mod approvals;
 mod pins;
 mod registry;
 mod revocation;
+pub mod risk;
 mod store;
 
-pub use approvals::{Approval, ApprovalError, ApprovalStatus, NewApproval};
+pub use approvals::{Approval, ApprovalError, ApprovalKind, ApprovalStatus, Approver, NewApproval};
 pub use pins::{PinError, PinStatus, ToolPin};
 pub use registry::{AgentEvent, NewAgent, RegisteredAgent, RegistryError};
 pub use revocation::ALL_SESSIONS;

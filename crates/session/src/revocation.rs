@@ -2,8 +2,10 @@
 //!
 //! A token is revoked by its `jti` until it would have expired anyway; a user's
 //! sessions are revoked one by one (`sid`) or all at once (`*`: every session issued
-//! before the revocation). The server keeps both in memory and reloads them when
-//! [`SessionStore::data_version`] shows that another process (the CLI) committed.
+//! before the revocation); a quarantined agent's tokens are revoked all at once (every
+//! token issued to it up to a cut-off). The server keeps all three in memory and
+//! reloads them when [`SessionStore::data_version`] shows that another process (the
+//! CLI) committed.
 //!
 //! Agents sign a fresh actor assertion per request; [`SessionStore::use_assertion`]
 //! remembers each assertion's `jti` until it expires, so a captured assertion cannot
@@ -76,6 +78,45 @@ impl SessionStore {
             "SELECT user_id, sid, revoked_at FROM revoked_user_sessions ORDER BY user_id, sid",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// Revokes every token issued to `agent` at or before `before` (seconds): the
+    /// quarantine cut-off, so that resuming the agent later does not revive tokens
+    /// it held when it was quarantined. Revoking again keeps the latest cut-off; an
+    /// earlier one (a late writer) never moves it back, and the `by`, `reason` and
+    /// `revoked_at` of the record that set the cut-off are kept with it.
+    pub fn revoke_agent_tokens(
+        &self,
+        agent: &str,
+        before: i64,
+        by: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.db()
+            .prepare_cached(
+                "INSERT INTO revoked_agents (agent_id, before, revoked_at, by, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(agent_id) DO UPDATE SET
+                   revoked_at = CASE WHEN excluded.before >= before
+                                THEN excluded.revoked_at ELSE revoked_at END,
+                   by = CASE WHEN excluded.before >= before THEN excluded.by ELSE by END,
+                   reason = CASE WHEN excluded.before >= before
+                            THEN excluded.reason ELSE reason END,
+                   before = MAX(before, excluded.before)",
+            )?
+            .execute(params![agent, before, now, by, reason])?;
+        Ok(())
+    }
+
+    /// Every agent token revocation as `(agent, before)`, by agent: tokens of the
+    /// agent issued at or before `before` are refused.
+    pub fn revoked_agents(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let db = self.db();
+        let mut stmt =
+            db.prepare_cached("SELECT agent_id, before FROM revoked_agents ORDER BY agent_id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 

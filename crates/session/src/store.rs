@@ -52,7 +52,7 @@ struct Entry {
 }
 
 const SHARDS: usize = 16;
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 type Shard = Mutex<HashMap<SessionId, Arc<Mutex<Entry>>>>;
 
@@ -75,6 +75,32 @@ pub struct SessionLock<'a> {
     store: &'a SessionStore,
     id: SessionId,
     guard: parking_lot::ArcMutexGuard<parking_lot::RawMutex, Entry>,
+}
+
+/// Brings a version-1 file to version 2: approvals gain their kind, who asked,
+/// what exactly they are for, and (for a declassification) the label to lower to.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_kind: bool = conn
+        .prepare("SELECT 1 FROM pragma_table_info('approvals') WHERE name = 'kind'")?
+        .exists([])?;
+    if !has_kind {
+        conn.execute_batch(
+            "BEGIN;
+             ALTER TABLE approvals ADD COLUMN kind TEXT NOT NULL DEFAULT 'action'
+               CHECK (kind IN ('action', 'declassification'));
+             ALTER TABLE approvals ADD COLUMN requested_by TEXT NOT NULL DEFAULT '';
+             ALTER TABLE approvals ADD COLUMN chain TEXT NOT NULL DEFAULT '';
+             ALTER TABLE approvals ADD COLUMN action TEXT NOT NULL DEFAULT '';
+             ALTER TABLE approvals ADD COLUMN resource TEXT NOT NULL DEFAULT '';
+             ALTER TABLE approvals ADD COLUMN arguments_sha256 TEXT;
+             ALTER TABLE approvals ADD COLUMN lower_to INTEGER CHECK (lower_to BETWEEN 0 AND 3);
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    } else {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
 }
 
 impl SessionStore {
@@ -198,9 +224,24 @@ impl SessionStore {
                changed_at INTEGER,
                approved_by TEXT
              ) STRICT;
-             PRAGMA user_version = 1;
+             -- tokens of an agent issued up to `before` are refused (quarantine)
+             CREATE TABLE IF NOT EXISTS revoked_agents (
+               agent_id TEXT PRIMARY KEY,
+               before INTEGER NOT NULL,
+               revoked_at INTEGER NOT NULL,
+               by TEXT NOT NULL,
+               reason TEXT
+             ) STRICT;
+             -- behaviour baselines and risk state (see risk.rs), one JSON document
+             -- per agent, user or session
+             CREATE TABLE IF NOT EXISTS behaviour (
+               subject TEXT PRIMARY KEY,
+               state TEXT NOT NULL,
+               updated_at INTEGER NOT NULL
+             ) STRICT;
              COMMIT;",
         )?;
+        migrate(&conn)?;
         Ok(SessionStore {
             db: Mutex::new(conn),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -331,6 +372,45 @@ impl SessionLock<'_> {
     /// Who the session belongs to, once it has been written.
     pub fn owner(&self) -> Option<&SessionOwner> {
         self.guard.owner.as_ref()
+    }
+
+    /// Lowers the session's confidentiality to `to` (never raises it) and uses
+    /// up the granted declassification `approval`, in one transaction: the
+    /// only way a label goes down. Fails, changing nothing, if the approval is
+    /// not granted, is used or has expired. Returns the new label.
+    pub fn declassify(
+        &mut self,
+        approval: &zt4ai_core::ApprovalId,
+        to: Label,
+        now: i64,
+    ) -> Result<SessionLabel, crate::ApprovalError> {
+        let mut lowered = self.guard.label.clone();
+        lowered.confidentiality = lowered.confidentiality.min(to);
+        {
+            let mut db = self.store.db();
+            let tx = db.transaction().map_err(StoreError::Sqlite)?;
+            let used = tx
+                .prepare_cached(
+                    "UPDATE approvals SET status = 'used', used_at = ?2
+                     WHERE id = ?1 AND kind = 'declassification' AND status = 'granted' AND expires_at > ?2",
+                )
+                .and_then(|mut s| s.execute(params![approval.as_str(), now]))
+                .map_err(StoreError::Sqlite)?;
+            if used != 1 {
+                return Err(crate::ApprovalError::NotGranted {
+                    id: approval.to_string(),
+                    status: "used or expired",
+                });
+            }
+            tx.prepare_cached(
+                "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![self.id.as_str(), to.rank(), now]))
+            .map_err(StoreError::Sqlite)?;
+            tx.commit().map_err(StoreError::Sqlite)?;
+        }
+        self.guard.label = lowered.clone();
+        Ok(lowered)
     }
 
     /// Raises the label by `read` (join) and makes it durable before returning.

@@ -838,6 +838,7 @@ datasets:
             risk: None,
             approval: None,
             arguments_sha256: None,
+            risk_signals: Vec::new(),
         })
     }
 

@@ -137,3 +137,64 @@ fn data_version_changes_when_another_connection_commits() {
         .unwrap();
     assert_ne!(server.data_version().unwrap(), v1);
 }
+
+#[test]
+fn agent_token_revocation_only_moves_forward() {
+    let store = SessionStore::open_in_memory().unwrap();
+    assert!(store.revoked_agents().unwrap().is_empty());
+    store
+        .revoke_agent_tokens("triage", 100, "pipeline", Some("exfiltration"), 100)
+        .unwrap();
+    store
+        .revoke_agent_tokens("billing", 150, "bob", None, 150)
+        .unwrap();
+    assert_eq!(
+        store.revoked_agents().unwrap(),
+        [("billing".to_owned(), 150), ("triage".to_owned(), 100)]
+    );
+    // A later cut-off moves it forward and takes over who and why; an earlier one (a
+    // late writer) changes nothing.
+    store
+        .revoke_agent_tokens("triage", 300, "bob", Some("again"), 300)
+        .unwrap();
+    store
+        .revoke_agent_tokens("triage", 200, "eve", None, 310)
+        .unwrap();
+    assert_eq!(
+        store.revoked_agents().unwrap(),
+        [("billing".to_owned(), 150), ("triage".to_owned(), 300)]
+    );
+    let row: (String, Option<String>, i64) = store
+        .db()
+        .query_row(
+            "SELECT by, reason, revoked_at FROM revoked_agents WHERE agent_id = 'triage'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(row, ("bob".to_owned(), Some("again".to_owned()), 300));
+}
+
+#[test]
+fn agent_token_revocations_survive_a_restart_and_bump_data_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zt4ai.db");
+    let server = SessionStore::open(&path).unwrap();
+    let v0 = server.data_version().unwrap();
+    {
+        let cli = SessionStore::open(&path).unwrap();
+        cli.revoke_agent_tokens("triage", 100, "bob", None, 100)
+            .unwrap();
+    }
+    assert_ne!(server.data_version().unwrap(), v0);
+    assert_eq!(
+        server.revoked_agents().unwrap(),
+        [("triage".to_owned(), 100)]
+    );
+    drop(server);
+    let store = SessionStore::open(&path).unwrap();
+    assert_eq!(
+        store.revoked_agents().unwrap(),
+        [("triage".to_owned(), 100)]
+    );
+}

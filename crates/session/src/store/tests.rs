@@ -3,7 +3,7 @@ use std::sync::Arc;
 use zt4ai_core::{Category, Integrity, Label, SessionId, SessionLabel, UserId};
 
 use super::*;
-use crate::{ApprovalError, NewApproval};
+use crate::{ApprovalError, ApprovalStatus, NewApproval};
 
 fn owner() -> SessionOwner {
     SessionOwner {
@@ -108,19 +108,95 @@ fn eviction_reloads_from_sqlite() {
     assert_eq!(s.label().confidentiality, Label::Internal);
 }
 
-#[test]
-fn approvals_are_single_use_bound_and_expire() {
-    let store = SessionStore::open_in_memory().unwrap();
-    let sid = SessionId::new("s").unwrap();
-    let new = NewApproval {
+fn approval_for(sid: &SessionId, fingerprint: &str) -> NewApproval {
+    NewApproval {
         session: sid.clone(),
-        fingerprint: "fp".into(),
+        fingerprint: fingerprint.into(),
+        kind: crate::ApprovalKind::Action,
+        requested_by: "alice".into(),
+        chain: "alice → report-agent".into(),
+        action: "call_tool".into(),
+        resource: "files.delete_file".into(),
+        arguments_sha256: Some("ab".repeat(32)),
+        lower_to: None,
         summary: "alice → report-agent: call_tool files.delete_file".into(),
         policies: vec!["zt4ai.integrity.tool".into()],
         reasons: vec![],
         now: 100,
         ttl: 60,
+    }
+}
+
+fn approver(user: &str, in_group: bool) -> crate::Approver {
+    crate::Approver {
+        user: user.into(),
+        in_group,
+    }
+}
+
+#[test]
+fn a_pending_approval_cannot_be_granted_after_it_expires() {
+    let store = SessionStore::open_in_memory().unwrap();
+    let id = store
+        .create_approval(&approval_for(&SessionId::new("s").unwrap(), "fp"))
+        .unwrap();
+    assert!(matches!(
+        store.decide_approval(id.as_str(), true, &approver("carol", true), None, 160),
+        Err(ApprovalError::Expired(_))
+    ));
+}
+
+#[test]
+fn a_declassification_lowers_the_label_once_and_only_when_granted() {
+    let store = SessionStore::open_in_memory().unwrap();
+    let sid = SessionId::new("s").unwrap();
+    let owner = SessionOwner {
+        user: zt4ai_core::UserId::new("alice").unwrap(),
+        agent: None,
     };
+    let confidential = SessionLabel {
+        confidentiality: Label::Confidential,
+        ..SessionLabel::default()
+    };
+    store
+        .lock(&sid)
+        .unwrap()
+        .absorb(&confidential, &owner, 100)
+        .unwrap();
+    let mut new = approval_for(&sid, "send");
+    new.kind = crate::ApprovalKind::Declassification;
+    new.policies = vec![];
+    new.lower_to = Some(Label::Internal);
+    let id = store.create_approval(&new).unwrap();
+    let mut s = store.lock(&sid).unwrap();
+    assert!(s.declassify(&id, Label::Internal, 101).is_err(), "not granted yet");
+    assert_eq!(s.label().confidentiality, Label::Confidential);
+    drop(s);
+    store
+        .decide_approval(id.as_str(), true, &approver("carol", true), None, 101)
+        .unwrap();
+    let a = store.check_approval(&id, &sid, "send", 102).unwrap();
+    assert_eq!(a.kind, crate::ApprovalKind::Declassification);
+    assert_eq!(a.lower_to, Some(Label::Internal));
+    let mut s = store.lock(&sid).unwrap();
+    assert_eq!(s.declassify(&id, Label::Internal, 102).unwrap().confidentiality, Label::Internal);
+    assert!(s.declassify(&id, Label::Public, 103).is_err(), "single use");
+    drop(s);
+    // The approval is used up with the lowering.
+    assert_eq!(store.approval(id.as_str()).unwrap().status, ApprovalStatus::Used);
+    // An action approval cannot be used as a declassification.
+    let other = store.create_approval(&approval_for(&sid, "x")).unwrap();
+    store
+        .decide_approval(other.as_str(), true, &approver("carol", true), None, 103)
+        .unwrap();
+    assert!(store.lock(&sid).unwrap().declassify(&other, Label::Public, 104).is_err());
+}
+
+#[test]
+fn approvals_are_single_use_bound_and_expire() {
+    let store = SessionStore::open_in_memory().unwrap();
+    let sid = SessionId::new("s").unwrap();
+    let new = approval_for(&sid, "fp");
     let id = store.create_approval(&new).unwrap();
     assert_eq!(
         store.create_approval(&new).unwrap(),
@@ -132,11 +208,24 @@ fn approvals_are_single_use_bound_and_expire() {
         Err(ApprovalError::NotGranted { .. })
     ));
     assert_eq!(store.approvals(false).unwrap().len(), 1);
-    store
-        .decide_approval(id.as_str(), true, "carol", 102)
-        .unwrap();
+    // The user the agent acts for cannot grant it, nor can anyone outside the
+    // approver group; nothing is changed by either attempt.
     assert!(matches!(
-        store.decide_approval(id.as_str(), false, "carol", 102),
+        store.decide_approval(id.as_str(), true, &approver("alice", true), Some("secops"), 102),
+        Err(ApprovalError::SelfApproval { .. })
+    ));
+    assert!(matches!(
+        store.decide_approval(id.as_str(), true, &approver("mallory", false), Some("secops"), 102),
+        Err(ApprovalError::NotApprover { .. })
+    ));
+    assert_eq!(store.approval(id.as_str()).unwrap().status, ApprovalStatus::Pending);
+    let a = store
+        .decide_approval(id.as_str(), true, &approver("carol", true), Some("secops"), 102)
+        .unwrap();
+    assert_eq!(a.decided_by.as_deref(), Some("carol"));
+    assert_eq!(a.requested_by, "alice");
+    assert!(matches!(
+        store.decide_approval(id.as_str(), false, &approver("carol", true), None, 102),
         Err(ApprovalError::AlreadyDecided { .. })
     ));
     assert!(matches!(
@@ -152,7 +241,7 @@ fn approvals_are_single_use_bound_and_expire() {
         Err(ApprovalError::Expired(_))
     ));
     assert_eq!(
-        store.check_approval(&id, &sid, "fp", 103).unwrap(),
+        store.check_approval(&id, &sid, "fp", 103).unwrap().policies,
         ["zt4ai.integrity.tool"]
     );
     store.use_approval(&id, 104).unwrap();
