@@ -222,7 +222,15 @@ enum Command {
         #[command(subcommand)]
         action: audit::AuditCommand,
     },
-    /// List and decide human approvals for `require_approval` verdicts.
+    /// List, show and decide human approvals for `require_approval` verdicts.
+    ///
+    /// Works on the local database as the operator: whoever can run this can
+    /// write the database anyway, so `--by` is taken at the operator's word. It
+    /// must name a user of the inventory (give the server's --inventory); when
+    /// the inventory names an approver group (`settings.approvers`) only its
+    /// members may decide, and the user a request was made for may never grant
+    /// it. The admin API (`POST /admin/v1/approvals/ID/approve`) instead proves
+    /// the approver with their own identity-provider token.
     Approvals {
         #[command(flatten)]
         data: DataDir,
@@ -416,20 +424,32 @@ enum ApprovalCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Grant an approval: the agent's retry of that exact request is then allowed once.
-    Grant {
+    /// Show every field of one approval: what it is for, who asked, why, and
+    /// where it stands.
+    Show {
         /// Approval id (`apr_…`).
         id: String,
-        /// Who is granting it (recorded).
-        #[arg(long, env = "USER")]
+    },
+    /// Approve (grant) an approval: a call the gateway holds for it goes on;
+    /// otherwise the agent's retry of that exact request is allowed once. A
+    /// declassification lowers the session's label for that one request.
+    #[command(visible_alias = "grant")]
+    Approve {
+        /// Approval id (`apr_…`).
+        id: String,
+        /// The user approving it: a user of the inventory, in the approver
+        /// group if it names one, and not the user the request was made for.
+        /// Taken at the operator's word and recorded.
+        #[arg(long)]
         by: String,
     },
-    /// Deny an approval.
+    /// Deny an approval: a call the gateway holds for it is refused.
     Deny {
         /// Approval id (`apr_…`).
         id: String,
-        /// Who is denying it (recorded).
-        #[arg(long, env = "USER")]
+        /// The user denying it: a user of the inventory, in the approver group
+        /// if it names one. Taken at the operator's word and recorded.
+        #[arg(long)]
         by: String,
     },
 }
@@ -775,6 +795,50 @@ fn run(cli: Cli) -> Result<ExitCode> {
             scan::run(inspection, key, &file, detector, threshold, json)
         }
         Command::Approvals { data, action } => {
+            use zt4ai_session::{Approval, ApprovalKind, ApprovalStatus, Approver};
+            /// The operator's `--by`: a user of the inventory, and whether
+            /// they are in its approver group (the group, if it names one).
+            fn approver(source: &Source, by: &str) -> Result<(Approver, Option<String>)> {
+                let s = load::sources(source).map_err(anyhow::Error::msg)?;
+                let inv = zt4ai_core::Inventory::from_yaml_str(&s.text, &s.name)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let Some(user) = zt4ai_core::UserId::new(by.to_owned())
+                    .ok()
+                    .and_then(|id| inv.users.get(&id))
+                else {
+                    bail!(
+                        "`{by}` is not a user in the inventory ({}): --by names the human deciding",
+                        s.description
+                    );
+                };
+                let group = inv.settings.approvers.clone();
+                if group.is_none() {
+                    eprintln!(
+                        "warning: the inventory names no approver group (`settings.approvers`): any user but the one a request was made for may approve it"
+                    );
+                }
+                let in_group = group
+                    .as_ref()
+                    .is_none_or(|g| user.groups.iter().any(|ug| ug == g));
+                let user = by.to_owned();
+                Ok((Approver { user, in_group }, group))
+            }
+            /// Where an approval stands: its status, or `expired` when it
+            /// is pending or granted past its expiry.
+            fn standing(a: &Approval) -> &'static str {
+                match a.status {
+                    ApprovalStatus::Pending | ApprovalStatus::Granted if now() >= a.expires_at => {
+                        "expired"
+                    }
+                    ApprovalStatus::Pending => "pending",
+                    ApprovalStatus::Granted => "granted",
+                    ApprovalStatus::Denied => "denied",
+                    ApprovalStatus::Used => "used",
+                }
+            }
+            fn time(secs: i64) -> String {
+                zt4ai_assess::rfc3339(u64::try_from(secs).unwrap_or(0))
+            }
             let data_dir = data.dir;
             let db = data_dir.join(DB_FILE);
             if !db.exists() {
@@ -784,6 +848,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
             let store = open_store(&data_dir)?;
+            let grant = matches!(action, ApprovalCommand::Approve { .. });
             match action {
                 ApprovalCommand::List { all } => {
                     let list = store.approvals(all)?;
@@ -791,33 +856,87 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         println!("no {}approvals", if all { "" } else { "pending " });
                     }
                     for a in list {
-                        println!("{}  {:?}  {}", a.id, a.status, a.summary);
+                        let kind = match a.kind {
+                            ApprovalKind::Action => "action",
+                            ApprovalKind::Declassification => "declassification",
+                        };
+                        println!(
+                            "{}  {}  {kind}  for {}  {}",
+                            a.id,
+                            standing(&a),
+                            a.requested_by,
+                            a.summary
+                        );
                         for r in &a.reasons {
                             println!("    {}: {}", r.policy, r.message);
                         }
                     }
                 }
-                ApprovalCommand::Grant { id, by } => {
-                    let a = store.decide_approval(&id, true, &by, now())?;
-                    audit::record(
-                        &data_dir,
-                        "approval.granted",
-                        &by,
-                        &id,
-                        serde_json::Value::Null,
-                    )?;
-                    println!("granted {} by {by}: {}", a.id, a.summary);
+                ApprovalCommand::Show { id } => {
+                    let a = store.approval(&id)?;
+                    let kind = match a.kind {
+                        ApprovalKind::Action => {
+                            "action (lifts the policies below for this one request)"
+                        }
+                        ApprovalKind::Declassification => {
+                            "declassification (lowers the session's label for this one request)"
+                        }
+                    };
+                    let none = || "-".to_owned();
+                    println!("id:               {}", a.id);
+                    println!("kind:             {kind}");
+                    println!("status:           {}", standing(&a));
+                    println!("summary:          {}", a.summary);
+                    println!("session:          {}", a.session);
+                    println!("requested by:     {}", a.requested_by);
+                    println!("chain:            {}", a.chain);
+                    println!("action:           {}", a.action);
+                    println!("resource:         {}", a.resource);
+                    println!(
+                        "arguments sha256: {}",
+                        a.arguments_sha256.clone().unwrap_or_else(none)
+                    );
+                    if a.kind == ApprovalKind::Declassification {
+                        println!(
+                            "lower to:         {}",
+                            a.lower_to.map_or_else(none, |l| l.to_string())
+                        );
+                    }
+                    println!(
+                        "policies:         {}",
+                        if a.policies.is_empty() {
+                            none()
+                        } else {
+                            a.policies.join(", ")
+                        }
+                    );
+                    println!("reasons:");
+                    for r in &a.reasons {
+                        println!("  {}: {}", r.policy, r.message);
+                    }
+                    println!("created:          {}", time(a.created_at));
+                    println!("expires:          {}", time(a.expires_at));
+                    println!(
+                        "decided by:       {}",
+                        a.decided_by.clone().unwrap_or_else(none)
+                    );
                 }
-                ApprovalCommand::Deny { id, by } => {
-                    let a = store.decide_approval(&id, false, &by, now())?;
-                    audit::record(
-                        &data_dir,
-                        "approval.denied",
-                        &by,
-                        &id,
-                        serde_json::Value::Null,
-                    )?;
-                    println!("denied {} by {by}: {}", a.id, a.summary);
+                ApprovalCommand::Approve { id, by } | ApprovalCommand::Deny { id, by } => {
+                    let (approver, group) = approver(&cli.source, &by)?;
+                    let a =
+                        store.decide_approval(&id, grant, &approver, group.as_deref(), now())?;
+                    let (event, done) = if grant {
+                        ("approval.granted", "granted")
+                    } else {
+                        ("approval.denied", "denied")
+                    };
+                    let detail = serde_json::json!({
+                        "kind": a.kind,
+                        "requested_by": a.requested_by,
+                        "approver_group": group,
+                    });
+                    audit::record(&data_dir, event, &by, &id, detail)?;
+                    println!("{done} {} by {by}: {}", a.id, a.summary);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -949,10 +1068,35 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 scan::key(&data_dir)?,
             )
             .context("loading the content inspector")?;
+            let settings = &engine.inventory().settings;
+            let monitor = Arc::new(
+                zt4ai_session::risk::Monitor::load(
+                    settings.risk.clone(),
+                    settings.quarantine.clone(),
+                    &store,
+                )
+                .context("loading the behaviour baselines")?,
+            );
+            let notifier = match &settings.quarantine.webhook {
+                None => None,
+                Some(w) => Some(webhook(w, loaded.dir.as_deref()).map_err(|e| {
+                    anyhow::anyhow!("{}: settings.quarantine.webhook: {e}", loaded.description)
+                })?),
+            };
+            // The gateway makes token verification see a quarantine at once;
+            // this tells the SOC.
+            let quarantined =
+                zt4ai_pipeline::QuarantineHook(Arc::new(move |q: &zt4ai_pipeline::Quarantined| {
+                    if let Some(n) = &notifier {
+                        drop(n.notify("agent.quarantined", serde_json::json!(q)));
+                    }
+                }));
             let pipeline = Arc::new(
-                Pipeline::new(engine, store)
+                Pipeline::new(engine, Arc::clone(&store))
                     .with_audit(audit_log)
-                    .with_inspector(Arc::new(inspector)),
+                    .with_inspector(Arc::new(inspector))
+                    .with_monitor(Arc::clone(&monitor))
+                    .on_quarantine(quarantined),
             );
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -999,9 +1143,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let _ = out.write_all(banner.as_bytes());
                     let _ = out.flush();
                 }
+                let flusher = tokio::spawn(flush_baselines(Arc::clone(&monitor), Arc::clone(&store)));
                 let served = zt4ai_gateway::serve(listener, pipeline, config, Some(identity), shutdown_signal()).await;
                 if let Some(m) = &mcp {
                     m.shutdown().await;
+                }
+                flusher.abort();
+                // What was learned since the last flush.
+                if let Err(e) = monitor.flush(&store, now()) {
+                    tracing::error!(error = %e, "behaviour baselines could not be saved");
                 }
                 served?;
                 tracing::info!("zt4ai stopped");
@@ -1010,6 +1160,46 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How often the server saves what the behaviour baselines learned.
+const BASELINE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Saves the behaviour baselines every [`BASELINE_FLUSH`], so a restart loses
+/// at most that much learning.
+async fn flush_baselines(
+    monitor: Arc<zt4ai_session::risk::Monitor>,
+    store: Arc<zt4ai_session::SessionStore>,
+) {
+    let mut tick = tokio::time::interval(BASELINE_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (m, s) = (Arc::clone(&monitor), Arc::clone(&store));
+        match tokio::task::spawn_blocking(move || m.flush(&s, now())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "behaviour baselines could not be saved; retrying")
+            }
+            Err(e) => tracing::warn!(error = %e, "behaviour baseline flush failed"),
+        }
+    }
+}
+
+/// The quarantine webhook, its secret file resolved against the inventory's
+/// directory.
+fn webhook(
+    w: &zt4ai_core::inventory::verification::Webhook,
+    dir: Option<&std::path::Path>,
+) -> Result<zt4ai_gateway::notify::Notifier, String> {
+    use zt4ai_core::inventory::verification::SecretSource;
+    let mut w = w.clone();
+    if let (SecretSource::File(f), Some(dir)) = (&w.secret, dir)
+        && std::path::Path::new(f).is_relative()
+    {
+        w.secret = SecretSource::File(dir.join(f).display().to_string());
+    }
+    zt4ai_gateway::notify::Notifier::new(&w)
 }
 
 pub(crate) const DB_FILE: &str = "zt4ai.db";

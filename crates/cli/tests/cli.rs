@@ -525,27 +525,159 @@ fn approvals_cli_grants_a_pending_approval() {
         .output()
         .unwrap();
     assert!(String::from_utf8(out.stdout).unwrap().contains(&id));
+    // The built-in example names no approver group: any user of the
+    // inventory but the one the request was made for (Alice) may grant it,
+    // with a warning saying so.
     let out = zt4ai()
         .args([
             "approvals",
             "grant",
             &id,
             "--by",
-            "secops",
+            "bob",
             "--data-dir",
             &data,
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("names no approver group"), "{stderr}");
 
     let with = format!(r#", "approval": "{id}""#);
     let (code, v) = decide(&req("files.delete_file", r#"{"path": "/x"}"#, &with));
     assert_eq!(code, Some(0), "{v}");
+}
+
+/// The example inventory with an approver group (`secops`: Sam, and Alice,
+/// the user the report agent acts for) and its policies, written to `dir`;
+/// the inventory file's path.
+fn approver_inventory(dir: &std::path::Path) -> std::path::PathBuf {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/acme");
+    let text = std::fs::read_to_string(example.join("inventory.yaml"))
+        .unwrap()
+        .replacen("\nsettings:\n", "\nsettings:\n  approvers: secops\n", 1)
+        .replacen("\ngroups:\n", "\ngroups:\n  - id: secops\n", 1)
+        .replacen(
+            "\nusers:\n",
+            "\nusers:\n  - id: sam\n    groups: [secops]\n",
+            1,
+        )
+        .replacen("groups: [executives]", "groups: [executives, secops]", 1);
+    assert!(text.contains("approvers: secops") && text.contains("id: sam"));
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::copy(
+        example.join("policies/acme.cedar"),
+        dir.join("policies/acme.cedar"),
+    )
+    .unwrap();
+    let path = dir.join("inventory.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn approvals_cli_enforces_separation_of_duties_and_shows_an_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = approver_inventory(dir.path());
+    let data = dir.path().join("data");
+    let run = |args: &[&str]| {
+        zt4ai()
+            .args(args)
+            .arg("--inventory")
+            .arg(&inventory)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let decide = |body: &str| {
+        let mut child = zt4ai()
+            .args(["decide", "--json", "--inventory"])
+            .arg(&inventory)
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let req = |tool: &str, args: &str| {
+        format!(
+            r#"{{"subject": {{"type": "agent", "id": "report-agent", "properties": {{"user": "alice"}}}},
+                "action": {{"name": "call_tool"}},
+                "resource": {{"type": "tool", "id": "{tool}", "properties": {{"arguments": {args}}}}},
+                "context": {{"session": "ops"}}}}"#
+        )
+    };
+    decide(&req("web.fetch", r#"{"url": "https://news.example"}"#));
+    let v = decide(&req("files.delete_file", r#"{"path": "/x"}"#));
+    let id = v["approval"].as_str().unwrap().to_owned();
+
+    // Alice, for whom the agent acts, may not approve it, approver or not.
+    let out = run(&["approvals", "approve", &id, "--by", "alice"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("(separation of duties)"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // Bob is a user, but not an approver; `nobody` is not a user at all.
+    let out = run(&["approvals", "approve", &id, "--by", "bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("`bob` is not in the approver group"),
+        "{stderr}"
+    );
+    let out = run(&["approvals", "deny", &id, "--by", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("`nobody` is not a user in the inventory"),
+        "{stderr}"
+    );
+
+    let out = run(&["approvals", "show", &id]);
+    assert!(out.status.success());
+    let shown = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "kind:             action",
+        "status:           pending",
+        "requested by:     alice",
+        "resource:         files.delete_file",
+        "decided by:       -",
+    ] {
+        assert!(shown.contains(line), "{line} in\n{shown}");
+    }
+    assert!(shown.contains("zt4ai.integrity.tool"), "{shown}");
+
+    // Sam, in `secops`, approves it.
+    let out = run(&["approvals", "approve", &id, "--by", "sam"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let out = run(&["approvals", "show", &id]);
+    let shown = String::from_utf8(out.stdout).unwrap();
+    assert!(shown.contains("status:           granted"), "{shown}");
+    assert!(shown.contains("decided by:       sam"), "{shown}");
+    // Deciding it again fails with a message.
+    let out = run(&["approvals", "deny", &id, "--by", "sam"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("already granted"), "{stderr}");
+    let out = run(&["approvals", "list", "--all"]);
+    let listed = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listed.contains(&id) && listed.contains("granted"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -1243,4 +1375,191 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
     ] {
         assert_eq!(named(stage).parent_span_id, decision.span_id, "{stage}");
     }
+}
+
+/// One webhook request: its headers (lower-cased names) and body.
+type Notice = (std::collections::HashMap<String, String>, Vec<u8>);
+
+/// A webhook receiver on loopback: each request arrives on the channel; every
+/// request is answered 200.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<Notice>) {
+    use std::io::Read as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if stream.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let headers: std::collections::HashMap<String, String> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let len = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; len];
+            let _ = stream.read_exact(&mut body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            if tx.send((headers, body)).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// The case zt4ai exists for, end to end with the real binary: the report
+/// agent reads the customer table and tries to mail it outside. The send is
+/// refused, the agent is quarantined at once — its still-valid token is
+/// refused on the very next request — the SOC's webhook gets a signed notice,
+/// and only a human brings the agent back; its old token stays dead.
+#[test]
+fn an_exfiltration_attempt_quarantines_the_agent_refuses_its_token_and_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (hook, notices) = webhook_receiver();
+    std::fs::write(dir.path().join("hook.secret"), "s3cret-for-tests\n").unwrap();
+    let inventory = std::fs::read_to_string(root.join("examples/acme/inventory.yaml"))
+        .unwrap()
+        .replacen(
+            "settings:\n",
+            &format!(
+                "settings:\n  quarantine:\n    webhook: {{ url: \"http://{hook}/soc\", secret_file: hook.secret, attempts: 3 }}\n"
+            ),
+            1,
+        );
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, inventory).unwrap();
+    let policies = root.join("examples/acme/policies");
+    let data = dir.path().join("data");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "--inventory".as_ref(),
+        inv.as_os_str(),
+        "--policies".as_ref(),
+        policies.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ];
+    let (mut server, addr) = serve(&args);
+    let read = r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query","properties":{"arguments":{"table":"customers"}}},"context":{"session":"q"}}"#;
+    let send = r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"mail.send_email","properties":{"arguments":{"to":"buyer@rival.example","body":"the customer list"}}},"context":{"session":"q"}}"#;
+    let mint = || {
+        let req = dir.path().join("req.jsonl");
+        std::fs::write(&req, format!("{read}\n")).unwrap();
+        let out = zt4ai()
+            .args(["token", "mint", "--for-requests"])
+            .arg(&req)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let token = mint();
+    let ask = |token: &str, body: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        post(
+            &mut stream,
+            &addr,
+            "/access/v1/evaluation",
+            &format!("authorization: Bearer {token}\r\n"),
+            body,
+        )
+        .unwrap()
+    };
+    let (status, answer) = ask(&token, read);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"decision\":true"), "{answer}");
+    let (status, answer) = ask(&token, send);
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("\"decision\":false"), "{answer}");
+    assert!(
+        answer.contains("zt4ai.flow.send") && answer.contains("zt4ai.risk.quarantined"),
+        "{answer}"
+    );
+
+    // The very next request with the same, unexpired token is refused.
+    let (status, answer) = ask(&token, &read.replace("\"q\"", "\"q2\""));
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.contains("report-agent"), "{answer}");
+
+    // The SOC heard of it, signed.
+    let (headers, body) = notices
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("a quarantine notice");
+    assert_eq!(headers["x-zt4ai-event"], "agent.quarantined");
+    assert!(zt4ai_gateway::notify::verify_signature(
+        b"s3cret-for-tests",
+        &headers["x-zt4ai-timestamp"],
+        &body,
+        &headers["x-zt4ai-signature"],
+    ));
+    let notice: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(notice["agent"], "report-agent");
+    assert_eq!(notice["trigger"], "exfiltration");
+    assert_eq!(notice["user"], "alice");
+
+    let run = |cmd: &[&str]| {
+        let out = zt4ai()
+            .args(cmd)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (_, out, _) = run(&["agent", "show", "report-agent"]);
+    assert!(
+        out.contains("suspended") && out.contains("zt4ai.quarantine"),
+        "{out}"
+    );
+
+    // A human resumes it. Its old token stays revoked; a new one works.
+    let (code, _, err) = run(&[
+        "agent",
+        "resume",
+        "report-agent",
+        "--by",
+        "carol",
+        "--reason",
+        "reviewed",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        // A token minted in the second of the quarantine is revoked with the
+        // rest; a later one is not.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let fresh = mint();
+        let (status, answer) = ask(&fresh, &read.replace("\"q\"", "\"q3\""));
+        if status == 200 {
+            assert!(answer.contains("\"decision\":true"), "{answer}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {answer}");
+    }
+    let (status, _) = ask(&token, &read.replace("\"q\"", "\"q4\""));
+    assert_eq!(status, 401, "the old token stays dead");
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

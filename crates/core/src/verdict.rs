@@ -105,8 +105,8 @@ pub struct RiskReport {
 pub struct SignalWeight {
     /// The signal (`new_tool`, `rate_burst`, …).
     pub signal: String,
-    /// Risk points it contributes now (decayed since it fired).
-    pub weight: f32,
+    /// Risk points it contributes now (decayed since it fired), to one decimal.
+    pub weight: f64,
     /// What was seen, for humans.
     pub detail: String,
 }

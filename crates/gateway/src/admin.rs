@@ -9,8 +9,15 @@
 //! * `POST /admin/v1/users/{id}/revoke` — every session of a user, or `{"sid"}`
 //! * `POST /admin/v1/keys/rotate` — a new signing key; old tokens stay valid
 //! * `GET  /admin/v1/approvals` — pending approvals (`?all=true`: every one)
-//! * `POST /admin/v1/approvals/{id}/{grant|deny}` — `{"by"?}`; the agent then
-//!   retries the held request presenting the approval id
+//! * `GET  /admin/v1/approvals/{id}` — one approval, and whether it has expired
+//! * `POST /admin/v1/approvals/{id}/{approve|grant|deny}` — a human decides; the
+//!   agent's held call then goes on (or the agent retries presenting the
+//!   approval id). Besides the admin token this needs the approver's own user
+//!   token from the identity provider in [`APPROVER_TOKEN`]: the admin token
+//!   says the caller may use the API, the user token says which human decides,
+//!   so that separation of duties (never the requesting user; only the
+//!   inventory's approver group, when it names one) holds against a shared
+//!   admin credential. The body may not name an approver (`by`)
 //! * `GET  /admin/v1/tools` — the MCP tool pins, blocked ones first
 //! * `POST /admin/v1/tools/{tool}/approve` — accept the tool's current definition
 //!   as its pin: `{"digest"?, "by"?}` (with `digest`, only if that is still the
@@ -32,9 +39,13 @@ use sha2::Digest as _;
 use zt4ai_core::inventory::AgentState;
 use zt4ai_core::unix_now as now;
 use zt4ai_identity::Identity;
-use zt4ai_session::{NewAgent, RegistryError};
+use zt4ai_session::{ApprovalError, Approver, NewAgent, RegistryError};
 
 use crate::{ApiError, AppState};
+
+/// The header carrying the approver's user token (from the organisation's
+/// identity provider, or `zt4ai dev-idp token`) when an approval is decided.
+pub(crate) const APPROVER_TOKEN: &str = "x-zt4ai-approver-token";
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
@@ -46,7 +57,21 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 /// Checks the admin credential; the identity service if it holds.
 fn authorise(state: &AppState, headers: &HeaderMap) -> Result<std::sync::Arc<Identity>, Response> {
-    let (Some(identity), Some(expected)) = (&state.identity, &state.config.admin_token) else {
+    let Some(identity) = &state.identity else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the admin API is not enabled",
+        ));
+    };
+    admin_only(state, headers)?;
+    Ok(std::sync::Arc::clone(identity))
+}
+
+/// Checks the admin credential alone (the approvals live in the pipeline's
+/// store, which a gateway without identity has too).
+fn admin_only(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(expected) = &state.config.admin_token else {
         return Err(error(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -72,7 +97,7 @@ fn authorise(state: &AppState, headers: &HeaderMap) -> Result<std::sync::Arc<Ide
         );
         return Err(r);
     }
-    Ok(std::sync::Arc::clone(identity))
+    Ok(())
 }
 
 /// The admin credential checked, then the JSON body read.
@@ -437,11 +462,215 @@ pub(crate) async fn approvals(
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<ListQuery>,
 ) -> Response {
-    if let Err(r) = authorise(&state, &headers) {
+    if let Err(r) = admin_only(&state, &headers) {
         return r;
     }
     match state.pipeline.store().approvals(q.all) {
         Ok(a) => Json(json!({ "approvals": a })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+/// `GET /admin/v1/approvals/{id}`: the approval, and whether it has expired
+/// (a pending or granted approval past `expires_at` can no longer be used).
+pub(crate) async fn approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = admin_only(&state, &headers) {
+        return r;
+    }
+    match state.pipeline.store().approval(&id) {
+        Ok(a) => {
+            let expired = matches!(
+                a.status,
+                zt4ai_session::ApprovalStatus::Pending | zt4ai_session::ApprovalStatus::Granted
+            ) && now() >= a.expires_at;
+            Json(json!({ "approval": a, "expired": expired })).into_response()
+        }
+        Err(e) => approval_error(&e),
+    }
+}
+
+/// The body of an approval decision. There is nothing to say in it: who
+/// decides is the approver token's user, never a name in the body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ApprovalDecision {
+    /// Refused when present: the approver is the token's user.
+    #[serde(default)]
+    by: Option<Value>,
+}
+
+/// `POST /admin/v1/approvals/{id}/{approve|grant|deny}`: the admin token, and
+/// the approver's own user token in [`APPROVER_TOKEN`].
+pub(crate) async fn decide_approval(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, op)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let grant = match op.as_str() {
+        "approve" | "grant" => true,
+        "deny" => false,
+        _ => return ApiError::NotFound.into_response(),
+    };
+    if let Err(r) = admin_only(&state, &headers) {
+        return r;
+    }
+    let Some(identity) = state.identity.clone() else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "no_identity",
+            "deciding approvals needs the identity provider to prove who the approver is, and this gateway runs without identity",
+        );
+    };
+    let approver = match approver(&state, &identity, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let d: ApprovalDecision = match body_json(&state, body).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    if d.by.is_some() {
+        return ApiError::BadRequest(format!(
+            "`by` is not accepted: the approver is the user of the `{APPROVER_TOKEN}` token"
+        ))
+        .into_response();
+    }
+    let group = state.pipeline.inventory().settings.approvers.clone();
+    let by = approver.user.clone();
+    match state
+        .pipeline
+        .store()
+        .decide_approval(&id, grant, &approver, group.as_deref(), now())
+    {
+        Ok(a) => {
+            tracing::warn!(approval = %id, granted = grant, by = %by, "approval decided");
+            let event = if grant {
+                "approval.granted"
+            } else {
+                "approval.denied"
+            };
+            let detail = json!({
+                "kind": a.kind,
+                "requested_by": a.requested_by,
+                "approver_group": group,
+            });
+            let ok = Json(json!({ "approval": a })).into_response();
+            recorded(&state, event, &by, &id, detail, ok).await
+        }
+        Err(e) => {
+            tracing::info!(approval = %id, granted = grant, by = %by, error = %e, "approval decision refused");
+            approval_error(&e)
+        }
+    }
+}
+
+/// The human deciding, proved by their user token: an [`Approver`] that is in
+/// the approver group when the identity provider says so or the inventory
+/// does. A missing, invalid or revoked token is `401`.
+async fn approver(
+    state: &AppState,
+    identity: &Identity,
+    headers: &HeaderMap,
+) -> Result<Approver, Response> {
+    let unauthorised = |message: String| {
+        let mut r = error(StatusCode::UNAUTHORIZED, "approver_unauthorized", message);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"zt4ai-approver\""),
+        );
+        r
+    };
+    let token = headers
+        .get(APPROVER_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(|t| t.strip_prefix("Bearer ").unwrap_or(t))
+        .unwrap_or("");
+    if token.is_empty() {
+        return Err(unauthorised(format!(
+            "deciding an approval needs the approver's own user token from the identity provider in `{APPROVER_TOKEN}`"
+        )));
+    }
+    let user = match identity.users().verify(token).await {
+        Ok(u) => u,
+        Err(e) if e.status == 503 => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.description,
+            ));
+        }
+        Err(e) => {
+            return Err(unauthorised(format!(
+                "the approver token is not valid: {}",
+                e.description
+            )));
+        }
+    };
+    // A user whose sessions an admin revoked does not decide either.
+    let revoked = identity
+        .store()
+        .revoked_user_sessions()
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()))?
+        .into_iter()
+        .any(|(u, sid, at)| {
+            u == user.id
+                && if sid == zt4ai_session::ALL_SESSIONS {
+                    user.issued_at <= at
+                } else {
+                    user.sid.as_deref() == Some(sid.as_str())
+                }
+        });
+    if revoked {
+        return Err(unauthorised(format!(
+            "the session of user `{}` has been revoked",
+            user.id
+        )));
+    }
+    let inventory = state.pipeline.inventory();
+    let in_group = match &inventory.settings.approvers {
+        None => true,
+        Some(g) => {
+            user.groups.iter().any(|ug| ug == g)
+                || zt4ai_core::UserId::new(user.id.clone())
+                    .ok()
+                    .and_then(|id| inventory.users.get(&id))
+                    .is_some_and(|u| u.groups.iter().any(|ug| ug == g))
+        }
+    };
+    Ok(Approver {
+        user: user.id,
+        in_group,
+    })
+}
+
+/// The answer to an approval that cannot be shown or decided.
+fn approval_error(e: &ApprovalError) -> Response {
+    let (status, code) = match e {
+        ApprovalError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        ApprovalError::SelfApproval { .. } => (StatusCode::FORBIDDEN, "separation_of_duties"),
+        ApprovalError::NotApprover { .. } => (StatusCode::FORBIDDEN, "not_approver"),
+        ApprovalError::Expired(_) => (StatusCode::CONFLICT, "expired"),
+        ApprovalError::AlreadyDecided { .. } => (StatusCode::CONFLICT, "already_decided"),
+        ApprovalError::NotGranted { .. } | ApprovalError::Mismatch(_) => {
+            (StatusCode::CONFLICT, "conflict")
+        }
+        ApprovalError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store"),
+    };
+    error(status, code, e.to_string())
+}
+
+pub(crate) async fn tools(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&state, &headers) {
+        return r;
+    }
+    match state.pipeline.store().tool_pins() {
+        Ok(p) => Json(json!({ "tools": p })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
     }
 }
@@ -453,62 +682,6 @@ pub(crate) struct Decide {
     by: Option<String>,
     #[serde(default)]
     digest: Option<String>,
-}
-
-pub(crate) async fn decide_approval(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, op)): Path<(String, String)>,
-    body: Body,
-) -> Response {
-    let grant = match op.as_str() {
-        "grant" => true,
-        "deny" => false,
-        _ => return ApiError::NotFound.into_response(),
-    };
-    let (_, d): (_, Decide) = match admit(&state, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    if d.digest.is_some() {
-        return ApiError::BadRequest("`digest` is for tool approvals".into()).into_response();
-    }
-    let by = d.by.unwrap_or_else(|| "admin-api".into());
-    match state
-        .pipeline
-        .store()
-        .decide_approval(&id, grant, &by, now())
-    {
-        Ok(a) => {
-            tracing::warn!(approval = %id, granted = grant, by = %by, "approval decided");
-            let event = if grant {
-                "approval.granted"
-            } else {
-                "approval.denied"
-            };
-            let ok = Json(json!({ "approval": a })).into_response();
-            recorded(&state, event, &by, &id, Value::Null, ok).await
-        }
-        Err(zt4ai_session::ApprovalError::NotFound(_)) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no approval `{id}`"),
-        ),
-        Err(e @ zt4ai_session::ApprovalError::AlreadyDecided { .. }) => {
-            error(StatusCode::CONFLICT, "already_decided", e.to_string())
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
-    }
-}
-
-pub(crate) async fn tools(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorise(&state, &headers) {
-        return r;
-    }
-    match state.pipeline.store().tool_pins() {
-        Ok(p) => Json(json!({ "tools": p })).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
-    }
 }
 
 pub(crate) async fn approve_tool(

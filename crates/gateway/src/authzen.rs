@@ -11,13 +11,18 @@
 //!   {"arguments": {…}}}`, or `dataset`, `destination` (the id is the mail address,
 //!   URL or host), `model`.
 //! * `context` — `session` (required: the task or conversation id), and optional
-//!   `risk` (0–100), `findings` (`[{"kind": "prompt_injection"}]`) and `approval`
-//!   (the id of a granted approval, to retry a `require_approval` request).
+//!   `risk` (0–100), `findings` (`[{"kind": "prompt_injection"}]`), `approval`
+//!   (the id of a granted approval, to retry a `require_approval` request) and
+//!   `declassify` (`true`: if the session's label is all that stands in the
+//!   way, ask a human to lower it rather than be denied; anything but a boolean
+//!   is `400`).
 //!
 //! The response is `{"decision": bool, "context": {...}}` where the context holds
 //! zt4ai's verdict (`allow`, `deny`, `require_approval`), reasons, the determining
-//! policy ids, obligations, the approval id when one is needed, and the session's
-//! label after the request. `decision` is `true` only for `allow`.
+//! policy ids, obligations, the approval id when one is needed, the session's
+//! label after the request, and the risk behind the decision (`risk`: the score,
+//! the session's and the agent's scores, and the signals that make it up) when
+//! it was scored. `decision` is `true` only for `allow`.
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -178,6 +183,9 @@ pub(crate) async fn evaluation(
         Ok(x) => x,
         Err(r) => return with_request_id(&headers, r),
     };
+    if let Err(e) = check_context(Some(&req.context), "context") {
+        return with_request_id(&headers, e.into_response());
+    }
     let span = tracing::debug_span!(target: zt4ai_telemetry::TRACE_TARGET, "authzen evaluation",
         otel.name = "POST /access/v1/evaluation",
         otel.kind = "server",
@@ -214,6 +222,14 @@ pub(crate) async fn evaluations(
     };
     let rid = request_id(&headers);
     let items = req.evaluations.unwrap_or_default();
+    let checked = check_context(req.context.as_ref(), "context").and_then(|()| {
+        items.iter().enumerate().try_for_each(|(i, item)| {
+            check_context(item.context.as_ref(), &format!("evaluations[{i}].context"))
+        })
+    });
+    if let Err(e) = checked {
+        return with_request_id(&headers, e.into_response());
+    }
     if items.is_empty() {
         // AuthZEN: without items, the request behaves as a single evaluation.
         let (Some(s), Some(a), Some(r)) = (&req.subject, &req.action, &req.resource) else {
@@ -291,6 +307,18 @@ pub(crate) async fn configuration(State(state): State<AppState>) -> Json<Value> 
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),
         "access_evaluations_endpoint": format!("{base}/access/v1/evaluations"),
     }))
+}
+
+/// The context fields whose wrong type is the caller's mistake, answered `400`
+/// before anything is decided (other context errors are a deny with a reason,
+/// as they always were): today `declassify`, which must be a boolean.
+fn check_context(context: Option<&Map<String, Value>>, path: &str) -> Result<(), ApiError> {
+    match context.and_then(|c| c.get("declassify")) {
+        None | Some(Value::Null | Value::Bool(_)) => Ok(()),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "invalid field `{path}.declassify`: expected `true` or `false`"
+        ))),
+    }
 }
 
 /// Verifies the bearer token when the gateway requires one; a refusal is the
@@ -444,6 +472,9 @@ fn verdict_json(v: &Verdict) -> Value {
     if let Some(s) = &v.session {
         ctx.insert("session".into(), json!(s));
     }
+    if let Some(r) = &v.risk {
+        ctx.insert("risk".into(), json!(r));
+    }
     json!({ "decision": v.is_allowed(), "context": ctx })
 }
 
@@ -593,6 +624,11 @@ fn request_for(
     let approval = str_prop(context, "approval", "context")?
         .map(|a| ApprovalId::new(a).map_err(|e| e.to_string()))
         .transpose()?;
+    let declassify = match context.get("declassify") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("`context.declassify` must be `true` or `false`".into()),
+    };
     Ok(ActionRequest {
         request_id,
         chain,
@@ -602,7 +638,7 @@ fn request_for(
         findings,
         approval,
         scope: None,
-        declassify: false,
+        declassify,
     })
 }
 

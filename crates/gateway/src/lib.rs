@@ -27,6 +27,7 @@ mod authzen;
 mod error;
 mod mcp;
 mod mcp_transport;
+pub mod notify;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -108,6 +109,16 @@ pub fn router(
         .mcp
         .as_ref()
         .map(|_| Arc::new(zt4ai_mcp::Pins::new(Arc::clone(pipeline.store()))));
+    if let Some(identity) = &identity {
+        // A quarantine made by a decision in this process: token verification
+        // must see the suspension on the very next request, not a second later.
+        let identity = Arc::downgrade(identity);
+        pipeline.add_quarantine_hook(zt4ai_pipeline::QuarantineHook(Arc::new(move |_| {
+            if let Some(i) = identity.upgrade() {
+                i.changed();
+            }
+        })));
+    }
     let state = AppState {
         pipeline,
         config: Arc::new(config),
@@ -135,6 +146,7 @@ pub fn router(
         .route("/admin/v1/users/{id}/revoke", post(admin::revoke_user))
         .route("/admin/v1/keys/rotate", post(admin::rotate))
         .route("/admin/v1/approvals", get(admin::approvals))
+        .route("/admin/v1/approvals/{id}", get(admin::approval))
         .route(
             "/admin/v1/approvals/{id}/{op}",
             post(admin::decide_approval),

@@ -21,10 +21,14 @@ use zt4ai_pipeline::{Pipeline, PolicyEngine, PolicySource, SessionStore};
 const INVENTORY: &str = include_str!("../../../examples/acme/inventory.yaml");
 const ACME: &str = include_str!("../../../examples/acme/policies/acme.cedar");
 
+#[path = "e2e/approvals.rs"]
+mod approvals;
 #[path = "e2e/identity.rs"]
 mod identity;
 #[path = "e2e/mcp.rs"]
 mod mcp;
+#[path = "e2e/notify.rs"]
+mod notify;
 
 pub(crate) struct Server {
     pub addr: SocketAddr,
@@ -308,34 +312,46 @@ async fn motivating_case_over_http() {
         .evaluate(call(
             exec(),
             "mail.send_email",
-            json!({"to": "ceo@rival.example", "body": "customers.csv"}),
-            "q3-report",
-        ))
-        .await;
-    assert_eq!(v["decision"], false, "{v}");
-    assert_eq!(verdict(&v), "deny");
-    assert_eq!(policies(&v), ["zt4ai.flow.send"]);
-    let reason = v["context"]["reasons"][0]["message"].as_str().unwrap();
-    assert!(
-        reason.contains("confidential") && reason.contains("ceo@rival.example"),
-        "{reason}"
-    );
-
-    let v = s
-        .evaluate(call(
-            exec(),
-            "mail.send_email",
             json!({"to": "board@acme.example"}),
             "q3-report",
         ))
         .await;
     assert_eq!(v["decision"], true, "{v}");
 
-    // The same send through the `send` action directly is denied too.
-    let v = s
-        .evaluate(json!({"subject": exec(), "action": {"name": "send"}, "resource": {"type": "destination", "id": "https://rival.example/upload"}, "context": {"session": "q3-report"}}))
+    let send = call(
+        exec(),
+        "mail.send_email",
+        json!({"to": "ceo@rival.example", "body": "customers.csv"}),
+        "q3-report",
+    );
+    let token = s.token_for(&send);
+    let v = s.evaluate(send).await;
+    assert_eq!(v["decision"], false, "{v}");
+    assert_eq!(verdict(&v), "deny");
+    // Denied by the flow guard, and the attempt quarantines the agent.
+    assert_eq!(policies(&v), ["zt4ai.flow.send", "zt4ai.risk.quarantined"]);
+    let reason = v["context"]["reasons"][0]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("confidential") && reason.contains("ceo@rival.example"),
+        "{reason}"
+    );
+    assert_eq!(
+        v["context"]["risk"]["signals"][0]["signal"], "confidential_then_send",
+        "{v}"
+    );
+
+    // Its token, still unexpired, is refused from the very next request.
+    let board = call(
+        exec(),
+        "mail.send_email",
+        json!({"to": "board@acme.example"}),
+        "other",
+    );
+    let (status, v) = s
+        .post_with("/access/v1/evaluation", board.to_string(), Some(&token))
         .await;
-    assert_eq!(policies(&v), ["zt4ai.flow.send"]);
+    assert_eq!(status, 401, "{v}");
+    assert!(v.to_string().contains("report-agent"), "{v}");
     s.stop().await;
 }
 
@@ -364,7 +380,11 @@ async fn session_labels_survive_a_restart() {
             "long-task",
         ))
         .await;
-    assert_eq!(policies(&v), ["zt4ai.flow.send"], "{v}");
+    assert_eq!(
+        policies(&v),
+        ["zt4ai.flow.send", "zt4ai.risk.quarantined"],
+        "{v}"
+    );
     s.stop().await;
 }
 
@@ -402,7 +422,16 @@ async fn untrusted_session_requires_approval_then_allows_once() {
     // A human grants it (what `zt4ai approvals grant` does), then the agent retries.
     s.pipeline
         .store()
-        .decide_approval(&approval, true, "secops", 0)
+        .decide_approval(
+            &approval,
+            true,
+            &zt4ai_session::Approver {
+                user: "secops".into(),
+                in_group: true,
+            },
+            None,
+            0,
+        )
         .unwrap();
     let mut retry = delete.clone();
     retry["context"]["approval"] = json!(approval);
@@ -662,11 +691,13 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
 
     let blocker = rusqlite::Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    // A verdict that writes nothing to the session: only the audit log needs the lock.
+    // A verdict that writes nothing to the session: only the audit log needs
+    // the lock. (A tool the agent may not use: a plain deny, not an
+    // exfiltration attempt, which would also quarantine the agent.)
     let send = call(
         exec(),
-        "mail.send_email",
-        json!({"to": "x@rival.example"}),
+        "crm.update_record",
+        json!({"table": "customers"}),
         "a1",
     );
     let v = s.evaluate(send.clone()).await;
@@ -684,7 +715,12 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
     }
     blocker.execute_batch("ROLLBACK").unwrap();
     let v = s.evaluate(send).await;
-    assert_eq!(policies(&v), ["zt4ai.flow.send"], "{v}");
+    assert_eq!(verdict(&v), "deny", "{v}");
+    let denied_by = policies(&v);
+    assert!(
+        !denied_by.iter().any(|p| p == "zt4ai.audit.unavailable"),
+        "{v}"
+    );
     assert_eq!(s.get_json("/healthz", None).await.0, 200);
 
     let (status, _) = s
@@ -723,7 +759,7 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         "the refused verdict has no record; the others do"
     );
     assert_eq!(records[2]["actor"], "admin-api:secops");
-    assert_eq!(records[1]["policies"], json!(["zt4ai.flow.send"]));
+    assert_eq!(records[1]["policies"], json!(denied_by));
 }
 
 #[tokio::test]

@@ -14,7 +14,12 @@
 //!   decides. Allow forwards the call upstream (spotlighting untrusted output when
 //!   the inventory asks); deny and require-approval answer a JSON-RPC error that
 //!   says why, carrying the approval id when a human can lift it. A retry presents
-//!   the granted approval in `_meta` under [`APPROVAL_META`].
+//!   the granted approval in `_meta` under [`APPROVAL_META`]; a call may ask for
+//!   its session to be declassified with [`DECLASSIFY_META`].
+//! * A call that needs an approval can be held instead of refused at once: when
+//!   the inventory gives the tool (or all tools) an `approval_hold`, the gateway
+//!   waits that long for a human to decide, then goes on as if the agent had
+//!   retried with the granted approval, or refuses the call.
 //! * `resources/*`, `prompts/*`, completions and unknown methods are denied: the
 //!   gateway offers tools only.
 //!
@@ -59,6 +64,17 @@ pub const PROTOCOL_VERSIONS: [&str; 4] = ["2025-11-25", "2025-06-18", "2025-03-2
 
 /// The `_meta` key under which a retried `tools/call` presents a granted approval.
 pub const APPROVAL_META: &str = "zt4ai/approval";
+
+/// The `_meta` key under which a `tools/call` asks for a declassification
+/// (`true`): if the session's label is all that stands in the way, the call
+/// needs a human to lower it instead of being denied.
+pub const DECLASSIFY_META: &str = "zt4ai/declassify";
+
+/// The reason id of a held call a human denied.
+const HUMAN_DENIED: &str = "zt4ai.approval.denied";
+
+/// How often a held call looks whether its approval has been decided.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the gateway answers to the MCP methods it serves, whatever the
 /// transport; cheap to clone. The transport (the gateway's HTTP side) owns the
@@ -304,9 +320,10 @@ impl McpGateway {
             ));
         };
         let id = format!("{}.{tool}", server.id);
+        let declassify = declassify_in(&request)?;
         self.pinned(server, &id).await?;
         let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
-        let req = ActionRequest {
+        let mut req = ActionRequest {
             request_id: None,
             chain: actor_chain(v),
             session: SessionId::new(session)
@@ -319,12 +336,22 @@ impl McpGateway {
             findings: Vec::new(),
             approval,
             scope: v.scope.clone(),
-            declassify: false,
+            declassify,
         };
         // Decided in place, as the AuthZEN API does: a decision takes microseconds
         // (a thread hop to the blocking pool would cost more than it). The call
         // goes upstream only once its audit record is durable.
-        let verdict = self.core.pipeline.enforce(&req, "mcp").await;
+        let mut verdict = self.core.pipeline.enforce(&req, "mcp").await;
+        if verdict.decision == Decision::RequireApproval
+            && let Some(approval) = verdict.approval.clone()
+            && let Some(hold) = self.hold(&id)
+        {
+            // Held for a human: once granted, decided again as the agent's
+            // retry with the approval would be (which uses the approval up).
+            Box::pin(self.await_grant(&name, &approval, hold)).await?;
+            req.approval = Some(approval);
+            verdict = self.core.pipeline.enforce(&req, "mcp").await;
+        }
         if verdict.decision != Decision::Allow {
             return Err(refusal(&name, &verdict));
         }
@@ -350,9 +377,10 @@ impl McpGateway {
                 None,
             ));
         }
-        // The approval is zt4ai's business, not the upstream's.
+        // Approvals and declassifications are zt4ai's business, not the upstream's.
         if let Some(meta) = upstream_req.meta.as_mut() {
             meta.0.0.remove(APPROVAL_META);
+            meta.0.0.remove(DECLASSIFY_META);
         }
         // Boxed: the exchange's state is large, and the futures around this one
         // would otherwise copy it each time one is moved into the next.
@@ -415,17 +443,118 @@ impl McpGateway {
         }
         Ok(CallToolResponse::Complete(result))
     }
+
+    /// How long a call of `tool` (`server.tool`) that needs an approval is
+    /// held for a human: the tool's own `approval_hold`, else the settings';
+    /// `None` when that is zero (the call is refused at once).
+    fn hold(&self, tool: &str) -> Option<std::time::Duration> {
+        let inventory = self.core.pipeline.inventory();
+        let hold = inventory
+            .tools
+            .get(tool)
+            .and_then(|t| t.approval_hold)
+            .unwrap_or(inventory.settings.approval_hold);
+        (!hold.is_zero()).then_some(hold)
+    }
+
+    /// Waits up to `hold` for a human to decide `approval`; `Ok` once it is
+    /// granted. A denial, an approval that expires or is used by another
+    /// request, no decision in time, or a store that fails is the JSON-RPC
+    /// error to answer (the store failing closes the call: nothing is sent).
+    async fn await_grant(
+        &self,
+        name: &str,
+        approval: &ApprovalId,
+        hold: std::time::Duration,
+    ) -> Result<(), ErrorData> {
+        use zt4ai_session::ApprovalStatus;
+        tracing::info!(tool = %name, approval = %approval, hold_ms = hold.as_millis(), "MCP call held for a human approval");
+        let deadline = tokio::time::Instant::now() + hold;
+        let data = || Some(json!({ "approval": approval }));
+        loop {
+            let a = self
+                .core
+                .pipeline
+                .store()
+                .approval(approval.as_str())
+                .map_err(|e| {
+                    tracing::error!(tool = %name, approval = %approval, error = %e, "approval store unavailable; the held call is refused");
+                    ErrorData::internal_error(
+                        format!("`{name}`: the approval `{approval}` could not be read ({e}); the call is not sent"),
+                        data(),
+                    )
+                })?;
+            let by = a.decided_by.as_deref().unwrap_or("-");
+            match a.status {
+                ApprovalStatus::Granted => {
+                    tracing::info!(tool = %name, approval = %approval, by = %by, "held MCP call approved");
+                    return Ok(());
+                }
+                ApprovalStatus::Denied => {
+                    tracing::info!(tool = %name, approval = %approval, by = %by, "held MCP call denied by a human");
+                    return Err(ErrorData::new(
+                        DENIED,
+                        format!("`{name}` was denied by `{by}` (approval `{approval}`)"),
+                        Some(json!({
+                            "verdict": "deny",
+                            "reasons": [{"policy": HUMAN_DENIED, "message": format!("approval `{approval}` denied by `{by}`")}],
+                            "policies": [HUMAN_DENIED],
+                            "approval": approval,
+                            "decided_by": a.decided_by,
+                        })),
+                    ));
+                }
+                ApprovalStatus::Used => {
+                    return Err(ErrorData::new(
+                        DENIED,
+                        format!(
+                            "`{name}`: approval `{approval}` was used by another request; the call is not sent"
+                        ),
+                        data(),
+                    ));
+                }
+                ApprovalStatus::Pending if zt4ai_core::unix_now() >= a.expires_at => {
+                    return Err(ErrorData::new(
+                        DENIED,
+                        format!(
+                            "`{name}`: approval `{approval}` expired before anyone decided it; the call is not sent"
+                        ),
+                        data(),
+                    ));
+                }
+                ApprovalStatus::Pending => {}
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                tracing::info!(tool = %name, approval = %approval, "no decision within the hold; the approval stays pending");
+                return Err(ErrorData::new(
+                    APPROVAL_REQUIRED,
+                    format!(
+                        "`{name}` needs a human approval ({approval}) and none decided within {} s; the approval stays pending: once granted, retry with `_meta.{APPROVAL_META}`",
+                        hold.as_secs_f32()
+                    ),
+                    Some(
+                        json!({ "verdict": "require_approval", "approval": approval, "held_ms": hold.as_millis() }),
+                    ),
+                ));
+            }
+            tokio::time::sleep(HOLD_POLL.min(deadline - now)).await;
+        }
+    }
 }
 
 /// The JSON-RPC error for a call the verdict does not allow: why, and the
 /// approval id when a human can lift it.
 fn refusal(name: &str, verdict: &zt4ai_core::Verdict) -> ErrorData {
-    let why = json!({
+    let mut why = json!({
         "verdict": verdict.decision.as_str(),
         "reasons": verdict.reasons,
         "policies": verdict.policies,
         "approval": verdict.approval,
     });
+    if let Some(risk) = &verdict.risk {
+        why["risk"] = json!(risk);
+    }
     let first = verdict
         .reasons
         .first()
@@ -606,6 +735,22 @@ pub fn approval_in(request: &CallToolRequestParams) -> Result<Option<ApprovalId>
     match request.meta.as_ref().and_then(|m| m.0.0.get(APPROVAL_META)) {
         Some(v) => approval_id(v),
         None => Ok(None),
+    }
+}
+
+/// Whether a `tools/call` asks for a declassification in its params' `_meta`.
+fn declassify_in(request: &CallToolRequestParams) -> Result<bool, ErrorData> {
+    match request
+        .meta
+        .as_ref()
+        .and_then(|m| m.0.0.get(DECLASSIFY_META))
+    {
+        None | Some(serde_json::Value::Null) => Ok(false),
+        Some(serde_json::Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ErrorData::invalid_params(
+            format!("`_meta.{DECLASSIFY_META}` must be `true` or `false`"),
+            None,
+        )),
     }
 }
 

@@ -108,7 +108,7 @@ pub struct Pipeline {
     audit: Option<Arc<AuditLog>>,
     inspector: Option<Arc<Inspector>>,
     monitor: Arc<Monitor>,
-    on_quarantine: Option<QuarantineHook>,
+    on_quarantine: parking_lot::RwLock<Vec<QuarantineHook>>,
     clock: fn() -> i64,
 }
 
@@ -161,7 +161,7 @@ impl Pipeline {
             audit: None,
             inspector: None,
             monitor,
-            on_quarantine: None,
+            on_quarantine: parking_lot::RwLock::new(Vec::new()),
             clock: unix_now,
         }
     }
@@ -174,6 +174,12 @@ impl Pipeline {
         self
     }
 
+    /// Adds a hook called for each agent quarantined (the gateway adds one
+    /// that makes its token verification see the suspension at once).
+    pub fn add_quarantine_hook(&self, hook: QuarantineHook) {
+        self.on_quarantine.write().push(hook);
+    }
+
     /// The behaviour monitor.
     pub fn monitor(&self) -> &Arc<Monitor> {
         &self.monitor
@@ -181,8 +187,8 @@ impl Pipeline {
 
     /// Calls `hook` for each agent quarantined, after it is stored and recorded.
     #[must_use]
-    pub fn on_quarantine(mut self, hook: QuarantineHook) -> Self {
-        self.on_quarantine = Some(hook);
+    pub fn on_quarantine(self, hook: QuarantineHook) -> Self {
+        self.add_quarantine_hook(hook);
         self
     }
 
@@ -412,7 +418,9 @@ impl Pipeline {
                 .store
                 .check_approval(id, &req.session, &fingerprint(req), now)
             {
-                Ok(a) if a.kind == ApprovalKind::Action => lifted = a.policies.into_iter().collect(),
+                Ok(a) if a.kind == ApprovalKind::Action => {
+                    lifted = a.policies.into_iter().collect()
+                }
                 Ok(a) => match a.lower_to {
                     Some(to) => {
                         seen.confidentiality = seen.confidentiality.min(to);
@@ -1281,7 +1289,9 @@ fn fingerprint(req: &ActionRequest) -> String {
     // Keys sorted at every depth: the same arguments in another order are the
     // same request.
     let v = serde_json::to_value((&req.chain, &req.action)).unwrap_or_default();
-    hex(&sha2::Sha256::digest(zt4ai_core::canonical_json(&v).as_bytes()))
+    hex(&sha2::Sha256::digest(
+        zt4ai_core::canonical_json(&v).as_bytes(),
+    ))
 }
 
 fn summary(req: &ActionRequest) -> String {

@@ -144,7 +144,16 @@ fn untrusted_content_then_destructive_tool_needs_approval_once() {
     assert_eq!(p.decide(&retry).policies, [reasons::APPROVAL_INVALID]);
 
     p.store()
-        .decide_approval(approval.as_str(), true, &zt4ai_session::Approver { user: "carol".into(), in_group: true }, None, 1_000)
+        .decide_approval(
+            approval.as_str(),
+            true,
+            &zt4ai_session::Approver {
+                user: "carol".into(),
+                in_group: true,
+            },
+            None,
+            1_000,
+        )
         .unwrap();
     // Not for another request…
     let mut other = r(tool(

@@ -78,7 +78,10 @@ impl Pipeline {
         let sends = resolved.checks.iter().any(|c| c.action == ActionKind::Send);
         let sends_out = resolved.checks.iter().any(|c| {
             c.action == ActionKind::Send
-                && inv.destinations.get(&c.resource).is_some_and(|d| d.external)
+                && inv
+                    .destinations
+                    .get(&c.resource)
+                    .is_some_and(|d| d.external)
         });
         let o = Observation {
             session: req.session.as_str(),
@@ -98,15 +101,51 @@ impl Pipeline {
         self.monitor.assess(&o, now)
     }
 
-    /// Whether an agent the monitor quarantined is still suspended in the
-    /// registry; if a human has resumed it, the monitor lets it go.
+    /// Whether an agent the monitor quarantined is still quarantined: if the
+    /// registry never took the quarantine, storing it is retried and the agent
+    /// stays refused; if it did and a human has since resumed the agent, the
+    /// monitor lets it go.
     pub(crate) fn still_quarantined(&self, agent: &str) -> bool {
+        if !self.monitor.quarantine_stored(agent) {
+            let now = (self.clock)();
+            if self.store_quarantine(agent, "quarantined earlier; storing it had failed", now) {
+                self.monitor.mark_quarantined(agent, true);
+            }
+            return true;
+        }
         match self.store.agent(agent) {
             Ok(a) if a.state == AgentState::Active => {
                 self.monitor.release(agent);
                 false
             }
             _ => true,
+        }
+    }
+
+    /// Suspends the agent and revokes its earlier tokens; whether both are stored.
+    fn store_quarantine(&self, agent: &str, reason: &str, now: i64) -> bool {
+        let suspended = match self.store.set_agent_state(
+            agent,
+            AgentState::Suspended,
+            QUARANTINE_ACTOR,
+            Some(reason),
+            now,
+        ) {
+            Ok(_) | Err(zt4ai_session::RegistryError::InvalidTransition { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        let revoked = self
+            .store
+            .revoke_agent_tokens(agent, now, QUARANTINE_ACTOR, Some(reason), now)
+            .map_err(|e| e.to_string());
+        match suspended.and(revoked) {
+            Ok(()) => true,
+            Err(e) => {
+                // The monitor still refuses the agent in this process, and
+                // storing is retried on its next request.
+                error!(agent, error = %e, "quarantine could not be stored");
+                false
+            }
         }
     }
 
@@ -145,26 +184,9 @@ impl Pipeline {
         let now = (self.clock)();
         let agent = trigger.agent.as_str();
         let reason = format!("quarantined ({}): {}", trigger.kind, trigger.detail);
-        self.monitor.mark_quarantined(agent);
         warn!(agent, trigger = trigger.kind, detail = %trigger.detail, session = %req.session, "quarantining agent");
-        let suspended = match self.store.set_agent_state(
-            agent,
-            AgentState::Suspended,
-            QUARANTINE_ACTOR,
-            Some(&reason),
-            now,
-        ) {
-            Ok(_) | Err(zt4ai_session::RegistryError::InvalidTransition { .. }) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-        let revoked = self
-            .store
-            .revoke_agent_tokens(agent, now, QUARANTINE_ACTOR, Some(&reason), now)
-            .map_err(|e| e.to_string());
-        if let Err(e) = suspended.as_ref().and(revoked.as_ref()) {
-            // The monitor still refuses the agent in this process.
-            error!(agent, error = %e, "quarantine could not be stored");
-        }
+        let stored = self.store_quarantine(agent, &reason, now);
+        self.monitor.mark_quarantined(agent, stored);
         let q = Quarantined {
             agent: agent.to_owned(),
             trigger: trigger.kind,
@@ -187,14 +209,15 @@ impl Pipeline {
                     "user": q.user,
                     "request": q.request,
                     "risk": q.risk,
-                    "stored": suspended.is_ok() && revoked.is_ok(),
+                    "stored": stored,
                 }),
             );
             if let Err(e) = log.append(&event).durable().await {
                 error!(agent, error = %e, "the quarantine could not be recorded");
             }
         }
-        if let Some(hook) = &self.on_quarantine {
+        let hooks = self.on_quarantine.read().clone();
+        for hook in hooks {
             (hook.0)(&q);
         }
         if verdict.decision != Decision::Deny {

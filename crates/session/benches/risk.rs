@@ -55,8 +55,12 @@ fn names() -> Names {
     Names {
         agents: (0..AGENTS).map(|i| format!("agent-{i:04}")).collect(),
         users: (0..AGENTS).map(|i| format!("user-{i:04}")).collect(),
-        tools: (0..TOOLS * 3).map(|i| format!("server-{}.tool-{i:03}", i % 7)).collect(),
-        destinations: (0..DESTINATIONS).map(|i| format!("destination-{i}")).collect(),
+        tools: (0..TOOLS * 3)
+            .map(|i| format!("server-{}.tool-{i:03}", i % 7))
+            .collect(),
+        destinations: (0..DESTINATIONS)
+            .map(|i| format!("destination-{i}"))
+            .collect(),
     }
 }
 
@@ -204,7 +208,9 @@ fn main() {
         scores.push(started.elapsed().as_nanos() as u64);
     }
 
-    println!("\n| µs per call ({AGENTS} mature agents, one core) | p50 | p90 | p99 | p99.9 | mean |");
+    println!(
+        "\n| µs per call ({AGENTS} mature agents, one core) | p50 | p90 | p99 | p99.9 | mean |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     row("usual request: assess + outcome", usual);
     row("first-seen tool: assess + outcome (a signal fires)", novel);

@@ -181,7 +181,9 @@ pub enum ApprovalError {
     #[error("approval `{0}` has expired")]
     Expired(String),
     /// The approver is the user the request was made for.
-    #[error("approval `{id}` is for a request made on behalf of `{user}`, who cannot grant it (separation of duties)")]
+    #[error(
+        "approval `{id}` is for a request made on behalf of `{user}`, who cannot grant it (separation of duties)"
+    )]
     SelfApproval {
         /// Id.
         id: String,

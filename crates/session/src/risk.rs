@@ -414,7 +414,8 @@ pub struct Monitor {
     agents: Sharded<Tracked>,
     users: Sharded<Tracked>,
     sessions: Sharded<SessionRisk>,
-    quarantined: Mutex<std::collections::HashSet<String>>,
+    /// Agents quarantined here → whether the registry holds the quarantine.
+    quarantined: Mutex<HashMap<String, bool>>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -445,7 +446,7 @@ impl Monitor {
             agents: Sharded::new(),
             users: Sharded::new(),
             sessions: Sharded::new(),
-            quarantined: Mutex::new(std::collections::HashSet::new()),
+            quarantined: Mutex::new(HashMap::new()),
         }
     }
 
@@ -657,22 +658,33 @@ impl Monitor {
         if !fire.is_empty() {
             self.apply(o.session, Some(agent), &fire, now);
         }
-        if self.quarantined.lock().contains(agent) {
+        if self.quarantined.lock().contains_key(agent) {
             return None;
         }
         let trigger = if o.exfiltration && q.on_exfiltration {
-            Some(("exfiltration", "a send of confidential data out of its clearance was refused".to_owned()))
+            Some((
+                "exfiltration",
+                "a send of confidential data out of its clearance was refused".to_owned(),
+            ))
         } else if let (Some((count, within)), Some(n)) = (q.denials, recent)
             && o.denied
             && n >= count as usize
         {
-            Some(("denials", format!("{n} denials within {} s", within.as_secs())))
+            Some((
+                "denials",
+                format!("{n} denials within {} s", within.as_secs()),
+            ))
         } else if let Some(at) = q.at_risk {
             let score = self.agents.with(agent, |t| {
                 t.risk.decay(now, s);
                 clamp(t.risk.total())
             });
-            (score >= at).then(|| ("risk", format!("risk {score} reached the quarantine threshold {at}")))
+            (score >= at).then(|| {
+                (
+                    "risk",
+                    format!("risk {score} reached the quarantine threshold {at}"),
+                )
+            })
         } else {
             None
         };
@@ -726,12 +738,19 @@ impl Monitor {
 
     /// Whether the monitor has quarantined `agent` and no one has released it.
     pub fn is_quarantined(&self, agent: &str) -> bool {
-        self.quarantined.lock().contains(agent)
+        self.quarantined.lock().contains_key(agent)
     }
 
-    /// Marks `agent` as quarantined (after a restart, from the registry).
-    pub fn mark_quarantined(&self, agent: &str) {
-        self.quarantined.lock().insert(agent.to_owned());
+    /// Whether the quarantine of `agent` is held by the registry (`false`
+    /// while storing it has failed, so it must be retried, and a registry
+    /// still showing the agent active does not mean a human resumed it).
+    pub fn quarantine_stored(&self, agent: &str) -> bool {
+        self.quarantined.lock().get(agent).copied().unwrap_or(false)
+    }
+
+    /// Marks `agent` as quarantined; `stored` says whether the registry holds it.
+    pub fn mark_quarantined(&self, agent: &str, stored: bool) {
+        self.quarantined.lock().insert(agent.to_owned(), stored);
     }
 
     /// A human resumed `agent`: it starts again with no risk and no denials
@@ -816,8 +835,8 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn round1(x: f32) -> f32 {
-    (x * 10.0).round() / 10.0
+fn round1(x: f32) -> f64 {
+    (f64::from(x) * 10.0).round() / 10.0
 }
 
 fn clamp(x: f32) -> u8 {

@@ -24,13 +24,13 @@ struct Table {
 
 /// A CRM that returns customer records.
 #[derive(Clone)]
-struct Crm {
+pub(crate) struct Crm {
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl Crm {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Crm {
             tool_router: Self::tool_router(),
         }
@@ -62,14 +62,14 @@ struct Mail {
 
 /// A mail server that records what it sends.
 #[derive(Clone)]
-struct Mailer {
+pub(crate) struct Mailer {
     tool_router: ToolRouter<Self>,
     sent: Arc<Mutex<Vec<String>>>,
 }
 
 #[tool_router]
 impl Mailer {
-    fn new(sent: Arc<Mutex<Vec<String>>>) -> Self {
+    pub(crate) fn new(sent: Arc<Mutex<Vec<String>>>) -> Self {
         Mailer {
             tool_router: Self::tool_router(),
             sent,
@@ -94,7 +94,9 @@ fn tools_only() -> ServerConfig {
     ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
 }
 
-async fn serve_upstream<S: ServerHandler + Clone + Send + Sync + 'static>(handler: S) -> String {
+pub(crate) async fn serve_upstream<S: ServerHandler + Clone + Send + Sync + 'static>(
+    handler: S,
+) -> String {
     let service = StreamableHttpService::new(
         move || Ok(handler.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -157,7 +159,7 @@ async fn client_at(
 }
 
 /// A real MCP client at `path` presenting `token`.
-async fn client_with(
+pub(crate) async fn client_with(
     s: &Server,
     path: &str,
     token: String,
@@ -171,11 +173,11 @@ async fn client_with(
         .unwrap()
 }
 
-fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
+pub(crate) fn call(name: &str, args: serde_json::Value) -> CallToolRequestParams {
     CallToolRequestParams::new(name.to_owned()).with_arguments(args.as_object().unwrap().clone())
 }
 
-fn text(r: &CallToolResult) -> String {
+pub(crate) fn text(r: &CallToolResult) -> String {
     r.content
         .iter()
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
@@ -226,27 +228,7 @@ async fn motivating_case_over_mcp() {
         .await
         .unwrap();
     assert!(text(&r).contains("Jane Roe"), "{r:?}");
-    // 2. To the competitor: denied by the confidentiality guard; nothing was sent.
-    let e = client
-        .call_tool(call(
-            "mail.send_email",
-            json!({"to": "ceo@rival.example", "body": "the list"}),
-        ))
-        .await
-        .unwrap_err();
-    let e = rpc_error(e);
-    assert_eq!(e.code, zt4ai_mcp::DENIED);
-    assert!(
-        e.message.contains("cleared only for public"),
-        "{}",
-        e.message
-    );
-    assert_eq!(e.data.as_ref().unwrap()["policies"][0], "zt4ai.flow.send");
-    assert!(
-        sent.lock().unwrap().is_empty(),
-        "the mail server sent nothing"
-    );
-    // 3. Internally: allowed, and the mail server did send it.
+    // 2. Internally: allowed, and the mail server did send it.
     let r = client
         .call_tool(call(
             "mail.send_email",
@@ -265,6 +247,41 @@ async fn motivating_case_over_mcp() {
         matches!(e, rmcp::ServiceError::McpError(ref d) if d.code == zt4ai_mcp::DENIED),
         "{e:?}"
     );
+    // 3. To the competitor: denied by the confidentiality guard; nothing was
+    // sent, and the attempt quarantines the agent.
+    let e = client
+        .call_tool(call(
+            "mail.send_email",
+            json!({"to": "ceo@rival.example", "body": "the list"}),
+        ))
+        .await
+        .unwrap_err();
+    let e = rpc_error(e);
+    assert_eq!(e.code, zt4ai_mcp::DENIED);
+    assert!(
+        e.message.contains("cleared only for public"),
+        "{}",
+        e.message
+    );
+    let data = e.data.as_ref().unwrap();
+    assert_eq!(
+        data["policies"],
+        json!(["zt4ai.flow.send", "zt4ai.risk.quarantined"])
+    );
+    assert_eq!(
+        *sent.lock().unwrap(),
+        ["board@acme.example"],
+        "nothing more was sent"
+    );
+    // Its token is refused from the next request on.
+    let e = client
+        .call_tool(call("crm.query", json!({"table": "handbook"})))
+        .await
+        .unwrap_err();
+    assert!(
+        !matches!(e, rmcp::ServiceError::McpError(_)),
+        "refused before any MCP answer: {e:?}"
+    );
     client.cancel().await.unwrap();
     s.stop().await;
 }
@@ -281,13 +298,13 @@ struct Path {
 
 /// The open web: returns whatever the attacker put on the page.
 #[derive(Clone)]
-struct Web {
+pub(crate) struct Web {
     tool_router: ToolRouter<Self>,
 }
 
 #[tool_router]
 impl Web {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Web {
             tool_router: Self::tool_router(),
         }
@@ -307,14 +324,14 @@ impl ServerHandler for Web {
 
 /// A file share that records deletions.
 #[derive(Clone)]
-struct Files {
+pub(crate) struct Files {
     tool_router: ToolRouter<Self>,
     deleted: Arc<Mutex<Vec<String>>>,
 }
 
 #[tool_router]
 impl Files {
-    fn new(deleted: Arc<Mutex<Vec<String>>>) -> Self {
+    pub(crate) fn new(deleted: Arc<Mutex<Vec<String>>>) -> Self {
         Files {
             tool_router: Self::tool_router(),
             deleted,
@@ -573,7 +590,7 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
     s.stop().await;
 }
 
-fn with_approval(mut p: CallToolRequestParams, approval: &str) -> CallToolRequestParams {
+pub(crate) fn with_approval(mut p: CallToolRequestParams, approval: &str) -> CallToolRequestParams {
     let meta = json!({ zt4ai_mcp::APPROVAL_META: approval });
     p.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
         meta.as_object().unwrap().clone(),
@@ -587,7 +604,7 @@ async fn admin_get(s: &Server, path: &str) -> serde_json::Value {
     v
 }
 
-fn rpc_error(e: rmcp::ServiceError) -> rmcp::ErrorData {
+pub(crate) fn rpc_error(e: rmcp::ServiceError) -> rmcp::ErrorData {
     match e {
         rmcp::ServiceError::McpError(e) => e,
         other => panic!("expected a JSON-RPC error, got {other:?}"),
@@ -623,12 +640,10 @@ async fn a_granted_approval_lets_the_retried_call_through_once() {
     // The admin API lists it and grants it.
     let pending = admin_get(&s, "/admin/v1/approvals").await;
     assert_eq!(pending["approvals"][0]["id"], id.as_str(), "{pending}");
-    let (st, v) = s
-        .admin(
-            &format!("/admin/v1/approvals/{id}/grant"),
-            json!({"by": "security-oncall"}),
-        )
-        .await;
+    // Bob decides: the inventory names no approver group, and he is not the
+    // user (Alice) the agent acts for.
+    let bob = super::approvals::user_token(_dir.path(), "bob", &[]);
+    let (st, v) = s.decide(&id, "grant", Some(&bob), json!({})).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["approval"]["status"], "granted");
     let r = client
@@ -641,13 +656,9 @@ async fn a_granted_approval_lets_the_retried_call_through_once() {
     assert!(client.call_tool(with_approval(delete, &id)).await.is_err());
     assert_eq!(deleted.lock().unwrap().len(), 1);
     // Deciding it again is a conflict; an unknown id is 404.
-    let (st, _) = s
-        .admin(&format!("/admin/v1/approvals/{id}/deny"), json!({}))
-        .await;
+    let (st, _) = s.decide(&id, "deny", Some(&bob), json!({})).await;
     assert_eq!(st, 409);
-    let (st, _) = s
-        .admin("/admin/v1/approvals/apr_nope/grant", json!({}))
-        .await;
+    let (st, _) = s.decide("apr_nope", "grant", Some(&bob), json!({})).await;
     assert_eq!(st, 404);
     client.cancel().await.unwrap();
     s.stop().await;
@@ -850,17 +861,6 @@ async fn prefixes_and_per_server_endpoints() {
         .await
         .unwrap();
     assert!(text(&r).contains("Jane Roe"));
-    // The decision is on the inventory's tool, whatever it is called here.
-    let e = rpc_error(
-        merged
-            .call_tool(call(
-                "mail__send_email",
-                json!({"to": "ceo@rival.example", "body": "x"}),
-            ))
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(e.code, zt4ai_mcp::DENIED);
     let e = rpc_error(
         merged
             .call_tool(call("crm.query", json!({"table": "customers"})))
@@ -890,9 +890,20 @@ async fn prefixes_and_per_server_endpoints() {
         .await
         .is_err()
     );
-    assert!(sent.lock().unwrap().is_empty());
     let r = s.client.post(s.url("/mcp/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    // The decision is on the inventory's tool, whatever it is called here.
+    let e = rpc_error(
+        merged
+            .call_tool(call(
+                "mail__send_email",
+                json!({"to": "ceo@rival.example", "body": "x"}),
+            ))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, zt4ai_mcp::DENIED);
+    assert!(sent.lock().unwrap().is_empty());
     merged.cancel().await.unwrap();
     one.cancel().await.unwrap();
     s.stop().await;
@@ -1420,15 +1431,23 @@ async fn the_python_sdk_works_through_the_gateway() {
             ("crm.query", json!({"table": "customers"})),
             (
                 "mail.send_email",
-                json!({"to": "ceo@rival.example", "body": "the list"}),
+                json!({"to": "board@acme.example", "body": "the list"}),
             ),
             (
                 "mail.send_email",
-                json!({"to": "board@acme.example", "body": "the list"}),
+                json!({"to": "ceo@rival.example", "body": "the list"}),
             ),
         ],
     )
     .await;
+    // The exfiltration attempt quarantined the agent: the session's next HTTP
+    // request (closing it) was refused, and the client reports what it had done.
+    assert_eq!(report["http_status"], 401, "{report}");
+    assert!(
+        report["error"].as_str().unwrap().contains("report-agent"),
+        "{report}"
+    );
+    let report = &report["before"];
     assert_eq!(report["server_name"], "zt4ai", "{report}");
     assert_eq!(
         report["tools"],
@@ -1436,12 +1455,16 @@ async fn the_python_sdk_works_through_the_gateway() {
         "{report}"
     );
     let calls = report["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{report}");
     assert_eq!(calls[0]["ok"], true, "{report}");
     assert!(calls[0]["text"].as_str().unwrap().contains("Jane Roe"));
-    assert_eq!(calls[1]["ok"], false, "{report}");
-    assert_eq!(calls[1]["code"], -32001);
-    assert_eq!(calls[1]["data"]["policies"][0], "zt4ai.flow.send");
-    assert_eq!(calls[2]["ok"], true, "{report}");
+    assert_eq!(calls[1]["ok"], true, "{report}");
+    assert_eq!(calls[2]["ok"], false, "{report}");
+    assert_eq!(calls[2]["code"], -32001);
+    assert_eq!(
+        calls[2]["data"]["policies"],
+        json!(["zt4ai.flow.send", "zt4ai.risk.quarantined"])
+    );
     assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
     s.stop().await;
 }

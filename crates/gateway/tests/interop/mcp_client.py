@@ -13,8 +13,10 @@ order, and prints one JSON object on stdout:
                {"name": ..., "ok": false, "code": -32001, "message": "...", "data": {...}}]}
 
 A JSON-RPC error answering a call is that call's result; the run goes on. If the
-server answers any request with HTTP 401 (no token, or a bad one) it prints
-{"http_status": 401, "error": "...", "www_authenticate": "..."} and exits 0.
+server answers any request with HTTP 401 (no token, or a bad one, or a token
+refused mid-session, as after a quarantine) it prints {"http_status": 401,
+"error": "...", "www_authenticate": "...", "before": {...}} and exits 0, where
+"before" holds whatever the session had done (the fields above) until then.
 Anything else is a failure: a message on stderr and exit code 1.
 
 It is written for the SDK version scripts/python-interop pins (mcp 2.x, whose
@@ -100,6 +102,8 @@ class UnauthorizedWatch:
         self.challenge: str | None = None
         self.seen = False
         self.scope: anyio.CancelScope | None = None
+        # What the session did before a 401, if one comes.
+        self.progress: dict[str, Any] = {}
 
     async def on_response(self, response: httpx2.Response) -> None:
         if response.status_code == 401 and not self.seen:
@@ -114,7 +118,7 @@ class UnauthorizedWatch:
         if self.challenge:
             match = re.search(r'error_description="((?:[^"\\]|\\.)*)"', self.challenge)
             error = match.group(1) if match else self.challenge
-        return {"http_status": 401, "error": error, "www_authenticate": self.challenge}
+        return {"http_status": 401, "error": error, "www_authenticate": self.challenge, "before": self.progress}
 
 
 async def list_all_tools(session: ClientSession) -> list[str]:
@@ -153,14 +157,14 @@ async def run_session(args: argparse.Namespace, watch: UnauthorizedWatch) -> dic
         read_stream, write_stream = streams
         async with ClientSession(read_stream, write_stream, client_info=CLIENT_INFO) as session:
             init = await session.initialize()
-            tools = await list_all_tools(session)
-            calls = [await call_one(session, name, arguments) for name, arguments in args.calls]
-    return {
-        "protocol_version": init.protocol_version,
-        "server_name": init.server_info.name,
-        "tools": tools,
-        "calls": calls,
-    }
+            progress = watch.progress
+            progress["protocol_version"] = init.protocol_version
+            progress["server_name"] = init.server_info.name
+            progress["tools"] = await list_all_tools(session)
+            progress["calls"] = []
+            for name, arguments in args.calls:
+                progress["calls"].append(await call_one(session, name, arguments))
+    return dict(progress)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:

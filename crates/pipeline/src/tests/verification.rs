@@ -41,7 +41,8 @@ fn mail_team(session: &str) -> ActionRequest {
     )
 }
 
-const OUTPUT: &str = "Pipeline summary: 14 open opportunities, 3 closing this week, forecast unchanged. ";
+const OUTPUT: &str =
+    "Pipeline summary: 14 open opportunities, 3 closing this week, forecast unchanged. ";
 
 /// Five mornings of normal work, 09:00–10:00 UTC: four requests a minute
 /// (queries and mails to the team), each query reading about 2 kB.
@@ -51,10 +52,22 @@ async fn normal_week(p: &Pipeline, now: &AtomicI64) {
         let session = format!("week-{day}");
         for minute in 0..60 {
             for i in 0..4 {
-                now.store(MONDAY + day * DAY + 9 * 3600 + minute * 60 + i * 12, Ordering::SeqCst);
-                let r = if i == 3 { mail_team(&session) } else { query(&session) };
+                now.store(
+                    MONDAY + day * DAY + 9 * 3600 + minute * 60 + i * 12,
+                    Ordering::SeqCst,
+                );
+                let r = if i == 3 {
+                    mail_team(&session)
+                } else {
+                    query(&session)
+                };
                 let v = p.decide(&r);
-                assert_eq!(v.decision, Decision::Allow, "day {day} minute {minute}: {:?}", v.reasons);
+                assert_eq!(
+                    v.decision,
+                    Decision::Allow,
+                    "day {day} minute {minute}: {:?}",
+                    v.reasons
+                );
                 assert_eq!(v.risk.as_ref().map(|r| r.score), Some(0), "{:?}", v.risk);
                 if i != 3 {
                     p.absorb_output(&r, "mcp", &[&text]).await.unwrap();
@@ -100,7 +113,11 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
         NOW.store(t0, Ordering::SeqCst);
         let s = format!("anomaly-{k}");
         let v = p.decide(&query(&s));
-        assert_eq!((v.decision, v.risk.as_ref().unwrap().score), (Decision::Allow, 0), "{what}: before");
+        assert_eq!(
+            (v.decision, v.risk.as_ref().unwrap().score),
+            (Decision::Allow, 0),
+            "{what}: before"
+        );
         let mut usual = query(&s);
         match *what {
             "burst" => {
@@ -118,7 +135,10 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                     "alice",
                     &["report-agent"],
                     &s,
-                    tool("web.fetch", json!({"url": "https://wiki.acme.example/pipeline"})),
+                    tool(
+                        "web.fetch",
+                        json!({"url": "https://wiki.acme.example/pipeline"}),
+                    ),
                 ));
                 assert_eq!(signals(&v), ["new_tool"], "{what}");
             }
@@ -128,7 +148,10 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                     "alice",
                     &["report-agent"],
                     &fresh,
-                    tool("mail.send_email", json!({"to": "someone@elsewhere.example", "body": "hello"})),
+                    tool(
+                        "mail.send_email",
+                        json!({"to": "someone@elsewhere.example", "body": "hello"}),
+                    ),
                 ));
                 assert_eq!(signals(&v), ["new_destination"], "{what}");
             }
@@ -152,7 +175,10 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                 }];
                 let v = p.decide(&r);
                 assert_eq!(v.decision, Decision::Deny);
-                assert!(v.policies.iter().any(|x| x == "zt4ai.inspect.injection"), "{v:?}");
+                assert!(
+                    v.policies.iter().any(|x| x == "zt4ai.inspect.injection"),
+                    "{v:?}"
+                );
             }
             "sensitive egress" => {
                 let fresh = format!("{s}-fresh");
@@ -178,7 +204,10 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                     "alice",
                     &["report-agent"],
                     &fresh,
-                    tool("mail.send_email", json!({"to": "team@partner.example", "body": "list"})),
+                    tool(
+                        "mail.send_email",
+                        json!({"to": "team@partner.example", "body": "list"}),
+                    ),
                 ));
                 assert_eq!(v.policies, ["zt4ai.flow.send"]);
             }
@@ -186,7 +215,12 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
             _ => unreachable!(),
         }
         let v = p.decide(&usual);
-        assert_eq!(v.decision, Decision::RequireApproval, "{what}: after {:?}", v.reasons);
+        assert_eq!(
+            v.decision,
+            Decision::RequireApproval,
+            "{what}: after {:?}",
+            v.reasons
+        );
         assert_eq!(v.policies, ["zt4ai.risk.medium"], "{what}");
         let risk = v.risk.as_ref().unwrap();
         assert!(risk.score >= 40 && risk.score < 70, "{what}: {risk:?}");
@@ -225,37 +259,76 @@ async fn an_exfiltration_attempt_quarantines_the_agent_until_a_human_resumes_it(
         h.lock().unwrap().push((q.agent.clone(), q.trigger));
     })));
     p.store()
-        .seed_agent("report-agent", "alice", "reports", zt4ai_core::inventory::AgentState::Active, 1)
+        .seed_agent(
+            "report-agent",
+            "alice",
+            "reports",
+            zt4ai_core::inventory::AgentState::Active,
+            1,
+        )
         .unwrap();
     let exec = |s: &str, a| req("alice", &["report-agent"], s, a);
-    assert!(p.enforce(&exec("x", tool("crm.query", json!({"table": "customers"}))), "mcp").await.is_allowed());
-    let v = p.enforce(&exec("x", mail("ceo@rival.example")), "mcp").await;
+    assert!(
+        p.enforce(
+            &exec("x", tool("crm.query", json!({"table": "customers"}))),
+            "mcp"
+        )
+        .await
+        .is_allowed()
+    );
+    let v = p
+        .enforce(&exec("x", mail("ceo@rival.example")), "mcp")
+        .await;
     assert_eq!(v.policies, ["zt4ai.flow.send", reasons::QUARANTINED]);
-    assert!(v.reasons.iter().any(|r| r.message.contains("a human must resume it")), "{v:?}");
-    assert_eq!(*heard.lock().unwrap(), [("report-agent".to_owned(), "exfiltration")]);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.message.contains("a human must resume it")),
+        "{v:?}"
+    );
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [("report-agent".to_owned(), "exfiltration")]
+    );
     let agent = p.store().agent("report-agent").unwrap();
     assert_eq!(agent.state, zt4ai_core::inventory::AgentState::Suspended);
     let events = p.store().agent_events("report-agent").unwrap();
     assert_eq!(events.last().unwrap().by, QUARANTINE_ACTOR);
     assert!(
-        p.store().revoked_agents().unwrap().iter().any(|(a, _)| a == "report-agent"),
+        p.store()
+            .revoked_agents()
+            .unwrap()
+            .iter()
+            .any(|(a, _)| a == "report-agent"),
         "its tokens are revoked"
     );
 
     // Even a harmless request in a fresh session is refused now.
-    let v = p.enforce(&exec("y", mail("team@acme.example")), "mcp").await;
+    let v = p
+        .enforce(&exec("y", mail("team@acme.example")), "mcp")
+        .await;
     assert_eq!(v.policies, [reasons::QUARANTINED]);
     assert_eq!(heard.lock().unwrap().len(), 1, "quarantined once");
 
     // A human resumes it: it works again, with its risk reset.
     p.store()
-        .set_agent_state("report-agent", zt4ai_core::inventory::AgentState::Active, "carol", Some("reviewed"), 2)
+        .set_agent_state(
+            "report-agent",
+            zt4ai_core::inventory::AgentState::Active,
+            "carol",
+            Some("reviewed"),
+            2,
+        )
         .unwrap();
-    let v = p.enforce(&exec("y", mail("team@acme.example")), "mcp").await;
+    let v = p
+        .enforce(&exec("y", mail("team@acme.example")), "mcp")
+        .await;
     assert!(v.is_allowed(), "{v:?}");
     assert_eq!(v.risk.unwrap().agent, 0);
     let recs = records(&dir);
-    assert!(recs.iter().any(|r| matches!(&r.event, zt4ai_audit::Event::Lifecycle(l) if l.event == "agent.quarantined")));
+    assert!(recs.iter().any(
+        |r| matches!(&r.event, zt4ai_audit::Event::Lifecycle(l) if l.event == "agent.quarantined")
+    ));
 }
 
 #[tokio::test]
@@ -277,21 +350,30 @@ async fn repeated_denials_quarantine_when_configured() {
     for i in 0..3 {
         let v = p.enforce(&probe(i), "mcp").await;
         assert_eq!(v.decision, Decision::Deny);
-        assert!(!v.policies.iter().any(|x| x == reasons::QUARANTINED), "{v:?}");
+        assert!(
+            !v.policies.iter().any(|x| x == reasons::QUARANTINED),
+            "{v:?}"
+        );
     }
     let v = p.enforce(&probe(3), "mcp").await;
     assert!(
         v.policies.iter().any(|x| x == reasons::QUARANTINED),
         "the fourth denial within a minute quarantines: {v:?}"
     );
-    assert!(v.reasons.iter().any(|r| r.message.contains("4 denials")), "{v:?}");
+    assert!(
+        v.reasons.iter().any(|r| r.message.contains("4 denials")),
+        "{v:?}"
+    );
 }
 
 #[test]
 fn a_declassification_lets_one_approved_send_out_and_nothing_else() {
     let p = pipeline();
     let exec = |a| req("alice", &["report-agent"], "d", a);
-    assert!(p.decide(&exec(tool("crm.query", json!({"table": "customers"})))).is_allowed());
+    assert!(
+        p.decide(&exec(tool("crm.query", json!({"table": "customers"}))))
+            .is_allowed()
+    );
     let send = || {
         exec(tool(
             "mail.send_email",
@@ -306,22 +388,38 @@ fn a_declassification_lets_one_approved_send_out_and_nothing_else() {
     let v = p.decide(&ask);
     assert_eq!(v.decision, Decision::RequireApproval, "{v:?}");
     assert_eq!(v.policies, [reasons::DECLASSIFICATION]);
-    assert!(v.reasons[0].message.contains("to public"), "{:?}", v.reasons);
+    assert!(
+        v.reasons[0].message.contains("to public"),
+        "{:?}",
+        v.reasons
+    );
     let id = v.approval.clone().unwrap();
     let a = p.store().approval(id.as_str()).unwrap();
     assert_eq!(a.kind, zt4ai_session::ApprovalKind::Declassification);
     assert_eq!(a.lower_to, Some(Label::Public));
-    assert_eq!((a.requested_by.as_str(), a.resource.as_str()), ("alice", "mail.send_email"));
+    assert_eq!(
+        (a.requested_by.as_str(), a.resource.as_str()),
+        ("alice", "mail.send_email")
+    );
     assert_eq!(a.arguments_sha256.as_ref().map(String::len), Some(64));
 
     // Not by the user the agent acts for; by another approver, yes.
-    let alice = zt4ai_session::Approver { user: "alice".into(), in_group: true };
+    let alice = zt4ai_session::Approver {
+        user: "alice".into(),
+        in_group: true,
+    };
     assert!(matches!(
-        p.store().decide_approval(id.as_str(), true, &alice, None, 1_000),
+        p.store()
+            .decide_approval(id.as_str(), true, &alice, None, 1_000),
         Err(zt4ai_session::ApprovalError::SelfApproval { .. })
     ));
-    let carol = zt4ai_session::Approver { user: "carol".into(), in_group: true };
-    p.store().decide_approval(id.as_str(), true, &carol, None, 1_000).unwrap();
+    let carol = zt4ai_session::Approver {
+        user: "carol".into(),
+        in_group: true,
+    };
+    p.store()
+        .decide_approval(id.as_str(), true, &carol, None, 1_000)
+        .unwrap();
 
     // Another send (other arguments) cannot use it.
     let mut other = exec(tool(
@@ -339,7 +437,10 @@ fn a_declassification_lets_one_approved_send_out_and_nothing_else() {
     retry.approval = Some(id.clone());
     let v = p.decide(&retry);
     assert_eq!(v.decision, Decision::Allow, "{v:?}");
-    assert!(v.policies.iter().any(|x| x == reasons::DECLASSIFIED), "{v:?}");
+    assert!(
+        v.policies.iter().any(|x| x == reasons::DECLASSIFIED),
+        "{v:?}"
+    );
     assert_eq!(v.session.unwrap().confidentiality, Label::Public);
     assert_eq!(
         p.store().approval(id.as_str()).unwrap().status,
@@ -382,8 +483,13 @@ async fn baselines_and_pending_approvals_survive_a_restart() {
     // The pending approval is still there, and still works once granted.
     let a = p.store().approval(id.as_str()).unwrap();
     assert_eq!(a.status, zt4ai_session::ApprovalStatus::Pending);
-    let carol = zt4ai_session::Approver { user: "carol".into(), in_group: true };
-    p.store().decide_approval(id.as_str(), true, &carol, Some("executives"), t + 5).unwrap();
+    let carol = zt4ai_session::Approver {
+        user: "carol".into(),
+        in_group: true,
+    };
+    p.store()
+        .decide_approval(id.as_str(), true, &carol, Some("executives"), t + 5)
+        .unwrap();
     risky.approval = Some(id);
     let v = p.decide(&risky);
     assert!(v.is_allowed(), "{v:?}");

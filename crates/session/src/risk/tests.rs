@@ -70,7 +70,10 @@ fn novelty_fires_once_and_only_after_learning() {
     assert_eq!(a.score, 10);
     assert!(a.report.signals[0].detail.contains("`crm.export`"), "{a:?}");
     // Learned now: a second call adds nothing.
-    assert_eq!(m.assess(&obs("crm.export", &["intranet"]), now + 11).score, 10);
+    assert_eq!(
+        m.assess(&obs("crm.export", &["intranet"]), now + 11).score,
+        10
+    );
     // A tool learned during the learning period is not new.
     assert_eq!(m.assess(&obs("files.delete", &[]), now + 12).score, 10);
     let c = m.assess(&obs("mail.send", &["competitor"]), now + 13);
@@ -91,7 +94,10 @@ fn a_burst_fires_once_a_minute_and_is_not_learned() {
         fired.push(a.score);
     }
     let first = fired.iter().position(|s| *s > 0).expect("a burst fires");
-    assert!((9..=20).contains(&first), "fires once clearly above usual: at {first}");
+    assert!(
+        (9..=20).contains(&first),
+        "fires once clearly above usual: at {first}"
+    );
     assert_eq!(fired[first], 20);
     assert_eq!(fired[39], 20, "once a minute, not once a request");
     // The burst minute taught the baseline nothing: the same burst the next
@@ -101,7 +107,11 @@ fn a_burst_fires_once_a_minute_and_is_not_learned() {
         .last()
         .expect("forty");
     assert!(names(&a).contains(&"rate_burst"));
-    assert!(a.score >= 37, "two bursts add up (less a little decay): {}", a.score);
+    assert!(
+        a.score >= 37,
+        "two bursts add up (less a little decay): {}",
+        a.score
+    );
 }
 
 #[test]
@@ -133,9 +143,14 @@ fn request_signals_and_user_risk_are_weighed_and_listed() {
     // Learning: no novelty, but what the request itself carries counts at once.
     assert_eq!(
         names(&a),
-        ["user_risk", "injection", "sensitive_egress", "confidential_then_send"]
+        [
+            "user_risk",
+            "injection",
+            "sensitive_egress",
+            "confidential_then_send"
+        ]
     );
-    let sum: f32 = a.report.signals.iter().map(|s| s.weight).sum();
+    let sum: f64 = a.report.signals.iter().map(|s| s.weight).sum();
     assert!((sum - 120.0).abs() < 0.01, "30 + 50 + 25 + 15");
     assert_eq!(a.score, 100, "capped");
     assert_eq!(a.report.session, 70, "user risk is not the session's");
@@ -148,8 +163,16 @@ fn risk_decays_with_its_half_life() {
     o.injection = true;
     assert_eq!(m.assess(&o, START).score, 30);
     let half = i64::try_from(settings().half_life.as_secs()).unwrap();
-    assert_eq!(m.score("s1", Some("report-agent"), None, START + half).score, 15);
-    assert_eq!(m.score("s1", Some("report-agent"), None, START + 10 * half).score, 0);
+    assert_eq!(
+        m.score("s1", Some("report-agent"), None, START + half)
+            .score,
+        15
+    );
+    assert_eq!(
+        m.score("s1", Some("report-agent"), None, START + 10 * half)
+            .score,
+        0
+    );
 }
 
 #[test]
@@ -180,12 +203,21 @@ fn denials_signal_probing_and_quarantine_at_the_configured_count() {
     };
     assert_eq!(m.outcome(&denied, START), None);
     assert_eq!(m.outcome(&denied, START + 1), None);
-    assert_eq!(m.score("s1", Some("report-agent"), None, START + 1).score, 0);
+    assert_eq!(
+        m.score("s1", Some("report-agent"), None, START + 1).score,
+        0
+    );
     assert_eq!(m.outcome(&denied, START + 2), None);
     let a = m.score("s1", Some("report-agent"), None, START + 2);
-    assert_eq!(names(&a), ["repeated_denials"], "third denial in the window");
+    assert_eq!(
+        names(&a),
+        ["repeated_denials"],
+        "third denial in the window"
+    );
     assert_eq!(m.outcome(&denied, START + 3), None);
-    let t = m.outcome(&denied, START + 4).expect("fifth denial quarantines");
+    let t = m
+        .outcome(&denied, START + 4)
+        .expect("fifth denial quarantines");
     assert_eq!((t.agent.as_str(), t.kind), ("report-agent", "denials"));
     // Spread out beyond the window, denials do not add up.
     let m = Monitor::new(settings(), QuarantineSettings::default());
@@ -205,7 +237,7 @@ fn an_exfiltration_attempt_is_a_trigger_unless_switched_off() {
     };
     let t = m.outcome(&exfil, START).expect("quarantine");
     assert_eq!(t.kind, "exfiltration");
-    m.mark_quarantined("report-agent");
+    m.mark_quarantined("report-agent", true);
     assert!(m.is_quarantined("report-agent"));
     assert_eq!(m.outcome(&exfil, START + 1), None, "once");
     m.release("report-agent");
@@ -216,7 +248,10 @@ fn an_exfiltration_attempt_is_a_trigger_unless_switched_off() {
     };
     assert_eq!(Monitor::new(settings(), off).outcome(&exfil, START), None);
     // No agent, no quarantine.
-    let user_only = Outcome { agent: None, ..exfil };
+    let user_only = Outcome {
+        agent: None,
+        ..exfil
+    };
     assert_eq!(monitor().outcome(&user_only, START), None);
 }
 
@@ -251,14 +286,25 @@ fn baselines_and_risk_survive_a_restart() {
     m.assess(&o, now + 1);
     let written = m.flush(&store, now + 1).unwrap();
     assert_eq!(written, 3, "agent, user and session");
-    assert_eq!(m.flush(&store, now + 2).unwrap(), 0, "nothing changed since");
+    assert_eq!(
+        m.flush(&store, now + 2).unwrap(),
+        0,
+        "nothing changed since"
+    );
 
     let again = Monitor::load(settings(), QuarantineSettings::default(), &store).unwrap();
     assert_eq!(again.tracked(), (1, 1, 1));
     let a = again.assess(&obs("crm.lookup", &["intranet"]), now + 3);
-    assert_eq!(names(&a), ["injection"], "the risk is back, nothing new: {a:?}");
+    assert_eq!(
+        names(&a),
+        ["injection"],
+        "the risk is back, nothing new: {a:?}"
+    );
     let b = again.assess(&obs("crm.export", &["intranet"]), now + 4);
-    assert!(names(&b).contains(&"new_tool"), "the baseline is mature: {b:?}");
+    assert!(
+        names(&b).contains(&"new_tool"),
+        "the baseline is mature: {b:?}"
+    );
 
     // A session whose risk has faded is forgotten, in memory and in the store.
     let later = now + 100 * 900;

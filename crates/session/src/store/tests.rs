@@ -169,7 +169,10 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     new.lower_to = Some(Label::Internal);
     let id = store.create_approval(&new).unwrap();
     let mut s = store.lock(&sid).unwrap();
-    assert!(s.declassify(&id, Label::Internal, 101).is_err(), "not granted yet");
+    assert!(
+        s.declassify(&id, Label::Internal, 101).is_err(),
+        "not granted yet"
+    );
     assert_eq!(s.label().confidentiality, Label::Confidential);
     drop(s);
     store
@@ -179,17 +182,31 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     assert_eq!(a.kind, crate::ApprovalKind::Declassification);
     assert_eq!(a.lower_to, Some(Label::Internal));
     let mut s = store.lock(&sid).unwrap();
-    assert_eq!(s.declassify(&id, Label::Internal, 102).unwrap().confidentiality, Label::Internal);
+    assert_eq!(
+        s.declassify(&id, Label::Internal, 102)
+            .unwrap()
+            .confidentiality,
+        Label::Internal
+    );
     assert!(s.declassify(&id, Label::Public, 103).is_err(), "single use");
     drop(s);
     // The approval is used up with the lowering.
-    assert_eq!(store.approval(id.as_str()).unwrap().status, ApprovalStatus::Used);
+    assert_eq!(
+        store.approval(id.as_str()).unwrap().status,
+        ApprovalStatus::Used
+    );
     // An action approval cannot be used as a declassification.
     let other = store.create_approval(&approval_for(&sid, "x")).unwrap();
     store
         .decide_approval(other.as_str(), true, &approver("carol", true), None, 103)
         .unwrap();
-    assert!(store.lock(&sid).unwrap().declassify(&other, Label::Public, 104).is_err());
+    assert!(
+        store
+            .lock(&sid)
+            .unwrap()
+            .declassify(&other, Label::Public, 104)
+            .is_err()
+    );
 }
 
 #[test]
@@ -211,16 +228,37 @@ fn approvals_are_single_use_bound_and_expire() {
     // The user the agent acts for cannot grant it, nor can anyone outside the
     // approver group; nothing is changed by either attempt.
     assert!(matches!(
-        store.decide_approval(id.as_str(), true, &approver("alice", true), Some("secops"), 102),
+        store.decide_approval(
+            id.as_str(),
+            true,
+            &approver("alice", true),
+            Some("secops"),
+            102
+        ),
         Err(ApprovalError::SelfApproval { .. })
     ));
     assert!(matches!(
-        store.decide_approval(id.as_str(), true, &approver("mallory", false), Some("secops"), 102),
+        store.decide_approval(
+            id.as_str(),
+            true,
+            &approver("mallory", false),
+            Some("secops"),
+            102
+        ),
         Err(ApprovalError::NotApprover { .. })
     ));
-    assert_eq!(store.approval(id.as_str()).unwrap().status, ApprovalStatus::Pending);
+    assert_eq!(
+        store.approval(id.as_str()).unwrap().status,
+        ApprovalStatus::Pending
+    );
     let a = store
-        .decide_approval(id.as_str(), true, &approver("carol", true), Some("secops"), 102)
+        .decide_approval(
+            id.as_str(),
+            true,
+            &approver("carol", true),
+            Some("secops"),
+            102,
+        )
         .unwrap();
     assert_eq!(a.decided_by.as_deref(), Some("carol"));
     assert_eq!(a.requested_by, "alice");
