@@ -186,6 +186,7 @@ impl Pipeline {
         let reason = format!("quarantined ({}): {}", trigger.kind, trigger.detail);
         warn!(agent, trigger = trigger.kind, detail = %trigger.detail, session = %req.session, "quarantining agent");
         let stored = self.store_quarantine(agent, &reason, now);
+        zt4ai_telemetry::metrics().quarantine(trigger.kind);
         self.monitor.mark_quarantined(agent, stored);
         let q = Quarantined {
             agent: agent.to_owned(),

@@ -362,6 +362,9 @@ struct Tracked {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SessionRisk {
     risk: Risk,
+    /// Signals that fire at most once per session (bit per signal).
+    #[serde(default)]
+    once: u16,
     #[serde(skip)]
     dirty: bool,
     /// Whether the store holds a row for it.
@@ -517,7 +520,15 @@ impl Monitor {
                 }
             }
         }
-        if o.sends_out && o.label >= Label::Confidential {
+        // The pattern is the session's: it counts once, however many sends
+        // follow (refused ones count as denials).
+        if o.sends_out
+            && o.label >= Label::Confidential
+            && !self
+                .sessions
+                .peek(o.session, |r| r.once & bit(Signal::ConfidentialThenSend) != 0)
+                .unwrap_or(false)
+        {
             fire.push((
                 Signal::ConfidentialThenSend,
                 format!(
@@ -557,6 +568,9 @@ impl Monitor {
             r.risk.decay(now, s);
             for (k, d) in fire {
                 r.risk.add(*k, s.weight(*k), d);
+                if *k == Signal::ConfidentialThenSend {
+                    r.once |= bit(Signal::ConfidentialThenSend);
+                }
             }
             r.dirty = true;
         });

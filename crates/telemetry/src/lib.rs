@@ -81,6 +81,11 @@ struct UpstreamLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuarantineLabels {
+    trigger: &'static str,
+}
+
 /// zt4ai's metrics. One per process: [`metrics()`].
 pub struct Metrics {
     registry: Registry,
@@ -91,6 +96,7 @@ pub struct Metrics {
     stages: Vec<Histogram>,
     risk: Histogram,
     upstream_errors: Family<UpstreamLabels, Counter>,
+    quarantines: Family<QuarantineLabels, Counter>,
     mcp_sessions: Gauge,
     sessions_cached: Gauge,
     audit_commit_seconds: Histogram,
@@ -133,6 +139,7 @@ impl Metrics {
             stages,
             risk: Histogram::new(linear_buckets(10.0, 10.0, 10)),
             upstream_errors: Family::default(),
+            quarantines: Family::default(),
             mcp_sessions: Gauge::default(),
             sessions_cached: Gauge::default(),
             audit_commit_seconds: latency(),
@@ -159,13 +166,18 @@ impl Metrics {
         );
         registry.register(
             "risk_score",
-            "Risk scores (0-100) of the requests that carried one",
+            "Risk scores (0-100) requests were decided with",
             m.risk.clone(),
         );
         registry.register(
             "upstream_errors",
             "Failed calls to upstream MCP servers, by server and kind (timeout, broken, error)",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "quarantines",
+            "Agents quarantined automatically, by trigger (exfiltration, denials, risk)",
+            m.quarantines.clone(),
         );
         registry.register(
             "mcp_sessions_active",
@@ -245,6 +257,13 @@ impl Metrics {
                 server: server.to_owned(),
                 kind,
             })
+            .inc();
+    }
+
+    /// Counts an agent quarantined automatically (`exfiltration`, `denials`, `risk`).
+    pub fn quarantine(&self, trigger: &'static str) {
+        self.quarantines
+            .get_or_create(&QuarantineLabels { trigger })
             .inc();
     }
 

@@ -47,6 +47,11 @@ pub(crate) const CHECKS: &[Check] = &[
         about: "few users hold the highest clearance",
         run: clearance_concentration,
     },
+    Check {
+        id: "automatic-quarantine",
+        about: "an agent that tries to exfiltrate is quarantined and the SOC is told",
+        run: automatic_quarantine,
+    },
 ];
 
 const APPROVAL_TTL_PASS: u64 = 3600;
@@ -237,6 +242,45 @@ fn risk_thresholds(d: &Deployment) -> Outcome {
     }
 }
 
+fn automatic_quarantine(d: &Deployment) -> Outcome {
+    let q = &d.inventory.settings.quarantine;
+    let mut triggers = Vec::new();
+    if q.on_exfiltration {
+        triggers.push("a refused send of confidential data".to_owned());
+    }
+    if let Some((n, within)) = q.denials {
+        triggers.push(format!("{n} denials in {} s", within.as_secs()));
+    }
+    if let Some(r) = q.at_risk {
+        triggers.push(format!("risk {r}"));
+    }
+    if !q.on_exfiltration {
+        return Outcome::failed(
+            "an agent whose send of confidential data is refused keeps working: `on_exfiltration` is off",
+        )
+        .with(vec![d.at(
+            "settings.quarantine.on_exfiltration",
+            "on_exfiltration: false",
+        )]);
+    }
+    match &q.webhook {
+        None => Outcome::investigate(format!(
+            "agents are quarantined on {}, but no webhook tells anyone: a human must notice the suspension to investigate it",
+            triggers.join(", ")
+        ))
+        .with(vec![d.at("settings", "`settings.quarantine.webhook` is not set")]),
+        Some(w) => {
+            let origin = url::Url::parse(&w.url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            Outcome::passed(format!(
+                "agents are quarantined on {}; notices go to {origin}",
+                triggers.join(", ")
+            ))
+        }
+    }
+}
+
 fn group_wildcards(d: &Deployment) -> Outcome {
     let problems: Vec<Evidence> = d
         .raw
@@ -311,6 +355,29 @@ mod tests {
 
     fn run(id: &str, yaml: &str) -> crate::Outcome {
         (crate::checks::find(id).unwrap().run)(&load(yaml))
+    }
+
+    #[test]
+    fn automatic_quarantine_needs_the_exfiltration_trigger_and_a_webhook() {
+        let o = run("automatic-quarantine", BASE);
+        assert_eq!(o.status, Status::Investigate, "{o:?}");
+        assert!(o.summary.contains("no webhook"), "{o:?}");
+        let with = |q: &str| format!("{BASE}settings:\n  quarantine:\n{q}");
+        let o = run(
+            "automatic-quarantine",
+            &with("    webhook: { url: \"https://soc.example/hook?token=x\", secret_env: S }\n"),
+        );
+        assert_eq!(o.status, Status::Passed, "{o:?}");
+        assert!(
+            o.summary.contains("https://soc.example") && !o.summary.contains("token"),
+            "the URL's secrets stay out of reports: {o:?}"
+        );
+        let o = run("automatic-quarantine", &with("    on_exfiltration: false\n"));
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert_eq!(
+            o.evidence[0].field.as_deref(),
+            Some("settings.quarantine.on_exfiltration")
+        );
     }
 
     #[test]
