@@ -50,17 +50,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let (yaml, cedar) = synthetic::generate(SIZES);
-    // The synthetic agents behave like nothing real: each calls dozens of
-    // different tools at random, and two requests in three are denied. Their
-    // baselines rightly flag that (new tools, probing) and within one pass the
-    // mix would turn into `zt4ai.risk.high` denials. So here every behaviour
-    // signal weighs 0: each is still computed and every baseline still learns
-    // (the cost is measured), and the decisions are the same as before
-    // continuous verification, for a like-for-like comparison. The requests'
-    // own risk scores (0–29) still count as the users' reported risk.
-    let yaml = format!(
-        "{yaml}\nsettings:\n  risk:\n    weights: {{ rate_burst: 0, volume_spike: 0, new_tool: 0, new_destination: 0, unusual_hour: 0, confidential_then_send: 0, repeated_denials: 0, injection: 0, sensitive_egress: 0 }}\n"
-    );
+    // The synthetic inventory gives behaviour signals no weight (see
+    // `synthetic::generate`): they are computed, the decisions stay the mix's.
     let inv = Arc::new(Inventory::from_yaml_str(&yaml, "synthetic.yaml").unwrap());
     let engine = PolicyEngine::new(
         inv,

@@ -526,7 +526,9 @@ impl Monitor {
             && o.label >= Label::Confidential
             && !self
                 .sessions
-                .peek(o.session, |r| r.once & bit(Signal::ConfidentialThenSend) != 0)
+                .peek(o.session, |r| {
+                    r.once & bit(Signal::ConfidentialThenSend) != 0
+                })
                 .unwrap_or(false)
         {
             fire.push((

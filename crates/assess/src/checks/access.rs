@@ -372,7 +372,10 @@ mod tests {
             o.summary.contains("https://soc.example") && !o.summary.contains("token"),
             "the URL's secrets stay out of reports: {o:?}"
         );
-        let o = run("automatic-quarantine", &with("    on_exfiltration: false\n"));
+        let o = run(
+            "automatic-quarantine",
+            &with("    on_exfiltration: false\n"),
+        );
         assert_eq!(o.status, Status::Failed, "{o:?}");
         assert_eq!(
             o.evidence[0].field.as_deref(),

@@ -363,3 +363,68 @@ fn inspection_errors_are_located() {
     );
     assert!(e.line > 1, "{e}");
 }
+
+fn with_settings(extra: &str) -> String {
+    EXAMPLE.replacen("settings:\n", &format!("settings:\n{extra}"), 1)
+}
+
+#[test]
+fn continuous_verification_settings_resolve_with_defaults() {
+    let inv = load(EXAMPLE).unwrap();
+    let s = &inv.settings;
+    assert_eq!(s.risk, verification::RiskSettings::default());
+    assert_eq!(s.quarantine, verification::QuarantineSettings::default());
+    assert!(s.quarantine.on_exfiltration);
+    assert_eq!(s.quarantine.denials.map(|d| d.0), Some(10));
+    assert_eq!(s.approval_hold, Duration::ZERO);
+
+    let inv = load(&with_settings(
+        "  approval_hold_seconds: 30\n  risk:\n    half_life_seconds: 60\n    weights: { new_tool: 40 }\n  quarantine:\n    denials: false\n    at_risk: 90\n    webhook: { url: \"https://soc.example/hook\", secret_file: hook.secret }\n",
+    ))
+    .unwrap();
+    let s = &inv.settings;
+    assert_eq!(s.approval_hold, Duration::from_secs(30));
+    assert_eq!(s.risk.weight(verification::Signal::NewTool), 40);
+    assert_eq!(
+        s.risk.weight(verification::Signal::Injection),
+        30,
+        "the others keep their defaults"
+    );
+    assert_eq!(s.risk.half_life, Duration::from_secs(60));
+    assert_eq!(s.quarantine.denials, None, "`false` turns the trigger off");
+    assert_eq!(s.quarantine.at_risk, Some(90));
+    let w = s.quarantine.webhook.as_ref().unwrap();
+    assert_eq!(
+        w.secret,
+        verification::SecretSource::File("hook.secret".into())
+    );
+    assert_eq!(w.attempts, 5);
+    // A quarantine section without `denials` keeps the default trigger.
+    let inv = load(&with_settings("  quarantine:\n    at_risk: 90\n")).unwrap();
+    assert_eq!(inv.settings.quarantine.denials.map(|d| d.0), Some(10));
+}
+
+#[test]
+fn continuous_verification_mistakes_are_located_errors() {
+    let e = only_error(&with_settings("  risk:\n    weights: { new_tools: 10 }\n"));
+    assert_eq!(e.field, "settings.risk.weights.new_tools");
+    assert!(e.message.contains("new_tool"), "{}", e.message);
+    assert_eq!(e.line, 15, "the `weights` line");
+    let e = only_error(&with_settings("  risk:\n    weights: { injection: 130 }\n"));
+    assert!(e.message.contains("above 100"), "{}", e.message);
+    let e = only_error(&with_settings(
+        "  quarantine:\n    webhook: { url: \"https://soc.example/hook\" }\n",
+    ));
+    assert_eq!(e.field, "settings.quarantine.webhook");
+    assert!(e.message.contains("secret_env"), "{}", e.message);
+    let e = only_error(&with_settings(
+        "  quarantine:\n    webhook: { url: \"ftp://soc.example/\", secret_env: S }\n",
+    ));
+    assert_eq!(e.field, "settings.quarantine.webhook.url");
+    let e = only_error(&with_settings(
+        "  quarantine:\n    denials: { count: 0, within_seconds: 60 }\n",
+    ));
+    assert_eq!(e.field, "settings.quarantine.denials");
+    let e = only_error(&with_settings("  risk:\n    half_life_seconds: 0\n"));
+    assert_eq!(e.field, "settings.risk.half_life_seconds");
+}

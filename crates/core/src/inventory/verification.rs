@@ -136,9 +136,10 @@ pub struct RawQuarantine {
     /// Quarantine an agent whose send of confidential data is refused. Default true.
     #[serde(default)]
     pub on_exfiltration: Option<bool>,
-    /// Quarantine after this many denials in this many seconds.
+    /// Quarantine after this many denials in this many seconds (default 10 in
+    /// 300); `false` turns the trigger off.
     #[serde(default)]
-    pub denials: Option<RawDenials>,
+    pub denials: Option<RawDenialsTrigger>,
     /// Quarantine when an agent's risk reaches this score.
     #[serde(default)]
     pub at_risk: Option<u8>,
@@ -147,7 +148,17 @@ pub struct RawQuarantine {
     pub webhook: Option<RawWebhook>,
 }
 
-/// `settings.quarantine.denials`.
+/// `settings.quarantine.denials`: the trigger, or `false`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawDenialsTrigger {
+    /// `false` (off) or `true` (the default trigger).
+    Switch(bool),
+    /// A count within a window.
+    Trigger(RawDenials),
+}
+
+/// `settings.quarantine.denials` as a trigger.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDenials {
@@ -325,15 +336,18 @@ pub(crate) fn quarantine(
         q.on_exfiltration = b;
     }
     q.denials = match raw.denials {
-        None => None,
-        Some(d) if d.count == 0 || d.within_seconds == 0 => {
+        None | Some(RawDenialsTrigger::Switch(true)) => q.denials,
+        Some(RawDenialsTrigger::Switch(false)) => None,
+        Some(RawDenialsTrigger::Trigger(d)) if d.count == 0 || d.within_seconds == 0 => {
             error(
                 "settings.quarantine.denials".into(),
                 "`count` and `within_seconds` must be above 0".into(),
             );
             None
         }
-        Some(d) => Some((d.count, Duration::from_secs(d.within_seconds))),
+        Some(RawDenialsTrigger::Trigger(d)) => {
+            Some((d.count, Duration::from_secs(d.within_seconds)))
+        }
     };
     if let Some(r) = raw.at_risk {
         if r == 0 || r > 100 {
