@@ -613,19 +613,13 @@ async fn approver(
         }
     };
     // A user whose sessions an admin revoked does not decide either.
-    let revoked = identity
-        .store()
-        .revoked_user_sessions()
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()))?
-        .into_iter()
-        .any(|(u, sid, at)| {
-            u == user.id
-                && if sid == zt4ai_session::ALL_SESSIONS {
-                    user.issued_at <= at
-                } else {
-                    user.sid.as_deref() == Some(sid.as_str())
-                }
-        });
+    let revoked = identity.user_revoked(&user).map_err(|e| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.description,
+        )
+    })?;
     if revoked {
         return Err(unauthorised(format!(
             "the session of user `{}` has been revoked",

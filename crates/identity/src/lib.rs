@@ -389,6 +389,16 @@ impl Identity {
         self.revocations.invalidate();
     }
 
+    /// Whether the IdP session a verified user token belongs to has been
+    /// revoked (one `sid`, or every session of the user up to a time): for
+    /// endpoints that accept user tokens directly, such as an approver's.
+    pub fn user_revoked(&self, user: &UserIdentity) -> Result<bool, AuthError> {
+        self.fresh((self.clock)())?;
+        Ok(self
+            .revocations
+            .user_session_revoked(&user.id, user.sid.as_deref(), user.issued_at))
+    }
+
     fn fresh(&self, now: i64) -> Result<(), AuthError> {
         self.revocations
             .refresh(&self.store, now, false)

@@ -515,7 +515,8 @@ impl Pipeline {
             obligations,
             approval: None,
             session: Some(before.clone()),
-            risk: trail.risk.clone(),
+            // Moved, not cloned: a later deny on this path goes without it.
+            risk: trail.risk.take(),
         };
         metrics.stage(Stage::decide, lap(&mut clock));
         drop(stage);
@@ -711,7 +712,7 @@ impl Pipeline {
         req: &ActionRequest,
         resolved: &Resolved<'_>,
         flow: Vec<zt4ai_core::Reason>,
-        trail: &Trail,
+        trail: &mut Trail,
         now: i64,
     ) -> Verdict {
         let to = self.lowest_clearance(&resolved.checks);
@@ -738,7 +739,7 @@ impl Pipeline {
                 obligations: Vec::new(),
                 approval: Some(id),
                 session: trail.before.clone(),
-                risk: trail.risk.clone(),
+                risk: trail.risk.take(),
             },
             Err(e) => Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed")),
         }
