@@ -592,7 +592,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("  obligation: {}", serde_json::to_string(o)?);
                 }
                 if let Some(a) = &v.approval {
-                    println!("  approval request: {a} (grant with `zt4ai approvals grant {a}`)");
+                    println!(
+                        "  approval request: {a} (an approver decides it: `zt4ai approvals approve {a} --by <approver>`)"
+                    );
                 }
             }
             Ok(match v.decision {
