@@ -1516,6 +1516,18 @@ fn an_exfiltration_attempt_quarantines_the_agent_refuses_its_token_and_notifies(
     assert_eq!(notice["trigger"], "exfiltration");
     assert_eq!(notice["user"], "alice");
 
+    // And the metrics count it.
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("zt4ai_quarantines_total{trigger=\"exfiltration\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zt4ai_risk_signals_total{signal=\"confidential_then_send\"} 1"),
+        "{metrics}"
+    );
+
     let run = |cmd: &[&str]| {
         let out = zt4ai()
             .args(cmd)

@@ -763,7 +763,7 @@ impl Pipeline {
     ) -> Result<Vec<zt4ai_inspect::Finding>, Verdict> {
         let feed = |injection: bool| {
             let bytes: usize = texts.iter().map(|t| t.len()).sum();
-            self.monitor.output(
+            let fired = self.monitor.output(
                 req.session.as_str(),
                 req.chain.user.as_str(),
                 req.chain
@@ -775,6 +775,7 @@ impl Pipeline {
                 injection,
                 (self.clock)(),
             );
+            verify::count(&fired);
         };
         let Some(inspector) = &self.inspector else {
             feed(false);

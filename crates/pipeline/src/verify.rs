@@ -98,7 +98,9 @@ impl Pipeline {
             sensitive_egress: sensitive && sends,
             user_risk: req.risk,
         };
-        self.monitor.assess(&o, now)
+        let a = self.monitor.assess(&o, now);
+        count(&a.fired);
+        a
     }
 
     /// Whether an agent the monitor quarantined is still quarantined: if the
@@ -169,7 +171,9 @@ impl Pipeline {
             denied: verdict.decision == Decision::Deny,
             exfiltration: trail.exfiltration,
         };
-        trail.trigger = self.monitor.outcome(&o, (self.clock)());
+        let feedback = self.monitor.outcome(&o, (self.clock)());
+        count(&feedback.fired);
+        trail.trigger = feedback.trigger;
     }
 
     /// Quarantines the agent of `trigger`: suspends it, revokes every token
@@ -237,6 +241,13 @@ impl Pipeline {
             message: format!("agent `{agent}` is {reason}; a human must resume it"),
         });
         verdict
+    }
+}
+
+/// Counts fired signals in the metrics.
+pub(crate) fn count(fired: &[zt4ai_core::inventory::verification::Signal]) {
+    for s in fired {
+        zt4ai_telemetry::metrics().risk_signal(s.as_str());
     }
 }
 

@@ -438,6 +438,17 @@ pub struct Assessment {
     pub score: u8,
     /// The report for the verdict.
     pub report: RiskReport,
+    /// The signals this request fired (for metrics).
+    pub fired: Vec<Signal>,
+}
+
+/// What feeding back a verdict did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Feedback {
+    /// The agent must now be quarantined.
+    pub trigger: Option<Trigger>,
+    /// The signals it fired (`repeated_denials`).
+    pub fired: Vec<Signal>,
 }
 
 impl Monitor {
@@ -557,7 +568,9 @@ impl Monitor {
             ));
         }
         self.apply(o.session, o.agent, &fire, now);
-        self.score(o.session, o.agent, o.user_risk, now)
+        let mut a = self.score(o.session, o.agent, o.user_risk, now);
+        a.fired = fire.iter().map(|(k, _)| *k).collect();
+        a
     }
 
     /// Adds fired signals to the session's and the agent's risk.
@@ -637,13 +650,16 @@ impl Monitor {
                 agent: clamp(at),
                 signals,
             },
+            fired: Vec::new(),
         }
     }
 
-    /// Feeds back a decision: denials count towards probing; returns the
-    /// trigger when the agent must now be quarantined.
-    pub fn outcome(&self, o: &Outcome<'_>, now: i64) -> Option<Trigger> {
-        let agent = o.agent?;
+    /// Feeds back a decision: denials count towards probing; says whether
+    /// the agent must now be quarantined.
+    pub fn outcome(&self, o: &Outcome<'_>, now: i64) -> Feedback {
+        let Some(agent) = o.agent else {
+            return Feedback::default();
+        };
         let s = &self.settings;
         let q = &self.quarantine;
         let mut fire = Vec::new();
@@ -674,8 +690,12 @@ impl Monitor {
         if !fire.is_empty() {
             self.apply(o.session, Some(agent), &fire, now);
         }
+        let fired = fire.iter().map(|(k, _)| *k).collect();
         if self.quarantined.lock().contains_key(agent) {
-            return None;
+            return Feedback {
+                trigger: None,
+                fired,
+            };
         }
         let trigger = if o.exfiltration && q.on_exfiltration {
             Some((
@@ -706,15 +726,18 @@ impl Monitor {
         };
         // Not marked here: a what-if decision reports a trigger without acting
         // on it; the pipeline marks the agent when it quarantines it.
-        trigger.map(|(kind, detail)| Trigger {
-            agent: agent.to_owned(),
-            kind,
-            detail,
-        })
+        Feedback {
+            trigger: trigger.map(|(kind, detail)| Trigger {
+                agent: agent.to_owned(),
+                kind,
+                detail,
+            }),
+            fired,
+        }
     }
 
     /// Feeds back what a tool returned: its size counts towards the volume
-    /// baseline; an injection in it is a signal.
+    /// baseline; an injection in it is a signal. Returns the signals fired.
     pub fn output(
         &self,
         session: &str,
@@ -723,7 +746,7 @@ impl Monitor {
         bytes: u64,
         injection: bool,
         now: i64,
-    ) {
+    ) -> Vec<Signal> {
         let s = &self.settings;
         let mut fire = Vec::new();
         if let Some(agent) = agent
@@ -750,6 +773,7 @@ impl Monitor {
         if !fire.is_empty() {
             self.apply(session, agent, &fire, now);
         }
+        fire.into_iter().map(|(k, _)| k).collect()
     }
 
     /// Whether the monitor has quarantined `agent` and no one has released it.

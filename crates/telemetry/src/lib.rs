@@ -86,6 +86,11 @@ struct QuarantineLabels {
     trigger: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    signal: &'static str,
+}
+
 /// zt4ai's metrics. One per process: [`metrics()`].
 pub struct Metrics {
     registry: Registry,
@@ -97,6 +102,7 @@ pub struct Metrics {
     risk: Histogram,
     upstream_errors: Family<UpstreamLabels, Counter>,
     quarantines: Family<QuarantineLabels, Counter>,
+    risk_signals: Family<SignalLabels, Counter>,
     mcp_sessions: Gauge,
     sessions_cached: Gauge,
     audit_commit_seconds: Histogram,
@@ -140,6 +146,7 @@ impl Metrics {
             risk: Histogram::new(linear_buckets(10.0, 10.0, 10)),
             upstream_errors: Family::default(),
             quarantines: Family::default(),
+            risk_signals: Family::default(),
             mcp_sessions: Gauge::default(),
             sessions_cached: Gauge::default(),
             audit_commit_seconds: latency(),
@@ -173,6 +180,11 @@ impl Metrics {
             "upstream_errors",
             "Failed calls to upstream MCP servers, by server and kind (timeout, broken, error)",
             m.upstream_errors.clone(),
+        );
+        registry.register(
+            "risk_signals",
+            "Behaviour and request signals fired, by signal (new_tool, rate_burst, ...)",
+            m.risk_signals.clone(),
         );
         registry.register(
             "quarantines",
@@ -257,6 +269,13 @@ impl Metrics {
                 server: server.to_owned(),
                 kind,
             })
+            .inc();
+    }
+
+    /// Counts a risk signal fired (a name from a fixed set).
+    pub fn risk_signal(&self, signal: &'static str) {
+        self.risk_signals
+            .get_or_create(&SignalLabels { signal })
             .inc();
     }
 

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use zt4ai_core::inventory::verification::Signal;
+
 use super::*;
 
 const DAY: i64 = 86_400;
@@ -201,28 +203,31 @@ fn denials_signal_probing_and_quarantine_at_the_configured_count() {
         denied: true,
         exfiltration: false,
     };
-    assert_eq!(m.outcome(&denied, START), None);
-    assert_eq!(m.outcome(&denied, START + 1), None);
+    assert_eq!(m.outcome(&denied, START).trigger, None);
+    assert_eq!(m.outcome(&denied, START + 1).trigger, None);
     assert_eq!(
         m.score("s1", Some("report-agent"), None, START + 1).score,
         0
     );
-    assert_eq!(m.outcome(&denied, START + 2), None);
+    let third = m.outcome(&denied, START + 2);
+    assert_eq!(third.trigger, None);
+    assert_eq!(third.fired, [Signal::RepeatedDenials]);
     let a = m.score("s1", Some("report-agent"), None, START + 2);
     assert_eq!(
         names(&a),
         ["repeated_denials"],
         "third denial in the window"
     );
-    assert_eq!(m.outcome(&denied, START + 3), None);
+    assert_eq!(m.outcome(&denied, START + 3).trigger, None);
     let t = m
         .outcome(&denied, START + 4)
+        .trigger
         .expect("fifth denial quarantines");
     assert_eq!((t.agent.as_str(), t.kind), ("report-agent", "denials"));
     // Spread out beyond the window, denials do not add up.
     let m = Monitor::new(settings(), QuarantineSettings::default());
     for i in 0..20 {
-        assert_eq!(m.outcome(&denied, START + i * 400), None);
+        assert_eq!(m.outcome(&denied, START + i * 400).trigger, None);
     }
 }
 
@@ -235,24 +240,27 @@ fn an_exfiltration_attempt_is_a_trigger_unless_switched_off() {
         denied: true,
         exfiltration: true,
     };
-    let t = m.outcome(&exfil, START).expect("quarantine");
+    let t = m.outcome(&exfil, START).trigger.expect("quarantine");
     assert_eq!(t.kind, "exfiltration");
     m.mark_quarantined("report-agent", true);
     assert!(m.is_quarantined("report-agent"));
-    assert_eq!(m.outcome(&exfil, START + 1), None, "once");
+    assert_eq!(m.outcome(&exfil, START + 1).trigger, None, "once");
     m.release("report-agent");
     assert!(!m.is_quarantined("report-agent"));
     let off = QuarantineSettings {
         on_exfiltration: false,
         ..QuarantineSettings::default()
     };
-    assert_eq!(Monitor::new(settings(), off).outcome(&exfil, START), None);
+    assert_eq!(
+        Monitor::new(settings(), off).outcome(&exfil, START).trigger,
+        None
+    );
     // No agent, no quarantine.
     let user_only = Outcome {
         agent: None,
         ..exfil
     };
-    assert_eq!(monitor().outcome(&user_only, START), None);
+    assert_eq!(monitor().outcome(&user_only, START).trigger, None);
 }
 
 #[test]
@@ -271,9 +279,12 @@ fn quarantine_at_a_risk_threshold() {
         exfiltration: false,
     };
     m.assess(&o, START);
-    assert_eq!(m.outcome(&fine, START), None);
+    assert_eq!(m.outcome(&fine, START).trigger, None);
     m.assess(&o, START + 1);
-    assert_eq!(m.outcome(&fine, START + 1).map(|t| t.kind), Some("risk"));
+    assert_eq!(
+        m.outcome(&fine, START + 1).trigger.map(|t| t.kind),
+        Some("risk")
+    );
 }
 
 #[test]
