@@ -974,12 +974,19 @@ fn data_threats(b: &mut Builder<'_>, flows: &BTreeMap<String, Flow>) {
                     "`{}` ({}) reaches someone not cleared for it",
                     ds.id, ds.label
                 ),
-                vec![
-                    "zt4ai.clearance.dataset".into(),
-                    "the session label follows what was read (zt4ai.flow.send, zt4ai.flow.model)"
-                        .into(),
-                    b.control("pii-dataset-labels"),
-                ],
+                {
+                    let mut m = vec![
+                        "zt4ai.clearance.dataset".into(),
+                        "the session label follows what was read (zt4ai.flow.send, zt4ai.flow.model)"
+                            .into(),
+                        b.control("pii-dataset-labels"),
+                    ];
+                    // A refused attempt to send it out stops the agent too.
+                    if inv.settings.quarantine.on_exfiltration {
+                        m.push(b.control("automatic-quarantine"));
+                    }
+                    m
+                },
                 gaps,
                 st,
             );
