@@ -797,17 +797,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             scan::run(inspection, key, &file, detector, threshold, json)
         }
         Command::Approvals { data, action } => {
-            use zt4ai_session::{Approval, ApprovalKind, ApprovalStatus, Approver};
+            use zt4ai_session::{ApprovalKind, Approver};
             /// The operator's `--by`: a user of the inventory, and whether
             /// they are in its approver group (the group, if it names one).
             fn approver(source: &Source, by: &str) -> Result<(Approver, Option<String>)> {
                 let s = load::sources(source).map_err(anyhow::Error::msg)?;
                 let inv = zt4ai_core::Inventory::from_yaml_str(&s.text, &s.name)
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let Some(user) = zt4ai_core::UserId::new(by.to_owned())
-                    .ok()
-                    .and_then(|id| inv.users.get(&id))
-                else {
+                if !zt4ai_core::UserId::new(by.to_owned())
+                    .is_ok_and(|id| inv.users.contains_key(&id))
+                {
                     bail!(
                         "`{by}` is not a user in the inventory ({}): --by names the human deciding",
                         s.description
@@ -819,24 +818,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         "warning: the inventory names no approver group (`settings.approvers`): any user but the one a request was made for may approve it"
                     );
                 }
-                let in_group = group
-                    .as_ref()
-                    .is_none_or(|g| user.groups.iter().any(|ug| ug == g));
+                let in_group = group.as_ref().is_none_or(|g| inv.user_in_group(by, g));
                 let user = by.to_owned();
                 Ok((Approver { user, in_group }, group))
-            }
-            /// Where an approval stands: its status, or `expired` when it
-            /// is pending or granted past its expiry.
-            fn standing(a: &Approval) -> &'static str {
-                match a.status {
-                    ApprovalStatus::Pending | ApprovalStatus::Granted if now() >= a.expires_at => {
-                        "expired"
-                    }
-                    ApprovalStatus::Pending => "pending",
-                    ApprovalStatus::Granted => "granted",
-                    ApprovalStatus::Denied => "denied",
-                    ApprovalStatus::Used => "used",
-                }
             }
             fn time(secs: i64) -> String {
                 zt4ai_assess::rfc3339(u64::try_from(secs).unwrap_or(0))
@@ -858,14 +842,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         println!("no {}approvals", if all { "" } else { "pending " });
                     }
                     for a in list {
-                        let kind = match a.kind {
-                            ApprovalKind::Action => "action",
-                            ApprovalKind::Declassification => "declassification",
-                        };
                         println!(
-                            "{}  {}  {kind}  for {}  {}",
+                            "{}  {}  {}  for {}  {}",
                             a.id,
-                            standing(&a),
+                            a.standing(now()),
+                            a.kind.as_str(),
                             a.requested_by,
                             a.summary
                         );
@@ -887,7 +868,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let none = || "-".to_owned();
                     println!("id:               {}", a.id);
                     println!("kind:             {kind}");
-                    println!("status:           {}", standing(&a));
+                    println!("status:           {}", a.standing(now()));
                     println!("summary:          {}", a.summary);
                     println!("session:          {}", a.session);
                     println!("requested by:     {}", a.requested_by);

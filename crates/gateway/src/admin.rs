@@ -483,10 +483,7 @@ pub(crate) async fn approval(
     }
     match state.pipeline.store().approval(&id) {
         Ok(a) => {
-            let expired = matches!(
-                a.status,
-                zt4ai_session::ApprovalStatus::Pending | zt4ai_session::ApprovalStatus::Granted
-            ) && now() >= a.expires_at;
+            let expired = a.expired(now());
             Json(json!({ "approval": a, "expired": expired })).into_response()
         }
         Err(e) => approval_error(&e),
@@ -629,13 +626,7 @@ async fn approver(
     let inventory = state.pipeline.inventory();
     let in_group = match &inventory.settings.approvers {
         None => true,
-        Some(g) => {
-            user.groups.iter().any(|ug| ug == g)
-                || zt4ai_core::UserId::new(user.id.clone())
-                    .ok()
-                    .and_then(|id| inventory.users.get(&id))
-                    .is_some_and(|u| u.groups.iter().any(|ug| ug == g))
-        }
+        Some(g) => user.groups.iter().any(|ug| ug == g) || inventory.user_in_group(&user.id, g),
     };
     Ok(Approver {
         user: user.id,

@@ -441,16 +441,16 @@ impl Pipeline {
         }
         // Sensitive data counts as a signal where it may not go (the guard
         // denies or redacts it); to a destination cleared for it, it is business.
+        let content = content_label(sensitive.iter());
         let beyond_clearance = !sensitive.is_empty()
-            && content_label(sensitive.iter()).confidentiality
-                > self.lowest_clearance(&resolved.checks);
+            && content.confidentiality > self.lowest_clearance(&resolved.checks);
         let risk = self.assess(req, &resolved, &seen, trail, beyond_clearance, now);
         trail.risk = Some(risk.report);
         metrics.stage(Stage::contextualise, lap(&mut clock));
         drop(stage);
         stage = stage_span(Stage::decide);
         let mut facts = facts_for(&trail.findings, Some(risk.score), &seen, &resolved);
-        facts.content = content_label(sensitive.iter());
+        facts.content = content;
         let mut d = self
             .engine
             .decide(&resolved.links, &resolved.checks, &facts, &lifted);
@@ -766,11 +766,7 @@ impl Pipeline {
             let fired = self.monitor.output(
                 req.session.as_str(),
                 req.chain.user.as_str(),
-                req.chain
-                    .agents
-                    .last()
-                    .filter(|a| self.inventory().agents.contains_key(*a))
-                    .map(|a| a.as_str()),
+                self.tracked_agent(req),
                 u64::try_from(bytes).unwrap_or(u64::MAX),
                 injection,
                 (self.clock)(),

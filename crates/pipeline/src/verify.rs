@@ -103,6 +103,17 @@ impl Pipeline {
         a
     }
 
+    /// The acting agent (the last of the chain) if the inventory knows it:
+    /// only known agents are tracked, so a made-up name cannot grow the
+    /// monitor's memory.
+    pub(crate) fn tracked_agent<'r>(&self, req: &'r ActionRequest) -> Option<&'r str> {
+        req.chain
+            .agents
+            .last()
+            .filter(|a| self.inventory().agents.contains_key(*a))
+            .map(|a| a.as_str())
+    }
+
     /// Whether an agent the monitor quarantined is still quarantined: if the
     /// registry never took the quarantine, storing it is retried and the agent
     /// stays refused; if it did and a human has since resumed the agent, the
@@ -157,14 +168,7 @@ impl Pipeline {
         if verdict.risk.is_none() {
             verdict.risk.clone_from(&trail.risk);
         }
-        // Only agents the inventory knows are tracked: a made-up name must not
-        // grow the monitor's memory.
-        let agent = req
-            .chain
-            .agents
-            .last()
-            .filter(|a| self.inventory().agents.contains_key(*a))
-            .map(|a| a.as_str());
+        let agent = self.tracked_agent(req);
         let o = Outcome {
             session: req.session.as_str(),
             agent,

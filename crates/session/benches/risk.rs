@@ -78,6 +78,38 @@ impl Rng {
     }
 }
 
+/// A request of agent `a` (acting for its user) in `session`.
+fn request<'a>(
+    n: &'a Names,
+    a: usize,
+    session: &'a str,
+    tool: &'a str,
+    destinations: &'a [&'a str],
+) -> Observation<'a> {
+    Observation {
+        session,
+        user: &n.users[a],
+        agent: Some(&n.agents[a]),
+        tool: Some(tool),
+        destinations,
+        sends_out: false,
+        label: Label::Internal,
+        injection: false,
+        sensitive_egress: false,
+        user_risk: None,
+    }
+}
+
+/// The feedback of an allowed request.
+fn allowed<'a>(n: &'a Names, a: usize, session: &'a str) -> Outcome<'a> {
+    Outcome {
+        session,
+        agent: Some(&n.agents[a]),
+        denied: false,
+        exfiltration: false,
+    }
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -110,18 +142,7 @@ fn main() {
                 let tool = &n.tools[(a + r as usize) % TOOLS];
                 let dest = [n.destinations[rng.below(DESTINATIONS)].as_str()];
                 let session = format!("warm-{a}-{day}");
-                let o = Observation {
-                    session: &session,
-                    user: &n.users[a],
-                    agent: Some(agent),
-                    tool: Some(tool),
-                    destinations: &dest,
-                    sends_out: false,
-                    label: Label::Internal,
-                    injection: false,
-                    sensitive_egress: false,
-                    user_risk: None,
-                };
+                let o = request(&n, a, &session, tool, &dest);
                 black_box(m.assess(&o, now));
                 m.output(&session, &n.users[a], Some(agent), 2_000, false, now);
             }
@@ -140,24 +161,8 @@ fn main() {
         let dest = [n.destinations[rng.below(DESTINATIONS)].as_str()];
         let session = &n.agents[a]; // one live session per agent
         let t = base + (i / 2_000) as i64;
-        let o = Observation {
-            session,
-            user: &n.users[a],
-            agent: Some(&n.agents[a]),
-            tool: Some(tool),
-            destinations: &dest,
-            sends_out: false,
-            label: Label::Internal,
-            injection: false,
-            sensitive_egress: false,
-            user_risk: None,
-        };
-        let out = Outcome {
-            session,
-            agent: Some(&n.agents[a]),
-            denied: false,
-            exfiltration: false,
-        };
+        let o = request(&n, a, session, tool, &dest);
+        let out = allowed(&n, a, session);
         let started = Instant::now();
         let r = m.assess(&o, t);
         black_box(m.outcome(&out, t));
@@ -173,24 +178,8 @@ fn main() {
         let session = &n.agents[a];
         let t = base + 600 + (i / 2_000) as i64;
         let dest = [n.destinations[0].as_str()];
-        let o = Observation {
-            session,
-            user: &n.users[a],
-            agent: Some(&n.agents[a]),
-            tool: Some(tool),
-            destinations: &dest,
-            sends_out: false,
-            label: Label::Internal,
-            injection: false,
-            sensitive_egress: false,
-            user_risk: None,
-        };
-        let out = Outcome {
-            session,
-            agent: Some(&n.agents[a]),
-            denied: false,
-            exfiltration: false,
-        };
+        let o = request(&n, a, session, tool, &dest);
+        let out = allowed(&n, a, session);
         let started = Instant::now();
         let r = m.assess(&o, t);
         black_box(m.outcome(&out, t));
@@ -224,16 +213,8 @@ fn main() {
         let session = format!("risky-session-{i:06}");
         let dest = [n.destinations[0].as_str()];
         let o = Observation {
-            session: &session,
-            user: &n.users[a],
-            agent: Some(&n.agents[a]),
-            tool: Some(&n.tools[0]),
-            destinations: &dest,
-            sends_out: false,
-            label: Label::Internal,
             injection: true,
-            sensitive_egress: false,
-            user_risk: None,
+            ..request(&n, a, &session, &n.tools[0], &dest)
         };
         black_box(m.assess(&o, base + 1800));
     }

@@ -38,7 +38,8 @@ pub enum ApprovalStatus {
 }
 
 impl ApprovalStatus {
-    fn as_str(self) -> &'static str {
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             ApprovalStatus::Pending => "pending",
             ApprovalStatus::Granted => "granted",
@@ -68,7 +69,8 @@ pub enum ApprovalKind {
 }
 
 impl ApprovalKind {
-    fn as_str(self) -> &'static str {
+    /// The kind's name.
+    pub fn as_str(self) -> &'static str {
         match self {
             ApprovalKind::Action => "action",
             ApprovalKind::Declassification => "declassification",
@@ -226,6 +228,26 @@ fn new_id() -> Result<String, StoreError> {
     })?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("apr_{hex}"))
+}
+
+impl Approval {
+    /// Whether it can no longer be decided or used because its time is up
+    /// (pending or granted past `expires_at`).
+    pub fn expired(&self, now: i64) -> bool {
+        matches!(
+            self.status,
+            ApprovalStatus::Pending | ApprovalStatus::Granted
+        ) && now >= self.expires_at
+    }
+
+    /// Where it stands at `now`: its state, or `expired`.
+    pub fn standing(&self, now: i64) -> &'static str {
+        if self.expired(now) {
+            "expired"
+        } else {
+            self.status.as_str()
+        }
+    }
 }
 
 impl SessionStore {

@@ -321,9 +321,13 @@ impl Risk {
         self.at = now;
     }
 
-    fn add(&mut self, signal: Signal, weight: u8, detail: &str) {
-        self.acc[signal.index()] += f32::from(weight);
-        self.detail[signal.index()] = Some(detail.into());
+    /// Decays to `now`, then adds each fired signal's weight.
+    fn fire(&mut self, fire: &[(Signal, String)], s: &RiskSettings, now: i64) {
+        self.decay(now, s);
+        for (k, d) in fire {
+            self.acc[k.index()] += f32::from(s.weight(*k));
+            self.detail[k.index()] = Some(d.as_str().into());
+        }
     }
 
     fn total(&self) -> f32 {
@@ -580,21 +584,15 @@ impl Monitor {
             return;
         }
         self.sessions.with(session, |r| {
-            r.risk.decay(now, s);
-            for (k, d) in fire {
-                r.risk.add(*k, s.weight(*k), d);
-                if *k == Signal::ConfidentialThenSend {
-                    r.once |= bit(Signal::ConfidentialThenSend);
-                }
+            r.risk.fire(fire, s, now);
+            if fire.iter().any(|(k, _)| *k == Signal::ConfidentialThenSend) {
+                r.once |= bit(Signal::ConfidentialThenSend);
             }
             r.dirty = true;
         });
         if let Some(agent) = agent {
             self.agents.with(agent, |t| {
-                t.risk.decay(now, s);
-                for (k, d) in fire {
-                    t.risk.add(*k, s.weight(*k), d);
-                }
+                t.risk.fire(fire, s, now);
                 t.dirty = true;
             });
         }

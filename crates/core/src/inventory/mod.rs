@@ -305,6 +305,16 @@ pub struct Tool {
     pub approval_hold: Option<Duration>,
 }
 
+impl Inventory {
+    /// Whether the inventory puts user `user` in group `group`.
+    pub fn user_in_group(&self, user: &str, group: &str) -> bool {
+        UserId::new(user.to_owned())
+            .ok()
+            .and_then(|id| self.users.get(&id))
+            .is_some_and(|u| u.groups.iter().any(|g| g == group))
+    }
+}
+
 impl Tool {
     /// Whether calling the tool changes something: destructive or not read-only.
     pub fn is_consequential(&self) -> bool {
