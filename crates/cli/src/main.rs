@@ -1081,6 +1081,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .with_monitor(Arc::clone(&monitor))
                     .on_quarantine(quarantined),
             );
+            let llm = zt4ai_llm::LlmGateway::new(Arc::clone(&pipeline), loaded.dir.as_deref())
+                .map_err(|e| anyhow::anyhow!("LLM gateway: {e}"))?;
+            let served = pipeline
+                .inventory()
+                .models
+                .values()
+                .filter(|m| m.upstream.is_some())
+                .count();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -1098,6 +1106,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     audit_path: Some(data_dir.join(DB_FILE)),
                     mcp: mcp.clone(),
                     mcp_allowed_hosts,
+                    llm: Some(llm),
                     ..GatewayConfig::default()
                 };
                 if let Some(m) = &mcp {
@@ -1114,7 +1123,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("OIDC issuer {}", identity.users().issuer())
                 };
                 let banner = format!(
-                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n{}  admin:     http://{addr}/admin/v1/ (token in {})\n",
+                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n{}  LLM:       POST http://{addr}/v1/chat/completions (OpenAI-compatible; {served} model(s) with an upstream)\n  admin:     http://{addr}/admin/v1/ (token in {})\n",
                     loaded.description,
                     data_dir.join(DB_FILE).display(),
                     mcp_line.replace("{addr}", &addr.to_string()),

@@ -69,6 +69,16 @@ pub enum Action {
     InvokeModel {
         /// Model id.
         model: String,
+        /// What the model would receive (the LLM gateway puts the messages
+        /// here as `{"messages": [...]}`): its strings are inspected as the
+        /// request's content. `null` for a bare check.
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        prompt: Value,
+        /// JSON pointers to the untrusted parts of `prompt` (tool results,
+        /// retrieved documents). A prompt injection there does not deny the
+        /// call: it makes the session untrusted, as a tool's output would.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        untrusted: Vec<String>,
     },
 }
 

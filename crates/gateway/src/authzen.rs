@@ -590,6 +590,8 @@ fn request_for(
             require_type("model")?;
             Action::InvokeModel {
                 model: resource.id.clone(),
+                prompt: Value::Null,
+                untrusted: Vec::new(),
             }
         }
         other => {

@@ -25,6 +25,7 @@ mod admin;
 mod auth;
 mod authzen;
 mod error;
+mod llm;
 mod mcp;
 mod mcp_transport;
 pub mod notify;
@@ -67,6 +68,9 @@ pub struct GatewayConfig {
     /// The audit log's SQLite file, for `GET /admin/v1/audit/verify` (the log's
     /// writer does not expose where it writes); `None` disables that endpoint.
     pub audit_path: Option<std::path::PathBuf>,
+    /// The LLM gateway; `Some` serves `/v1/chat/completions` and `/v1/models`
+    /// (tokens required).
+    pub llm: Option<zt4ai_llm::LlmGateway>,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +83,7 @@ impl Default for GatewayConfig {
             mcp: None,
             mcp_allowed_hosts: Vec::new(),
             audit_path: None,
+            llm: None,
         }
     }
 }
@@ -158,6 +163,8 @@ pub fn router(
             "/.well-known/oauth-protected-resource",
             get(mcp::resource_metadata),
         )
+        .route("/v1/chat/completions", post(llm::chat))
+        .route("/v1/models", get(llm::models))
         .route("/healthz", get(health))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

@@ -267,32 +267,7 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 fn read_secret(source: &SecretSource) -> Result<String, String> {
-    let (text, named) = match source {
-        SecretSource::Env(var) => {
-            let named = format!("environment variable `{var}`");
-            match std::env::var(var) {
-                Ok(v) => (v, named),
-                Err(std::env::VarError::NotPresent) => {
-                    return Err(format!("webhook secret: {named} is not set"));
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(format!("webhook secret: {named} is not valid UTF-8"));
-                }
-            }
-        }
-        SecretSource::File(path) => {
-            let named = format!("file `{path}`");
-            match std::fs::read_to_string(path) {
-                Ok(v) => (v, named),
-                Err(e) => return Err(format!("webhook secret: cannot read {named}: {e}")),
-            }
-        }
-    };
-    let secret = text.trim_end();
-    if secret.is_empty() {
-        return Err(format!("webhook secret: {named} is empty"));
-    }
-    Ok(secret.to_owned())
+    source.read().map_err(|e| format!("webhook secret: {e}"))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

@@ -25,6 +25,10 @@ const ACME: &str = include_str!("../../../examples/acme/policies/acme.cedar");
 mod approvals;
 #[path = "e2e/identity.rs"]
 mod identity;
+#[path = "e2e/llm.rs"]
+mod llm;
+#[path = "e2e/llm_standin.rs"]
+mod llm_standin;
 #[path = "e2e/mcp.rs"]
 mod mcp;
 #[path = "e2e/notify.rs"]
@@ -117,6 +121,17 @@ impl Server {
                 .with_audit(Arc::new(audit))
                 .with_inspector(Arc::new(inspector)),
         );
+        if config.llm.is_none()
+            && pipeline
+                .inventory()
+                .models
+                .values()
+                .any(|m| m.upstream.is_some())
+        {
+            // As `zt4ai serve` does: key files are relative to the data directory here.
+            config.llm =
+                Some(zt4ai_llm::LlmGateway::new(Arc::clone(&pipeline), Some(data_dir)).unwrap());
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         config.base_url = format!("http://{addr}");
@@ -184,14 +199,14 @@ impl Server {
         self.mint(&user, &refs)
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         self.task.await.unwrap().unwrap();
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 

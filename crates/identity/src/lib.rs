@@ -138,6 +138,19 @@ pub struct VerifiedChain {
     pub exp: i64,
 }
 
+impl VerifiedChain {
+    /// The information-flow session of everything done with this token,
+    /// through the MCP gateway and the LLM gateway alike: the token (its
+    /// `jti`). A tool's confidential output therefore stays in the label a
+    /// later model call is checked against; opening a fresh MCP session, or
+    /// reconnecting after a restart, keeps it; shedding it takes a new token.
+    /// (The `mcp-` prefix dates from when only the MCP gateway used it; it is
+    /// kept so that live sessions keep their labels across an upgrade.)
+    pub fn flow_session(&self) -> String {
+        format!("mcp-token-{}", self.jti)
+    }
+}
+
 /// A token-exchange request (RFC 8693 §2.1), as posted to `/oauth/token`.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ExchangeRequest {

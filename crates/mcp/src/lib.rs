@@ -595,7 +595,7 @@ pub fn not_the_owner(session: &str) -> ErrorData {
 /// fresh MCP session, or reconnecting after a gateway restart, therefore keeps
 /// the label the token's calls have raised; shedding it takes a new token.
 pub fn flow_session(v: &VerifiedChain) -> String {
-    format!("mcp-token-{}", v.jti)
+    v.flow_session()
 }
 
 fn actor_chain(v: &VerifiedChain) -> ActorChain {
@@ -618,74 +618,15 @@ fn spotlight(tool: &str, result: &mut CallToolResult, mode: SpotlightMode) {
     }
 }
 
-/// Carries out the verdict's redactions: each sensitive value it names is
-/// replaced by `[REDACTED:<kind>]` in the argument string that holds it
-/// (overlapping values are cut as one). Fails, so that the call is not sent,
-/// if a value is not where the verdict says.
+/// Carries out the verdict's redactions in a call's arguments (see
+/// [`zt4ai_pipeline::redact`]); fails, so that the call is not sent, if a
+/// value is not where the verdict says.
 fn redact(
     arguments: &mut serde_json::Map<String, serde_json::Value>,
     obligations: &[Obligation],
 ) -> Result<(), String> {
-    let mut by_argument: std::collections::BTreeMap<&str, Vec<(usize, usize, &str)>> =
-        std::collections::BTreeMap::new();
-    for o in obligations {
-        if let Obligation::Redact {
-            argument,
-            start,
-            end,
-            finding: kind,
-        } = o
-        {
-            let kind = kind
-                .strip_prefix(zt4ai_core::request::SENSITIVE_PREFIX)
-                .unwrap_or(kind);
-            by_argument
-                .entry(argument.as_str())
-                .or_default()
-                .push((*start, *end, kind));
-        }
-    }
-    if by_argument.is_empty() {
-        return Ok(());
-    }
     let mut root = serde_json::Value::Object(std::mem::take(arguments));
-    let mut result = Ok(());
-    for (pointer, mut spans) in by_argument {
-        spans.sort_unstable();
-        // Merge overlapping spans, keeping every kind they hold.
-        let mut merged: Vec<(usize, usize, Vec<&str>)> = Vec::new();
-        for (start, end, kind) in spans {
-            match merged.last_mut() {
-                Some(m) if start < m.1 => {
-                    m.1 = m.1.max(end);
-                    if !m.2.contains(&kind) {
-                        m.2.push(kind);
-                    }
-                }
-                _ => merged.push((start, end, vec![kind])),
-            }
-        }
-        let Some(serde_json::Value::String(text)) = root.pointer_mut(pointer) else {
-            result = Err(format!("argument `{pointer}` is not a string"));
-            break;
-        };
-        for (start, end, kinds) in merged.into_iter().rev() {
-            if start > end
-                || end > text.len()
-                || !text.is_char_boundary(start)
-                || !text.is_char_boundary(end)
-            {
-                result = Err(format!(
-                    "span {start}..{end} is not in argument `{pointer}`"
-                ));
-                break;
-            }
-            text.replace_range(start..end, &format!("[REDACTED:{}]", kinds.join(",")));
-        }
-        if result.is_err() {
-            break;
-        }
-    }
+    let result = zt4ai_pipeline::redact(&mut root, obligations);
     if let serde_json::Value::Object(map) = root {
         *arguments = map;
     }

@@ -90,6 +90,8 @@ pub mod reasons {
     /// Sensitive data above the destination's clearance was redacted from a
     /// send (the policy that would have denied it).
     pub const SENSITIVE_EGRESS: &str = "zt4ai.inspect.sensitive_egress";
+    /// Sensitive data in a model prompt above the model's clearance.
+    pub const SENSITIVE_MODEL: &str = "zt4ai.inspect.sensitive_model";
     /// A tool's output carried findings that changed the session.
     pub const OUTPUT_FINDINGS: &str = "zt4ai.inspect.output";
     /// An agent of the chain is quarantined.
@@ -133,6 +135,20 @@ struct Sensitive {
     kind: String,
     label: zt4ai_core::Label,
     category: zt4ai_core::Category,
+}
+
+/// The keys of a model prompt's messages that hold structure, not content.
+const STRUCTURAL_KEYS: [&str; 5] = ["role", "type", "id", "tool_call_id", "name"];
+
+/// What inspecting a request's own content found.
+#[derive(Default)]
+struct Inspected {
+    /// Sensitive values, with where they are.
+    sensitive: Vec<Sensitive>,
+    /// A prompt injection in an untrusted part of a model prompt.
+    indirect_injection: bool,
+    /// A prompt injection in a trusted part of a model prompt.
+    direct_injection: bool,
 }
 
 /// A deny found while resolving a request: the reason id and the message.
@@ -352,25 +368,8 @@ impl Pipeline {
             Ok(r) => r,
             Err(Denial(policy, message)) => return Verdict::deny(policy, message),
         };
-        if let Some(scope) = &req.scope {
-            let inv = self.inventory();
-            for c in &resolved.checks {
-                let (kind, name) = match c.action {
-                    ActionKind::CallTool => (ScopeKind::Tool, "tool"),
-                    ActionKind::Read | ActionKind::Write => (ScopeKind::Dataset, "dataset"),
-                    ActionKind::Send | ActionKind::Fetch => (ScopeKind::Destination, "destination"),
-                    ActionKind::InvokeModel => (ScopeKind::Model, "model"),
-                };
-                if !scope.allows(kind, &c.resource, inv) {
-                    return Verdict::deny(
-                        reasons::OUT_OF_SCOPE,
-                        format!(
-                            "the delegated token's task scope does not include {name} `{}`",
-                            c.resource
-                        ),
-                    );
-                }
-            }
+        if let Some(denied) = self.out_of_scope(req, &resolved) {
+            return denied;
         }
         for a in &req.chain.agents {
             if self.monitor.is_quarantined(a.as_str()) && self.still_quarantined(a.as_str()) {
@@ -384,7 +383,11 @@ impl Pipeline {
         drop(stage);
         stage = stage_span(Stage::inspect);
         trail.findings.clone_from(&req.findings);
-        let sensitive = self.inspect_arguments(req, resolved.tool, &mut trail.findings);
+        let Inspected {
+            sensitive,
+            indirect_injection,
+            direct_injection,
+        } = self.inspect_arguments(req, resolved.tool, &mut trail.findings);
         metrics.stage(Stage::inspect, lap(&mut clock));
         drop(stage);
         stage = stage_span(Stage::contextualise);
@@ -451,6 +454,12 @@ impl Pipeline {
         stage = stage_span(Stage::decide);
         let mut facts = facts_for(&trail.findings, Some(risk.score), &seen, &resolved);
         facts.content = content;
+        if indirect_injection {
+            // Indirect: it makes the session untrusted (below), it is not the
+            // request's own injection.
+            facts.injection =
+                direct_injection || req.findings.iter().any(|f| f.kind == PROMPT_INJECTION);
+        }
         let mut d = self
             .engine
             .decide(&resolved.links, &resolved.checks, &facts, &lifted);
@@ -459,7 +468,9 @@ impl Pipeline {
             && self.inventory().inspection.sensitive_egress
                 == zt4ai_core::inventory::SensitiveEgress::Redact
             && !sensitive.is_empty()
-            && d.policies.iter().all(|p| p == reasons::SENSITIVE_EGRESS)
+            && d.policies
+                .iter()
+                .all(|p| p == reasons::SENSITIVE_EGRESS || p == reasons::SENSITIVE_MODEL)
         {
             // Only the sensitive values stand in the way: decide again as if
             // those above the lowest destination clearance were gone, and if
@@ -482,18 +493,30 @@ impl Pipeline {
                         finding: s.kind.clone(),
                     })
                     .collect();
+                let guard = d.policies.first().map_or(reasons::SENSITIVE_EGRESS, |p| {
+                    if p == reasons::SENSITIVE_MODEL {
+                        reasons::SENSITIVE_MODEL
+                    } else {
+                        reasons::SENSITIVE_EGRESS
+                    }
+                });
                 let mut reasons = vec![zt4ai_core::Reason {
-                    policy: reasons::SENSITIVE_EGRESS.to_owned(),
+                    policy: guard.to_owned(),
                     message: format!(
-                        "{} sensitive value(s) ({}) above the destination's clearance are redacted before the call goes out",
+                        "{} sensitive value(s) ({}) above the {}'s clearance are redacted before the call goes out",
                         cut.len(),
-                        kinds.into_iter().collect::<Vec<_>>().join(", ")
+                        kinds.into_iter().collect::<Vec<_>>().join(", "),
+                        if guard == reasons::SENSITIVE_MODEL {
+                            "model"
+                        } else {
+                            "destination"
+                        }
                     ),
                 }];
                 reasons.append(&mut again.reasons);
                 d = again;
                 d.reasons = reasons;
-                d.policies.push(reasons::SENSITIVE_EGRESS.to_owned());
+                d.policies.push(guard.to_owned());
                 d.policies.sort();
                 d.policies.dedup();
             }
@@ -570,7 +593,19 @@ impl Pipeline {
                 metrics.stage(Stage::enforce, lap(&mut clock));
                 drop(stage);
                 stage = stage_span(Stage::absorb);
-                match session.absorb(&resolved.reads, &owner, now) {
+                let untrusted_reads;
+                let reads = if indirect_injection {
+                    // The model is about to read an injection: from now on the
+                    // session is untrusted, as after a tool's injected output.
+                    untrusted_reads = SessionLabel {
+                        integrity: Integrity::Untrusted,
+                        ..resolved.reads.clone()
+                    };
+                    &untrusted_reads
+                } else {
+                    &resolved.reads
+                };
+                match session.absorb(reads, &owner, now) {
                     Ok(after) => verdict.session = Some(after),
                     Err(e) => {
                         return Verdict::deny(
@@ -595,6 +630,129 @@ impl Pipeline {
         verdict
     }
 
+    /// The deny for a request that reaches beyond its token's task scope.
+    fn out_of_scope(&self, req: &ActionRequest, resolved: &Resolved<'_>) -> Option<Verdict> {
+        let scope = req.scope.as_ref()?;
+        let inv = self.inventory();
+        resolved.checks.iter().find_map(|c| {
+            let (kind, name) = match c.action {
+                ActionKind::CallTool => (ScopeKind::Tool, "tool"),
+                ActionKind::Read | ActionKind::Write => (ScopeKind::Dataset, "dataset"),
+                ActionKind::Send | ActionKind::Fetch => (ScopeKind::Destination, "destination"),
+                ActionKind::InvokeModel => (ScopeKind::Model, "model"),
+            };
+            (!scope.allows(kind, &c.resource, inv)).then(|| {
+                Verdict::deny(
+                    reasons::OUT_OF_SCOPE,
+                    format!(
+                        "the delegated token's task scope does not include {name} `{}`",
+                        c.resource
+                    ),
+                )
+            })
+        })
+    }
+
+    /// Decides `req` as [`Self::enforce`] would now, without any effect: no
+    /// approval is created, the session is not changed, the behaviour
+    /// baseline learns nothing and nothing is recorded. A `require_approval`
+    /// verdict therefore carries no approval id. For a step an agent has not
+    /// taken yet (a tool call a model proposes): the step itself is decided in
+    /// full when it is made.
+    pub fn preview(&self, req: &ActionRequest) -> Verdict {
+        let resolved = match self.resolve(req) {
+            Ok(r) => r,
+            Err(Denial(policy, message)) => return Verdict::deny(policy, message),
+        };
+        if let Some(denied) = self.out_of_scope(req, &resolved) {
+            return denied;
+        }
+        if let Some(a) = req
+            .chain
+            .agents
+            .iter()
+            .find(|a| self.monitor.is_quarantined(a.as_str()))
+        {
+            return Verdict::deny(
+                reasons::QUARANTINED,
+                format!("agent `{a}` is quarantined; a human must resume it"),
+            );
+        }
+        let mut findings = req.findings.clone();
+        let inspected = self.inspect_arguments(req, resolved.tool, &mut findings);
+        let label = match self.store.lock(&req.session) {
+            Ok(s) => {
+                let owner = SessionOwner {
+                    user: req.chain.user.clone(),
+                    agent: req.chain.agents.first().cloned(),
+                };
+                if s.owner().is_some_and(|o| o != &owner) {
+                    return Verdict::deny(
+                        reasons::SESSION_OWNER,
+                        format!("session `{}` belongs to another user or agent", req.session),
+                    );
+                }
+                s.label().clone()
+            }
+            Err(e) => {
+                return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
+            }
+        };
+        let risk = self.monitor.score(
+            req.session.as_str(),
+            self.tracked_agent(req),
+            req.risk,
+            (self.clock)(),
+        );
+        let mut facts = facts_for(&findings, Some(risk.score), &label, &resolved);
+        facts.content = content_label(inspected.sensitive.iter());
+        if inspected.indirect_injection {
+            facts.injection = inspected.direct_injection
+                || req.findings.iter().any(|f| f.kind == PROMPT_INJECTION);
+        }
+        let d = self
+            .engine
+            .decide(&resolved.links, &resolved.checks, &facts, &BTreeSet::new());
+        Verdict {
+            decision: d.decision,
+            reasons: d.reasons,
+            policies: d.policies,
+            obligations: Vec::new(),
+            approval: None,
+            session: Some(label),
+            risk: Some(risk.report),
+        }
+    }
+
+    /// Whether the chain may invoke `model` at all (grants, lifecycle,
+    /// attestation, the task scope), whatever the session: what the LLM
+    /// gateway's `GET /v1/models` shows. Each call is decided in full.
+    pub fn may_invoke_model(
+        &self,
+        chain: &zt4ai_core::ActorChain,
+        scope: Option<&zt4ai_core::Scope>,
+        model: &str,
+    ) -> bool {
+        let inv = self.inventory();
+        if !inv.models.contains_key(model)
+            || scope.is_some_and(|s| !s.allows(ScopeKind::Model, model, inv))
+        {
+            return false;
+        }
+        let Ok(links) = self.links(chain) else {
+            return false;
+        };
+        let check = Check {
+            action: ActionKind::InvokeModel,
+            resource: model.to_owned(),
+            target: None,
+        };
+        let d = self
+            .engine
+            .decide(&links, &[check], &Facts::default(), &BTreeSet::new());
+        d.decision != Decision::Deny
+    }
+
     /// Inspects the string values of a tool call's arguments: every finding is
     /// added to `findings`; the sensitive ones are returned with where they are.
     fn inspect_arguments(
@@ -602,10 +760,16 @@ impl Pipeline {
         req: &ActionRequest,
         tool: Option<&Tool>,
         findings: &mut Vec<Finding>,
-    ) -> Vec<Sensitive> {
-        let (Some(inspector), Action::CallTool { arguments, .. }) = (&self.inspector, &req.action)
-        else {
-            return Vec::new();
+    ) -> Inspected {
+        let Some(inspector) = &self.inspector else {
+            return Inspected::default();
+        };
+        let arguments = match &req.action {
+            Action::CallTool { arguments, .. } => arguments,
+            Action::InvokeModel {
+                prompt, untrusted, ..
+            } => return self.inspect_prompt(inspector, prompt, untrusted, findings),
+            _ => return Inspected::default(),
         };
         // Arguments that name the resources the call reaches (a recipient, a
         // URL) are what the destination checks decide on; they are not
@@ -655,7 +819,64 @@ impl Pipeline {
                 }
             }
         }
-        sensitive
+        Inspected {
+            sensitive,
+            ..Inspected::default()
+        }
+    }
+
+    /// Inspects what a model call would send: every string of `prompt`.
+    /// Sensitive data anywhere is content (checked against the model's
+    /// clearance); a prompt injection under one of the `untrusted` pointers
+    /// is indirect (the session becomes untrusted if the call goes ahead),
+    /// anywhere else it is the request's own (the injection guard decides).
+    fn inspect_prompt(
+        &self,
+        inspector: &Inspector,
+        prompt: &serde_json::Value,
+        untrusted: &[String],
+        findings: &mut Vec<Finding>,
+    ) -> Inspected {
+        let mut values = Vec::new();
+        strings(prompt, &mut String::new(), &mut values);
+        let mut out = Inspected::default();
+        for (pointer, text) in values {
+            // A message's structure (`role`, `type`, ids, a function's
+            // name) is not content; the learned detector scores bare words
+            // like `assistant` as injections.
+            let key = pointer.rsplit('/').next().unwrap_or_default();
+            if STRUCTURAL_KEYS.contains(&key) {
+                continue;
+            }
+            let is_untrusted = untrusted.iter().any(|u| {
+                pointer == *u
+                    || pointer
+                        .strip_prefix(u.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            });
+            for f in inspector.inspect(text, Detectors::All) {
+                if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
+                    if is_untrusted {
+                        out.indirect_injection = true;
+                        findings.push(finding_of(&f, &format!("prompt{pointer} (untrusted)")));
+                        continue;
+                    }
+                    out.direct_injection = true;
+                }
+                findings.push(finding_of(&f, &format!("prompt{pointer}")));
+                if let Some((label, category)) = inspector.classify(&f.kind) {
+                    out.sensitive.push(Sensitive {
+                        pointer: pointer.clone(),
+                        start: f.span.start,
+                        end: f.span.end,
+                        kind: f.kind.to_string(),
+                        label,
+                        category,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The lowest clearance among the destinations (and models) a request reaches.
@@ -1024,7 +1245,7 @@ impl Pipeline {
             Action::Read { dataset: id } => dataset(id, Access::Read, &mut reads, &mut checks)?,
             Action::Write { dataset: id } => dataset(id, Access::Write, &mut reads, &mut checks)?,
             Action::Send { target } => destination(target, ActionKind::Send, &mut checks)?,
-            Action::InvokeModel { model } => {
+            Action::InvokeModel { model, .. } => {
                 let m = inv
                     .models
                     .get(model)
@@ -1076,6 +1297,73 @@ fn content_label<'a>(values: impl Iterator<Item = &'a Sensitive>) -> SessionLabe
         label.categories.insert(s.category.clone());
     }
     label
+}
+
+/// Carries out a verdict's redactions in `root` (a call's arguments, a model
+/// prompt): each sensitive value it names is replaced by `[REDACTED:<kind>]`
+/// in the string that holds it (overlapping values are cut as one). Fails, so that the call is not sent,
+/// if a value is not where the verdict says.
+pub fn redact(root: &mut serde_json::Value, obligations: &[Obligation]) -> Result<(), String> {
+    let mut by_argument: std::collections::BTreeMap<&str, Vec<(usize, usize, &str)>> =
+        std::collections::BTreeMap::new();
+    for o in obligations {
+        if let Obligation::Redact {
+            argument,
+            start,
+            end,
+            finding: kind,
+        } = o
+        {
+            let kind = kind
+                .strip_prefix(zt4ai_core::request::SENSITIVE_PREFIX)
+                .unwrap_or(kind);
+            by_argument
+                .entry(argument.as_str())
+                .or_default()
+                .push((*start, *end, kind));
+        }
+    }
+    if by_argument.is_empty() {
+        return Ok(());
+    }
+    let mut result = Ok(());
+    for (pointer, mut spans) in by_argument {
+        spans.sort_unstable();
+        // Merge overlapping spans, keeping every kind they hold.
+        let mut merged: Vec<(usize, usize, Vec<&str>)> = Vec::new();
+        for (start, end, kind) in spans {
+            match merged.last_mut() {
+                Some(m) if start < m.1 => {
+                    m.1 = m.1.max(end);
+                    if !m.2.contains(&kind) {
+                        m.2.push(kind);
+                    }
+                }
+                _ => merged.push((start, end, vec![kind])),
+            }
+        }
+        let Some(serde_json::Value::String(text)) = root.pointer_mut(pointer) else {
+            result = Err(format!("argument `{pointer}` is not a string"));
+            break;
+        };
+        for (start, end, kinds) in merged.into_iter().rev() {
+            if start > end
+                || end > text.len()
+                || !text.is_char_boundary(start)
+                || !text.is_char_boundary(end)
+            {
+                result = Err(format!(
+                    "span {start}..{end} is not in argument `{pointer}`"
+                ));
+                break;
+            }
+            text.replace_range(start..end, &format!("[REDACTED:{}]", kinds.join(",")));
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    result
 }
 
 /// Every string in `value` with its JSON pointer (RFC 6901), depth first.
@@ -1265,7 +1553,12 @@ fn resource_of(req: &ActionRequest) -> (String, Option<String>) {
         }
         Action::Read { dataset } | Action::Write { dataset } => (dataset.clone(), None),
         Action::Send { target } => (target.clone(), None),
-        Action::InvokeModel { model } => (model.clone(), None),
+        Action::InvokeModel { model, prompt, .. } if !prompt.is_null() => {
+            let canonical = zt4ai_core::canonical_json(prompt);
+            let digest = sha2::Sha256::digest(canonical.as_bytes());
+            (model.clone(), Some(hex(&digest)))
+        }
+        Action::InvokeModel { model, .. } => (model.clone(), None),
     }
 }
 
@@ -1309,7 +1602,7 @@ fn summary(req: &ActionRequest) -> String {
         Action::Read { dataset } => format!("read `{dataset}`"),
         Action::Write { dataset } => format!("write `{dataset}`"),
         Action::Send { target } => format!("send to `{target}`"),
-        Action::InvokeModel { model } => format!("invoke_model `{model}`"),
+        Action::InvokeModel { model, .. } => format!("invoke_model `{model}`"),
     };
     format!(
         "{}: {what} (session `{}`)",

@@ -147,6 +147,10 @@ pub(crate) fn build(inv: &Inventory) -> Result<Vec<Entity>, PolicyError> {
             "attested".into(),
             RestrictedExpression::new_bool(m.attested),
         );
+        attrs.insert(
+            "attestation_required".into(),
+            RestrictedExpression::new_bool(inv.llm.require_attested),
+        );
         out.push(entity(uid("Model", &m.id)?, attrs, HashSet::new())?);
     }
     for d in inv.destinations.values() {

@@ -102,6 +102,7 @@ entity Model = {
   external: Bool,
   clearance: Long,
   attested: Bool,
+  attestation_required: Bool,
 };
 
 /// An egress sink (mail domains, hosts); unmatched targets resolve to the default one.

@@ -6,6 +6,7 @@
 //! their groups' grants. Every error names the file, line and field. Nothing
 //! downstream sees the raw form.
 
+pub mod llm;
 pub mod locate;
 pub mod raw;
 pub mod synthetic;
@@ -348,6 +349,8 @@ pub struct Model {
     pub clearance: Label,
     /// Artifact attested.
     pub attested: bool,
+    /// Where the LLM gateway reaches it; `None`: the gateway cannot serve it.
+    pub upstream: Option<llm::Upstream>,
 }
 
 /// An egress sink.
@@ -407,6 +410,8 @@ pub struct Inventory {
     pub default_destination: String,
     /// Every category used anywhere.
     pub categories: BTreeSet<Category>,
+    /// LLM gateway settings.
+    pub llm: llm::LlmSettings,
 }
 
 /// An upstream MCP server the gateway fronts.
@@ -790,12 +795,18 @@ impl Resolver<'_> {
         let mut models = BTreeMap::new();
         for (i, m) in raw.models.into_iter().enumerate() {
             self.check_id("models", i, &m.id);
+            let upstream = m.upstream.and_then(|u| {
+                llm::upstream(u, &format!("models[{i}]"), &m.id, &mut |f, msg| {
+                    self.error(f, msg)
+                })
+            });
             let model = Model {
                 id: m.id.clone(),
                 provider: m.provider,
                 external: m.external,
                 clearance: m.clearance,
                 attested: m.attested,
+                upstream,
             };
             if models.insert(m.id.clone(), model).is_some() {
                 self.error(
@@ -918,6 +929,7 @@ impl Resolver<'_> {
             destinations,
             default_destination,
             categories,
+            llm: llm::LlmSettings::default(),
         };
 
         for (i, g) in raw.groups.into_iter().enumerate() {
@@ -1052,6 +1064,12 @@ impl Resolver<'_> {
                 agent.delegates_to = to;
             }
         }
+        let known = |kind: &str, id: &str| match kind {
+            "agent" => AgentId::new(id.to_owned()).is_ok_and(|a| partial.agents.contains_key(&a)),
+            _ => UserId::new(id.to_owned()).is_ok_and(|u| partial.users.contains_key(&u)),
+        };
+        let llm = llm::settings(raw.llm, &known, &mut |f, m| self.error(f, m));
+        partial.llm = llm;
         partial
     }
 

@@ -57,6 +57,9 @@ pub struct RawInventory {
     /// Egress sinks: mail domains and hosts.
     #[serde(default)]
     pub destinations: Vec<RawDestination>,
+    /// The LLM gateway: proposed tool calls, spotlighting, budgets.
+    #[serde(default)]
+    pub llm: super::llm::RawLlm,
 }
 
 /// Identity settings: where user tokens come from and how zt4ai's own delegated
@@ -549,6 +552,9 @@ pub struct RawModel {
     /// Whether its artifact is attested.
     #[serde(default)]
     pub attested: bool,
+    /// Where the LLM gateway reaches it (an OpenAI-compatible API).
+    #[serde(default)]
+    pub upstream: Option<super::llm::RawUpstream>,
 }
 
 /// An egress sink.

@@ -245,6 +245,8 @@ pub fn requests(sizes: Sizes, n: usize, sessions_per_agent: usize) -> Vec<crate:
             },
             8 => Action::InvokeModel {
                 model: format!("m{}", (r >> 20) % 4),
+                prompt: serde_json::Value::Null,
+                untrusted: Vec::new(),
             },
             _ => {
                 // Any tool, granted or not, with the arguments its bindings need.
@@ -314,7 +316,7 @@ pub fn to_authzen(req: &crate::ActionRequest) -> serde_json::Value {
             "send",
             serde_json::json!({ "type": "destination", "id": target }),
         ),
-        Action::InvokeModel { model } => (
+        Action::InvokeModel { model, .. } => (
             "invoke_model",
             serde_json::json!({ "type": "model", "id": model }),
         ),

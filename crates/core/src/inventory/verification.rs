@@ -258,6 +258,39 @@ pub enum SecretSource {
     File(String),
 }
 
+impl SecretSource {
+    /// Reads the secret; an error names the variable or file and says what
+    /// is wrong (unset, unreadable, empty), never the secret.
+    pub fn read(&self) -> Result<String, String> {
+        let (text, named) = match self {
+            SecretSource::Env(var) => {
+                let named = format!("environment variable `{var}`");
+                match std::env::var(var) {
+                    Ok(v) => (v, named),
+                    Err(std::env::VarError::NotPresent) => {
+                        return Err(format!("{named} is not set"));
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        return Err(format!("{named} is not valid UTF-8"));
+                    }
+                }
+            }
+            SecretSource::File(path) => {
+                let named = format!("file `{path}`");
+                match std::fs::read_to_string(path) {
+                    Ok(v) => (v, named),
+                    Err(e) => return Err(format!("cannot read {named}: {e}")),
+                }
+            }
+        };
+        let secret = text.trim_end();
+        if secret.is_empty() {
+            return Err(format!("{named} is empty"));
+        }
+        Ok(secret.to_owned())
+    }
+}
+
 /// A quarantine webhook, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
