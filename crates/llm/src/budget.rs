@@ -236,18 +236,19 @@ mod tests {
             Budget::default(),
         );
         let m = Meter::default();
+        // The start of a minute (1_000_020 = 16_667 × 60).
         let t = 1_000_020;
         m.admit(&b, Some("a"), "u", 1, t).unwrap();
         m.admit(&b, Some("a"), "u", 1, t).unwrap();
-        let e = m.admit(&b, Some("a"), "u", 1, t + 1).unwrap_err();
+        let e = m.admit(&b, Some("a"), "u", 1, t + 21).unwrap_err();
         assert_eq!(e.limit, "requests_per_minute");
         assert_eq!(e.holder, "agent `a`");
-        // 1_000_021 is 21 s into its minute: 39 s to go.
+        // 21 s into the minute: 39 s to go.
         assert_eq!(e.retry_after, 39);
         // Another agent has its own budget.
         m.admit(&b, Some("b"), "u", 1, t).unwrap();
         // The next minute starts afresh.
-        m.admit(&b, Some("a"), "u", 1, t + 40).unwrap();
+        m.admit(&b, Some("a"), "u", 1, t + 60).unwrap();
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub struct LlmError {
     /// What is wrong, for a person.
     pub message: String,
     /// zt4ai's details (the verdict), under `error.zt4ai`.
-    pub detail: Option<Value>,
+    pub detail: Option<Box<Value>>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
 }
@@ -118,7 +118,7 @@ impl LlmError {
             "code": self.code,
         });
         if let Some(d) = &self.detail {
-            e["zt4ai"] = d.clone();
+            e["zt4ai"] = (**d).clone();
         }
         json!({ "error": e })
     }
@@ -296,9 +296,11 @@ impl LlmGateway {
         options: CallOptions,
     ) -> Result<Reply, LlmError> {
         let inner = &self.inner;
+        let raw_len = body.len();
         let mut body: Value = serde_json::from_slice(body)
             .map_err(|e| LlmError::bad_request(format!("the body is not JSON: {e}")))?;
-        let call = read_call(&mut body)?;
+        let mut call = read_call(&mut body)?;
+        call.bytes = raw_len;
         let inv = inner.pipeline.inventory();
         let now = zt4ai_core::unix_now();
         let agent = v.agents.last().map(|a| a.as_str());
@@ -424,7 +426,9 @@ impl LlmGateway {
                 Ok(c) => c,
                 Err(e) => return Err(fail(e, &mut charge)),
             };
-            let result = self.finish(v, &req, &call.model, completion).await;
+            let result = self
+                .finish(v, &req, &call.model, completion, call.bytes)
+                .await;
             let used = match &result {
                 Ok((_, used)) => *used,
                 Err(_) => budget::estimate_tokens(call.bytes + bytes.len()),
@@ -432,6 +436,7 @@ impl LlmGateway {
             inner
                 .meter
                 .settle(&mut charge, used, zt4ai_core::unix_now());
+            zt4ai_telemetry::metrics().llm_tokens(&model.id, used);
             return result.map(|(c, _)| Reply::Json(c));
         }
         let is_stream = response
@@ -510,13 +515,13 @@ impl LlmGateway {
             e.to_string(),
         );
         err.retry_after = Some(e.retry_after);
-        err.detail = Some(json!({
+        err.detail = Some(Box::new(json!({
             "verdict": "deny",
             "reasons": verdict.reasons,
             "policies": verdict.policies,
             "limit": e.limit,
             "holder": e.holder,
-        }));
+        })));
         err
     }
 
@@ -546,6 +551,7 @@ impl LlmGateway {
         req: &ActionRequest,
         model: &str,
         mut completion: Value,
+        prompt_bytes: usize,
     ) -> Result<(Value, u64), LlmError> {
         let mut texts = Vec::new();
         let mut calls = Vec::new();
@@ -612,7 +618,7 @@ impl LlmGateway {
             .and_then(Value::as_u64)
             .unwrap_or_else(|| {
                 let bytes: usize = texts.iter().map(String::len).sum();
-                budget::estimate_tokens(bytes)
+                budget::estimate_tokens(prompt_bytes + bytes)
             });
         Ok((completion, used))
     }
@@ -766,12 +772,12 @@ struct Call {
     untrusted: Vec<String>,
     stream: bool,
     include_usage: bool,
+    /// The request body's size, for budget estimates (set by the caller).
     bytes: usize,
 }
 
 /// Reads and checks the request body; takes the messages out of it.
 fn read_call(body: &mut Value) -> Result<Call, LlmError> {
-    let bytes = body.to_string().len();
     let Some(obj) = body.as_object_mut() else {
         return Err(LlmError::bad_request("the body must be a JSON object"));
     };
@@ -829,7 +835,7 @@ fn read_call(body: &mut Value) -> Result<Call, LlmError> {
         untrusted,
         stream,
         include_usage,
-        bytes,
+        bytes: 0,
     })
 }
 
@@ -991,10 +997,10 @@ fn tool_call_refused(bad: &Checked, all: &[Checked]) -> LlmError {
                 .map_or("", |r| r.message.as_str())
         ),
     );
-    e.detail = Some(json!({
+    e.detail = Some(Box::new(json!({
         "verdict": "deny",
         "tool_calls": all.iter().map(Checked::annotation).collect::<Vec<_>>(),
-    }));
+    })));
     e
 }
 
@@ -1047,7 +1053,7 @@ fn refusal(model: &str, verdict: &Verdict) -> LlmError {
     if let Some(risk) = &verdict.risk {
         why["risk"] = json!(risk);
     }
-    e.detail = Some(why);
+    e.detail = Some(Box::new(why));
     e
 }
 
@@ -1181,7 +1187,22 @@ struct Pump {
 
 impl Pump {
     async fn run(mut self, response: reqwest::Response) {
-        let outcome = self.relay(response).await;
+        let mut texts = BTreeMap::new();
+        let outcome = self.relay(response, &mut texts).await;
+        if !texts.is_empty() {
+            // Cut, failed or abandoned before the end: what was delivered
+            // still changes the session, as a tool's output would.
+            let delivered: Vec<&str> = texts.values().map(String::as_str).collect();
+            if let Err(v) = self
+                .gateway
+                .inner
+                .pipeline
+                .absorb_output(&self.req, POINT, &delivered)
+                .await
+            {
+                tracing::error!(model = %self.model, reason = ?v.reasons.first().map(|r| &r.message), "the delivered part of a stream could not be absorbed");
+            }
+        }
         let inner = &self.gateway.inner;
         let used = match &outcome {
             Ok(u) => *u,
@@ -1190,6 +1211,7 @@ impl Pump {
         inner
             .meter
             .settle(&mut self.charge, used, zt4ai_core::unix_now());
+        zt4ai_telemetry::metrics().llm_tokens(&self.model, used);
         if let Err((e, _)) = outcome {
             tracing::info!(model = %self.model, code = e.code, reason = %e.message, "LLM stream ended by zt4ai");
             let _ = self.tx.send(e.event()).await;
@@ -1205,13 +1227,18 @@ impl Pump {
 
     /// Relays the stream; the tokens it cost, or the error that ends it
     /// (with the tokens so far).
-    async fn relay(&mut self, response: reqwest::Response) -> Result<u64, (LlmError, u64)> {
+    /// `texts` receives the content delivered, per choice; it is emptied
+    /// once the whole answer has been absorbed.
+    async fn relay(
+        &mut self,
+        response: reqwest::Response,
+        texts: &mut BTreeMap<u64, String>,
+    ) -> Result<u64, (LlmError, u64)> {
         let p = Arc::clone(&self.gateway.inner.pipeline);
         let inspector = p.inspector().cloned();
         let clearance = chain_clearance(&p, &self.req.chain);
         let mut parser = sse::Parser::default();
         let mut body = response.bytes_stream();
-        let mut texts: BTreeMap<u64, String> = BTreeMap::new();
         let mut calls: BTreeMap<(u64, u64), Proposed> = BTreeMap::new();
         let mut held_finish: Vec<Value> = Vec::new();
         let mut usage: Option<Value> = None;
@@ -1240,7 +1267,7 @@ impl Pump {
                             format!("the model provider's stream broke off: {e}"),
                         )
                     };
-                    return Err((err, estimate(&texts, &calls)));
+                    return Err((err, estimate(texts, &calls)));
                 }
             };
             received += bytes.len();
@@ -1254,7 +1281,7 @@ impl Pump {
                             self.limit
                         ),
                     ),
-                    estimate(&texts, &calls),
+                    estimate(texts, &calls),
                 ));
             }
             for data in parser.push(&bytes) {
@@ -1273,7 +1300,7 @@ impl Pump {
                                     "the model provider streamed an event that is not JSON ({e})"
                                 ),
                             ),
-                            estimate(&texts, &calls),
+                            estimate(texts, &calls),
                         ));
                     }
                 };
@@ -1288,7 +1315,7 @@ impl Pump {
                             "provider_error",
                             format!("the model provider ended the stream with an error: {said}"),
                         ),
-                        estimate(&texts, &calls),
+                        estimate(texts, &calls),
                     ));
                 }
                 if chunk.get("usage").is_some_and(|u| !u.is_null())
@@ -1333,7 +1360,7 @@ impl Pump {
                                         clearance,
                                     )
                                     .await;
-                                return Err((e, estimate(&texts, &calls)));
+                                return Err((e, estimate(texts, &calls)));
                             }
                         }
                     }
@@ -1381,7 +1408,7 @@ impl Pump {
                 chunk["model"] = Value::String(self.model.clone());
                 if !self.send(&chunk).await {
                     // The agent went away: stop reading the provider.
-                    return Ok(estimate(&texts, &calls));
+                    return Ok(estimate(texts, &calls));
                 }
             }
         }
@@ -1392,24 +1419,27 @@ impl Pump {
                     "provider_broken",
                     "the model provider's stream ended before any answer".into(),
                 ),
-                estimate(&texts, &calls),
+                estimate(texts, &calls),
             ));
         }
         // The whole answer changes the session (durably, audited) before the
         // tool calls and the end of the stream go out.
         let all: Vec<String> = texts.values().cloned().collect();
-        if let Err(e) = self
+        let absorbed = self
             .gateway
             .absorb(&self.chain, &self.req, &self.model, &all)
-            .await
-        {
-            return Err((e, estimate(&texts, &calls)));
+            .await;
+        let used_so_far = estimate(texts, &calls);
+        let with_text: Vec<u64> = texts.keys().copied().collect();
+        texts.clear();
+        if let Err(e) = absorbed {
+            return Err((e, used_so_far));
         }
         let used = usage
             .as_ref()
             .and_then(|u| u.pointer("/usage/total_tokens"))
             .and_then(Value::as_u64)
-            .unwrap_or_else(|| estimate(&texts, &calls));
+            .unwrap_or(used_so_far);
         let checked = self
             .gateway
             .check_calls(&self.req, calls.into_values().collect())
@@ -1443,7 +1473,7 @@ impl Pump {
                 );
             }
             for (ci, list) in &stripped {
-                if !choices.contains_key(ci) && !texts.contains_key(ci) {
+                if !choices.contains_key(ci) && !with_text.contains(ci) {
                     out.push(json!({ "index": ci, "delta": { "content": stripped_note(list) }, "finish_reason": null }));
                 }
             }

@@ -15,10 +15,7 @@ impl Parser {
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        loop {
-            let Some((end, skip)) = boundary(&self.buf) else {
-                break;
-            };
+        while let Some((end, skip)) = boundary(&self.buf) {
             let event: Vec<u8> = self.buf.drain(..end + skip).take(end).collect();
             let text = String::from_utf8_lossy(&event);
             let mut data: Option<String> = None;

@@ -966,7 +966,8 @@ impl Pipeline {
         }
     }
 
-    /// Inspects what an allowed tool call returned, before the agent sees it:
+    /// Inspects what an allowed tool call (or model call) returned, before the
+    /// agent sees it:
     /// a prompt injection makes the session untrusted; sensitive data raises
     /// its label and categories. A change is durable, and recorded durably in
     /// the audit log, before this returns the findings; if either fails, the
@@ -982,6 +983,9 @@ impl Pipeline {
         point: &'static str,
         texts: &[&str],
     ) -> Result<Vec<zt4ai_inspect::Finding>, Verdict> {
+        // What is absorbed: a tool's output, or a model's completion.
+        let model = matches!(req.action, Action::InvokeModel { .. });
+        let whose = if model { "model's" } else { "tool's" };
         let feed = |injection: bool| {
             let bytes: usize = texts.iter().map(|t| t.len()).sum();
             let fired = self.monitor.output(
@@ -1031,7 +1035,7 @@ impl Pipeline {
                     Err(e) => {
                         return Err(Verdict::deny(
                             reasons::STORE_UNAVAILABLE,
-                            format!("{e}; the tool's output is withheld"),
+                            format!("{e}; the {whose} output is withheld"),
                         ));
                     }
                 }
@@ -1039,7 +1043,7 @@ impl Pipeline {
             Err(e) => {
                 return Err(Verdict::deny(
                     reasons::STORE_UNAVAILABLE,
-                    format!("{e}; the tool's output is withheld"),
+                    format!("{e}; the {whose} output is withheld"),
                 ));
             }
         };
@@ -1057,7 +1061,7 @@ impl Pipeline {
                 after.confidentiality
             ));
         }
-        let message = format!("the tool's output carried {}", what.join("; "));
+        let message = format!("the {whose} output carried {}", what.join("; "));
         info!(session = %req.session, findings = found.len(), reason = %message, "tool output absorbed");
         let verdict = Verdict {
             decision: Decision::Allow,
@@ -1083,7 +1087,7 @@ impl Pipeline {
                 },
             );
             if let Event::Decision(d) = &mut event {
-                d.action = "tool_output".to_owned();
+                d.action = if model { "model_output" } else { "tool_output" }.to_owned();
             }
             if changed {
                 let v = durable(log, &event, req.request_id.as_deref(), verdict).await;

@@ -87,6 +87,11 @@ struct QuarantineLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SignalLabels {
     signal: &'static str,
 }
@@ -103,6 +108,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamLabels, Counter>,
     quarantines: Family<QuarantineLabels, Counter>,
     risk_signals: Family<SignalLabels, Counter>,
+    llm_tokens: Family<ModelLabels, Counter>,
     mcp_sessions: Gauge,
     sessions_cached: Gauge,
     audit_commit_seconds: Histogram,
@@ -147,6 +153,7 @@ impl Metrics {
             upstream_errors: Family::default(),
             quarantines: Family::default(),
             risk_signals: Family::default(),
+            llm_tokens: Family::default(),
             mcp_sessions: Gauge::default(),
             sessions_cached: Gauge::default(),
             audit_commit_seconds: latency(),
@@ -185,6 +192,11 @@ impl Metrics {
             "risk_signals",
             "Behaviour and request signals fired, by signal (new_tool, rate_burst, ...)",
             m.risk_signals.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Tokens the LLM gateway's calls cost, by model (the provider's usage, or an estimate)",
+            m.llm_tokens.clone(),
         );
         registry.register(
             "quarantines",
@@ -284,6 +296,15 @@ impl Metrics {
         self.quarantines
             .get_or_create(&QuarantineLabels { trigger })
             .inc();
+    }
+
+    /// Counts the tokens a model call cost.
+    pub fn llm_tokens(&self, model: &str, tokens: u64) {
+        self.llm_tokens
+            .get_or_create(&ModelLabels {
+                model: model.to_owned(),
+            })
+            .inc_by(tokens);
     }
 
     /// An MCP session was opened.
