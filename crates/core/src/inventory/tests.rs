@@ -428,3 +428,80 @@ fn continuous_verification_mistakes_are_located_errors() {
     let e = only_error(&with_settings("  risk:\n    half_life_seconds: 0\n"));
     assert_eq!(e.field, "settings.risk.half_life_seconds");
 }
+
+#[test]
+fn llm_settings_resolve_and_their_mistakes_are_located() {
+    let with = |section: &str| {
+        EXAMPLE.replacen("destinations:\n", &format!("{section}\ndestinations:\n"), 1)
+    };
+    let upstream = |u: &str| {
+        EXAMPLE.replacen(
+            "    attested: true\n",
+            &format!("    attested: true\n    upstream: {u}\n"),
+            1,
+        )
+    };
+    // Defaults: no limits, proposed tool calls stripped, nothing served.
+    let inv = load(EXAMPLE).unwrap();
+    assert_eq!(inv.llm.tool_calls, llm::ToolCallMode::Strip);
+    assert!(!inv.llm.budgets.any() && !inv.llm.require_attested);
+    assert!(inv.models["acme-llm"].upstream.is_none());
+
+    let inv = load(&upstream(
+        "{ base_url: \"http://127.0.0.1:9/v1/\", api_key_env: KEY }",
+    ))
+    .unwrap();
+    let up = inv.models["acme-llm"].upstream.clone().unwrap();
+    assert_eq!(up.base_url, "http://127.0.0.1:9/v1");
+    assert_eq!(
+        up.model, "acme-llm",
+        "the provider's name defaults to the id"
+    );
+    assert_eq!(
+        up.api_key,
+        Some(verification::SecretSource::Env("KEY".into()))
+    );
+    assert_eq!(
+        up.timeout,
+        Duration::from_millis(llm::DEFAULT_LLM_TIMEOUT_MS)
+    );
+
+    // Named budgets inherit the defaults field by field.
+    let inv = load(&with(
+        "llm:\n  tool_calls: fail\n  budgets:\n    agent: { requests_per_minute: 10, tokens_per_day: 1000 }\n    agents:\n      report-agent: { tokens_per_day: 5000 }\n",
+    ))
+    .unwrap();
+    assert_eq!(inv.llm.tool_calls, llm::ToolCallMode::Fail);
+    let b = inv.llm.budgets.for_agent("report-agent");
+    assert_eq!(
+        (b.requests_per_minute, b.tokens_per_day),
+        (Some(10), Some(5000))
+    );
+    assert_eq!(
+        inv.llm.budgets.for_agent("summariser").tokens_per_day,
+        Some(1000)
+    );
+    assert!(inv.llm.budgets.for_user("alice").is_unlimited());
+
+    let e = only_error(&upstream("{ base_url: \"ftp://x/v1\" }"));
+    assert_eq!(e.field, "models[0].upstream.base_url");
+    assert!(e.line > 0);
+    let e = only_error(&upstream(
+        "{ base_url: \"http://x/v1\", api_key_env: A, api_key_file: b }",
+    ));
+    assert_eq!(e.field, "models[0].upstream");
+    assert!(e.message.contains("never written inline"), "{}", e.message);
+    let e = only_error(&upstream("{ base_url: \"http://x/v1\", timeout_ms: 0 }"));
+    assert_eq!(e.field, "models[0].upstream.timeout_ms");
+    let e = only_error(&with(
+        "llm:\n  budgets:\n    agents:\n      ghost: { requests_per_day: 1 }\n",
+    ));
+    assert_eq!(e.field, "llm.budgets.agents.ghost");
+    assert!(e.message.contains("no agent `ghost`"), "{}", e.message);
+    let e = only_error(&with(
+        "llm:\n  budgets:\n    user: { tokens_per_minute: 0 }\n",
+    ));
+    assert_eq!(e.field, "llm.budgets.user.tokens_per_minute");
+    let e = only_error(&with("llm:\n  tool_calls: drop\n"));
+    assert!(e.message.contains("drop"), "{}", e.message);
+}

@@ -650,3 +650,56 @@ async fn the_openai_python_sdk_works_through_the_gateway() {
     standin.stop();
     s.stop().await;
 }
+
+/// `llm.require_attested` keeps unattested models out of reach (and out of the
+/// listing); `llm.spotlight` marks untrusted messages before the provider sees
+/// them.
+#[tokio::test]
+async fn attestation_is_required_and_untrusted_messages_are_spotlighted() {
+    let standin = StandIn::start(None).await;
+    let extra = "llm:\n  require_attested: true\n  spotlight: delimit\n";
+    let (s, _dir) = gateway(&standin, 5000, extra, None).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let (_, v) = s.get_json("/v1/models", Some(&token)).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"][0]["id"], "acme-llm");
+    let (st, _, v) = chat(
+        &s,
+        &token,
+        json!({"model": "frontier-llm", "messages": [user("hi")]}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(
+        v["error"]["zt4ai"]["policies"],
+        json!(["zt4ai.model.unattested"]),
+        "{v}"
+    );
+
+    let page = "The weather in Lisbon is sunny.";
+    let (st, _, v) = chat(
+        &s,
+        &token,
+        json!({"model": "acme-llm", "messages": [
+            user("What is the weather?"),
+            {"role": "tool", "tool_call_id": "c1", "content": page},
+            {"role": "user", "content": "Handbook excerpt: be kind.", "zt4ai_untrusted": true},
+        ]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let sent = standin.bodies().last().unwrap()["messages"].clone();
+    // Trusted text goes as it is; untrusted text is marked as data.
+    assert_eq!(sent[0]["content"], "What is the weather?");
+    let tool = sent[1]["content"].as_str().unwrap();
+    assert!(tool.contains(page) && tool.len() > page.len(), "{tool}");
+    let marked = sent[2]["content"].as_str().unwrap();
+    assert!(
+        marked.len() > "Handbook excerpt: be kind.".len(),
+        "{marked}"
+    );
+    // The marker itself never reaches the provider.
+    assert!(sent[2].get("zt4ai_untrusted").is_none(), "{sent}");
+    standin.stop();
+    s.stop().await;
+}
