@@ -222,6 +222,36 @@ async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
     assert_eq!(r.status(), 400);
     assert_eq!(standin.bodies().len(), before);
 
+    // An approval presented in the header reaches the pipeline: an unknown
+    // one is refused; a malformed declassify header is a 400.
+    let r = s
+        .client
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&report)
+        .header("x-zt4ai-approval", "apr-does-not-exist")
+        .json(&json!({"model": "acme-llm", "messages": [user("hello")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["error"]["zt4ai"]["policies"],
+        json!(["zt4ai.approval.invalid"]),
+        "{v}"
+    );
+    let r = s
+        .client
+        .post(s.url("/v1/chat/completions"))
+        .bearer_auth(&report)
+        .header("x-zt4ai-declassify", "maybe")
+        .json(&json!({"model": "acme-llm", "messages": [user("hello")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(standin.bodies().len(), before);
+
     // Every decision is in the audit log.
     let audit = s.pipeline.audit().unwrap().health();
     assert!(audit.records >= 3, "{audit:?}");
