@@ -132,4 +132,20 @@ impl Verdict {
     pub fn is_allowed(&self) -> bool {
         self.decision == Decision::Allow
     }
+
+    /// What an enforcement point tells the agent about a refusal: the
+    /// decision, reasons, policies, the approval a human can grant, and the
+    /// risk report (no session label: it may name another request's data).
+    pub fn explanation(&self) -> serde_json::Value {
+        let mut why = serde_json::json!({
+            "verdict": self.decision.as_str(),
+            "reasons": self.reasons,
+            "policies": self.policies,
+            "approval": self.approval,
+        });
+        if let Some(risk) = &self.risk {
+            why["risk"] = serde_json::json!(risk);
+        }
+        why
+    }
 }

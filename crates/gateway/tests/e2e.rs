@@ -45,6 +45,20 @@ pub(crate) struct Server {
 
 pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
 
+/// The repository's root and the python of the interop virtualenv (the
+/// official MCP and OpenAI SDKs, installed from PyPI by
+/// `scripts/python-interop` on first use). Blocking.
+pub(crate) fn interop_python() -> (std::path::PathBuf, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let setup = std::process::Command::new(root.join("scripts/python-interop"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(setup.status.success(), "scripts/python-interop failed");
+    let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+    (root, python)
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1044,16 +1044,7 @@ fn refusal(model: &str, verdict: &Verdict) -> LlmError {
             format!("`{model}` denied by zt4ai policy{first}"),
         )
     };
-    let mut why = json!({
-        "verdict": verdict.decision.as_str(),
-        "reasons": verdict.reasons,
-        "policies": verdict.policies,
-        "approval": verdict.approval,
-    });
-    if let Some(risk) = &verdict.risk {
-        why["risk"] = json!(risk);
-    }
-    e.detail = Some(Box::new(why));
+    e.detail = Some(Box::new(verdict.explanation()));
     e
 }
 

@@ -546,15 +546,7 @@ impl McpGateway {
 /// The JSON-RPC error for a call the verdict does not allow: why, and the
 /// approval id when a human can lift it.
 fn refusal(name: &str, verdict: &zt4ai_core::Verdict) -> ErrorData {
-    let mut why = json!({
-        "verdict": verdict.decision.as_str(),
-        "reasons": verdict.reasons,
-        "policies": verdict.policies,
-        "approval": verdict.approval,
-    });
-    if let Some(risk) = &verdict.risk {
-        why["risk"] = json!(risk);
-    }
+    let why = verdict.explanation();
     let first = verdict
         .reasons
         .first()

@@ -137,6 +137,16 @@ struct Sensitive {
     category: zt4ai_core::Category,
 }
 
+/// What a task scope calls the resource of `action`, and its name in messages.
+fn scope_kind(action: ActionKind) -> (ScopeKind, &'static str) {
+    match action {
+        ActionKind::CallTool => (ScopeKind::Tool, "tool"),
+        ActionKind::Read | ActionKind::Write => (ScopeKind::Dataset, "dataset"),
+        ActionKind::Send | ActionKind::Fetch => (ScopeKind::Destination, "destination"),
+        ActionKind::InvokeModel => (ScopeKind::Model, "model"),
+    }
+}
+
 /// The keys of a model prompt's messages that hold structure, not content.
 const STRUCTURAL_KEYS: [&str; 5] = ["role", "type", "id", "tool_call_id", "name"];
 
@@ -635,12 +645,7 @@ impl Pipeline {
         let scope = req.scope.as_ref()?;
         let inv = self.inventory();
         resolved.checks.iter().find_map(|c| {
-            let (kind, name) = match c.action {
-                ActionKind::CallTool => (ScopeKind::Tool, "tool"),
-                ActionKind::Read | ActionKind::Write => (ScopeKind::Dataset, "dataset"),
-                ActionKind::Send | ActionKind::Fetch => (ScopeKind::Destination, "destination"),
-                ActionKind::InvokeModel => (ScopeKind::Model, "model"),
-            };
+            let (kind, name) = scope_kind(c.action);
             (!scope.allows(kind, &c.resource, inv)).then(|| {
                 Verdict::deny(
                     reasons::OUT_OF_SCOPE,
@@ -733,18 +738,30 @@ impl Pipeline {
         scope: Option<&zt4ai_core::Scope>,
         model: &str,
     ) -> bool {
-        let inv = self.inventory();
-        if !inv.models.contains_key(model)
-            || scope.is_some_and(|s| !s.allows(ScopeKind::Model, model, inv))
-        {
+        self.inventory().models.contains_key(model)
+            && self.may_at_all(chain, scope, ActionKind::InvokeModel, model)
+    }
+
+    /// Whether the chain may take `action` on `resource` with an empty
+    /// session and no content, within the task scope: the grant-level part
+    /// of a decision, for listings.
+    fn may_at_all(
+        &self,
+        chain: &zt4ai_core::ActorChain,
+        scope: Option<&zt4ai_core::Scope>,
+        action: ActionKind,
+        resource: &str,
+    ) -> bool {
+        let (kind, _) = scope_kind(action);
+        if scope.is_some_and(|s| !s.allows(kind, resource, self.inventory())) {
             return false;
         }
         let Ok(links) = self.links(chain) else {
             return false;
         };
         let check = Check {
-            action: ActionKind::InvokeModel,
-            resource: model.to_owned(),
+            action,
+            resource: resource.to_owned(),
             target: None,
         };
         let d = self
@@ -1113,24 +1130,8 @@ impl Pipeline {
         scope: Option<&zt4ai_core::Scope>,
         tool: &str,
     ) -> bool {
-        let inv = self.inventory();
-        if !inv.tools.contains_key(tool)
-            || scope.is_some_and(|s| !s.allows(ScopeKind::Tool, tool, inv))
-        {
-            return false;
-        }
-        let Ok(links) = self.links(chain) else {
-            return false;
-        };
-        let check = Check {
-            action: ActionKind::CallTool,
-            resource: tool.to_owned(),
-            target: None,
-        };
-        let d = self
-            .engine
-            .decide(&links, &[check], &Facts::default(), &BTreeSet::new());
-        d.decision != Decision::Deny
+        self.inventory().tools.contains_key(tool)
+            && self.may_at_all(chain, scope, ActionKind::CallTool, tool)
     }
 
     /// The Cedar work for `req` with the session's current label, as if nothing

@@ -596,13 +596,7 @@ async fn streams_are_relayed_inspected_and_cut_by_policy() {
 /// `scripts/python-interop` from PyPI) against the gateway; its JSON report.
 async fn python_client(base_url: String, token: String, args: Vec<String>) -> Value {
     tokio::task::spawn_blocking(move || {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let setup = std::process::Command::new(root.join("scripts/python-interop"))
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(setup.status.success(), "scripts/python-interop failed");
-        let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+        let (root, python) = super::interop_python();
         let out = std::process::Command::new(python)
             .arg(root.join("crates/gateway/tests/interop/openai_client.py"))
             .args(["--base-url", &base_url, "--token", &token])

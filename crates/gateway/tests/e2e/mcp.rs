@@ -1383,13 +1383,7 @@ async fn python_client(
     calls: Vec<(&'static str, serde_json::Value)>,
 ) -> serde_json::Value {
     tokio::task::spawn_blocking(move || {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let setup = std::process::Command::new(root.join("scripts/python-interop"))
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap();
-        assert!(setup.status.success(), "scripts/python-interop failed");
-        let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+        let (root, python) = super::interop_python();
         let mut cmd = std::process::Command::new(python);
         cmd.arg(root.join("crates/gateway/tests/interop/mcp_client.py"))
             .args(["--url", &url]);
