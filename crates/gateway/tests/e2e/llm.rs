@@ -477,10 +477,11 @@ async fn budgets_answer_429_with_retry_after() {
 #[tokio::test]
 async fn provider_failures_become_openai_errors() {
     let standin = StandIn::start(None).await;
-    let (s, _dir) = gateway(&standin, 400, "", None).await;
+    let (s, _dir) = gateway(&standin, 400, "llm:\n  max_response_bytes: 4096\n", None).await;
     let token = s.mint("alice", &["report-agent"]);
     let cases = [
         ("[[sleep:3000]]", 504, "timeout"),
+        ("[[pad:8000]]", 502, "response_too_large"),
         ("[[garbage]]", 502, "malformed_response"),
         ("[[error:500]]", 502, "provider_error"),
         ("[[error:400]]", 400, "provider_rejected"),
@@ -500,6 +501,25 @@ async fn provider_failures_become_openai_errors() {
         );
         assert!(started.elapsed() < Duration::from_secs(2), "{marker}");
     }
+    // So is a streamed one, as soon as it passes the limit.
+    let (_, events) = stream(
+        &s,
+        &token,
+        json!({"model": "acme-llm", "messages": [user("[[pad:8000]]")]}),
+    )
+    .await;
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "response_too_large", "{events:?}");
+    // A request body over the gateway's limit never reaches a decision.
+    let huge = "x".repeat(300 * 1024);
+    let (st, _, v) = chat(
+        &s,
+        &token,
+        json!({"model": "acme-llm", "messages": [user(&huge)]}),
+    )
+    .await;
+    assert_eq!(st, 413, "{v}");
+    assert_eq!(v["error"]["code"], "request_too_large");
     // A stream that stalls ends with an error event, not a hang.
     let (st, events) = stream(
         &s,
