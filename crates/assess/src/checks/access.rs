@@ -52,6 +52,11 @@ pub(crate) const CHECKS: &[Check] = &[
         about: "an agent that tries to exfiltrate is quarantined and the SOC is told",
         run: automatic_quarantine,
     },
+    Check {
+        id: "llm-budgets",
+        about: "every agent's model tokens are capped at the LLM gateway",
+        run: llm_budgets,
+    },
 ];
 
 const APPROVAL_TTL_PASS: u64 = 3600;
@@ -281,6 +286,55 @@ fn automatic_quarantine(d: &Deployment) -> Outcome {
     }
 }
 
+fn llm_budgets(d: &Deployment) -> Outcome {
+    let inv = &d.inventory;
+    let served = inv.models.values().filter(|m| m.upstream.is_some()).count();
+    if served == 0 {
+        return Outcome::investigate(
+            "no model has an `upstream`: model traffic does not go through zt4ai's LLM gateway, so its budgets cannot apply; token and spend limits must be enforced at the model provider",
+        )
+        .with(vec![d.at("models", "no model sets `upstream`")]);
+    }
+    if inv.agents.is_empty() {
+        return Outcome::skipped("the inventory declares no agents");
+    }
+    let budgets = &inv.llm.budgets;
+    let uncapped: Vec<String> = inv
+        .agents
+        .keys()
+        .filter_map(|id| {
+            let b = budgets.for_agent(id.as_str());
+            if b.tokens_per_minute.is_some() || b.tokens_per_day.is_some() {
+                None
+            } else if b.is_unlimited() {
+                Some(format!("`{id}`"))
+            } else {
+                Some(format!("`{id}` (requests only)"))
+            }
+        })
+        .collect();
+    let models = super::count(served, "model", "models");
+    if uncapped.is_empty() {
+        Outcome::passed(format!(
+            "every agent ({}) has a token limit at the LLM gateway, which serves {models}",
+            super::count(inv.agents.len(), "agent", "agents")
+        ))
+    } else {
+        Outcome::failed(format!(
+            "{} of {} have no token limit at the LLM gateway: a looping or hijacked agent can run up model spend without bound",
+            uncapped.len(),
+            super::count(inv.agents.len(), "agent", "agents")
+        ))
+        .with(vec![d.at(
+            "llm.budgets",
+            format!(
+                "no `tokens_per_minute` or `tokens_per_day` for {}",
+                uncapped.join(", ")
+            ),
+        )])
+    }
+}
+
 fn group_wildcards(d: &Deployment) -> Outcome {
     let problems: Vec<Evidence> = d
         .raw
@@ -380,6 +434,65 @@ mod tests {
         assert_eq!(
             o.evidence[0].field.as_deref(),
             Some("settings.quarantine.on_exfiltration")
+        );
+    }
+
+    #[test]
+    fn llm_budgets_need_the_gateway_and_a_token_limit_for_every_agent() {
+        // No model is served by the gateway: nothing zt4ai can cap.
+        let o = run("llm-budgets", BASE);
+        assert_eq!(o.status, Status::Investigate, "{o:?}");
+        assert!(o.summary.contains("provider"), "{o:?}");
+        let budgets = format!("{BASE}llm:\n  budgets:\n    agent: {{ tokens_per_day: 1000000 }}\n");
+        assert_eq!(run("llm-budgets", &budgets).status, Status::Investigate);
+
+        let with_models = |rest: &str| {
+            format!(
+                "{BASE}models:\n  - id: m\n    provider: self-hosted\n    external: false\n    clearance: confidential\n    upstream: {{ base_url: \"http://127.0.0.1:11434/v1\" }}\n{rest}"
+            )
+        };
+        let o = run(
+            "llm-budgets",
+            &with_models("llm:\n  budgets:\n    agent: { tokens_per_day: 1000000 }\n"),
+        );
+        assert_eq!(o.status, Status::Passed, "{o:?}");
+        assert!(o.summary.contains("1 agent"), "{o:?}");
+
+        // Request limits alone do not cap spend.
+        let o = run(
+            "llm-budgets",
+            &with_models("llm:\n  budgets:\n    agent: { requests_per_minute: 60 }\n"),
+        );
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert_eq!(o.evidence[0].field.as_deref(), Some("llm.budgets"));
+        assert!(
+            o.evidence[0].message.contains("`a1` (requests only)"),
+            "{o:?}"
+        );
+        let o = run("llm-budgets", &with_models(""));
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert!(o.evidence[0].message.contains("`a1`"), "{o:?}");
+
+        // A named agent's own limit counts; the others need the default's.
+        let o = run(
+            "llm-budgets",
+            &with_models("llm:\n  budgets:\n    agents: { a1: { tokens_per_minute: 50000 } }\n"),
+        );
+        assert_eq!(o.status, Status::Passed, "{o:?}");
+        let two = with_models(
+            "llm:\n  budgets:\n    agents: { a1: { tokens_per_minute: 50000 } }\n",
+        )
+        .replacen(
+            "tools:\n",
+            "  - id: b2\n    owner: alice\n    purpose: Drafts replies to customer mail for review\n    clearance: internal\ntools:\n",
+            1,
+        );
+        let o = run("llm-budgets", &two);
+        assert_eq!(o.status, Status::Failed, "{o:?}");
+        assert!(o.summary.starts_with("1 of 2 agents"), "{o:?}");
+        assert!(
+            o.evidence[0].message.contains("`b2`") && !o.evidence[0].message.contains("`a1`"),
+            "{o:?}"
         );
     }
 

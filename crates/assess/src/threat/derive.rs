@@ -630,13 +630,49 @@ fn gateway_threats(b: &mut Builder<'_>) {
         slow,
         st,
     );
+    // Model tokens can be capped at the LLM gateway; tool calls are not rate-limited.
+    let mut gaps = vec!["zt4ai does not rate-limit tool calls".to_owned()];
+    let mut mitigations = vec![b.control("risk-thresholds")];
+    let served = inv.models.values().filter(|m| m.upstream.is_some()).count();
+    let uncapped: Vec<&str> = inv
+        .agents
+        .keys()
+        .map(|id| id.as_str())
+        .filter(|id| {
+            let budget = inv.llm.budgets.for_agent(id);
+            budget.tokens_per_minute.is_none() && budget.tokens_per_day.is_none()
+        })
+        .collect();
+    let capped = served > 0 && uncapped.is_empty();
+    if served == 0 {
+        gaps.push(
+            "no model is served by zt4ai's LLM gateway: its budgets cannot apply, limits rest with the providers"
+                .into(),
+        );
+    } else {
+        mitigations.push(b.control("llm-budgets"));
+        if !capped {
+            gaps.push(format!(
+                "no token limit at the LLM gateway for {}",
+                uncapped
+                    .iter()
+                    .map(|id| format!("`{id}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     b.threat(
         ThreatClass::UnboundedConsumption,
         GATEWAY,
         "a looping or hijacked agent calls tools and models without limit, running up cost".into(),
-        vec![b.control("risk-thresholds")],
-        vec!["zt4ai has no per-agent rate limits or budgets yet".into()],
-        Mitigation::Unmitigated,
+        mitigations,
+        gaps,
+        if capped {
+            Mitigation::PartlyMitigated
+        } else {
+            Mitigation::Unmitigated
+        },
     );
 }
 
