@@ -45,18 +45,33 @@ pub(crate) struct Server {
 
 pub(crate) const ADMIN_TOKEN: &str = "test-admin-token";
 
-/// The repository's root and the python of the interop virtualenv (the
-/// official MCP and OpenAI SDKs, installed from PyPI by
-/// `scripts/python-interop` on first use). Blocking.
-pub(crate) fn interop_python() -> (std::path::PathBuf, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let setup = std::process::Command::new(root.join("scripts/python-interop"))
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(setup.status.success(), "scripts/python-interop failed");
-    let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
-    (root, python)
+/// Runs `script` (in `crates/gateway/tests/interop/`) with `args` in the
+/// interop virtualenv (the official MCP and OpenAI Python SDKs, installed from
+/// PyPI by `scripts/python-interop` on first use); the JSON report it prints.
+pub(crate) async fn interop(script: &'static str, args: Vec<String>) -> Value {
+    tokio::task::spawn_blocking(move || {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let setup = std::process::Command::new(root.join("scripts/python-interop"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap();
+        assert!(setup.status.success(), "scripts/python-interop failed");
+        let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+        let out = std::process::Command::new(python)
+            .arg(root.join("crates/gateway/tests/interop").join(script))
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{script} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    })
+    .await
+    .unwrap()
 }
 
 fn unix_now() -> i64 {

@@ -110,8 +110,9 @@ pub struct Meter {
     counters: Mutex<HashMap<Holder, Counters>>,
 }
 
-/// The holders one call is charged to, and the estimate charged so far.
-#[derive(Debug, Clone)]
+/// The holders one call is charged to, and the estimate charged so far
+/// (the default charges nobody).
+#[derive(Debug, Clone, Default)]
 pub struct Charge {
     holders: Vec<(Holder, Budget)>,
     charged: u64,

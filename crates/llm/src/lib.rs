@@ -302,6 +302,27 @@ impl LlmGateway {
         let mut call = read_call(&mut body)?;
         call.bytes = raw_len;
         let inv = inner.pipeline.inventory();
+        let mut prompt = Map::new();
+        prompt.insert("messages".into(), std::mem::take(&mut call.messages));
+        let prompt = Value::Object(prompt);
+        // What goes out if the call is allowed, before any redaction.
+        let outbound = prompt.clone();
+        let req = ActionRequest {
+            request_id: options.request_id.clone(),
+            chain: actor_chain(v),
+            session: SessionId::new(v.flow_session())
+                .map_err(|e| LlmError::bad_request(format!("session: {e}")))?,
+            action: Action::InvokeModel {
+                model: call.model.clone(),
+                prompt,
+                untrusted: call.untrusted.clone(),
+            },
+            risk: v.risk,
+            findings: Vec::new(),
+            approval: options.approval.clone(),
+            declassify: options.declassify,
+            scope: v.scope.clone(),
+        };
         let now = zt4ai_core::unix_now();
         let agent = v.agents.last().map(|a| a.as_str());
         let mut charge = match inner.meter.admit(
@@ -314,85 +335,77 @@ impl LlmGateway {
             Ok(c) => c,
             Err(e) => return Err(self.over_budget(v, &call.model, &options, &e).await),
         };
-        let req = ActionRequest {
-            request_id: options.request_id.clone(),
-            chain: actor_chain(v),
-            session: SessionId::new(v.flow_session())
-                .map_err(|e| LlmError::bad_request(format!("session: {e}")))?,
-            action: Action::InvokeModel {
-                model: call.model.clone(),
-                prompt: json!({ "messages": call.messages }),
-                untrusted: call.untrusted.clone(),
-            },
-            risk: v.risk,
-            findings: Vec::new(),
-            approval: options.approval.clone(),
-            declassify: options.declassify,
-            scope: v.scope.clone(),
-        };
         let verdict = inner.pipeline.enforce(&req, POINT).await;
-        if verdict.decision != Decision::Allow {
-            inner.meter.settle(&mut charge, 0, now);
-            return Err(refusal(&call.model, &verdict));
-        }
-        let fail = |e: LlmError, charge: &mut budget::Charge| {
-            inner.meter.settle(charge, 0, now);
-            e
+        let result = if verdict.decision == Decision::Allow {
+            self.forward(v, req, &call, body, outbound, &verdict, &mut charge)
+                .await
+        } else {
+            Err(refusal(&call.model, &verdict))
         };
+        // Whatever did not reach the provider costs no tokens; a call that
+        // did has taken its charge over and settled it.
+        inner.meter.settle(&mut charge, 0, now);
+        result
+    }
+
+    /// Sends an allowed call to its provider and answers what came back.
+    /// Takes `charge` over once the provider has the call.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the parts of one call, read once by `chat`"
+    )]
+    async fn forward(
+        &self,
+        v: &VerifiedChain,
+        req: ActionRequest,
+        call: &Call,
+        mut body: Value,
+        mut outbound: Value,
+        verdict: &Verdict,
+        charge: &mut budget::Charge,
+    ) -> Result<Reply, LlmError> {
+        let inner = &self.inner;
+        let inv = inner.pipeline.inventory();
         let Some(model) = inv.models.get(&call.model) else {
-            return Err(fail(
-                LlmError::new(
-                    404,
-                    "invalid_request_error",
-                    "model_not_found",
-                    format!("model `{}` does not exist", call.model),
-                ),
-                &mut charge,
+            return Err(LlmError::new(
+                404,
+                "invalid_request_error",
+                "model_not_found",
+                format!("model `{}` does not exist", call.model),
             ));
         };
         let Some(upstream) = &model.upstream else {
-            return Err(fail(
-                LlmError::new(
-                    503,
-                    "upstream_error",
-                    "model_not_served",
-                    format!(
-                        "model `{}` has no `upstream` in the inventory: the gateway does not know where it is served",
-                        model.id
-                    ),
+            return Err(LlmError::new(
+                503,
+                "upstream_error",
+                "model_not_served",
+                format!(
+                    "model `{}` has no `upstream` in the inventory: the gateway does not know where it is served",
+                    model.id
                 ),
-                &mut charge,
             ));
         };
         let key = match inner.keys.get(&model.id) {
             Some(Err(e)) => {
-                return Err(fail(
-                    LlmError::new(503, "upstream_error", "provider_key", e.clone()),
-                    &mut charge,
+                return Err(LlmError::new(
+                    503,
+                    "upstream_error",
+                    "provider_key",
+                    e.clone(),
                 ));
             }
             Some(Ok(k)) => k.clone(),
             None => None,
         };
-        // What goes out: the prompt as decided, redacted as the verdict
-        // says, untrusted messages marked as data if the inventory asks.
-        let Action::InvokeModel { prompt, .. } = &req.action else {
-            return Err(fail(
-                LlmError::new(500, "server_error", "internal", "request shape".into()),
-                &mut charge,
-            ));
-        };
-        let mut outbound = prompt.clone();
+        // The prompt as decided, redacted as the verdict says, untrusted
+        // messages marked as data if the inventory asks.
         if let Err(e) = zt4ai_pipeline::redact(&mut outbound, &verdict.obligations) {
             tracing::error!(model = %model.id, error = %e, "redaction failed; the call is not sent");
-            return Err(fail(
-                LlmError::new(
-                    403,
-                    "zt4ai_policy",
-                    "denied",
-                    format!("sensitive data could not be redacted ({e}); the call is not sent"),
-                ),
-                &mut charge,
+            return Err(LlmError::new(
+                403,
+                "zt4ai_policy",
+                "denied",
+                format!("sensitive data could not be redacted ({e}); the call is not sent"),
             ));
         }
         if let Some(mode) = inv.llm.spotlight {
@@ -408,24 +421,18 @@ impl LlmGateway {
                 obj.insert("stream_options".into(), json!({ "include_usage": true }));
             }
         }
-        let response = match self.send(upstream, key.as_deref(), &body).await {
-            Ok(r) => r,
-            Err(e) => return Err(fail(e, &mut charge)),
-        };
+        let response = self.send(upstream, key.as_deref(), &body).await?;
         let status = response.status();
         let limit = inv.llm.max_response_bytes;
         if !status.is_success() || !call.stream {
-            let bytes = match read_limited(response, limit, upstream.timeout).await {
-                Ok(b) => b,
-                Err(e) => return Err(fail(e, &mut charge)),
-            };
+            let bytes = read_limited(response, limit, upstream.timeout).await?;
             if !status.is_success() {
-                return Err(fail(provider_error(&model.id, status, &bytes), &mut charge));
+                return Err(provider_error(&model.id, status, &bytes));
             }
-            let completion = match parse_completion(&model.id, &bytes) {
-                Ok(c) => c,
-                Err(e) => return Err(fail(e, &mut charge)),
-            };
+            let completion = parse_completion(&model.id, &bytes)?;
+            // The provider has answered: the call costs what it used, even
+            // if what it said is withheld.
+            let mut charge = std::mem::take(charge);
             let result = self
                 .finish(v, &req, &call.model, completion, call.bytes)
                 .await;
@@ -445,16 +452,13 @@ impl LlmGateway {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
         if !is_stream {
-            return Err(fail(
-                LlmError::provider(
-                    502,
-                    "malformed_response",
-                    format!(
-                        "the provider of model `{}` answered a streamed call without an event stream",
-                        model.id
-                    ),
+            return Err(LlmError::provider(
+                502,
+                "malformed_response",
+                format!(
+                    "the provider of model `{}` answered a streamed call without an event stream",
+                    model.id
                 ),
-                &mut charge,
             ));
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
@@ -465,7 +469,7 @@ impl LlmGateway {
             model: call.model.clone(),
             include_usage: call.include_usage,
             prompt_bytes: call.bytes,
-            charge,
+            charge: std::mem::take(charge),
             tx,
             limit,
         };
@@ -1578,22 +1582,18 @@ mod tests {
             "acme",
         )
         .unwrap();
-        assert_eq!(
-            tool_id(&inv, "mail.send_email").as_deref(),
-            Some("mail.send_email")
-        );
-        assert_eq!(
-            tool_id(&inv, "mail_send_email").as_deref(),
-            Some("mail.send_email")
-        );
-        assert_eq!(
-            tool_id(&inv, "mail__send_email").as_deref(),
-            Some("mail.send_email")
-        );
-        assert_eq!(
-            tool_id(&inv, "send_email").as_deref(),
-            Some("mail.send_email")
-        );
+        for name in [
+            "mail.send_email",
+            "mail_send_email",
+            "mail__send_email",
+            "send_email",
+        ] {
+            assert_eq!(
+                tool_id(&inv, name).as_deref(),
+                Some("mail.send_email"),
+                "{name}"
+            );
+        }
         assert_eq!(tool_id(&inv, "launch_missiles"), None);
     }
 

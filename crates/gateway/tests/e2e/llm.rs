@@ -615,24 +615,14 @@ async fn streams_are_relayed_inspected_and_cut_by_policy() {
 /// Runs the official OpenAI Python SDK client (installed by
 /// `scripts/python-interop` from PyPI) against the gateway; its JSON report.
 async fn python_client(base_url: String, token: String, args: Vec<String>) -> Value {
-    tokio::task::spawn_blocking(move || {
-        let (root, python) = super::interop_python();
-        let out = std::process::Command::new(python)
-            .arg(root.join("crates/gateway/tests/interop/openai_client.py"))
-            .args(["--base-url", &base_url, "--token", &token])
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "python client failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    })
-    .await
-    .unwrap()
+    let mut all = vec![
+        "--base-url".to_owned(),
+        base_url,
+        "--token".to_owned(),
+        token,
+    ];
+    all.extend(args);
+    super::interop("openai_client.py", all).await
 }
 
 /// The official `openai` Python SDK works through the gateway: listing,

@@ -1382,28 +1382,14 @@ async fn python_client(
     token: Option<String>,
     calls: Vec<(&'static str, serde_json::Value)>,
 ) -> serde_json::Value {
-    tokio::task::spawn_blocking(move || {
-        let (root, python) = super::interop_python();
-        let mut cmd = std::process::Command::new(python);
-        cmd.arg(root.join("crates/gateway/tests/interop/mcp_client.py"))
-            .args(["--url", &url]);
-        if let Some(t) = token {
-            cmd.args(["--token", &t]);
-        }
-        for (name, args) in calls {
-            cmd.arg("--call").arg(name).arg(args.to_string());
-        }
-        let out = cmd.output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "python client failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    })
-    .await
-    .unwrap()
+    let mut args = vec!["--url".to_owned(), url];
+    if let Some(t) = token {
+        args.extend(["--token".to_owned(), t]);
+    }
+    for (name, a) in calls {
+        args.extend(["--call".to_owned(), name.to_owned(), a.to_string()]);
+    }
+    super::interop("mcp_client.py", args).await
 }
 
 /// The motivating case with the official MCP Python SDK as the client: a real
