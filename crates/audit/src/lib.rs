@@ -8,11 +8,22 @@
 //! zt4ai can check it.
 //!
 //! **Durability.** [`AuditLog::append`] hands the record to one writer thread
-//! and returns a [`Receipt`]; the receipt resolves once the record is committed
-//! with `synchronous=FULL`. The writer takes everything waiting in one
-//! transaction (group commit), so a thousand concurrent appends cost one sync.
-//! An enforcement point carries out an allowed action only after its receipt
-//! resolves, and denies if it resolves with an error: the log never fails open.
+//! and returns a [`Receipt`]; the receipt resolves once the record is committed.
+//! The writer takes everything waiting in one transaction (group commit), so a
+//! thousand concurrent appends cost one commit. An enforcement point carries out
+//! an allowed action only after its receipt resolves, and denies if it resolves
+//! with an error: the log never fails open.
+//!
+//! What "committed" means is [`AuditConfig::sync`]:
+//! - [`DiskSync::Within`] (the default): the commit is in the log file, that is, the
+//!   operating system holds it, so it survives zt4ai crashing or being killed;
+//!   a second thread syncs the file to disk within the interval. Only a power
+//!   cut or kernel crash inside that interval can lose acknowledged records, and
+//!   the log stays consistent and verifiable when it does (SQLite's WAL with
+//!   `synchronous=NORMAL`). A sync that fails is permanent: every later append
+//!   is refused until zt4ai restarts, because records may be lost.
+//! - [`DiskSync::EveryCommit`]: the commit is on disk when the receipt resolves
+//!   (`synchronous=FULL`): one disk sync per group commit on the request path.
 //!
 //! **No unsigned tail.** Each commit also re-signs the *head*: a checkpoint of
 //! the whole tree, replaced in place. Anyone who edits, inserts or appends a
@@ -102,6 +113,37 @@ pub struct AuditConfig {
     pub busy_timeout: Duration,
     /// Most records committed in one transaction.
     pub max_batch: usize,
+    /// The longest a deferred record ([`AuditLog::append_deferred`]) waits
+    /// for a commit when no other record comes.
+    pub defer: Duration,
+    /// When a commit reaches the disk.
+    pub sync: DiskSync,
+}
+
+/// When a committed record reaches the disk (see the crate's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskSync {
+    /// On disk before the receipt resolves: survives a power cut. One disk sync
+    /// per group commit, on the request path.
+    EveryCommit,
+    /// In the log file (held by the operating system) before the receipt
+    /// resolves, and synced to disk at most this long after.
+    Within(Duration),
+}
+
+impl DiskSync {
+    /// The default interval of [`DiskSync::Within`].
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(10);
+
+    /// `0` is [`DiskSync::EveryCommit`], anything else [`DiskSync::Within`] that many
+    /// milliseconds.
+    pub fn from_millis(ms: u64) -> DiskSync {
+        if ms == 0 {
+            DiskSync::EveryCommit
+        } else {
+            DiskSync::Within(Duration::from_millis(ms))
+        }
+    }
 }
 
 impl Default for AuditConfig {
@@ -111,6 +153,8 @@ impl Default for AuditConfig {
             checkpoint_interval: Duration::from_secs(60),
             busy_timeout: Duration::from_secs(5),
             max_batch: 16_384,
+            defer: Duration::from_millis(10),
+            sync: DiskSync::Within(DiskSync::DEFAULT_INTERVAL),
         }
     }
 }
@@ -171,6 +215,9 @@ pub struct Health {
     pub records: u64,
     /// Records handed to the writer and not yet committed.
     pub pending: u64,
+    /// Records committed but not yet known to be on disk (always 0 with
+    /// [`DiskSync::EveryCommit`]).
+    pub unsynced: u64,
     /// The last commit error, while the log is failing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -180,13 +227,21 @@ pub struct Health {
 struct Shared {
     committed: AtomicU64,
     queued: AtomicU64,
+    /// Records known to be on disk.
+    synced: AtomicU64,
     error: Mutex<Option<String>>,
+    /// Set when a disk sync failed; never cleared (records may be lost).
+    sync_failed: Mutex<Option<String>>,
+    /// Test hook: the next sync fails.
+    #[cfg(test)]
+    fail_sync: std::sync::atomic::AtomicBool,
 }
 
 struct Job {
     event: Vec<u8>,
     meta: Meta,
-    reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+    /// Who waits for the commit; `None` for a deferred record.
+    reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
 }
 
 /// The columns a record is filtered by.
@@ -264,13 +319,18 @@ fn schema(conn: &Connection) -> Result<(), AuditError> {
     Ok(())
 }
 
-fn open_connection(path: &Path, busy: Duration) -> Result<Connection, AuditError> {
+fn open_connection(path: &Path, busy: Duration, sync: DiskSync) -> Result<Connection, AuditError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(busy)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit is on disk when it returns; an acknowledged record survives
-    // a power cut.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // FULL: a commit is on disk when it returns. NORMAL: a commit is in the WAL
+    // file when it returns, and the syncer thread (or a checkpoint, which syncs)
+    // puts it on disk; WAL with NORMAL stays consistent after a power cut.
+    let level = match sync {
+        DiskSync::EveryCommit => "FULL",
+        DiskSync::Within(_) => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", level)?;
     Ok(conn)
 }
 
@@ -279,7 +339,8 @@ impl AuditLog {
     /// with `key`, and starts its writer thread. Refuses to start on a log whose
     /// stored state does not match its signed head.
     pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
-        let conn = open_connection(path, config.busy_timeout)?;
+        let sync = config.sync;
+        let conn = open_connection(path, config.busy_timeout, sync)?;
         schema(&conn)?;
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
@@ -290,13 +351,31 @@ impl AuditLog {
         shared
             .committed
             .store(writer.edge.size(), Ordering::Relaxed);
+        shared.synced.store(writer.edge.size(), Ordering::Relaxed);
         let origin = writer.key.origin().to_owned();
         let verifier = writer.key.verifier_key().to_owned();
+        let syncer = match sync {
+            DiskSync::EveryCommit => None,
+            DiskSync::Within(interval) => {
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                let (tx, rx) = mpsc::channel();
+                let thread_shared = Arc::clone(&shared);
+                let wal = std::path::PathBuf::from(wal);
+                let handle = std::thread::Builder::new()
+                    .name("zt4ai-audit-sync".into())
+                    .spawn(move || syncer(&wal, interval, &rx, &thread_shared))
+                    .map_err(|e| {
+                        AuditError::Write(format!("cannot start the sync thread: {e}"))
+                    })?;
+                Some((tx, handle))
+            }
+        };
         let (tx, rx) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("zt4ai-audit".into())
-            .spawn(move || writer.run(&rx, &thread_shared))
+            .spawn(move || writer.run(&rx, &thread_shared, syncer))
             .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok(AuditLog {
             tx: Some(tx),
@@ -309,11 +388,29 @@ impl AuditLog {
 
     /// Queues `event`; the receipt says when it is durable.
     pub fn append(&self, event: &Event) -> Receipt {
-        let json = match serde_json::to_vec(event) {
-            Ok(j) => j,
-            Err(e) => return Receipt(Err(format!("cannot encode the record: {e}"))),
-        };
         let (reply, rx) = tokio::sync::oneshot::channel();
+        match self.queue(event, Some(reply)) {
+            Ok(()) => Receipt(Ok(rx)),
+            Err(e) => Receipt(Err(e)),
+        }
+    }
+
+    /// Queues `event` without waiting for it: for records no decision depends
+    /// on (an observation that changed nothing). The writer commits it with the
+    /// next record something waits for, or within [`AuditConfig::defer`],
+    /// whichever comes first, so it costs no commit of its own. A failure to
+    /// store it shows in [`Self::health`] and the log, not to the caller.
+    pub fn append_deferred(&self, event: &Event) -> Result<(), AuditError> {
+        self.queue(event, None).map_err(AuditError::Write)
+    }
+
+    fn queue(
+        &self,
+        event: &Event,
+        reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    ) -> Result<(), String> {
+        let json =
+            serde_json::to_vec(event).map_err(|e| format!("cannot encode the record: {e}"))?;
         let job = Job {
             event: json,
             meta: Meta::of(event),
@@ -321,10 +418,10 @@ impl AuditLog {
         };
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok()) {
-            Receipt(Ok(rx))
+            Ok(())
         } else {
             self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-            Receipt(Err("the audit writer has stopped".into()))
+            Err("the audit writer has stopped".into())
         }
     }
 
@@ -332,11 +429,14 @@ impl AuditLog {
     pub fn health(&self) -> Health {
         let records = self.shared.committed.load(Ordering::Relaxed);
         let queued = self.shared.queued.load(Ordering::Relaxed);
-        let error = self.shared.error.lock().clone();
+        let synced = self.shared.synced.load(Ordering::Relaxed);
+        let error = (self.shared.sync_failed.lock().clone())
+            .or_else(|| self.shared.error.lock().clone());
         Health {
             ok: error.is_none(),
             records,
             pending: queued,
+            unsynced: records.saturating_sub(synced),
             error,
         }
     }
@@ -476,15 +576,36 @@ impl Writer {
         Ok(())
     }
 
-    fn run(mut self, rx: &mpsc::Receiver<Job>, shared: &Shared) {
+    /// The writer's loop. `syncer` (with [`DiskSync::Within`]) is told the log's
+    /// size after every commit, and is stopped and joined when the log closes.
+    fn run(
+        mut self,
+        rx: &mpsc::Receiver<Job>,
+        shared: &Shared,
+        syncer: Option<(mpsc::Sender<u64>, std::thread::JoinHandle<()>)>,
+    ) {
         let mut batch: Vec<Job> = Vec::new();
-        loop {
-            let wait = self.until_checkpoint();
-            let first = match wait {
+        // When the oldest deferred record in `batch` must be committed.
+        let mut deferred_until: Option<Instant> = None;
+        let mut open = true;
+        while open {
+            // Wait for a record, for the periodic checkpoint, or until the
+            // deferred records already held are due.
+            let due = [
+                self.until_checkpoint(),
+                deferred_until.map(|t| t.saturating_duration_since(Instant::now())),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let first = match due {
                 Some(d) => match rx.recv_timeout(d) {
                     Ok(j) => Some(j),
                     Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        None
+                    }
                 },
                 None => match rx.recv() {
                     Ok(j) => Some(j),
@@ -495,22 +616,52 @@ impl Writer {
             while batch.len() < self.config.max_batch {
                 match rx.try_recv() {
                     Ok(j) => batch.push(j),
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                 }
+            }
+            // Only deferred records, not yet due, and room for more: hold them
+            // for the next record something waits for.
+            let waited_for = batch.iter().any(|j| j.reply.is_some());
+            let now = Instant::now();
+            if open && !waited_for && batch.len() < self.config.max_batch {
+                let until = *deferred_until.get_or_insert(now + self.config.defer);
+                if !batch.is_empty() && now < until {
+                    continue;
+                }
+            }
+            deferred_until = None;
+            if !open && batch.is_empty() {
+                break;
             }
             let n = batch.len() as u64;
             let started = Instant::now();
-            let result = self.commit(&batch);
+            // A failed disk sync may have lost committed records: nothing more
+            // is acknowledged until an operator has looked (restart and verify).
+            let failed = shared.sync_failed.lock().clone();
+            let result = match failed {
+                Some(why) => Err(AuditError::Write(why)),
+                None => self.commit(&batch),
+            };
             zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
             shared.queued.fetch_sub(n, Ordering::Relaxed);
             match result {
                 Ok(first_index) => {
                     shared.committed.store(self.edge.size(), Ordering::Relaxed);
+                    match &syncer {
+                        Some((tx, _)) => drop(tx.send(self.edge.size())),
+                        None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
+                    }
                     if shared.error.lock().take().is_some() {
                         info!("audit log writes again");
                     }
                     for (i, job) in (first_index..).zip(batch.drain(..)) {
-                        let _ = job.reply.send(Ok(i));
+                        if let Some(reply) = job.reply {
+                            let _ = reply.send(Ok(i));
+                        }
                     }
                 }
                 Err(e) => {
@@ -518,7 +669,9 @@ impl Writer {
                     error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
                     *shared.error.lock() = Some(message.clone());
                     for job in batch.drain(..) {
-                        let _ = job.reply.send(Err(message.clone()));
+                        if let Some(reply) = job.reply {
+                            let _ = reply.send(Err(message.clone()));
+                        }
                     }
                 }
             }
@@ -528,6 +681,15 @@ impl Writer {
             && let Err(e) = self.commit_checkpoint_only()
         {
             warn!(error = %e, "no final audit checkpoint");
+        }
+        match syncer {
+            Some((tx, handle)) => {
+                // The last size, then hang up: the syncer syncs once more and ends.
+                drop(tx.send(self.edge.size()));
+                drop(tx);
+                let _ = handle.join();
+            }
+            None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
         }
     }
 
@@ -565,9 +727,8 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let stored: Option<i64> = tx
-            .query_row("SELECT size FROM audit_head WHERE one = 1", [], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT size FROM audit_head WHERE one = 1")?
+            .query_row([], |r| r.get(0))
             .optional()?;
         if stored.and_then(|s| u64::try_from(s).ok()) != self.head_size {
             // Someone else (the CLI) appended: continue from their head.
@@ -626,6 +787,62 @@ impl Writer {
             self.last_checkpoint_at = Instant::now();
         }
         Ok(first)
+    }
+}
+
+/// The sync thread of [`DiskSync::Within`]: after the writer reports a commit, it
+/// waits out `interval` (gathering later commits), then syncs the WAL file to
+/// disk and records the size it covered. Ends, after a last sync, when the
+/// writer hangs up. A failed sync is permanent (see [`Shared::sync_failed`]).
+fn syncer(wal: &Path, interval: Duration, rx: &mpsc::Receiver<u64>, shared: &Shared) {
+    let mut open = true;
+    while open {
+        let Ok(mut size) = rx.recv() else { break };
+        let deadline = Instant::now() + interval;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(s) => size = size.max(s),
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let started = Instant::now();
+        match sync_file(wal, shared) {
+            Ok(()) => {
+                shared.synced.fetch_max(size, Ordering::Relaxed);
+                zt4ai_telemetry::metrics().audit_sync(started.elapsed());
+            }
+            Err(e) => {
+                let message = format!(
+                    "the audit log could not be synced to disk ({}: {e}); records may be lost, so \
+                     every request is denied until zt4ai is restarted and `zt4ai audit verify` \
+                     has checked the log",
+                    wal.display()
+                );
+                error!(error = %message, "audit sync failed");
+                *shared.sync_failed.lock() = Some(message);
+                break;
+            }
+        }
+    }
+}
+
+/// Syncs the file at `path` to disk. A missing file has nothing to sync: SQLite
+/// removes the WAL only after checkpointing it into the database, which it syncs.
+fn sync_file(path: &Path, shared: &Shared) -> std::io::Result<()> {
+    #[cfg(test)]
+    if shared.fail_sync.swap(false, Ordering::Relaxed) {
+        return Err(std::io::Error::other("injected failure"));
+    }
+    #[cfg(not(test))]
+    let _ = shared;
+    match std::fs::File::open(path) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

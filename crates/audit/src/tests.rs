@@ -296,6 +296,148 @@ fn a_store_that_cannot_write_refuses_the_record_and_reports_it() {
     assert_eq!(f.verify().unwrap().records, 2);
 }
 
+/// Polls `health` until `done` holds (at most 5 s).
+fn until(log: &AuditLog, done: impl Fn(&Health) -> bool) -> Health {
+    let started = std::time::Instant::now();
+    loop {
+        let h = log.health();
+        if done(&h) || started.elapsed() > Duration::from_secs(5) {
+            return h;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn with_a_sync_interval_a_record_is_readable_once_acknowledged_and_reaches_the_disk_soon_after() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::Within(Duration::from_millis(50)),
+        ..AuditConfig::default()
+    });
+    for i in 0..5 {
+        log.append(&decision(i, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap();
+    }
+    // Acknowledged means committed: another connection (another process)
+    // reads it at once, before any sync.
+    let seen: i64 = f
+        .sql()
+        .query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(seen, 5);
+    let h = until(&log, |h| h.unsynced == 0);
+    assert!(h.ok && h.records == 5 && h.unsynced == 0, "{h:?}");
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 5);
+}
+
+fn records(f: &Fixture) -> i64 {
+    f.sql()
+        .query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_deferred_record_rides_with_the_next_awaited_one() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        ..AuditConfig::default()
+    });
+    log.append_deferred(&decision(0, "a", Decision::Allow, "output"))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(records(&f), 0, "a deferred record waits for company");
+    assert_eq!(log.health().pending, 1);
+    let index = log
+        .append(&decision(1, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    assert_eq!(index, 1, "committed after the deferred one, in one transaction");
+    assert_eq!(records(&f), 2);
+    let h = log.health();
+    assert!(h.ok && h.pending == 0 && h.records == 2, "{h:?}");
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 2);
+}
+
+#[test]
+fn a_deferred_record_alone_is_committed_when_due_and_when_the_log_closes() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_millis(20),
+        ..AuditConfig::default()
+    });
+    log.append_deferred(&decision(0, "a", Decision::Allow, "output"))
+        .unwrap();
+    let h = until(&log, |h| h.records == 1);
+    assert!(h.ok && h.records == 1 && h.pending == 0, "{h:?}");
+    drop(log);
+    // Held for a minute, but the log closes first: nothing is lost.
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        ..AuditConfig::default()
+    });
+    log.append_deferred(&decision(1, "a", Decision::Allow, "output"))
+        .unwrap();
+    drop(log);
+    assert_eq!(records(&f), 2);
+    assert_eq!(f.verify().unwrap().records, 2);
+}
+
+#[test]
+fn syncing_every_commit_leaves_nothing_unsynced() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::EveryCommit,
+        ..AuditConfig::default()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let h = log.health();
+    assert!(h.ok && h.records == 1 && h.unsynced == 0, "{h:?}");
+    assert_eq!(DiskSync::from_millis(0), DiskSync::EveryCommit);
+    assert_eq!(
+        DiskSync::from_millis(7),
+        DiskSync::Within(Duration::from_millis(7))
+    );
+}
+
+#[test]
+fn a_failed_disk_sync_refuses_every_later_record_for_good() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::Within(Duration::from_millis(1)),
+        ..AuditConfig::default()
+    });
+    log.shared.fail_sync.store(true, Ordering::Relaxed);
+    // Committed before the sync ran: acknowledged (it is in the file).
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let h = until(&log, |h| !h.ok);
+    assert!(!h.ok && h.unsynced == 1, "{h:?}");
+    let why = h.error.unwrap();
+    assert!(
+        why.contains("could not be synced") && why.contains("injected failure"),
+        "{why}"
+    );
+    // The sync error is permanent: records may be lost, so nothing more is
+    // acknowledged, even though the store itself would take it.
+    for i in 1..3 {
+        let err = log
+            .append(&decision(i, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap_err();
+        assert!(err.to_string().contains("could not be synced"), "{err}");
+    }
+    let h = log.health();
+    assert!(!h.ok && h.records == 1, "{h:?}");
+}
+
 // --- tampering: each must be detected -------------------------------------
 
 fn problem(f: &Fixture) -> Problem {

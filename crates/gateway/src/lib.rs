@@ -237,7 +237,7 @@ async fn metrics(
     m.sessions_cached(state.pipeline.store().cached());
     if let Some(a) = state.pipeline.audit() {
         let h = a.health();
-        m.audit_state(h.records, h.pending, h.ok);
+        m.audit_state(h.records, h.pending, h.unsynced, h.ok);
     }
     (
         [(

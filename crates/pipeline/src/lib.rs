@@ -1113,9 +1113,11 @@ impl Pipeline {
                 }
             } else {
                 // The session already held all this: the output changes no
-                // decision, so its record is written with the next group
-                // commit without holding the answer for a sync of its own.
-                drop(log.append(&event));
+                // decision, so its record is deferred: committed with the next
+                // record a request waits for, without a commit of its own.
+                if let Err(e) = log.append_deferred(&event) {
+                    tracing::error!(error = %e, "the output's audit record could not be queued");
+                }
             }
         }
         Ok(found)

@@ -112,9 +112,11 @@ pub struct Metrics {
     mcp_sessions: Gauge,
     sessions_cached: Gauge,
     audit_commit_seconds: Histogram,
+    audit_sync_seconds: Histogram,
     audit_batch_records: Histogram,
     audit_records: Gauge,
     audit_pending: Gauge,
+    audit_unsynced: Gauge,
     audit_healthy: Gauge,
 }
 
@@ -157,9 +159,11 @@ impl Metrics {
             mcp_sessions: Gauge::default(),
             sessions_cached: Gauge::default(),
             audit_commit_seconds: latency(),
+            audit_sync_seconds: latency(),
             audit_batch_records: Histogram::new(exponential_buckets(1.0, 4.0, 9)),
             audit_records: Gauge::default(),
             audit_pending: Gauge::default(),
+            audit_unsynced: Gauge::default(),
             audit_healthy: Gauge::default(),
             registry: Registry::default(),
         };
@@ -215,8 +219,13 @@ impl Metrics {
         );
         registry.register(
             "audit_commit_duration_seconds",
-            "Time to commit one batch of audit records durably",
+            "Time to commit one batch of audit records (to disk with --audit-sync-ms 0, else to the operating system)",
             m.audit_commit_seconds.clone(),
+        );
+        registry.register(
+            "audit_sync_duration_seconds",
+            "Time to sync the audit log's file to disk (with a sync interval)",
+            m.audit_sync_seconds.clone(),
         );
         registry.register(
             "audit_batch_records",
@@ -232,6 +241,11 @@ impl Metrics {
             "audit_pending_records",
             "Audit records waiting to be committed (the audit lag)",
             m.audit_pending.clone(),
+        );
+        registry.register(
+            "audit_unsynced_records",
+            "Audit records committed but not yet known to be on disk (with a sync interval)",
+            m.audit_unsynced.clone(),
         );
         registry.register(
             "audit_healthy",
@@ -329,10 +343,17 @@ impl Metrics {
         self.audit_batch_records.observe(records as f64);
     }
 
+    /// Times one disk sync of the audit log's file (with a sync interval).
+    pub fn audit_sync(&self, took: Duration) {
+        self.audit_sync_seconds.observe(took.as_secs_f64());
+    }
+
     /// Sets the audit log's state (read at scrape time).
-    pub fn audit_state(&self, records: u64, pending: u64, healthy: bool) {
+    pub fn audit_state(&self, records: u64, pending: u64, unsynced: u64, healthy: bool) {
         self.audit_records
             .set(i64::try_from(records).unwrap_or(i64::MAX));
+        self.audit_unsynced
+            .set(i64::try_from(unsynced).unwrap_or(i64::MAX));
         self.audit_pending
             .set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.audit_healthy.set(i64::from(healthy));
