@@ -6,6 +6,8 @@
 # scripts/mcp-loadtest.sh).
 #
 # Usage: scripts/mcp-compare.sh BINARY_A BINARY_B
+# (ZT4AI_CMP_RATE_ROUNDS, default 5; ZT4AI_CMP_SAT_ROUNDS, default 4;
+# ZT4AI_CMP_SECONDS per run, default 15)
 # e.g. build an older commit, copy its target/release/zt4ai to /tmp/zt4ai-a,
 # then: scripts/mcp-compare.sh /tmp/zt4ai-a target/release/zt4ai
 set -euo pipefail
@@ -63,7 +65,7 @@ run() { # run a|b|direct [RATE]
     -H "mcp-session-id: ${SID[$v]}" "${auth[@]}" -Z "$body" "${URL[$v]}")
   "$OHA" -z 2s "${args[@]}" >/dev/null
   c0=$(cpu "${PID[$v]}")
-  "$OHA" -z 15s --output-format json "${args[@]}" >"$WORK/r.json"
+  "$OHA" -z "${ZT4AI_CMP_SECONDS:-15}s" --output-format json "${args[@]}" >"$WORK/r.json"
   python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -73,5 +75,5 @@ print(f"{sys.argv[2]:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p
 PY
 }
 echo "A: ${BIN[a]}  B: ${BIN[b]}  (CPU/call: the upstream for direct, the gateway for A and B)"
-for _ in 1 2 3 4 5; do for v in direct a b; do run "$v" 1000; done; done
-for _ in 1 2 3 4; do for v in direct a b; do run "$v"; done; done
+for _ in $(seq "${ZT4AI_CMP_RATE_ROUNDS:-5}"); do for v in direct a b; do run "$v" 1000; done; done
+for _ in $(seq "${ZT4AI_CMP_SAT_ROUNDS:-4}"); do for v in direct a b; do run "$v"; done; done

@@ -365,9 +365,7 @@ impl AuditLog {
                 let handle = std::thread::Builder::new()
                     .name("zt4ai-audit-sync".into())
                     .spawn(move || syncer(&wal, interval, &rx, &thread_shared))
-                    .map_err(|e| {
-                        AuditError::Write(format!("cannot start the sync thread: {e}"))
-                    })?;
+                    .map_err(|e| AuditError::Write(format!("cannot start the sync thread: {e}")))?;
                 Some((tx, handle))
             }
         };
@@ -430,8 +428,8 @@ impl AuditLog {
         let records = self.shared.committed.load(Ordering::Relaxed);
         let queued = self.shared.queued.load(Ordering::Relaxed);
         let synced = self.shared.synced.load(Ordering::Relaxed);
-        let error = (self.shared.sync_failed.lock().clone())
-            .or_else(|| self.shared.error.lock().clone());
+        let error =
+            (self.shared.sync_failed.lock().clone()).or_else(|| self.shared.error.lock().clone());
         Health {
             ok: error.is_none(),
             records,
@@ -652,7 +650,9 @@ impl Writer {
                 Ok(first_index) => {
                     shared.committed.store(self.edge.size(), Ordering::Relaxed);
                     match &syncer {
-                        Some((tx, _)) => drop(tx.send(self.edge.size())),
+                        Some((tx, _)) => {
+                            let _ = tx.send(self.edge.size());
+                        }
                         None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
                     }
                     if shared.error.lock().take().is_some() {
@@ -685,7 +685,7 @@ impl Writer {
         match syncer {
             Some((tx, handle)) => {
                 // The last size, then hang up: the syncer syncs once more and ends.
-                drop(tx.send(self.edge.size()));
+                let _ = tx.send(self.edge.size());
                 drop(tx);
                 let _ = handle.join();
             }

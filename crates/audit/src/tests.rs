@@ -355,7 +355,10 @@ fn a_deferred_record_rides_with_the_next_awaited_one() {
         .append(&decision(1, "a", Decision::Allow, "p"))
         .wait()
         .unwrap();
-    assert_eq!(index, 1, "committed after the deferred one, in one transaction");
+    assert_eq!(
+        index, 1,
+        "committed after the deferred one, in one transaction"
+    );
     assert_eq!(records(&f), 2);
     let h = log.health();
     assert!(h.ok && h.pending == 0 && h.records == 2, "{h:?}");

@@ -7,6 +7,12 @@ mod load;
 mod scan;
 mod threat;
 
+// mimalloc: the gateway allocates and frees many small buffers per request
+// (JSON, headers, records), where glibc's malloc spent about 13 % of a worker's
+// time in the MCP load test (perf, BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -109,6 +115,14 @@ enum Command {
         /// arrive.
         #[arg(long, default_value_t = 60, env = "ZT4AI_AUDIT_CHECKPOINT_SECONDS")]
         audit_checkpoint_seconds: u64,
+        /// The longest an audit record waits for the disk, in milliseconds. Every
+        /// record is in the log file (held by the operating system, so it survives
+        /// zt4ai crashing or being killed) before its action proceeds; a sync
+        /// thread puts it on disk within this time. 0 syncs each commit to disk
+        /// before the action proceeds (survives a power cut; costs a disk sync
+        /// on every request's path).
+        #[arg(long, default_value_t = 10, env = "ZT4AI_AUDIT_SYNC_MS")]
+        audit_sync_ms: u64,
         /// The audit log's origin (first line of its checkpoints, and its key's
         /// name); used when the signing key is first created.
         #[arg(long, default_value = zt4ai_audit::DEFAULT_ORIGIN, env = "ZT4AI_AUDIT_ORIGIN")]
@@ -984,6 +998,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             mcp_allowed_hosts,
             audit_checkpoint_records,
             audit_checkpoint_seconds,
+            audit_sync_ms,
             audit_origin,
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
@@ -1000,6 +1015,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 zt4ai_audit::AuditConfig {
                     checkpoint_records: audit_checkpoint_records,
                     checkpoint_interval: std::time::Duration::from_secs(audit_checkpoint_seconds),
+                    sync: zt4ai_audit::DiskSync::from_millis(audit_sync_ms),
                     ..zt4ai_audit::AuditConfig::default()
                 },
             )?);
@@ -1123,11 +1139,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     format!("OIDC issuer {}", identity.users().issuer())
                 };
                 let banner = format!(
-                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n{}  LLM:       POST http://{addr}/v1/chat/completions (OpenAI-compatible; {served} model(s) with an upstream)\n  admin:     http://{addr}/admin/v1/ (token in {})\n",
+                    "zt4ai listening on http://{addr}\n  inventory: {}\n  database:  {}\n  users:     {idp}\n  tokens:    POST http://{addr}/oauth/token (RFC 8693 token exchange)\n  AuthZEN:   POST http://{addr}/access/v1/evaluation (Authorization: Bearer <delegated token>)\n{}  LLM:       POST http://{addr}/v1/chat/completions (OpenAI-compatible; {served} model(s) with an upstream)\n  admin:     http://{addr}/admin/v1/ (token in {})\n  audit:     {}\n",
                     loaded.description,
                     data_dir.join(DB_FILE).display(),
                     mcp_line.replace("{addr}", &addr.to_string()),
                     admin_token.1,
+                    if audit_sync_ms == 0 {
+                        "every record on disk before its action (--audit-sync-ms 0)".to_owned()
+                    } else {
+                        format!("every record in the log file before its action, on disk within {audit_sync_ms} ms (--audit-sync-ms)")
+                    },
                 );
                 {
                     use std::io::Write as _;

@@ -8,8 +8,10 @@
 //! The stand-in (`tests/e2e/llm_standin.rs`, no API key) speaks the OpenAI wire
 //! format on loopback. zt4ai runs as `zt4ai serve` runs it: the acme example
 //! inventory with model `acme-llm` served by the stand-in, the acme policies, a
-//! SQLite session store with the durable audit log in the same file (every
-//! verdict durable before it is answered), content inspection, continuous
+//! SQLite session store with the audit log in the same file (every verdict
+//! committed before it is answered, synced to disk within 10 ms, `serve`'s
+//! default; `ZT4AI_AUDIT_SYNC_MS=0` syncs each commit first), content
+//! inspection, continuous
 //! verification (the behaviour monitor), delegated tokens verified on every
 //! request, on `127.0.0.1:0`. The caller is alice → report-agent.
 //!
@@ -58,6 +60,10 @@ use zt4ai_identity::{Actor, DelegatedClaims, Identity};
 use zt4ai_pipeline::{Pipeline, PolicyEngine, PolicySource, SessionStore};
 
 use llm_standin::StandIn;
+
+// The allocator `zt4ai serve` runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const INVENTORY: &str = include_str!("../../../examples/acme/inventory.yaml");
 const ACME: &str = include_str!("../../../examples/acme/policies/acme.cedar");
@@ -162,8 +168,20 @@ impl Gateway {
             zt4ai_audit::DEFAULT_ORIGIN,
         )
         .unwrap();
-        let audit =
-            zt4ai_audit::AuditLog::open(&db, key, zt4ai_audit::AuditConfig::default()).unwrap();
+        let audit = zt4ai_audit::AuditLog::open(
+            &db,
+            key,
+            zt4ai_audit::AuditConfig {
+                sync: zt4ai_audit::DiskSync::from_millis(
+                    std::env::var("ZT4AI_AUDIT_SYNC_MS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(10),
+                ),
+                ..zt4ai_audit::AuditConfig::default()
+            },
+        )
+        .unwrap();
         let inspector = zt4ai_pipeline::inspect::Inspector::from_inventory(
             &engine.inventory().inspection,
             [7; 32],

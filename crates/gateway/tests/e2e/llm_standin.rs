@@ -452,7 +452,7 @@ impl Reply {
         let events = self.events(include_usage);
         let body =
             stream::iter(events.into_iter().enumerate()).then(move |(i, event)| async move {
-                if let Some(delay) = delay.filter(|_| i > 0) {
+                if let Some(delay) = delay.filter(|d| i > 0 && !d.is_zero()) {
                     tokio::time::sleep(delay).await;
                 }
                 Ok::<_, Infallible>(event)
