@@ -621,13 +621,19 @@ impl Writer {
                     }
                 }
             }
-            // Only deferred records, not yet due, and room for more: hold them
-            // for the next record something waits for.
+            // Only deferred records, not yet due, no checkpoint due, and room
+            // for more: hold them for the next record something waits for.
             let waited_for = batch.iter().any(|j| j.reply.is_some());
+            let checkpoint_due = self.until_checkpoint() == Some(Duration::ZERO);
             let now = Instant::now();
-            if open && !waited_for && batch.len() < self.config.max_batch {
+            if open
+                && !waited_for
+                && !checkpoint_due
+                && !batch.is_empty()
+                && batch.len() < self.config.max_batch
+            {
                 let until = *deferred_until.get_or_insert(now + self.config.defer);
-                if !batch.is_empty() && now < until {
+                if now < until {
                     continue;
                 }
             }

@@ -391,6 +391,30 @@ fn a_deferred_record_alone_is_committed_when_due_and_when_the_log_closes() {
 }
 
 #[test]
+fn a_due_checkpoint_commits_held_deferred_records() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        checkpoint_interval: Duration::from_millis(50),
+        ..AuditConfig::default()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    log.append_deferred(&decision(1, "a", Decision::Allow, "output"))
+        .unwrap();
+    // Not held for the minute: the checkpoint due after 50 ms takes it along.
+    let h = until(&log, |h| h.records == 2);
+    assert!(h.ok && h.records == 2 && h.pending == 0, "{h:?}");
+    let kept: i64 = f
+        .sql()
+        .query_row("SELECT COUNT(*) FROM audit_checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert!(kept >= 1);
+    drop(log);
+}
+
+#[test]
 fn syncing_every_commit_leaves_nothing_unsynced() {
     let f = Fixture::new();
     let log = f.open(AuditConfig {
