@@ -26,10 +26,12 @@
 //!    agent's risk at 60 and holds its next call for approval.) Wall time from
 //!    sending to the last byte of the answer. 3,000 requests per side.
 //! 2. **Streamed, time to first token**: `stream: true`, a 1 KiB prompt
-//!    asking for a ~200-byte reply in 8-byte chunks 1 ms apart. Wall time from
+//!    asking for a ~200-byte reply in 8-byte chunks 1 ms apart
+//!    (`ZT4AI_BENCH_CHUNK_DELAY_MS`; 0 sends them back to back). Wall time from
 //!    sending to the first SSE event carrying non-empty `delta.content`
-//!    (the stand-in's first event carries only the role, so each side includes
-//!    one 1 ms timer wait); the rest is drained. 1,000 requests per side.
+//!    (the stand-in's first event carries only the role, so with a delay each
+//!    side includes one timer wait); the rest is drained. 1,000 requests per
+//!    side.
 //!
 //! The tokio runtime has two worker threads. Client, gateway and stand-in all
 //! run in this one process and share the machine's cores (two on the machine
@@ -538,20 +540,27 @@ async fn run() {
     gateway.stop().await;
     standin.stop();
 
-    let row = |name: &str, s: &Stats| {
+    // One measurement: direct, through zt4ai, and what zt4ai added.
+    let compare = |direct_name: &str,
+                   via_name: &str,
+                   added_name: &str,
+                   direct: &[Duration],
+                   via: &[Duration]| {
+        let (d, v) = (Stats::of(direct), Stats::of(via));
+        for (name, s) in [(direct_name, &d), (via_name, &v)] {
+            println!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                s.p50, s.p90, s.p99, s.max, s.mean
+            );
+        }
         println!(
-            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            s.p50, s.p90, s.p99, s.max, s.mean
-        );
-    };
-    let added = |name: &str, d: &Stats, v: &Stats, paired: f64| {
-        println!(
-            "| {name} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} (median of pairs {paired:+.3}) |",
+            "| {added_name} | {:+.3} | {:+.3} | {:+.3} | {:+.3} | {:+.3} (median of pairs {:+.3}) |",
             v.p50 - d.p50,
             v.p90 - d.p90,
             v.p99 - d.p99,
             v.max - d.max,
             v.mean - d.mean,
+            paired_median(direct, via),
         );
     };
     println!();
@@ -568,38 +577,32 @@ async fn run() {
     println!();
     println!("| ms | p50 | p90 | p99 | max | mean |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let (d, v) = (Stats::of(&plain_direct), Stats::of(&plain_via));
-    row("direct to the stand-in", &d);
-    row("through zt4ai", &v);
-    added(
+    compare(
+        "direct to the stand-in",
+        "through zt4ai",
         "added by zt4ai",
-        &d,
-        &v,
-        paired_median(&plain_direct, &plain_via),
+        &plain_direct,
+        &plain_via,
     );
     println!();
     println!(
-        "Streamed, 1 KiB prompt, ~200-byte reply in 8-byte chunks 1 ms apart: {STREAM_ITERS} requests per side after {WARMUP} warm-up, alternating"
+        "Streamed, 1 KiB prompt, ~200-byte reply in 8-byte chunks {delay} ms apart: {STREAM_ITERS} requests per side after {WARMUP} warm-up, alternating"
     );
     println!();
     println!("| ms | p50 | p90 | p99 | max | mean |");
     println!("|---|---:|---:|---:|---:|---:|");
-    let (d, v) = (Stats::of(&ttft_direct), Stats::of(&ttft_via));
-    row("time to first token, direct", &d);
-    row("time to first token, through zt4ai", &v);
-    added(
+    compare(
+        "time to first token, direct",
+        "time to first token, through zt4ai",
         "added to time to first token",
-        &d,
-        &v,
-        paired_median(&ttft_direct, &ttft_via),
+        &ttft_direct,
+        &ttft_via,
     );
-    let (d, v) = (Stats::of(&total_direct), Stats::of(&total_via));
-    row("whole stream, direct", &d);
-    row("whole stream, through zt4ai", &v);
-    added(
+    compare(
+        "whole stream, direct",
+        "whole stream, through zt4ai",
         "added to the whole stream",
-        &d,
-        &v,
-        paired_median(&total_direct, &total_via),
+        &total_direct,
+        &total_via,
     );
 }
