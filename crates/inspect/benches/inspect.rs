@@ -15,7 +15,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use zt4ai_core::inventory::Inspection;
 use zt4ai_inspect::injection::{self, InjectionDetector};
-use zt4ai_inspect::{Detectors, Inspector, model, normalize};
+use zt4ai_inspect::{Detectors, Inspector, normalize};
 
 /// Tool output as agents see it: mail, a JSON API answer, log lines, an HTML
 /// page and a ticket, in turn.
@@ -50,11 +50,13 @@ fn tiers(c: &mut Criterion) {
     g.bench_function("patterns", |b| {
         b.iter(|| injection::pattern_hits(black_box(&text)))
     });
-    g.bench_function("model features", |b| {
-        let (mut s, mut f) = (String::new(), Vec::new());
+    let detector_model = detector.model().expect("the built-in detector has a model");
+    let wins: Vec<_> = injection::windows(&text).collect();
+    g.bench_function("model (all windows)", |b| {
+        let mut sums = Vec::new();
         b.iter(|| {
-            model::features(black_box(&text), &[], &mut s, &mut f);
-            f.len()
+            detector_model.window_sums(black_box(&text), &wins, &mut sums);
+            sums.len()
         })
     });
     g.bench_function("injection (all tiers)", |b| {

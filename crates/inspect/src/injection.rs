@@ -388,6 +388,11 @@ impl InjectionDetector {
         self
     }
 
+    /// The learned model, if the detector has one.
+    pub fn model(&self) -> Option<&Model> {
+        self.model.as_ref()
+    }
+
     /// The operating threshold.
     pub fn threshold(&self) -> f32 {
         self.threshold
@@ -417,8 +422,10 @@ impl InjectionDetector {
         let mut best = 0f32;
         for v in normalize::views(text) {
             let hits = pattern_hits(&v.text);
-            for (s, e) in windows(&v.text) {
-                best = best.max(self.window(&v.text, s, e, &hits, &mut scratch).0);
+            let wins: Vec<_> = windows(&v.text).collect();
+            self.sums(&v.text, &wins, &mut scratch);
+            for (k, &(s, e)) in wins.iter().enumerate() {
+                best = best.max(self.window(k, s, e, &hits, &scratch).0);
             }
         }
         best
@@ -428,8 +435,10 @@ impl InjectionDetector {
         // Patterns run once over the whole view; each window takes the hits
         // that lie inside it.
         let hits = pattern_hits(&view.text);
-        for (s, e) in windows(&view.text) {
-            let (p, best) = self.window(&view.text, s, e, &hits, scratch);
+        let wins: Vec<_> = windows(&view.text).collect();
+        self.sums(&view.text, &wins, scratch);
+        for (k, &(s, e)) in wins.iter().enumerate() {
+            let (p, best) = self.window(k, s, e, &hits, scratch);
             if p < self.threshold {
                 continue;
             }
@@ -461,21 +470,26 @@ impl InjectionDetector {
         }
     }
 
-    /// The probability of the window `s..e` of `view` and its strongest
-    /// pattern hit (`hits` are the whole view's, by position).
+    /// The model's sums for each window of `view` (one pass over the view).
+    fn sums(&self, view: &str, wins: &[(usize, usize)], scratch: &mut Scratch) {
+        if let Some(m) = &self.model {
+            m.window_sums(view, wins, &mut scratch.sums);
+        }
+    }
+
+    /// The probability of window `k` (`s..e`) of a view whose sums are in
+    /// `scratch`, and its strongest pattern hit (`hits` are the whole view's,
+    /// by position).
     fn window(
         &self,
-        view: &str,
+        k: usize,
         s: usize,
         e: usize,
         hits: &[Hit],
-        scratch: &mut Scratch,
+        scratch: &Scratch,
     ) -> (f32, Option<Hit>) {
-        let text = &view[s..e];
-        let hits: Vec<&Hit> = hits.iter().filter(|h| h.start >= s && h.end <= e).collect();
-        let best = hits
-            .iter()
-            .copied()
+        let inside = || hits.iter().filter(|h| h.start >= s && h.end <= e);
+        let best = inside()
             .max_by(|a, b| confidence(a).total_cmp(&confidence(b)))
             .cloned();
         // A pattern's own confidence counts whatever the model says: the
@@ -483,14 +497,15 @@ impl InjectionDetector {
         // patterns (overriding earlier instructions, in any language) are
         // what an unseen attack family is most likely to share with them.
         let pattern = best.as_ref().map_or(0.0, confidence);
-        let p = match &self.model {
-            Some(m) => {
-                scratch.ids.clear();
-                scratch.ids.extend(hits.iter().map(|h| h.id));
-                model::features(text, &scratch.ids, &mut scratch.fold, &mut scratch.features);
-                m.probability(m.raw(&scratch.features)).max(pattern)
+        let p = match (&self.model, scratch.sums.get(k)) {
+            (Some(m), Some(&sum)) => {
+                let mut sum = sum;
+                for h in inside() {
+                    m.add_pattern(&mut sum, h.id);
+                }
+                m.probability(m.raw_sum(sum)).max(pattern)
             }
-            None => pattern,
+            _ => pattern,
         };
         (p, best)
     }
@@ -505,9 +520,7 @@ fn confidence(h: &Hit) -> f32 {
 
 #[derive(Default)]
 struct Scratch {
-    fold: String,
-    ids: Vec<u32>,
-    features: Vec<u32>,
+    sums: Vec<model::Sum>,
 }
 
 fn overlaps(a: Span, b: Span) -> bool {
@@ -547,8 +560,7 @@ fn floor(text: &str, mut i: usize) -> usize {
 /// window (for training and evaluation tools).
 pub fn features_of(text: &str, out: &mut Vec<u32>) {
     let ids: Vec<u32> = pattern_hits(text).iter().map(|h| h.id).collect();
-    let mut fold = String::new();
-    model::features(text, &ids, &mut fold, out);
+    model::features(text, &ids, out);
 }
 
 #[cfg(test)]
