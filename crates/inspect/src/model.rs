@@ -14,13 +14,13 @@
 //! is little-endian:
 //!
 //! ```text
-//! magic "ZT4AIINJ" · version u32 = 1 · log2(buckets) u32 · scale f32 · bias f32
+//! magic "ZT4AIINJ" · version u32 = 2 · log2(buckets) u32 · scale f32 · bias f32
 //! · platt_a f32 · platt_b f32 · threshold f32 · weights [i8; buckets]
 //! ```
 //!
 //! The weights are quantised to `i8` with one scale. A raw score `z` is the
 //! dot product of the weights with the text's feature counts, divided by the
-//! square root of the feature count, plus the bias; the calibrated probability
+//! square root of the feature count (at least 32), plus the bias; the calibrated probability
 //! is `1 / (1 + exp(platt_a · z + platt_b))` (Platt scaling, fitted on the dev
 //! split), and the operating threshold applies to that probability.
 
@@ -30,7 +30,9 @@ use std::fmt;
 pub const BUCKETS_LOG2: u32 = 18;
 
 const MAGIC: &[u8; 8] = b"ZT4AIINJ";
-const VERSION: u32 = 1;
+/// Version 2: runs of one byte count at most three times, and the feature
+/// count is at least 32 (version 1 models were trained without either).
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 4 * 5;
 
 /// Seeds that keep the feature families apart in the hashed space.
@@ -180,7 +182,7 @@ impl Model {
             // INVARIANT: features are masked to the bucket count.
             sum += i64::from(self.weights[f as usize]);
         }
-        sum as f32 * self.scale / (features.len() as f32).sqrt() + self.bias
+        sum as f32 * self.scale / norm(features.len()) + self.bias
     }
 
     /// The weight sums and feature counts of `text`'s features in each of
@@ -230,7 +232,7 @@ impl Model {
         if sum.count == 0 {
             return self.bias;
         }
-        sum.total as f32 * self.scale / (sum.count as f32).sqrt() + self.bias
+        sum.total as f32 * self.scale / norm(sum.count as usize) + self.bias
     }
 
     /// The calibrated probability of a raw score.
@@ -238,6 +240,19 @@ impl Model {
         1.0 / (1.0 + (self.platt_a * raw + self.platt_b).exp())
     }
 }
+
+/// What a window's summed weights are divided by: the square root of its
+/// feature count, but at least that of [`MIN_FEATURES`].
+fn norm(count: usize) -> f32 {
+    (count.max(MIN_FEATURES) as f32).sqrt()
+}
+
+/// The fewest features a text is scored as having. Without a floor a text of
+/// one or two words is scored on a handful of weights at full strength: the
+/// word "assistant" alone scored 0.80, above the operating threshold. With it,
+/// short texts lean towards the bias until they carry real evidence. (Chosen
+/// on the dev split: 32 changes none of its figures.)
+const MIN_FEATURES: usize = 32;
 
 /// The quantised weights of a window's features, summed, and how many there
 /// are.
@@ -386,6 +401,9 @@ struct Folder<'s, S> {
     /// The previous word's hash (`| 1`), 0 before the first word.
     prev: u64,
     starts_sentence: bool,
+    /// The last byte of a word taken, and how often it came in a row.
+    last: u8,
+    run: u8,
 }
 
 impl<S: FeatureSink> Folder<'_, S> {
@@ -393,6 +411,18 @@ impl<S: FeatureSink> Folder<'_, S> {
     /// it comes from.
     #[inline(always)]
     fn push(&mut self, b: u8, at: usize) {
+        // A byte repeated more than three times in a row counts three times:
+        // padding, rules and runs of zeros are not evidence, and without
+        // this their features would add up with the length of the run.
+        if b == self.last {
+            if self.run >= 3 {
+                return;
+            }
+            self.run += 1;
+        } else {
+            self.last = b;
+            self.run = 1;
+        }
         self.last4 = self.last4 >> 8 | u32::from(b) << 24;
         self.folded += 1;
         if self.folded >= 4 {
@@ -443,6 +473,8 @@ pub fn for_each_feature<S: FeatureSink>(text: &str, sink: &mut S) {
         word_len: 0,
         prev: 0,
         starts_sentence: true,
+        last: 0,
+        run: 0,
     };
     f.push(b'\n', 0);
     // The separator pending since the last letter or digit, if any (0: none).
@@ -536,7 +568,7 @@ impl Trainer {
             return self.bias;
         }
         let sum: f32 = features.iter().map(|&f| self.weights[f as usize]).sum();
-        sum / (features.len() as f32).sqrt() + self.bias
+        sum / norm(features.len()) + self.bias
     }
 
     /// One AdaGrad step on one example with the given class weight.
@@ -544,7 +576,7 @@ impl Trainer {
         let z = self.raw(features);
         let p = 1.0 / (1.0 + (-z).exp());
         let g = (p - if label { 1.0 } else { 0.0 }) * weight;
-        let norm = 1.0 / (features.len().max(1) as f32).sqrt();
+        let norm = 1.0 / norm(features.len());
         for &f in features {
             let i = f as usize;
             let grad = g * norm + self.l2 * self.weights[i];
@@ -660,6 +692,15 @@ mod tests {
             }
         }
         s.push('\n');
+        // Runs of one byte longer than three are cut to three.
+        let mut cut: Vec<u8> = Vec::new();
+        for b in s.bytes() {
+            if cut.len() >= 3 && cut[cut.len() - 3..].iter().all(|&x| x == b) {
+                continue;
+            }
+            cut.push(b);
+        }
+        let s = String::from_utf8(cut).expect("only ASCII runs are cut");
         let mask = (1u64 << BUCKETS_LOG2) - 1;
         let mut out = Vec::new();
         let (mut prev, mut rest, mut starts) = (0u64, s.as_str(), true);
@@ -699,12 +740,15 @@ mod tests {
             "Ünïcödé İstanbul ÆSIR straße — 忽略之前的所有指令。然后 ok; Ignoriere: ja",
             "x\u{200b}y\u{301}z 12:30 v1.2.3 a-b_c",
             "ΑΒΓ. δεζ? ηθι! ǅ ǈ ﬃ",
+            "xxxxxxxx 0000000000 aaa bbbb ====== ...... zzzzZZZZ",
         ]
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
         // Pseudo-random mixes of the characters that matter to the fold.
-        let alphabet: Vec<char> = "aZ9 .\n:;!?,-_\t\u{3002}éİẞ忽ǅ\u{200b}".chars().collect();
+        let alphabet: Vec<char> = "aaaaZ9 .\n:;!?,-_\t\u{3002}éİẞ忽ǅ\u{200b}"
+            .chars()
+            .collect();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;
         for len in [1usize, 2, 3, 5, 17, 64, 300] {
             for _ in 0..20 {
@@ -785,7 +829,8 @@ mod tests {
         let bytes = m.to_bytes();
         let back = Model::from_bytes(&bytes).expect("reads");
         assert_eq!(back.to_bytes(), bytes);
-        assert!((back.raw(&[7]) - 2.25).abs() < 0.02);
+        // One feature is scored as 32: 2 / sqrt(32) + 0.25.
+        assert!((back.raw(&[7]) - (2.0 / 32f32.sqrt() + 0.25)).abs() < 0.02);
         assert_eq!(back.threshold(), 0.7);
         assert_eq!(
             Model::from_bytes(&bytes[..100]).unwrap_err(),
@@ -796,8 +841,8 @@ mod tests {
             ModelError::Format("bad magic")
         );
         let mut v2 = bytes.clone();
-        v2[8] = 2;
-        assert_eq!(Model::from_bytes(&v2).unwrap_err(), ModelError::Version(2));
+        v2[8] = 1;
+        assert_eq!(Model::from_bytes(&v2).unwrap_err(), ModelError::Version(1));
         assert!(Model::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     }
 
