@@ -194,15 +194,14 @@ impl Model {
         out.clear();
         out.resize(windows.len().max(1), Sum::default());
         if out.len() == 1 {
-            let mut sink = OneWindow {
+            let sink = OneWindow {
                 weights: &self.weights,
                 sum: Sum::default(),
             };
-            for_each_feature(text, &mut sink);
-            out[0] = sink.sum;
+            out[0] = for_each_feature(text, sink).sum;
             return;
         }
-        let mut sink = Windows {
+        let sink = Windows {
             weights: &self.weights,
             windows,
             out,
@@ -212,12 +211,11 @@ impl Model {
             here: Sum::default(),
             next: Sum::default(),
         };
-        for_each_feature(text, &mut sink);
+        let sink = for_each_feature(text, sink);
         let k = sink.k;
-        let (here, next) = (sink.here, sink.next);
-        out[k] = here;
-        if let Some(n) = out.get_mut(k + 1) {
-            *n = next;
+        sink.out[k] = sink.here;
+        if let Some(n) = sink.out.get_mut(k + 1) {
+            *n = sink.next;
         }
     }
 
@@ -275,7 +273,7 @@ impl Sum {
 /// repeat as often as they occur.
 pub fn features(text: &str, patterns: &[u32], out: &mut Vec<u32>) {
     out.clear();
-    for_each_feature(text, &mut ListSink(out));
+    for_each_feature(text, ListSink(out));
     let mask = (1u64 << BUCKETS_LOG2) - 1;
     for &p in patterns {
         out.push(pattern_feature(p, mask));
@@ -389,8 +387,8 @@ impl Windows<'_, '_> {
 }
 
 /// The state of [`for_each_feature`] over the folded byte stream.
-struct Folder<'s, S> {
-    sink: &'s mut S,
+struct Folder<S> {
+    sink: S,
     mask: u64,
     /// The last four folded bytes, the newest in the high byte.
     last4: u32,
@@ -406,7 +404,7 @@ struct Folder<'s, S> {
     run: u8,
 }
 
-impl<S: FeatureSink> Folder<'_, S> {
+impl<S: FeatureSink> Folder<S> {
     /// Takes one byte of the folded text; `at` is where in the original text
     /// it comes from.
     #[inline(always)]
@@ -454,7 +452,7 @@ impl<S: FeatureSink> Folder<'_, S> {
     }
 }
 
-/// Gives `sink` every hashed feature of `text` (the pattern
+/// Gives `sink` (and then gives it back) every hashed feature of `text` (the pattern
 /// ids aside), in one pass and without allocating; `at` is the byte offset in
 /// `text` at which the feature is complete.
 ///
@@ -463,7 +461,7 @@ impl<S: FeatureSink> Folder<'_, S> {
 /// or a line, between a line break at each end. The features are the folded
 /// text's words, word bigrams, the first word of each sentence or line (where
 /// an instruction's verb stands), and byte 4-grams.
-pub fn for_each_feature<S: FeatureSink>(text: &str, sink: &mut S) {
+pub fn for_each_feature<S: FeatureSink>(text: &str, sink: S) -> S {
     let mut f = Folder {
         sink,
         mask: (1u64 << BUCKETS_LOG2) - 1,
@@ -525,6 +523,7 @@ pub fn for_each_feature<S: FeatureSink>(text: &str, sink: &mut S) {
         i += c.len_utf8();
     }
     f.push(b'\n', text.len());
+    f.sink
 }
 
 /// A multiply-shift mix of `h`, masked to the bucket count.
