@@ -21,7 +21,10 @@
 //!   cut or kernel crash inside that interval can lose acknowledged records, and
 //!   the log stays consistent and verifiable when it does (SQLite's WAL with
 //!   `synchronous=NORMAL`). A sync that fails is permanent: every later append
-//!   is refused until zt4ai restarts, because records may be lost.
+//!   is refused until zt4ai restarts, because records may be lost. The same
+//!   thread also moves the WAL into the database file (a passive SQLite
+//!   checkpoint, once the WAL passes [`WAL_CHECKPOINT_BYTES`]), so the copy and
+//!   its disk syncs never hold up the writer, and with it every request.
 //! - [`DiskSync::EveryCommit`]: the commit is on disk when the receipt resolves
 //!   (`synchronous=FULL`): one disk sync per group commit on the request path.
 //!
@@ -331,8 +334,18 @@ fn open_connection(path: &Path, busy: Duration, sync: DiskSync) -> Result<Connec
         DiskSync::Within(_) => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", level)?;
+    if let DiskSync::Within(_) = sync {
+        // The sync thread checkpoints (see `syncer`); a commit that crossed
+        // SQLite's own threshold would copy the WAL into the database and
+        // sync both while every request waits on it.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    }
     Ok(conn)
 }
+
+/// How large the WAL grows before the sync thread moves it into the database
+/// (SQLite's own default threshold is 1,000 pages, 4 MiB at 4 KiB a page).
+pub const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 
 impl AuditLog {
     /// Opens (creating if needed) the log in the SQLite file at `path`, signing
@@ -340,7 +353,8 @@ impl AuditLog {
     /// stored state does not match its signed head.
     pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
         let sync = config.sync;
-        let conn = open_connection(path, config.busy_timeout, sync)?;
+        let busy = config.busy_timeout;
+        let conn = open_connection(path, busy, sync)?;
         schema(&conn)?;
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
@@ -362,9 +376,11 @@ impl AuditLog {
                 let (tx, rx) = mpsc::channel();
                 let thread_shared = Arc::clone(&shared);
                 let wal = std::path::PathBuf::from(wal);
+                // Its own connection, for the checkpoints.
+                let db = open_connection(path, busy, sync)?;
                 let handle = std::thread::Builder::new()
                     .name("zt4ai-audit-sync".into())
-                    .spawn(move || syncer(&wal, interval, &rx, &thread_shared))
+                    .spawn(move || syncer(&wal, &db, interval, &rx, &thread_shared))
                     .map_err(|e| AuditError::Write(format!("cannot start the sync thread: {e}")))?;
                 Some((tx, handle))
             }
@@ -800,7 +816,13 @@ impl Writer {
 /// waits out `interval` (gathering later commits), then syncs the WAL file to
 /// disk and records the size it covered. Ends, after a last sync, when the
 /// writer hangs up. A failed sync is permanent (see [`Shared::sync_failed`]).
-fn syncer(wal: &Path, interval: Duration, rx: &mpsc::Receiver<u64>, shared: &Shared) {
+fn syncer(
+    wal: &Path,
+    db: &Connection,
+    interval: Duration,
+    rx: &mpsc::Receiver<u64>,
+    shared: &Shared,
+) {
     let mut open = true;
     while open {
         let Ok(mut size) = rx.recv() else { break };
@@ -816,11 +838,12 @@ fn syncer(wal: &Path, interval: Duration, rx: &mpsc::Receiver<u64>, shared: &Sha
             }
         }
         let started = Instant::now();
-        match sync_file(wal, shared) {
-            Ok(()) => {
-                shared.synced.fetch_max(size, Ordering::Relaxed);
-                zt4ai_telemetry::metrics().audit_sync(started.elapsed());
-            }
+        match sync_file(wal, shared).and_then(|()| {
+            shared.synced.fetch_max(size, Ordering::Relaxed);
+            zt4ai_telemetry::metrics().audit_sync(started.elapsed());
+            checkpoint(wal, db)
+        }) {
+            Ok(()) => {}
             Err(e) => {
                 let message = format!(
                     "the audit log could not be synced to disk ({}: {e}); records may be lost, so \
@@ -834,6 +857,42 @@ fn syncer(wal: &Path, interval: Duration, rx: &mpsc::Receiver<u64>, shared: &Sha
             }
         }
     }
+}
+
+/// Moves the WAL into the database once it has passed
+/// [`WAL_CHECKPOINT_BYTES`]: a passive checkpoint, which copies what no
+/// reader still needs without waiting for anyone, and syncs the WAL before and
+/// the database after. The writer starts the WAL over at its next commit once
+/// all of it is in the database. An error is treated as a failed sync: the
+/// database file may not hold what SQLite believes it holds.
+fn checkpoint(wal: &Path, db: &Connection) -> std::io::Result<()> {
+    let size = match std::fs::metadata(wal) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if size < WAL_CHECKPOINT_BYTES {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let (busy, frames, copied) = db
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(|e| std::io::Error::other(format!("checkpoint of the WAL failed: {e}")))?;
+    tracing::debug!(
+        wal_bytes = size,
+        frames,
+        copied,
+        busy,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "audit WAL checkpointed"
+    );
+    Ok(())
 }
 
 /// Syncs the file at `path` to disk. A missing file has nothing to sync: SQLite

@@ -333,6 +333,45 @@ fn with_a_sync_interval_a_record_is_readable_once_acknowledged_and_reaches_the_d
     assert_eq!(f.verify().unwrap().records, 5);
 }
 
+#[test]
+fn with_a_sync_interval_the_sync_thread_moves_the_wal_into_the_database() {
+    // The writer never checkpoints (a checkpoint on its path held every
+    // request for milliseconds); the sync thread does, so the WAL stays
+    // bounded while the log grows well past the threshold.
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::Within(Duration::from_millis(1)),
+        ..AuditConfig::default()
+    });
+    let wal = f.db.with_extension("db-wal");
+    let mut largest = 0;
+    let mut next = 0u64;
+    for _ in 0..60 {
+        let receipts: Vec<_> = (next..next + 500)
+            .map(|i| log.append(&decision(i, "a", Decision::Allow, "p")))
+            .collect();
+        next += 500;
+        for r in receipts {
+            r.wait().unwrap();
+        }
+        // Give the sync thread its interval.
+        std::thread::sleep(Duration::from_millis(5));
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let db = std::fs::metadata(&f.db).unwrap().len();
+    assert!(
+        db > 2 * crate::WAL_CHECKPOINT_BYTES,
+        "the records reached the database file: {db} bytes"
+    );
+    assert!(
+        largest < 2 * crate::WAL_CHECKPOINT_BYTES,
+        "the WAL grew to {largest} bytes"
+    );
+    assert!(log.health().ok);
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, next);
+}
+
 fn records(f: &Fixture) -> i64 {
     f.sql()
         .query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))
