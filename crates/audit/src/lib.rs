@@ -232,12 +232,19 @@ struct Shared {
     queued: AtomicU64,
     /// Records known to be on disk.
     synced: AtomicU64,
+    /// Set by the writer when it commits and the sync thread has not been
+    /// woken since: the thread is woken once per interval at most, not once
+    /// per commit.
+    dirty: std::sync::atomic::AtomicBool,
     error: Mutex<Option<String>>,
     /// Set when a disk sync failed; never cleared (records may be lost).
     sync_failed: Mutex<Option<String>>,
     /// Test hook: the next sync fails.
     #[cfg(test)]
     fail_sync: std::sync::atomic::AtomicBool,
+    /// Test count: messages the sync thread was woken by.
+    #[cfg(test)]
+    sync_wakeups: AtomicU64,
 }
 
 struct Job {
@@ -596,7 +603,7 @@ impl Writer {
         mut self,
         rx: &mpsc::Receiver<Job>,
         shared: &Shared,
-        syncer: Option<(mpsc::Sender<u64>, std::thread::JoinHandle<()>)>,
+        syncer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     ) {
         let mut batch: Vec<Job> = Vec::new();
         // When the oldest deferred record in `batch` must be committed.
@@ -670,10 +677,12 @@ impl Writer {
             shared.queued.fetch_sub(n, Ordering::Relaxed);
             match result {
                 Ok(first_index) => {
-                    shared.committed.store(self.edge.size(), Ordering::Relaxed);
+                    shared.committed.store(self.edge.size(), Ordering::SeqCst);
                     match &syncer {
                         Some((tx, _)) => {
-                            let _ = tx.send(self.edge.size());
+                            if !shared.dirty.swap(true, Ordering::SeqCst) {
+                                let _ = tx.send(());
+                            }
                         }
                         None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
                     }
@@ -706,8 +715,7 @@ impl Writer {
         }
         match syncer {
             Some((tx, handle)) => {
-                // The last size, then hang up: the syncer syncs once more and ends.
-                let _ = tx.send(self.edge.size());
+                // Hang up: the syncer syncs once more and ends.
                 drop(tx);
                 let _ = handle.join();
             }
@@ -820,23 +828,40 @@ fn syncer(
     wal: &Path,
     db: &Connection,
     interval: Duration,
-    rx: &mpsc::Receiver<u64>,
+    rx: &mpsc::Receiver<()>,
     shared: &Shared,
 ) {
     let mut open = true;
     while open {
-        let Ok(mut size) = rx.recv() else { break };
-        let deadline = Instant::now() + interval;
-        loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(s) => size = size.max(s),
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    open = false;
-                    break;
+        // Woken by the first commit since the last sync, or by the writer
+        // hanging up (then one last sync).
+        open = rx.recv().is_ok();
+        #[cfg(test)]
+        if open {
+            shared.sync_wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+        if open {
+            // Commits in the interval do not wake this thread (the flag is
+            // still set); the writer hanging up ends the wait early.
+            let deadline = Instant::now() + interval;
+            loop {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(()) => {
+                        #[cfg(test)]
+                        shared.sync_wakeups.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                 }
             }
         }
+        // Clear the flag before reading the size: a commit after this wakes
+        // the thread again, and one before it is in the size.
+        shared.dirty.store(false, Ordering::SeqCst);
+        let size = shared.committed.load(Ordering::SeqCst);
         let started = Instant::now();
         match sync_file(wal, shared).and_then(|()| {
             shared.synced.fetch_max(size, Ordering::Relaxed);

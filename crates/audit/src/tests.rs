@@ -372,6 +372,35 @@ fn with_a_sync_interval_the_sync_thread_moves_the_wal_into_the_database() {
     assert_eq!(f.verify().unwrap().records, next);
 }
 
+#[test]
+fn commits_within_one_sync_interval_wake_the_sync_thread_once() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::Within(Duration::from_millis(1000)),
+        ..AuditConfig::default()
+    });
+    // One at a time: a commit each, all inside one interval.
+    for i in 0..50 {
+        log.append(&decision(i, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap();
+    }
+    let h = until(&log, |h| h.unsynced == 0);
+    assert_eq!(h.unsynced, 0, "{h:?}");
+    let woken = log.shared.sync_wakeups.load(Ordering::Relaxed);
+    // The opening head commit and the first of the 50 may fall in two
+    // intervals; a wake-up per commit would be 51.
+    assert!(woken <= 3, "woken {woken} times for 51 commits");
+    // A commit after the sync wakes it again, and reaches the disk.
+    log.append(&decision(50, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let h = until(&log, |h| h.unsynced == 0 && h.records == 51);
+    assert_eq!((h.unsynced, h.records), (0, 51), "{h:?}");
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 51);
+}
+
 fn records(f: &Fixture) -> i64 {
     f.sql()
         .query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))
