@@ -16,41 +16,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zt4ai_audit::{AuditConfig, AuditLog, DecisionEvent, Event, LogKey};
-use zt4ai_core::{ActorChain, AgentId, Decision, Reason, UserId};
+use zt4ai_audit::{AuditConfig, AuditLog, LogKey};
 
-/// A typical decision record (~600 bytes of JSON).
-fn event(i: u64) -> anyhow::Result<Event> {
-    Ok(Event::Decision(DecisionEvent {
-        time_ms: zt4ai_audit::now_ms(),
-        request_id: Some(format!("req-{i}")),
-        point: "mcp".into(),
-        session: format!("session-{}", i % 1000),
-        chain: ActorChain {
-            user: UserId::new("alice")?,
-            agents: vec![AgentId::new("report-agent")?],
-        },
-        action: "call_tool".into(),
-        resource: "mail.send".into(),
-        decision: if i.is_multiple_of(10) {
-            Decision::Deny
-        } else {
-            Decision::Allow
-        },
-        policies: vec!["zt4ai.guard.exfiltration".into()],
-        reasons: vec![Reason {
-            policy: "zt4ai.guard.exfiltration".into(),
-            message: "the session has read confidential data and `mail:x@rival.example` is not cleared for it".into(),
-        }],
-        findings: Vec::new(),
-        label_before: Some(zt4ai_core::SessionLabel::default()),
-        label_after: Some(zt4ai_core::SessionLabel::default()),
-        risk: Some(12),
-        approval: None,
-        arguments_sha256: Some("9f2c".repeat(16)),
-        risk_signals: Vec::new(),
-    }))
-}
+#[path = "../benches/common/sample.rs"]
+mod sample;
+use sample::event;
 
 /// User plus system CPU time of this process so far, from `/proc/self/stat`
 /// (0 where there is none).
@@ -107,7 +77,7 @@ fn main() -> anyhow::Result<()> {
             let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
             tokio::time::sleep_until(due.into()).await;
             let sent = Instant::now();
-            let receipt = log.append(&event(i)?);
+            let receipt = log.append(&event(i));
             let tx = tx.clone();
             tokio::spawn(async move {
                 let ok = receipt.durable().await.is_ok();
