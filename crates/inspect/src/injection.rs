@@ -293,6 +293,9 @@ impl Anchors {
             let bit = 1u16 << i;
             for w in p.anchors {
                 let bytes = w.as_bytes();
+                if bytes.is_empty() {
+                    return Err(format!("pattern {} has an empty anchor", p.name));
+                }
                 if bytes.iter().all(u8::is_ascii_alphanumeric) {
                     let key = word_key(bytes, 0, bytes.len());
                     let mut slot = slot_of(key, bytes.len());
@@ -379,6 +382,9 @@ impl Anchors {
 #[inline]
 fn word_key(bytes: &[u8], start: usize, end: usize) -> u64 {
     let take = (end - start).min(8);
+    if take == 0 {
+        return 0;
+    }
     let keep = u64::MAX >> (64 - 8 * take as u32);
     // One unaligned load where eight bytes are there (copying fewer into a
     // buffer and loading that stalls on store forwarding).
