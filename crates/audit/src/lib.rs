@@ -245,6 +245,9 @@ struct Shared {
     /// Test count: messages the sync thread was woken by.
     #[cfg(test)]
     sync_wakeups: AtomicU64,
+    /// Test count: checkpoints the sync thread ran.
+    #[cfg(test)]
+    checkpoints: AtomicU64,
 }
 
 struct Job {
@@ -346,6 +349,10 @@ fn open_connection(path: &Path, busy: Duration, sync: DiskSync) -> Result<Connec
         // SQLite's own threshold would copy the WAL into the database and
         // sync both while every request waits on it.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // SQLite reuses the WAL file from its start after a checkpoint and
+        // keeps its length; with no size limit it is cut to what the new
+        // frames fill, so its length says how much waits to be checkpointed.
+        conn.pragma_update(None, "journal_size_limit", 0)?;
     }
     Ok(conn)
 }
@@ -866,7 +873,7 @@ fn syncer(
         match sync_file(wal, shared).and_then(|()| {
             shared.synced.fetch_max(size, Ordering::Relaxed);
             zt4ai_telemetry::metrics().audit_sync(started.elapsed());
-            checkpoint(wal, db)
+            checkpoint(wal, db, shared)
         }) {
             Ok(()) => {}
             Err(e) => {
@@ -890,7 +897,7 @@ fn syncer(
 /// the database after. The writer starts the WAL over at its next commit once
 /// all of it is in the database. An error is treated as a failed sync: the
 /// database file may not hold what SQLite believes it holds.
-fn checkpoint(wal: &Path, db: &Connection) -> std::io::Result<()> {
+fn checkpoint(wal: &Path, db: &Connection, shared: &Shared) -> std::io::Result<()> {
     let size = match std::fs::metadata(wal) {
         Ok(m) => m.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -899,6 +906,10 @@ fn checkpoint(wal: &Path, db: &Connection) -> std::io::Result<()> {
     if size < WAL_CHECKPOINT_BYTES {
         return Ok(());
     }
+    #[cfg(test)]
+    shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+    #[cfg(not(test))]
+    let _ = shared;
     let started = Instant::now();
     let (busy, frames, copied) = db
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {

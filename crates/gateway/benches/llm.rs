@@ -21,9 +21,9 @@
 //!
 //! 1. **Non-streamed**: one user message of 4 KiB of plain business prose
 //!    (nothing the inspector flags), ending in a `[[say:...]]` marker with 1 KiB
-//!    more prose, which is the reply. (Not `[[pad:1024]]`: the injection
-//!    model scores 1 KiB of `x` as an injection, score 1.0, which puts the
-//!    agent's risk at 60 and holds its next call for approval.) Wall time from
+//!    more prose, which is the reply. (Not `[[pad:1024]]`: until `172fc34`
+//!    the injection model scored 1 KiB of `x` as an injection, score 1.0,
+//!    which put the agent's risk at 60 and held its next call for approval.) Wall time from
 //!    sending to the last byte of the answer. 3,000 requests per side.
 //! 2. **Streamed, time to first token**: `stream: true`, a 1 KiB prompt
 //!    asking for a ~200-byte reply in 8-byte chunks 1 ms apart
