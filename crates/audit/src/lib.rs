@@ -827,9 +827,10 @@ impl Writer {
     }
 }
 
-/// The sync thread of [`DiskSync::Within`]: after the writer reports a commit, it
-/// waits out `interval` (gathering later commits), then syncs the WAL file to
-/// disk and records the size it covered. Ends, after a last sync, when the
+/// The sync thread of [`DiskSync::Within`]: woken by the first commit since its
+/// last sync ([`Shared::dirty`]), it waits out `interval` (later commits do not
+/// wake it), syncs the WAL file to disk, records the size it covered and, when
+/// the WAL is large enough, checkpoints it. Ends, after a last sync, when the
 /// writer hangs up. A failed sync is permanent (see [`Shared::sync_failed`]).
 fn syncer(
     wal: &Path,
@@ -843,26 +844,18 @@ fn syncer(
         // Woken by the first commit since the last sync, or by the writer
         // hanging up (then one last sync).
         open = rx.recv().is_ok();
-        #[cfg(test)]
         if open {
+            #[cfg(test)]
             shared.sync_wakeups.fetch_add(1, Ordering::Relaxed);
-        }
-        if open {
-            // Commits in the interval do not wake this thread (the flag is
-            // still set); the writer hanging up ends the wait early.
-            let deadline = Instant::now() + interval;
-            loop {
-                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(()) => {
-                        #[cfg(test)]
-                        shared.sync_wakeups.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
+            // No commit sends while the flag is set, so nothing arrives during
+            // the interval but the writer hanging up, which ends it early.
+            match rx.recv_timeout(interval) {
+                Ok(()) => {
+                    #[cfg(test)]
+                    shared.sync_wakeups.fetch_add(1, Ordering::Relaxed);
                 }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
             }
         }
         // Clear the flag before reading the size: a commit after this wakes
