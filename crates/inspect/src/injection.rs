@@ -298,20 +298,17 @@ impl Anchors {
                 }
                 if bytes.iter().all(u8::is_ascii_alphanumeric) {
                     let key = word_key(bytes, 0, bytes.len());
-                    let mut slot = slot_of(key, bytes.len());
-                    loop {
-                        let (k, len, mask) = &mut a.words[slot];
-                        if *len == 0 {
-                            (*k, *len, *mask) = (key, bytes.len(), bit);
-                            count += 1;
-                            break;
+                    let slot = a.slot(key, bytes.len());
+                    let (k, len, mask) = &mut a.words[slot];
+                    if *len == 0 {
+                        (*k, *len) = (key, bytes.len());
+                        count += 1;
+                        // At most half full, so probing always finds a gap.
+                        if count * 2 > 1 << ANCHOR_SLOTS_LOG2 {
+                            return Err(format!("{count} anchor words overfill the table"));
                         }
-                        if *k == key && *len == bytes.len() {
-                            *mask |= bit;
-                            break;
-                        }
-                        slot = (slot + 1) & ((1 << ANCHOR_SLOTS_LOG2) - 1);
                     }
+                    *mask |= bit;
                 } else if bytes.first().is_some_and(u8::is_ascii_alphanumeric) {
                     return Err(format!(
                         "anchor {w:?} of pattern {} mixes a word with other bytes",
@@ -322,9 +319,6 @@ impl Anchors {
                     a.other.push((bytes, bit));
                 }
             }
-        }
-        if count * 2 > a.words.len() {
-            return Err(format!("{count} anchor words overfill the table"));
         }
         Ok(a)
     }
@@ -362,16 +356,19 @@ impl Anchors {
     /// The patterns anchored by the word `bytes[start..end]`, if any.
     #[inline]
     fn word(&self, bytes: &[u8], start: usize, end: usize) -> Option<u16> {
-        let len = end - start;
-        let key = word_key(bytes, start, end);
+        let (_, len, mask) = self.words[self.slot(word_key(bytes, start, end), end - start)];
+        (len != 0).then_some(mask)
+    }
+
+    /// The slot that holds the word with `key` and `len`, or the empty slot
+    /// where it would go (linear probing; the table is never full).
+    #[inline]
+    fn slot(&self, key: u64, len: usize) -> usize {
         let mut slot = slot_of(key, len);
         loop {
-            let (k, l, mask) = self.words[slot];
-            if l == 0 {
-                return None;
-            }
-            if k == key && l == len {
-                return Some(mask);
+            let (k, l, _) = self.words[slot];
+            if l == 0 || (k == key && l == len) {
+                return slot;
             }
             slot = (slot + 1) & ((1 << ANCHOR_SLOTS_LOG2) - 1);
         }
