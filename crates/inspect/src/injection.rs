@@ -580,26 +580,35 @@ impl InjectionDetector {
         let mut scratch = Scratch::default();
         let mut best = 0f32;
         for v in normalize::views(text) {
-            let hits = pattern_hits(&v.text);
-            let wins: Vec<_> = windows(&v.text).collect();
-            self.sums(&v.text, &wins, &mut scratch);
-            for (k, &(s, e)) in wins.iter().enumerate() {
-                best = best.max(self.window(k, s, e, &hits, &scratch).0);
-            }
+            self.each_window(&v.text, &mut scratch, |p, _, _| best = best.max(p));
         }
         best
     }
 
-    fn scan_view(&self, view: &View, scratch: &mut Scratch, out: &mut Vec<Finding>) {
-        // Patterns run once over the whole view; each window takes the hits
-        // that lie inside it.
-        let hits = pattern_hits(&view.text);
-        let wins: Vec<_> = windows(&view.text).collect();
-        self.sums(&view.text, &wins, scratch);
+    /// Calls `f(probability, strongest hit, window)` for every window of
+    /// `view`. Patterns run once over the whole view, and each window takes
+    /// the hits that lie inside it; the model scores every window in one pass.
+    fn each_window(
+        &self,
+        view: &str,
+        scratch: &mut Scratch,
+        mut f: impl FnMut(f32, Option<Hit>, (usize, usize)),
+    ) {
+        let hits = pattern_hits(view);
+        let wins: Vec<_> = windows(view).collect();
+        if let Some(m) = &self.model {
+            m.window_sums(view, &wins, &mut scratch.sums);
+        }
         for (k, &(s, e)) in wins.iter().enumerate() {
             let (p, best) = self.window(k, s, e, &hits, scratch);
+            f(p, best, (s, e));
+        }
+    }
+
+    fn scan_view(&self, view: &View, scratch: &mut Scratch, out: &mut Vec<Finding>) {
+        self.each_window(&view.text, scratch, |p, best, (s, e)| {
             if p < self.threshold {
-                continue;
+                return;
             }
             let (span, rule) = match best {
                 Some(h) => (
@@ -616,7 +625,7 @@ impl InjectionDetector {
                 if p > f.score {
                     f.score = p;
                 }
-                continue;
+                return;
             }
             out.push(Finding {
                 kind: FindingKind::PromptInjection,
@@ -626,14 +635,7 @@ impl InjectionDetector {
                 rule,
                 digest: None,
             });
-        }
-    }
-
-    /// The model's sums for each window of `view` (one pass over the view).
-    fn sums(&self, view: &str, wins: &[(usize, usize)], scratch: &mut Scratch) {
-        if let Some(m) = &self.model {
-            m.window_sums(view, wins, &mut scratch.sums);
-        }
+        });
     }
 
     /// The probability of window `k` (`s..e`) of a view whose sums are in
