@@ -248,6 +248,10 @@ struct Shared {
     /// Test count: checkpoints the sync thread ran.
     #[cfg(test)]
     checkpoints: AtomicU64,
+    /// Test count: the committed size the sync thread's last finished round
+    /// (sync and, when due, checkpoint) started from.
+    #[cfg(test)]
+    rounds_through: AtomicU64,
 }
 
 struct Job {
@@ -868,7 +872,10 @@ fn syncer(
             zt4ai_telemetry::metrics().audit_sync(started.elapsed());
             checkpoint(wal, db, shared)
         }) {
-            Ok(()) => {}
+            Ok(()) => {
+                #[cfg(test)]
+                shared.rounds_through.fetch_max(size, Ordering::SeqCst);
+            }
             Err(e) => {
                 let message = format!(
                     "the audit log could not be synced to disk ({}: {e}); records may be lost, so \

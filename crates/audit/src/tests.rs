@@ -354,8 +354,16 @@ fn with_a_sync_interval_the_sync_thread_moves_the_wal_into_the_database() {
         for r in receipts {
             r.wait().unwrap();
         }
-        // Give the sync thread its interval.
-        std::thread::sleep(Duration::from_millis(5));
+        // Let the sync thread finish the round that covers these commits
+        // before the next batch: a busy machine may not schedule it within
+        // its interval, and the bound is on the WAL a round leaves behind.
+        let committed = log.shared.committed.load(Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        while log.shared.rounds_through.load(Ordering::SeqCst) < committed
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
     }
     let db = std::fs::metadata(&f.db).unwrap().len();
@@ -398,8 +406,9 @@ fn commits_within_one_sync_interval_wake_the_sync_thread_once() {
     assert_eq!(h.unsynced, 0, "{h:?}");
     let woken = log.shared.sync_wakeups.load(Ordering::Relaxed);
     // The opening head commit and the first of the 50 may fall in two
-    // intervals; a wake-up per commit would be 51.
-    assert!(woken <= 3, "woken {woken} times for 51 commits");
+    // intervals, and a busy machine may stretch the 50 over a few more; a
+    // wake-up per commit would be 51.
+    assert!(woken <= 10, "woken {woken} times for 51 commits");
     // A commit after the sync wakes it again, and reaches the disk.
     log.append(&decision(50, "a", Decision::Allow, "p"))
         .wait()
