@@ -10,7 +10,12 @@
 //! **Durability.** [`AuditLog::append`] hands the record to one writer thread
 //! and returns a [`Receipt`]; the receipt resolves once the record is committed.
 //! The writer takes everything waiting in one transaction (group commit), so a
-//! thousand concurrent appends cost one commit. An enforcement point carries out
+//! thousand concurrent appends cost one commit. When the log has been idle (no
+//! commit for [`INLINE_AFTER_IDLE`], nothing queued but deferred records) and
+//! commits do not wait for the disk ([`DiskSync::Within`]), `append` commits on
+//! the caller's thread instead, with whatever deferred records are held: a
+//! lone request then pays no hand-off to the writer thread and back (two
+//! thread wake-ups), while a busy log still batches on the writer thread. An enforcement point carries out
 //! an allowed action only after its receipt resolves, and denies if it resolves
 //! with an error: the log never fails open.
 //!
@@ -167,6 +172,12 @@ impl Default for AuditConfig {
 pub struct AuditLog {
     tx: Option<mpsc::Sender<Job>>,
     shared: Arc<Shared>,
+    /// The writer's state: the writer thread commits under this lock, and so
+    /// does [`AuditLog::append`] when it commits on the caller's thread.
+    state: Arc<Mutex<Writer>>,
+    /// Whether `append` may commit on the caller's thread (only when commits
+    /// do not wait for a disk sync).
+    inline: bool,
     writer: Option<std::thread::JoinHandle<()>>,
     origin: String,
     verifier: String,
@@ -232,6 +243,8 @@ struct Shared {
     queued: AtomicU64,
     /// Records known to be on disk.
     synced: AtomicU64,
+    /// When the last commit ended ([`clock`]).
+    last_commit: AtomicU64,
     /// Set by the writer when it commits and the sync thread has not been
     /// woken since: the thread is woken once per interval at most, not once
     /// per commit.
@@ -252,6 +265,9 @@ struct Shared {
     /// (sync and, when due, checkpoint) started from.
     #[cfg(test)]
     rounds_through: AtomicU64,
+    /// Test count: commits made on an appending thread.
+    #[cfg(test)]
+    inline_commits: AtomicU64,
 }
 
 struct Job {
@@ -259,6 +275,21 @@ struct Job {
     meta: Meta,
     /// Who waits for the commit; `None` for a deferred record.
     reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+}
+
+impl Job {
+    fn new(
+        event: &Event,
+        reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    ) -> Result<Job, String> {
+        let json =
+            serde_json::to_vec(event).map_err(|e| format!("cannot encode the record: {e}"))?;
+        Ok(Job {
+            event: json,
+            meta: Meta::of(event),
+            reply,
+        })
+    }
 }
 
 /// The columns a record is filtered by.
@@ -365,6 +396,18 @@ fn open_connection(path: &Path, busy: Duration, sync: DiskSync) -> Result<Connec
 /// (SQLite's own default threshold is 1,000 pages, 4 MiB at 4 KiB a page).
 pub const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 
+/// How long the log must have been without a commit before
+/// [`AuditLog::append`] commits on the caller's thread. Under load commits
+/// follow each other closely and stay with the writer thread, which batches
+/// them; an isolated request commits at once, without waking it.
+pub const INLINE_AFTER_IDLE: Duration = Duration::from_micros(250);
+
+/// Nanoseconds since the first call: the clock of [`Shared::last_commit`].
+fn clock() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 impl AuditLog {
     /// Opens (creating if needed) the log in the SQLite file at `path`, signing
     /// with `key`, and starts its writer thread. Refuses to start on a log whose
@@ -379,14 +422,16 @@ impl AuditLog {
         if writer.head_size.is_none() {
             writer.commit(&[])?;
         }
+        let inline = matches!(sync, DiskSync::Within(_));
         let shared = Arc::new(Shared::default());
         shared
             .committed
             .store(writer.edge.size(), Ordering::Relaxed);
         shared.synced.store(writer.edge.size(), Ordering::Relaxed);
+        shared.last_commit.store(clock(), Ordering::Relaxed);
         let origin = writer.key.origin().to_owned();
         let verifier = writer.key.verifier_key().to_owned();
-        let syncer = match sync {
+        let sync_thread = match sync {
             DiskSync::EveryCommit => None,
             DiskSync::Within(interval) => {
                 let mut wal = path.as_os_str().to_owned();
@@ -400,31 +445,71 @@ impl AuditLog {
                     .name("zt4ai-audit-sync".into())
                     .spawn(move || syncer(&wal, &db, interval, &rx, &thread_shared))
                     .map_err(|e| AuditError::Write(format!("cannot start the sync thread: {e}")))?;
-                Some((tx, handle))
+                writer.syncer = Some(tx);
+                Some(handle)
             }
         };
+        let state = Arc::new(Mutex::new(writer));
         let (tx, rx) = mpsc::channel();
         let thread_shared = Arc::clone(&shared);
+        let thread_state = Arc::clone(&state);
         let handle = std::thread::Builder::new()
             .name("zt4ai-audit".into())
-            .spawn(move || writer.run(&rx, &thread_shared, syncer))
+            .spawn(move || run(&thread_state, &rx, &thread_shared, sync_thread))
             .map_err(|e| AuditError::Write(format!("cannot start the writer thread: {e}")))?;
         Ok(AuditLog {
             tx: Some(tx),
             shared,
+            state,
+            inline,
             writer: Some(handle),
             origin,
             verifier,
         })
     }
 
-    /// Queues `event`; the receipt says when it is durable.
+    /// Queues `event`; the receipt says when it is durable. After an idle
+    /// spell the record is committed before this returns (see the crate's
+    /// documentation), and the receipt is already resolved.
     pub fn append(&self, event: &Event) -> Receipt {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        match self.queue(event, Some(reply)) {
-            Ok(()) => Receipt(Ok(rx)),
-            Err(e) => Receipt(Err(e)),
+        let job = match Job::new(event, Some(reply)) {
+            Ok(job) => job,
+            Err(e) => return Receipt(Err(e)),
+        };
+        match self.commit_here(job) {
+            None => Receipt(Ok(rx)),
+            Some(job) => match self.queue(job) {
+                Ok(()) => Receipt(Ok(rx)),
+                Err(e) => Receipt(Err(e)),
+            },
         }
+    }
+
+    /// Commits `job` on this thread, with the deferred records held, if the
+    /// log has been idle and nothing else is queued; hands it back otherwise.
+    fn commit_here(&self, job: Job) -> Option<Job> {
+        if !self.inline
+            || self.tx.is_none()
+            || clock().saturating_sub(self.shared.last_commit.load(Ordering::Relaxed))
+                < INLINE_AFTER_IDLE.as_nanos() as u64
+        {
+            return Some(job);
+        }
+        let Some(mut w) = self.state.try_lock() else {
+            return Some(job);
+        };
+        // Only deferred records the writer holds may go first: a record still
+        // in the channel would be committed after this one.
+        if self.shared.queued.load(Ordering::SeqCst) != w.pending.len() as u64 {
+            return Some(job);
+        }
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        w.pending.push(job);
+        w.commit_pending(&self.shared);
+        #[cfg(test)]
+        self.shared.inline_commits.fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     /// Queues `event` without waiting for it: for records no decision depends
@@ -433,26 +518,17 @@ impl AuditLog {
     /// whichever comes first, so it costs no commit of its own. A failure to
     /// store it shows in [`Self::health`] and the log, not to the caller.
     pub fn append_deferred(&self, event: &Event) -> Result<(), AuditError> {
-        self.queue(event, None).map_err(AuditError::Write)
+        Job::new(event, None)
+            .and_then(|job| self.queue(job))
+            .map_err(AuditError::Write)
     }
 
-    fn queue(
-        &self,
-        event: &Event,
-        reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
-    ) -> Result<(), String> {
-        let json =
-            serde_json::to_vec(event).map_err(|e| format!("cannot encode the record: {e}"))?;
-        let job = Job {
-            event: json,
-            meta: Meta::of(event),
-            reply,
-        };
-        self.shared.queued.fetch_add(1, Ordering::Relaxed);
+    fn queue(&self, job: Job) -> Result<(), String> {
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
         if self.tx.as_ref().is_some_and(|tx| tx.send(job).is_ok()) {
             Ok(())
         } else {
-            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
             Err("the audit writer has stopped".into())
         }
     }
@@ -528,7 +604,8 @@ fn spaced<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     s
 }
 
-/// The writer thread's state: the only place records are added.
+/// The writer's state: the only place records are added, by the writer
+/// thread or by an appending thread holding its lock.
 struct Writer {
     conn: Connection,
     key: LogKey,
@@ -537,6 +614,13 @@ struct Writer {
     head_size: Option<u64>,
     last_checkpoint: u64,
     last_checkpoint_at: Instant,
+    /// Records taken from the queue and not yet committed: deferred ones
+    /// waiting for a record something waits for.
+    pending: Vec<Job>,
+    /// When the oldest deferred record in `pending` must be committed.
+    deferred_until: Option<Instant>,
+    /// Wakes the sync thread ([`DiskSync::Within`]).
+    syncer: Option<mpsc::Sender<()>>,
     /// Buffers reused for each record's body and tree hashes.
     body: Vec<u8>,
     hashes: Vec<u8>,
@@ -552,6 +636,9 @@ impl Writer {
             head_size: None,
             last_checkpoint: 0,
             last_checkpoint_at: Instant::now(),
+            pending: Vec::new(),
+            deferred_until: None,
+            syncer: None,
             body: Vec::with_capacity(4096),
             hashes: Vec::with_capacity(64 * 32),
         };
@@ -608,130 +695,54 @@ impl Writer {
         Ok(())
     }
 
-    /// The writer's loop. `syncer` (with [`DiskSync::Within`]) is told the log's
-    /// size after every commit, and is stopped and joined when the log closes.
-    fn run(
-        mut self,
-        rx: &mpsc::Receiver<Job>,
-        shared: &Shared,
-        syncer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
-    ) {
-        let mut batch: Vec<Job> = Vec::new();
-        // When the oldest deferred record in `batch` must be committed.
-        let mut deferred_until: Option<Instant> = None;
-        let mut open = true;
-        while open {
-            // Wait for a record, for the periodic checkpoint, or until the
-            // deferred records already held are due.
-            let due = [
-                self.until_checkpoint(),
-                deferred_until.map(|t| t.saturating_duration_since(Instant::now())),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let first = match due {
-                Some(d) => match rx.recv_timeout(d) {
-                    Ok(j) => Some(j),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        open = false;
-                        None
+    /// Commits `pending` in one transaction and answers everyone waiting:
+    /// the index of each record, or the error that refused them all.
+    fn commit_pending(&mut self, shared: &Shared) {
+        self.deferred_until = None;
+        let batch = std::mem::take(&mut self.pending);
+        let n = batch.len() as u64;
+        let started = Instant::now();
+        // A failed disk sync may have lost committed records: nothing more
+        // is acknowledged until an operator has looked (restart and verify).
+        let failed = shared.sync_failed.lock().clone();
+        let result = match failed {
+            Some(why) => Err(AuditError::Write(why)),
+            None => self.commit(&batch),
+        };
+        zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
+        shared.queued.fetch_sub(n, Ordering::SeqCst);
+        match result {
+            Ok(first_index) => {
+                shared.committed.store(self.edge.size(), Ordering::SeqCst);
+                match &self.syncer {
+                    Some(tx) => {
+                        if !shared.dirty.swap(true, Ordering::SeqCst) {
+                            let _ = tx.send(());
+                        }
                     }
-                },
-                None => match rx.recv() {
-                    Ok(j) => Some(j),
-                    Err(_) => break,
-                },
-            };
-            batch.extend(first);
-            while batch.len() < self.config.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => batch.push(j),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
+                    None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
+                }
+                if shared.error.lock().take().is_some() {
+                    info!("audit log writes again");
+                }
+                for (i, job) in (first_index..).zip(batch) {
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(Ok(i));
                     }
                 }
             }
-            // Only deferred records, not yet due, no checkpoint due, and room
-            // for more: hold them for the next record something waits for.
-            let waited_for = batch.iter().any(|j| j.reply.is_some());
-            let checkpoint_due = self.until_checkpoint() == Some(Duration::ZERO);
-            let now = Instant::now();
-            if open
-                && !waited_for
-                && !checkpoint_due
-                && !batch.is_empty()
-                && batch.len() < self.config.max_batch
-            {
-                let until = *deferred_until.get_or_insert(now + self.config.defer);
-                if now < until {
-                    continue;
-                }
-            }
-            deferred_until = None;
-            if !open && batch.is_empty() {
-                break;
-            }
-            let n = batch.len() as u64;
-            let started = Instant::now();
-            // A failed disk sync may have lost committed records: nothing more
-            // is acknowledged until an operator has looked (restart and verify).
-            let failed = shared.sync_failed.lock().clone();
-            let result = match failed {
-                Some(why) => Err(AuditError::Write(why)),
-                None => self.commit(&batch),
-            };
-            zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
-            shared.queued.fetch_sub(n, Ordering::Relaxed);
-            match result {
-                Ok(first_index) => {
-                    shared.committed.store(self.edge.size(), Ordering::SeqCst);
-                    match &syncer {
-                        Some((tx, _)) => {
-                            if !shared.dirty.swap(true, Ordering::SeqCst) {
-                                let _ = tx.send(());
-                            }
-                        }
-                        None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
-                    }
-                    if shared.error.lock().take().is_some() {
-                        info!("audit log writes again");
-                    }
-                    for (i, job) in (first_index..).zip(batch.drain(..)) {
-                        if let Some(reply) = job.reply {
-                            let _ = reply.send(Ok(i));
-                        }
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
-                    *shared.error.lock() = Some(message.clone());
-                    for job in batch.drain(..) {
-                        if let Some(reply) = job.reply {
-                            let _ = reply.send(Err(message.clone()));
-                        }
+            Err(e) => {
+                let message = e.to_string();
+                error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
+                *shared.error.lock() = Some(message.clone());
+                for job in batch {
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(Err(message.clone()));
                     }
                 }
             }
         }
-        // Closing: a final checkpoint, so a cleanly stopped log ends on one.
-        if self.edge.size() > self.last_checkpoint
-            && let Err(e) = self.commit_checkpoint_only()
-        {
-            warn!(error = %e, "no final audit checkpoint");
-        }
-        match syncer {
-            Some((tx, handle)) => {
-                // Hang up: the syncer syncs once more and ends.
-                drop(tx);
-                let _ = handle.join();
-            }
-            None => shared.synced.store(self.edge.size(), Ordering::Relaxed),
-        }
+        shared.last_commit.store(clock(), Ordering::Relaxed);
     }
 
     /// How long until a periodic checkpoint is due, if records are waiting for one.
@@ -828,6 +839,99 @@ impl Writer {
             self.last_checkpoint_at = Instant::now();
         }
         Ok(first)
+    }
+}
+
+/// The writer thread's loop: takes queued records into the writer's
+/// `pending` and commits them, holding deferred ones until a record something
+/// waits for arrives or they are due. `sync_thread` (with
+/// [`DiskSync::Within`]) is stopped and joined when the log closes.
+fn run(
+    state: &Mutex<Writer>,
+    rx: &mpsc::Receiver<Job>,
+    shared: &Shared,
+    sync_thread: Option<std::thread::JoinHandle<()>>,
+) {
+    let mut open = true;
+    while open {
+        // Wait for a record, for the periodic checkpoint, or until the
+        // deferred records already held are due.
+        let due = {
+            let w = state.lock();
+            [
+                w.until_checkpoint(),
+                w.deferred_until
+                    .map(|t| t.saturating_duration_since(Instant::now())),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+        };
+        let first = match due {
+            Some(d) => match rx.recv_timeout(d) {
+                Ok(j) => Some(j),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            },
+            None => match rx.recv() {
+                Ok(j) => Some(j),
+                Err(_) => break,
+            },
+        };
+        let mut w = state.lock();
+        w.pending.extend(first);
+        while w.pending.len() < w.config.max_batch {
+            match rx.try_recv() {
+                Ok(j) => w.pending.push(j),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let checkpoint_due = w.until_checkpoint() == Some(Duration::ZERO);
+        // An appending thread may have committed what was held meanwhile.
+        if w.pending.is_empty() {
+            w.deferred_until = None;
+            if !checkpoint_due {
+                continue;
+            }
+        }
+        // Only deferred records, not yet due, no checkpoint due, and room
+        // for more: hold them for the next record something waits for.
+        let waited_for = w.pending.iter().any(|j| j.reply.is_some());
+        let now = Instant::now();
+        if open && !waited_for && !checkpoint_due && w.pending.len() < w.config.max_batch {
+            let defer = w.config.defer;
+            let until = *w.deferred_until.get_or_insert(now + defer);
+            if now < until {
+                continue;
+            }
+        }
+        w.commit_pending(shared);
+    }
+    let mut w = state.lock();
+    if !w.pending.is_empty() {
+        w.commit_pending(shared);
+    }
+    // Closing: a final checkpoint, so a cleanly stopped log ends on one.
+    if w.edge.size() > w.last_checkpoint
+        && let Err(e) = w.commit_checkpoint_only()
+    {
+        warn!(error = %e, "no final audit checkpoint");
+    }
+    match sync_thread {
+        Some(handle) => {
+            // Hang up: the syncer syncs once more and ends.
+            w.syncer = None;
+            drop(w);
+            let _ = handle.join();
+        }
+        None => shared.synced.store(w.edge.size(), Ordering::Relaxed),
     }
 }
 

@@ -901,3 +901,103 @@ fn the_key_file_is_private_and_keeps_its_name() {
     let err = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap_err();
     assert!(err.to_string().contains("audit.key"), "{err}");
 }
+
+/// The index a receipt already holds, without waiting.
+fn resolved(r: &mut Receipt) -> Option<u64> {
+    r.0.as_mut().ok()?.try_recv().ok()?.ok()
+}
+
+#[test]
+fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_records() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        ..AuditConfig::default()
+    });
+    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+    // A deferred record waits with the writer thread...
+    log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
+        .unwrap();
+    let started = std::time::Instant::now();
+    while log.state.lock().pending.len() != 1 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let held = log.health();
+    assert_eq!((held.pending, held.records), (1, 0), "{held:?}");
+    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+    // ...and goes first in the commit the next awaited record makes on this
+    // thread: its receipt is resolved when `append` returns.
+    let mut r = log.append(&decision(1, "a", Decision::Allow, "p"));
+    assert_eq!(resolved(&mut r), Some(1));
+    assert_eq!(log.shared.inline_commits.load(Ordering::Relaxed), 1);
+    let h = log.health();
+    assert_eq!((h.records, h.pending), (2, 0), "{h:?}");
+    drop(log);
+    let v = f.verify().unwrap();
+    assert_eq!(v.records, 2);
+}
+
+#[test]
+fn with_a_sync_per_commit_appends_never_commit_on_the_callers_thread() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        sync: DiskSync::EveryCommit,
+        ..AuditConfig::default()
+    });
+    for i in 0..5 {
+        std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+        log.append(&decision(i, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap();
+    }
+    assert_eq!(log.shared.inline_commits.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn appends_from_many_threads_mixing_both_paths_get_every_index_once() {
+    // Bursts and pauses, so some appends commit on their own thread and some
+    // on the writer's, with deferred records in between.
+    let f = Fixture::new();
+    let log = Arc::new(f.open(AuditConfig {
+        defer: Duration::from_millis(2),
+        ..AuditConfig::default()
+    }));
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let mut indices = Vec::new();
+                for i in 0..200u64 {
+                    let n = t * 1000 + i;
+                    if i % 3 == 0 {
+                        log.append_deferred(&decision(n, "a", Decision::Allow, "p"))
+                            .unwrap();
+                    } else {
+                        indices.push(
+                            log.append(&decision(n, "a", Decision::Allow, "p"))
+                                .wait()
+                                .unwrap(),
+                        );
+                    }
+                    if i % (7 + t) == 0 {
+                        std::thread::sleep(Duration::from_micros(300 + 100 * t));
+                    }
+                }
+                indices
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let awaited = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), awaited, "an index was given twice");
+    assert!(log.shared.inline_commits.load(Ordering::Relaxed) > 0);
+    let log = Arc::into_inner(log).unwrap();
+    drop(log);
+    let v = f.verify().unwrap();
+    assert_eq!(v.records, 1200);
+}
