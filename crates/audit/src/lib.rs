@@ -268,6 +268,9 @@ struct Shared {
     /// Test count: commits made on an appending thread.
     #[cfg(test)]
     inline_commits: AtomicU64,
+    /// Test count: deferred records put straight into the writer's held ones.
+    #[cfg(test)]
+    held_directly: AtomicU64,
 }
 
 struct Job {
@@ -402,6 +405,10 @@ pub const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
 /// them; an isolated request commits at once, without waking it.
 pub const INLINE_AFTER_IDLE: Duration = Duration::from_micros(250);
 
+/// How long after a commit the writer thread keeps waking every half
+/// [`AuditConfig::defer`], so deferred records need not wake it.
+const POLL_AFTER_COMMIT: Duration = Duration::from_millis(100);
+
 /// Nanoseconds since the first call: the clock of [`Shared::last_commit`].
 fn clock() -> u64 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -518,9 +525,40 @@ impl AuditLog {
     /// whichever comes first, so it costs no commit of its own. A failure to
     /// store it shows in [`Self::health`] and the log, not to the caller.
     pub fn append_deferred(&self, event: &Event) -> Result<(), AuditError> {
-        Job::new(event, None)
-            .and_then(|job| self.queue(job))
-            .map_err(AuditError::Write)
+        let job = Job::new(event, None).map_err(AuditError::Write)?;
+        match self.hold_here(job) {
+            None => Ok(()),
+            Some(job) => self.queue(job).map_err(AuditError::Write),
+        }
+    }
+
+    /// Puts a deferred `job` straight into the writer's held records when the
+    /// writer thread is polling (records arrived lately, so it wakes every
+    /// half [`AuditConfig::defer`] anyway) and nothing is queued: that saves
+    /// waking the writer thread for a record nobody waits for. Hands the job
+    /// back otherwise.
+    fn hold_here(&self, job: Job) -> Option<Job> {
+        if self.tx.is_none() {
+            return Some(job);
+        }
+        let Some(mut w) = self.state.try_lock() else {
+            return Some(job);
+        };
+        if !w.polling
+            || w.pending.len() >= w.config.max_batch
+            || self.shared.queued.load(Ordering::SeqCst) != w.pending.len() as u64
+        {
+            return Some(job);
+        }
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        w.pending.push(job);
+        // The writer wakes within half the interval and then waits out the
+        // rest: committed within `defer`.
+        let until = Instant::now() + w.config.defer / 2;
+        w.deferred_until.get_or_insert(until);
+        #[cfg(test)]
+        self.shared.held_directly.fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     fn queue(&self, job: Job) -> Result<(), String> {
@@ -619,6 +657,9 @@ struct Writer {
     pending: Vec<Job>,
     /// When the oldest deferred record in `pending` must be committed.
     deferred_until: Option<Instant>,
+    /// Whether the writer thread is waking every half `defer` (records came
+    /// lately), so a deferred record can be held without waking it.
+    polling: bool,
     /// Wakes the sync thread ([`DiskSync::Within`]).
     syncer: Option<mpsc::Sender<()>>,
     /// Buffers reused for each record's body and tree hashes.
@@ -638,6 +679,7 @@ impl Writer {
             last_checkpoint_at: Instant::now(),
             pending: Vec::new(),
             deferred_until: None,
+            polling: false,
             syncer: None,
             body: Vec::with_capacity(4096),
             hashes: Vec::with_capacity(64 * 32),
@@ -856,12 +898,19 @@ fn run(
     while open {
         // Wait for a record, for the periodic checkpoint, or until the
         // deferred records already held are due.
+        // While records come, it also wakes every half `defer`, so appending
+        // threads can hold deferred records without waking it (see
+        // `AuditLog::hold_here`).
         let due = {
-            let w = state.lock();
+            let mut w = state.lock();
+            let since = clock().saturating_sub(shared.last_commit.load(Ordering::Relaxed));
+            w.polling = since < POLL_AFTER_COMMIT.as_nanos() as u64;
+            let tick = (w.config.defer / 2).max(Duration::from_micros(100));
             [
                 w.until_checkpoint(),
                 w.deferred_until
                     .map(|t| t.saturating_duration_since(Instant::now())),
+                w.polling.then_some(tick),
             ]
             .into_iter()
             .flatten()

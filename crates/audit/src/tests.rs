@@ -1001,3 +1001,30 @@ fn appends_from_many_threads_mixing_both_paths_get_every_index_once() {
     let v = f.verify().unwrap();
     assert_eq!(v.records, 1200);
 }
+
+#[test]
+fn deferred_records_held_without_waking_the_writer_are_still_committed_in_time() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_millis(20),
+        ..AuditConfig::default()
+    });
+    // Right after a commit the writer thread polls, so a deferred record is
+    // put straight into its held records (a stalled test thread may miss
+    // that window now and then, hence a few rounds).
+    let mut n = 0;
+    for _ in 0..20 {
+        log.append(&decision(n, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap();
+        log.append_deferred(&decision(n + 1, "a", Decision::Allow, "output"))
+            .unwrap();
+        n += 2;
+        // Nobody wakes the writer for it: its own tick commits it.
+        let h = until(&log, |h| h.records == n);
+        assert_eq!((h.records, h.pending), (n, 0), "{h:?}");
+    }
+    assert!(log.shared.held_directly.load(Ordering::Relaxed) > 0);
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 40);
+}
