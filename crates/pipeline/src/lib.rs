@@ -1071,8 +1071,17 @@ impl Pipeline {
         }
         if !read.categories.is_empty() {
             let cats: Vec<&str> = read.categories.iter().map(|c| c.as_str()).collect();
+            // Say whether the label moved: an auditor reads "now labelled"
+            // as a change.
+            let label = if after.confidentiality == before.confidentiality
+                && after.categories == before.categories
+            {
+                "the session's label stays"
+            } else {
+                "the session is now labelled"
+            };
             what.push(format!(
-                "{} data ({}): the session is now labelled {}",
+                "data classified {} ({}): {label} {}",
                 read.confidentiality,
                 cats.join(", "),
                 after.confidentiality

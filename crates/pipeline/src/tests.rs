@@ -655,6 +655,8 @@ async fn sensitive_tool_output_raises_the_label_and_findings_keep_only_a_hash() 
     let text = format!("Payroll contact 123-45-6789; deploy key {secret}");
     let found = p.absorb_output(&search, "mcp", &[&text]).await.unwrap();
     assert!(found.len() >= 2, "{found:?}");
+    // The same output again changes nothing, and its record says so.
+    p.absorb_output(&search, "mcp", &[&text]).await.unwrap();
     let label = p
         .store()
         .lock(&SessionId::new("ssn").unwrap())
@@ -675,6 +677,24 @@ async fn sensitive_tool_output_raises_the_label_and_findings_keep_only_a_hash() 
         "a secret reached the database"
     );
     let recs = records(&dir);
+    let said: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            zt4ai_audit::Event::Decision(d) if d.action == "tool_output" => {
+                d.reasons.first().map(|r| r.message.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(
+        said[0].ends_with("the session is now labelled highly_confidential"),
+        "{said:?}"
+    );
+    assert!(
+        said[1].ends_with("the session's label stays highly_confidential"),
+        "{said:?}"
+    );
     let hashes: Vec<_> = recs
         .iter()
         .filter_map(|r| match &r.event {
