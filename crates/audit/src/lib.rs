@@ -15,9 +15,11 @@
 //! commits do not wait for the disk ([`DiskSync::Within`]), `append` commits on
 //! the caller's thread instead, with whatever deferred records are held: a
 //! lone request then pays no hand-off to the writer thread and back (two
-//! thread wake-ups), while a busy log still batches on the writer thread. An enforcement point carries out
-//! an allowed action only after its receipt resolves, and denies if it resolves
-//! with an error: the log never fails open.
+//! thread wake-ups), while a busy log still batches on the writer thread. The
+//! caller's thread never waits for another connection's write lock: if one is
+//! held, the record goes to the writer thread, which waits. An enforcement
+//! point carries out an allowed action only after its receipt resolves, and
+//! denies if it resolves with an error: the log never fails open.
 //!
 //! What "committed" means is [`AuditConfig::sync`]:
 //! - [`DiskSync::Within`] (the default): the commit is in the log file, that is, the
@@ -268,6 +270,10 @@ struct Shared {
     /// Test count: commits made on an appending thread.
     #[cfg(test)]
     inline_commits: AtomicU64,
+    /// Test count: inline commits given up because another connection held
+    /// the write lock.
+    #[cfg(test)]
+    inline_busy: AtomicU64,
     /// Test count: deferred records put straight into the writer's held ones.
     #[cfg(test)]
     held_directly: AtomicU64,
@@ -427,7 +433,7 @@ impl AuditLog {
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
         if writer.head_size.is_none() {
-            writer.commit(&[])?;
+            writer.commit(&[], true)?;
         }
         let inline = matches!(sync, DiskSync::Within(_));
         let shared = Arc::new(Shared::default());
@@ -513,7 +519,16 @@ impl AuditLog {
         }
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         w.pending.push(job);
-        w.commit_pending(&self.shared);
+        if !w.commit_pending(&self.shared, false) {
+            // Another connection (the command line, the session store) holds
+            // the database's write lock: this thread does not wait for it;
+            // the writer thread does. Our job went in last.
+            let job = w.pending.pop();
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            #[cfg(test)]
+            self.shared.inline_busy.fetch_add(1, Ordering::Relaxed);
+            return job;
+        }
         #[cfg(test)]
         self.shared.inline_commits.fetch_add(1, Ordering::Relaxed);
         None
@@ -739,8 +754,12 @@ impl Writer {
 
     /// Commits `pending` in one transaction and answers everyone waiting:
     /// the index of each record, or the error that refused them all.
-    fn commit_pending(&mut self, shared: &Shared) {
-        self.deferred_until = None;
+    ///
+    /// Without `wait`, the commit does not wait for another connection's
+    /// write lock: if one holds it, nothing is written or answered, the
+    /// records stay pending, and this returns false. True otherwise.
+    fn commit_pending(&mut self, shared: &Shared, wait: bool) -> bool {
+        let held_until = self.deferred_until.take();
         let batch = std::mem::take(&mut self.pending);
         let n = batch.len() as u64;
         let started = Instant::now();
@@ -749,8 +768,13 @@ impl Writer {
         let failed = shared.sync_failed.lock().clone();
         let result = match failed {
             Some(why) => Err(AuditError::Write(why)),
-            None => self.commit(&batch),
+            None => self.commit(&batch, wait),
         };
+        if !wait && result.as_ref().is_err_and(is_busy) {
+            self.pending = batch;
+            self.deferred_until = held_until;
+            return false;
+        }
         zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
         shared.queued.fetch_sub(n, Ordering::SeqCst);
         match result {
@@ -785,6 +809,7 @@ impl Writer {
             }
         }
         shared.last_commit.store(clock(), Ordering::Relaxed);
+        true
     }
 
     /// How long until a periodic checkpoint is due, if records are waiting for one.
@@ -801,15 +826,27 @@ impl Writer {
         self.last_checkpoint_at = Instant::now()
             .checked_sub(force)
             .unwrap_or(self.last_checkpoint_at);
-        self.commit(&[])
+        self.commit(&[], true)
     }
 
     /// Writes `batch` in one transaction with a freshly signed head (and a kept
     /// checkpoint when one is due). On error nothing is written and the
     /// in-memory tree is as before. Returns the first record's index.
-    fn commit(&mut self, batch: &[Job]) -> Result<u64, AuditError> {
+    /// Without `wait`, a write lock held by another connection is an
+    /// immediate busy error ([`is_busy`]) instead of a wait of up to the
+    /// busy timeout.
+    fn commit(&mut self, batch: &[Job], wait: bool) -> Result<u64, AuditError> {
         let saved = (self.edge.clone(), self.head_size, self.last_checkpoint);
+        if !wait {
+            self.conn.busy_timeout(Duration::ZERO)?;
+        }
         let r = self.commit_inner(batch);
+        if !wait && let Err(e) = self.conn.busy_timeout(self.config.busy_timeout) {
+            // Cannot happen (SQLite only stores the timeout); if it did, the
+            // writer thread would stop waiting for locks and its commits
+            // would fail, which denies and shows in the health check.
+            error!(error = %e, "the audit log's busy timeout could not be restored");
+        }
         if r.is_err() {
             (self.edge, self.head_size, self.last_checkpoint) = saved;
         }
@@ -882,6 +919,12 @@ impl Writer {
         }
         Ok(first)
     }
+}
+
+/// Whether `e` is SQLite saying another connection holds a lock.
+fn is_busy(e: &AuditError) -> bool {
+    matches!(e, AuditError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 /// The writer thread's loop: takes queued records into the writer's
@@ -961,11 +1004,11 @@ fn run(
                 continue;
             }
         }
-        w.commit_pending(shared);
+        w.commit_pending(shared, true);
     }
     let mut w = state.lock();
     if !w.pending.is_empty() {
-        w.commit_pending(shared);
+        w.commit_pending(shared, true);
     }
     // Closing: a final checkpoint, so a cleanly stopped log ends on one.
     if w.edge.size() > w.last_checkpoint

@@ -938,6 +938,45 @@ fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_rec
 }
 
 #[test]
+fn an_append_after_an_idle_spell_does_not_wait_for_another_connections_write_lock() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        ..AuditConfig::default()
+    });
+    log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
+        .unwrap();
+    let started = std::time::Instant::now();
+    while log.state.lock().pending.len() != 1 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Another process (say the command line) takes the write lock.
+    let other = rusqlite::Connection::open(&f.db).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+    // The append returns at once, its record handed to the writer thread
+    // (which waits for the lock): not committed, the held record still held.
+    let mut r = log.append(&decision(1, "a", Decision::Allow, "p"));
+    assert_eq!(resolved(&mut r), None);
+    assert_eq!(log.shared.inline_busy.load(Ordering::Relaxed), 1);
+    assert_eq!(log.shared.inline_commits.load(Ordering::Relaxed), 0);
+    assert_eq!(log.health().records, 0);
+    other.execute_batch("COMMIT").unwrap();
+    // Once the lock is free both are committed, the held one first.
+    assert_eq!(r.wait().unwrap(), 1);
+    let h = log.health();
+    assert!(h.ok, "{h:?}");
+    assert_eq!((h.records, h.pending), (2, 0), "{h:?}");
+    // The next append after an idle spell commits on its own thread again.
+    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+    let mut r = log.append(&decision(2, "a", Decision::Allow, "p"));
+    assert_eq!(resolved(&mut r), Some(2));
+    assert_eq!(log.shared.inline_commits.load(Ordering::Relaxed), 1);
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 3);
+}
+
+#[test]
 fn with_a_sync_per_commit_appends_never_commit_on_the_callers_thread() {
     let f = Fixture::new();
     let log = f.open(AuditConfig {
