@@ -907,6 +907,14 @@ fn resolved(r: &mut Receipt) -> Option<u64> {
     r.0.as_mut().ok()?.try_recv().ok()?.ok()
 }
 
+/// Waits (up to 5 s) until the writer holds `n` records.
+fn until_held(log: &AuditLog, n: usize) {
+    let started = std::time::Instant::now();
+    while log.state.lock().pending.len() != n && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_records() {
     let f = Fixture::new();
@@ -918,10 +926,7 @@ fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_rec
     // A deferred record waits with the writer thread...
     log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
         .unwrap();
-    let started = std::time::Instant::now();
-    while log.state.lock().pending.len() != 1 && started.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_held(&log, 1);
     let held = log.health();
     assert_eq!((held.pending, held.records), (1, 0), "{held:?}");
     std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
@@ -946,10 +951,7 @@ fn an_append_after_an_idle_spell_does_not_wait_for_another_connections_write_loc
     });
     log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
         .unwrap();
-    let started = std::time::Instant::now();
-    while log.state.lock().pending.len() != 1 && started.elapsed() < Duration::from_secs(5) {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    until_held(&log, 1);
     // Another process (say the command line) takes the write lock.
     let other = rusqlite::Connection::open(&f.db).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
