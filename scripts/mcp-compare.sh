@@ -2,7 +2,8 @@
 # Two zt4ai builds side by side on one MCP upstream: direct, build A, build B in
 # turn, at 1,000 calls/s (five rounds) and at saturation (four rounds), 15 s
 # per run after a 2 s warm-up. Prints p50/p99, calls/s and CPU per call of the
-# process under test. Loopback only; uses oha from target/tools (installed by
+# process under test, and for A and B what they add to the direct run just
+# before (latency at the fixed rate; share of direct's calls/s at saturation). Loopback only; uses oha from target/tools (installed by
 # scripts/mcp-loadtest.sh).
 #
 # Usage: scripts/mcp-compare.sh BINARY_A BINARY_B
@@ -66,12 +67,27 @@ run() { # run a|b|direct [RATE]
   "$OHA" -z 2s "${args[@]}" >/dev/null
   c0=$(cpu "${PID[$v]}")
   "$OHA" -z "${ZT4AI_CMP_SECONDS:-15}s" --output-format json "${args[@]}" >"$WORK/r.json"
-  python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" <<'PY'
+  python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" "$WORK/direct.last" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
+v, last = sys.argv[2], sys.argv[5]
 p, s = r["latencyPercentiles"], r["summary"]
 n = max(1, sum(r.get("statusCodeDistribution", {}).values()))
-print(f"{sys.argv[2]:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  success {s['successRate']*100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms", flush=True)
+line = f"{v:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  success {s['successRate']*100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms"
+# Against the direct run just before: added latency at the fixed rate, share
+# of direct's calls/s at saturation.
+if v == "direct":
+    json.dump([p["p50"], p["p99"], s["requestsPerSec"]], open(last, "w"))
+else:
+    try:
+        d50, d99, drate = json.load(open(last))
+        if sys.argv[3] == "saturation":
+            line += f"  {s['requestsPerSec'] / max(drate, 1) * 100:5.1f}% of direct"
+        else:
+            line += f"  added p50 {(p['p50'] - d50)*1e3:+.3f} p99 {(p['p99'] - d99)*1e3:+.3f} ms"
+    except (OSError, ValueError):
+        pass
+print(line, flush=True)
 PY
 }
 echo "A: ${BIN[a]}  B: ${BIN[b]}  (CPU/call: the upstream for direct, the gateway for A and B)"
