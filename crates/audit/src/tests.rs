@@ -907,6 +907,20 @@ fn resolved(r: &mut Receipt) -> Option<u64> {
     r.0.as_mut().ok()?.try_recv().ok()?.ok()
 }
 
+/// A log (deferred records held for a minute) whose writer holds one
+/// deferred record, index 0, appended after an idle spell.
+fn holding_one_deferred(f: &Fixture) -> AuditLog {
+    let log = f.open(AuditConfig {
+        defer: Duration::from_secs(60),
+        ..AuditConfig::default()
+    });
+    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
+    log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
+        .unwrap();
+    until_held(&log, 1);
+    log
+}
+
 /// Waits (up to 5 s) until the writer holds `n` records.
 fn until_held(log: &AuditLog, n: usize) {
     let started = std::time::Instant::now();
@@ -918,15 +932,8 @@ fn until_held(log: &AuditLog, n: usize) {
 #[test]
 fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_records() {
     let f = Fixture::new();
-    let log = f.open(AuditConfig {
-        defer: Duration::from_secs(60),
-        ..AuditConfig::default()
-    });
-    std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
     // A deferred record waits with the writer thread...
-    log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
-        .unwrap();
-    until_held(&log, 1);
+    let log = holding_one_deferred(&f);
     let held = log.health();
     assert_eq!((held.pending, held.records), (1, 0), "{held:?}");
     std::thread::sleep(2 * crate::INLINE_AFTER_IDLE);
@@ -945,13 +952,7 @@ fn after_an_idle_spell_an_append_commits_before_it_returns_with_the_deferred_rec
 #[test]
 fn an_append_after_an_idle_spell_does_not_wait_for_another_connections_write_lock() {
     let f = Fixture::new();
-    let log = f.open(AuditConfig {
-        defer: Duration::from_secs(60),
-        ..AuditConfig::default()
-    });
-    log.append_deferred(&decision(0, "a", Decision::Allow, "p"))
-        .unwrap();
-    until_held(&log, 1);
+    let log = holding_one_deferred(&f);
     // Another process (say the command line) takes the write lock.
     let other = rusqlite::Connection::open(&f.db).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
