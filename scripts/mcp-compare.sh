@@ -3,7 +3,8 @@
 # turn, at 1,000 calls/s (five rounds) and at saturation (four rounds), 15 s
 # per run after a 2 s warm-up. Prints p50/p99, calls/s and CPU per call of the
 # process under test, and for A and B what they add to the direct run just
-# before (latency at the fixed rate; share of direct's calls/s at saturation). Loopback only; uses oha from target/tools (installed by
+# before (latency at the fixed rate; share of direct's calls/s at saturation).
+# Loopback only; uses oha from target/tools (installed by
 # scripts/mcp-loadtest.sh).
 #
 # Usage: scripts/mcp-compare.sh BINARY_A BINARY_B
