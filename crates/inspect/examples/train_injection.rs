@@ -131,10 +131,13 @@ fn train(data: &[Example]) -> anyhow::Result<Model> {
     }
     let (a, b) = fit_platt(&dev);
     model.calibrate(a, b, 0.5);
-    let mut benign: Vec<f32> = dev
+    // The threshold is set on the whole detector's score, as it runs: the
+    // highest probability over every view and window, patterns included.
+    let detector = InjectionDetector::with_model(model.clone());
+    let mut benign: Vec<f32> = data
         .iter()
-        .filter(|d| !d.1)
-        .map(|d| model.probability(d.0))
+        .filter(|e| e.split == "dev" && e.label == 0)
+        .map(|e| detector.score(&e.text))
         .collect();
     benign.sort_by(f32::total_cmp);
     let idx = ((1.0 - DEV_FPR) * benign.len() as f64).ceil() as usize;

@@ -29,11 +29,11 @@ use crate::normalize::{self, View};
 use crate::{Finding, FindingKind, Span};
 
 /// The largest window scored at once, in bytes of a view.
-pub const WINDOW: usize = 2048;
+pub const WINDOW: usize = 384;
 
 /// How much successive windows overlap: a phrase up to this long lies whole
 /// in at least one window.
-pub const OVERLAP: usize = 512;
+pub const OVERLAP: usize = 192;
 
 /// The committed model, trained by `scripts/train-injection`.
 static BUILTIN: &[u8] = include_bytes!("../model/injection.bin");
