@@ -263,6 +263,9 @@ struct Shared {
     /// Test count: checkpoints the sync thread ran.
     #[cfg(test)]
     checkpoints: AtomicU64,
+    /// Test count: WAL frames those checkpoints found in the log.
+    #[cfg(test)]
+    checkpoint_frames: AtomicU64,
     /// Test count: the committed size the sync thread's last finished round
     /// (sync and, when due, checkpoint) started from.
     #[cfg(test)]
@@ -1102,10 +1105,6 @@ fn checkpoint(wal: &Path, db: &Connection, shared: &Shared) -> std::io::Result<(
     if size < WAL_CHECKPOINT_BYTES {
         return Ok(());
     }
-    #[cfg(test)]
-    shared.checkpoints.fetch_add(1, Ordering::Relaxed);
-    #[cfg(not(test))]
-    let _ = shared;
     let started = Instant::now();
     let (busy, frames, copied) = db
         .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -1116,6 +1115,15 @@ fn checkpoint(wal: &Path, db: &Connection, shared: &Shared) -> std::io::Result<(
             ))
         })
         .map_err(|e| std::io::Error::other(format!("checkpoint of the WAL failed: {e}")))?;
+    #[cfg(test)]
+    {
+        shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+        shared
+            .checkpoint_frames
+            .fetch_add(u64::try_from(frames).unwrap_or(0), Ordering::Relaxed);
+    }
+    #[cfg(not(test))]
+    let _ = shared;
     tracing::debug!(
         wal_bytes = size,
         frames,
