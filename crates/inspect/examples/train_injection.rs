@@ -29,9 +29,15 @@ struct Example {
     split: String,
 }
 
-/// The false-positive rate the operating threshold is set for, on the dev
-/// split's benign texts.
+/// The false-positive rate the operating thresholds are set for, on the dev
+/// split's benign texts of each provenance: tool output and documents for
+/// untrusted content, user requests for a principal's own words.
 const DEV_FPR: f64 = 0.005;
+
+/// Whether a benign text is a principal's own words (a user's request).
+fn is_principal(e_category: Option<&str>) -> bool {
+    e_category == Some("user_prompt")
+}
 /// Training hyper-parameters, chosen on the dev split (the environment
 /// variables `ZT4AI_TRAIN_RATE`, `ZT4AI_TRAIN_L2` and `ZT4AI_TRAIN_EPOCHS`
 /// override them for such experiments).
@@ -134,23 +140,37 @@ fn train(data: &[Example]) -> anyhow::Result<Model> {
     // The threshold is set on the whole detector's score, as it runs: the
     // highest probability over every view and window, patterns included.
     let detector = InjectionDetector::with_model(model.clone());
-    let mut benign: Vec<f32> = data
-        .iter()
-        .filter(|e| e.split == "dev" && e.label == 0)
-        .map(|e| detector.score(&e.text))
-        .collect();
-    benign.sort_by(f32::total_cmp);
-    let idx = ((1.0 - DEV_FPR) * benign.len() as f64).ceil() as usize;
-    let threshold = benign
-        .get(idx.min(benign.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or(0.5)
-        .clamp(0.05, 0.99);
-    // Just above the quantile, so that at most DEV_FPR of dev benign texts reach it.
-    model.calibrate(a, b, next_up(threshold));
+    let threshold_of = |principal: bool| {
+        let mut benign: Vec<f32> = data
+            .iter()
+            .filter(|e| {
+                e.split == "dev" && e.label == 0 && is_principal(e.category.as_deref()) == principal
+            })
+            .map(|e| detector.score(&e.text))
+            .collect();
+        benign.sort_by(f32::total_cmp);
+        let idx = ((1.0 - DEV_FPR) * benign.len() as f64).ceil() as usize;
+        let t = benign
+            .get(idx.min(benign.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.5)
+            .clamp(0.05, 0.99);
+        // Just above the quantile, so that at most DEV_FPR of those texts reach it.
+        (next_up(t), benign.len())
+    };
+    let (untrusted, n_untrusted) = threshold_of(false);
+    let (principal, n_principal) = threshold_of(true);
+    anyhow::ensure!(
+        n_principal > 0,
+        "the dev split has no benign user requests to set the principal threshold on"
+    );
+    model.calibrate(a, b, untrusted);
+    // A principal's words are never held to a lower bar than untrusted content.
+    model.set_principal_threshold(principal.max(untrusted));
     eprintln!(
-        "platt a={a:.4} b={b:.4}; threshold {:.4} ({:.1?})",
+        "platt a={a:.4} b={b:.4}; threshold {:.4} on {n_untrusted} texts, principal {:.4} on {n_principal} ({:.1?})",
         model.threshold(),
+        model.principal_threshold(),
         t0.elapsed()
     );
     Ok(model)
@@ -170,6 +190,7 @@ struct Scored {
 
 fn report(data: &[Example], model: Model, split: &str) {
     let threshold = model.threshold();
+    let principal = model.principal_threshold();
     let full = InjectionDetector::with_model(model);
     let patterns = InjectionDetector::patterns_only();
     let test: Vec<&Example> = data.iter().filter(|e| e.split == split).collect();
@@ -190,40 +211,65 @@ fn report(data: &[Example], model: Model, split: &str) {
 
     println!("## Prompt-injection detector on the held-out {split} sources\n");
     println!(
-        "Operating threshold {threshold:.4} (set on the dev split for {:.1}% false positives on its benign texts).\n",
+        "Operating thresholds {threshold:.4} for untrusted content and {principal:.4} for a principal's own words (each set on the dev split for {:.1}% false positives on its benign texts of that provenance: tool output and documents, and user requests).\n",
         DEV_FPR * 100.0
     );
-    let benign: Vec<usize> = (0..scored.len()).filter(|&i| !scored[i].label).collect();
+    let benign_of = |p: bool| -> Vec<usize> {
+        (0..scored.len())
+            .filter(|&i| !scored[i].label && is_principal(scored[i].category.as_deref()) == p)
+            .collect()
+    };
+    let (tool_output, requests) = (benign_of(false), benign_of(true));
     println!(
-        "| test set | malicious | benign | ROC AUC | TPR at 1% FPR | TPR at threshold | FPR at threshold | patterns only: TPR / FPR |"
+        "| test set | malicious | benign | ROC AUC | TPR at 1% FPR | threshold | TPR at threshold | FPR at threshold | patterns only: TPR / FPR |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for kind in ["indirect", "direct"] {
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let rows = [
+        (
+            "indirect",
+            "indirect, against tool output",
+            &tool_output,
+            threshold,
+        ),
+        (
+            "direct",
+            "direct, against tool output",
+            &tool_output,
+            threshold,
+        ),
+        (
+            "direct",
+            "direct, as a principal's words, against user requests",
+            &requests,
+            principal,
+        ),
+    ];
+    for (kind, name, benign, t) in rows {
         let mal: Vec<usize> = (0..scored.len())
             .filter(|&i| scored[i].label && scored[i].kind == kind)
             .collect();
-        if mal.is_empty() {
+        if mal.is_empty() || benign.is_empty() {
             continue;
         }
         let s = |ix: &[usize]| ix.iter().map(|&i| scored[i].score).collect::<Vec<_>>();
-        let (m, b) = (s(&mal), s(&benign));
+        let (m, b) = (s(&mal), s(benign));
         let p = |ix: &[usize]| ix.iter().map(|&i| pat[i]).collect::<Vec<_>>();
-        let (pm, pb) = (p(&mal), p(&benign));
+        let (pm, pb) = (p(&mal), p(benign));
         println!(
-            "| {kind} | {} | {} | {:.4} | {:.1}% | {:.1}% | {:.2}% | {:.1}% / {:.2}% |",
+            "| {name} | {} | {} | {:.4} | {:.1}% | {t:.4} | {:.1}% | {:.2}% | {:.1}% / {:.2}% |",
             m.len(),
             b.len(),
             auc(&m, &b),
             100.0 * tpr_at_fpr(&m, &b, 0.01),
-            100.0 * rate(&m, threshold),
-            100.0 * rate(&b, threshold),
+            100.0 * rate(&m, t),
+            100.0 * rate(&b, t),
             100.0 * rate(&pm, 0.5),
             100.0 * rate(&pb, 0.5),
         );
     }
-    println!("\n### By test source (malicious), detection rate at the threshold\n");
-    println!("| kind | source | texts | detected |");
-    println!("|---|---|---:|---:|");
+    println!("\n### By {split} source (malicious), detection rate at the thresholds\n");
+    println!("| kind | source | texts | detected | as a principal's words |");
+    println!("|---|---|---:|---:|---:|");
     let mut by: BTreeMap<(String, String), Vec<f32>> = BTreeMap::new();
     for s in scored.iter().filter(|s| s.label) {
         by.entry((s.kind.clone(), s.source.clone()))
@@ -231,37 +277,59 @@ fn report(data: &[Example], model: Model, split: &str) {
             .push(s.score);
     }
     for ((k, src), v) in &by {
+        let as_principal = if k == "direct" {
+            format!("{:.1}%", 100.0 * rate(v, principal))
+        } else {
+            "".to_owned()
+        };
         println!(
-            "| {k} | {src} | {} | {:.1}% |",
+            "| {k} | {src} | {} | {:.1}% | {as_principal} |",
             v.len(),
             100.0 * rate(v, threshold)
         );
     }
-    println!("\n### Benign tool output (test split), false positives at the threshold\n");
-    println!("| category | texts | false positives | FPR |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "\n### Benign texts ({split} split), false positives at the threshold of their provenance\n"
+    );
+    println!("| category | texts | threshold | false positives | FPR |");
+    println!("|---|---:|---:|---:|---:|");
     let mut cats: BTreeMap<String, Vec<f32>> = BTreeMap::new();
     for s in scored.iter().filter(|s| !s.label) {
-        cats.entry(s.category.clone().unwrap_or_else(|| s.source.clone()))
-            .or_default()
-            .push(s.score);
+        let mut c = s.category.clone().unwrap_or_else(|| s.source.clone());
+        if is_principal(s.category.as_deref()) {
+            // Third-party requests and the generated ones apart.
+            let from = s.source.split(':').next().unwrap_or_default();
+            c = format!("{c} ({from})");
+        }
+        cats.entry(c).or_default().push(s.score);
     }
-    let mut all = Vec::new();
+    let (mut untrusted_all, mut principal_all) = (Vec::new(), Vec::new());
     for (c, v) in &cats {
-        let fp = v.iter().filter(|&&x| x >= threshold).count();
+        let is_p = c.starts_with("user_prompt");
+        let t = if is_p { principal } else { threshold };
+        let fp = v.iter().filter(|&&x| x >= t).count();
         println!(
-            "| {c} | {} | {fp} | {:.2}% |",
+            "| {c} | {} | {t:.4} | {fp} | {:.2}% |",
             v.len(),
             100.0 * fp as f64 / v.len() as f64
         );
-        all.extend_from_slice(v);
+        if is_p {
+            principal_all.extend_from_slice(v);
+        } else {
+            untrusted_all.extend_from_slice(v);
+        }
     }
-    let fp = all.iter().filter(|&&x| x >= threshold).count();
-    println!(
-        "| **all** | {} | {fp} | {:.2}% |",
-        all.len(),
-        100.0 * fp as f64 / all.len().max(1) as f64
-    );
+    for (name, all, t) in [
+        ("all tool output and documents", &untrusted_all, threshold),
+        ("all user requests", &principal_all, principal),
+    ] {
+        let fp = all.iter().filter(|&&x| x >= t).count();
+        println!(
+            "| **{name}** | {} | {t:.4} | {fp} | {:.2}% |",
+            all.len(),
+            100.0 * fp as f64 / all.len().max(1) as f64
+        );
+    }
     println!(
         "\nScored {} texts ({:.1} MB) in {secs:.2} s with the whole detector (normalisation, every view, patterns and model): {:.1} MB/s on one core.",
         test.len(),

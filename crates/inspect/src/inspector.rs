@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use zt4ai_core::inventory::Inspection;
 use zt4ai_core::{Category, Label};
 
-use crate::injection::InjectionDetector;
+use crate::injection::{InjectionDetector, Provenance};
 use crate::model::ModelError;
 use crate::normalize;
 use crate::sensitive::{self, Dictionary, SensitiveScanner};
@@ -78,14 +78,25 @@ impl Inspector {
         })
     }
 
-    /// Runs the chosen detectors over `text`: injection findings first (best
-    /// first), then sensitive data in order of position.
+    /// Runs the chosen detectors over untrusted `text`: injection findings
+    /// first (best first), then sensitive data in order of position.
     pub fn inspect(&self, text: &str, detectors: Detectors) -> Vec<Finding> {
+        self.inspect_as(text, detectors, Provenance::Untrusted)
+    }
+
+    /// [`Self::inspect`] for text of `provenance` (which sets the injection
+    /// threshold; sensitive data is found alike).
+    pub fn inspect_as(
+        &self,
+        text: &str,
+        detectors: Detectors,
+        provenance: Provenance,
+    ) -> Vec<Finding> {
         // One normalisation for both detectors.
         let views = normalize::views(text);
         let mut out = Vec::new();
         if detectors != Detectors::Sensitive {
-            out.extend(self.injection.scan_views(&views));
+            out.extend(self.injection.scan_views(&views, provenance));
         }
         if detectors != Detectors::Injection {
             out.extend(self.sensitive_in(&views));

@@ -27,4 +27,5 @@ pub mod spotlight;
 mod finding;
 
 pub use finding::{Finding, FindingKind, Span, Via};
+pub use injection::Provenance;
 pub use inspector::{Detectors, InspectError, Inspector};

@@ -14,15 +14,18 @@
 //! is little-endian:
 //!
 //! ```text
-//! magic "ZT4AIINJ" · version u32 = 2 · log2(buckets) u32 · scale f32 · bias f32
-//! · platt_a f32 · platt_b f32 · threshold f32 · weights [i8; buckets]
+//! magic "ZT4AIINJ" · version u32 = 3 · log2(buckets) u32 · scale f32 · bias f32
+//! · platt_a f32 · platt_b f32 · threshold f32 · principal_threshold f32
+//! · weights [i8; buckets]
 //! ```
 //!
 //! The weights are quantised to `i8` with one scale. A raw score `z` is the
 //! dot product of the weights with the text's feature counts, divided by the
 //! square root of the feature count (at least 32), plus the bias; the calibrated probability
 //! is `1 / (1 + exp(platt_a · z + platt_b))` (Platt scaling, fitted on the dev
-//! split), and the operating threshold applies to that probability.
+//! split), and the operating thresholds apply to that probability: `threshold`
+//! to untrusted content (tool output, documents), `principal_threshold` to a
+//! principal's own words (see [`crate::injection::Provenance`]).
 
 use std::fmt;
 
@@ -32,8 +35,9 @@ pub const BUCKETS_LOG2: u32 = 18;
 const MAGIC: &[u8; 8] = b"ZT4AIINJ";
 /// Version 2: runs of one byte count at most three times, and the feature
 /// count is at least 32 (version 1 models were trained without either).
-const VERSION: u32 = 2;
-const HEADER: usize = 8 + 4 + 4 + 4 * 5;
+/// Version 3: a second threshold, for a principal's own words.
+const VERSION: u32 = 3;
+const HEADER: usize = 8 + 4 + 4 + 4 * 6;
 
 /// Seeds that keep the feature families apart in the hashed space.
 const SEED_WORD: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -65,6 +69,7 @@ pub struct Model {
     platt_a: f32,
     platt_b: f32,
     threshold: f32,
+    principal_threshold: f32,
 }
 
 impl fmt::Debug for Model {
@@ -72,6 +77,7 @@ impl fmt::Debug for Model {
         f.debug_struct("Model")
             .field("buckets", &self.weights.len())
             .field("threshold", &self.threshold)
+            .field("principal_threshold", &self.principal_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +112,7 @@ impl Model {
             platt_a: f32_at(24),
             platt_b: f32_at(28),
             threshold: f32_at(32),
+            principal_threshold: f32_at(36),
             weights: bytes[HEADER..].iter().map(|&b| b as i8).collect(),
         };
         let finite = [
@@ -114,11 +121,16 @@ impl Model {
             model.platt_a,
             model.platt_b,
             model.threshold,
+            model.principal_threshold,
         ]
         .iter()
         .all(|v| v.is_finite());
         if !finite {
             return Err(ModelError::Format("non-finite parameter"));
+        }
+        let probability = |t: f32| t > 0.0 && t < 1.0;
+        if !probability(model.threshold) || !probability(model.principal_threshold) {
+            return Err(ModelError::Format("a threshold is not a probability"));
         }
         Ok(model)
     }
@@ -138,6 +150,7 @@ impl Model {
             platt_a: -1.0,
             platt_b: 0.0,
             threshold: 0.5,
+            principal_threshold: 0.5,
         }
     }
 
@@ -153,6 +166,7 @@ impl Model {
             self.platt_a,
             self.platt_b,
             self.threshold,
+            self.principal_threshold,
         ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -160,16 +174,30 @@ impl Model {
         out
     }
 
-    /// Sets the Platt calibration and the operating threshold.
+    /// Sets the Platt calibration and the operating threshold of both
+    /// provenances.
     pub fn calibrate(&mut self, platt_a: f32, platt_b: f32, threshold: f32) {
         self.platt_a = platt_a;
         self.platt_b = platt_b;
         self.threshold = threshold;
+        self.principal_threshold = threshold;
     }
 
-    /// The operating threshold on the calibrated probability.
+    /// Sets the operating threshold for a principal's own words.
+    pub fn set_principal_threshold(&mut self, threshold: f32) {
+        self.principal_threshold = threshold;
+    }
+
+    /// The operating threshold on the calibrated probability, for untrusted
+    /// content.
     pub fn threshold(&self) -> f32 {
         self.threshold
+    }
+
+    /// The operating threshold for a principal's own words (a user's or a
+    /// system message to a model).
+    pub fn principal_threshold(&self) -> f32 {
+        self.principal_threshold
     }
 
     /// The raw score (logit) of a feature list.
@@ -825,9 +853,11 @@ mod tests {
         w[9] = -1.0;
         let mut m = Model::quantise(&w, 0.25);
         m.calibrate(-2.0, 0.5, 0.7);
+        m.set_principal_threshold(0.9);
         let bytes = m.to_bytes();
         let back = Model::from_bytes(&bytes).expect("reads");
         assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.principal_threshold(), 0.9);
         // One feature is scored as 32: 2 / sqrt(32) + 0.25.
         assert!((back.raw(&[7]) - (2.0 / 32f32.sqrt() + 0.25)).abs() < 0.02);
         assert_eq!(back.threshold(), 0.7);
@@ -840,8 +870,14 @@ mod tests {
             ModelError::Format("bad magic")
         );
         let mut v2 = bytes.clone();
-        v2[8] = 1;
-        assert_eq!(Model::from_bytes(&v2).unwrap_err(), ModelError::Version(1));
+        v2[8] = 2;
+        assert_eq!(Model::from_bytes(&v2).unwrap_err(), ModelError::Version(2));
+        let mut bad = bytes.clone();
+        bad[36..40].copy_from_slice(&1.5f32.to_le_bytes());
+        assert_eq!(
+            Model::from_bytes(&bad).unwrap_err(),
+            ModelError::Format("a threshold is not a probability")
+        );
         assert!(Model::from_bytes(&bytes[..bytes.len() - 1]).is_err());
     }
 

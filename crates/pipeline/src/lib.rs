@@ -846,7 +846,8 @@ impl Pipeline {
     /// Sensitive data anywhere is content (checked against the model's
     /// clearance); a prompt injection under one of the `untrusted` pointers
     /// is indirect (the session becomes untrusted if the call goes ahead),
-    /// anywhere else it is the request's own (the injection guard decides).
+    /// anywhere else it is the request's own (the injection guard decides),
+    /// found at the detector's threshold for a principal's own words.
     fn inspect_prompt(
         &self,
         inspector: &Inspector,
@@ -871,7 +872,14 @@ impl Pipeline {
                         .strip_prefix(u.as_str())
                         .is_some_and(|r| r.starts_with('/'))
             });
-            for f in inspector.inspect(text, Detectors::All) {
+            // The principal's own words are held to the principal threshold:
+            // a request ("send the report to …") is theirs to make.
+            let provenance = if is_untrusted {
+                zt4ai_inspect::Provenance::Untrusted
+            } else {
+                zt4ai_inspect::Provenance::Principal
+            };
+            for f in inspector.inspect_as(text, Detectors::All, provenance) {
                 if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
                     if is_untrusted {
                         out.indirect_injection = true;
