@@ -1935,16 +1935,26 @@ def build_spikee(c: Corpus, wh: Wheel) -> list[tuple[str, str]]:
     return attacks[SPIKEE_BARE:]
 
 
-def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
-    rng = rng_for("spikee-embedded")
+def embed_in_train(c: Corpus, seed: str, attacks: list[tuple[str, str]], copies: int = 1) -> None:
+    """Hides each (source, attack) in `copies` train carriers, taken in a
+    seeded order and reused round-robin; the source gets the carrier's group."""
+    rng = rng_for(seed)
     carriers = xembed_carriers(c, "train")
     rng.shuffle(carriers)
-    n = Counter()
-    for carrier, (family, attack) in zip(carriers, attacks[:SPIKEE_EMBEDDED]):
-        text = insert_attack(carrier["text"], carrier["category"], attack, rng)
-        c.add(text, 1, "indirect", f"spikee:{family}:{source_group(carrier['source'])}", carrier["category"], "train",
-              payload=attack)
-        n[family] += 1
+    k = 0
+    for source, attack in attacks:
+        for _ in range(copies):
+            carrier = carriers[k % len(carriers)]
+            k += 1
+            text = insert_attack(carrier["text"], carrier["category"], attack, rng)
+            c.add(text, 1, "indirect", f"{source}:{source_group(carrier['source'])}", carrier["category"], "train",
+                  payload=attack)
+
+
+def build_spikee_embedded(c: Corpus, attacks: list[tuple[str, str]]) -> dict:
+    picked = attacks[:SPIKEE_EMBEDDED]
+    embed_in_train(c, "spikee-embedded", [(f"spikee:{family}", attack) for family, attack in picked])
+    n = Counter(family for family, _ in picked)
     return {"templates_x_instructions_left": len(attacks), "embedded_by_family": dict(sorted(n.items()))}
 
 
@@ -2034,21 +2044,10 @@ def build_extra(c: Corpus, wheels: dict[str, Wheel]) -> list[tuple[str, str, str
 
 
 def build_extra_embedded(c: Corpus, attacks: list[tuple[str, str, str]]) -> dict:
-    rng = rng_for("extra-embedded")
-    carriers = xembed_carriers(c, "train")
-    rng.shuffle(carriers)
-    n, k = Counter(), 0
-    for source, kind, attack in attacks:
-        if kind != "indirect" or len(attack) > 1500:
-            continue
-        for _ in range(EXTRA_EMBED):
-            carrier = carriers[k % len(carriers)]
-            k += 1
-            text = insert_attack(carrier["text"], carrier["category"], attack, rng)
-            c.add(text, 1, "indirect", f"extra:{source}:{source_group(carrier['source'])}", carrier["category"],
-                  "train", payload=attack)
-            n[source] += 1
-    return {"attacks": len(attacks), "embedded_by_source": dict(sorted(n.items()))}
+    picked = [(source, attack) for source, kind, attack in attacks if kind == "indirect" and len(attack) <= 1500]
+    embed_in_train(c, "extra-embedded", [(f"extra:{source}", attack) for source, attack in picked], EXTRA_EMBED)
+    n = Counter(source for source, _ in picked)
+    return {"attacks": len(attacks), "embedded_by_source": {k: v * EXTRA_EMBED for k, v in sorted(n.items())}}
 
 
 def xembed_carriers(c: Corpus, split: str) -> list[dict]:

@@ -35,9 +35,10 @@ struct Example {
 const DEV_FPR: f64 = 0.005;
 
 /// Whether a benign text is a principal's own words (a user's request).
-fn is_principal(e_category: Option<&str>) -> bool {
-    e_category == Some("user_prompt")
+fn is_principal(category: Option<&str>) -> bool {
+    category == Some("user_prompt")
 }
+
 /// Training hyper-parameters, chosen on the dev split (the environment
 /// variables `ZT4AI_TRAIN_RATE`, `ZT4AI_TRAIN_L2` and `ZT4AI_TRAIN_EPOCHS`
 /// override them for such experiments).
@@ -190,7 +191,7 @@ struct Scored {
 
 fn report(data: &[Example], model: Model, split: &str) {
     let threshold = model.threshold();
-    let principal = model.principal_threshold();
+    let principal_t = model.principal_threshold();
     let full = InjectionDetector::with_model(model);
     let patterns = InjectionDetector::patterns_only();
     let test: Vec<&Example> = data.iter().filter(|e| e.split == split).collect();
@@ -211,7 +212,7 @@ fn report(data: &[Example], model: Model, split: &str) {
 
     println!("## Prompt-injection detector on the held-out {split} sources\n");
     println!(
-        "Operating thresholds {threshold:.4} for untrusted content and {principal:.4} for a principal's own words (each set on the dev split for {:.1}% false positives on its benign texts of that provenance: tool output and documents, and user requests).\n",
+        "Operating thresholds {threshold:.4} for untrusted content and {principal_t:.4} for a principal's own words (each set on the dev split for {:.1}% false positives on its benign texts of that provenance: tool output and documents, and user requests).\n",
         DEV_FPR * 100.0
     );
     let benign_of = |p: bool| -> Vec<usize> {
@@ -241,7 +242,7 @@ fn report(data: &[Example], model: Model, split: &str) {
             "direct",
             "direct, as a principal's words, against user requests",
             &requests,
-            principal,
+            principal_t,
         ),
     ];
     for (kind, name, benign, t) in rows {
@@ -278,7 +279,7 @@ fn report(data: &[Example], model: Model, split: &str) {
     }
     for ((k, src), v) in &by {
         let as_principal = if k == "direct" {
-            format!("{:.1}%", 100.0 * rate(v, principal))
+            format!("{:.1}%", 100.0 * rate(v, principal_t))
         } else {
             "".to_owned()
         };
@@ -293,43 +294,37 @@ fn report(data: &[Example], model: Model, split: &str) {
     );
     println!("| category | texts | threshold | false positives | FPR |");
     println!("|---|---:|---:|---:|---:|");
-    let mut cats: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+    // Keyed by provenance first: each row is scored at its own threshold.
+    let mut cats: BTreeMap<(bool, String), Vec<f32>> = BTreeMap::new();
     for s in scored.iter().filter(|s| !s.label) {
+        let principal = is_principal(s.category.as_deref());
         let mut c = s.category.clone().unwrap_or_else(|| s.source.clone());
-        if is_principal(s.category.as_deref()) {
+        if principal {
             // Third-party requests and the generated ones apart.
             let from = s.source.split(':').next().unwrap_or_default();
             c = format!("{c} ({from})");
         }
-        cats.entry(c).or_default().push(s.score);
+        cats.entry((principal, c)).or_default().push(s.score);
     }
-    let (mut untrusted_all, mut principal_all) = (Vec::new(), Vec::new());
-    for (c, v) in &cats {
-        let is_p = c.starts_with("user_prompt");
-        let t = if is_p { principal } else { threshold };
+    let row = |name: &str, v: &[f32], t: f32| {
         let fp = v.iter().filter(|&&x| x >= t).count();
         println!(
-            "| {c} | {} | {t:.4} | {fp} | {:.2}% |",
+            "| {name} | {} | {t:.4} | {fp} | {:.2}% |",
             v.len(),
-            100.0 * fp as f64 / v.len() as f64
+            100.0 * fp as f64 / v.len().max(1) as f64
         );
-        if is_p {
-            principal_all.extend_from_slice(v);
-        } else {
-            untrusted_all.extend_from_slice(v);
-        }
+    };
+    let at = |principal: bool| if principal { principal_t } else { threshold };
+    for ((p, c), v) in &cats {
+        row(c, v, at(*p));
     }
-    for (name, all, t) in [
-        ("all tool output and documents", &untrusted_all, threshold),
-        ("all user requests", &principal_all, principal),
-    ] {
-        let fp = all.iter().filter(|&&x| x >= t).count();
-        println!(
-            "| **{name}** | {} | {t:.4} | {fp} | {:.2}% |",
-            all.len(),
-            100.0 * fp as f64 / all.len().max(1) as f64
-        );
-    }
+    let scores = |ix: &[usize]| ix.iter().map(|&i| scored[i].score).collect::<Vec<_>>();
+    row(
+        "**all tool output and documents**",
+        &scores(&tool_output),
+        threshold,
+    );
+    row("**all user requests**", &scores(&requests), principal_t);
     println!(
         "\nScored {} texts ({:.1} MB) in {secs:.2} s with the whole detector (normalisation, every view, patterns and model): {:.1} MB/s on one core.",
         test.len(),

@@ -520,11 +520,10 @@ fn try_at(
 /// who wrote them. A request in the principal's own message is the principal's
 /// to make, so their words are held to a higher threshold, set on benign user
 /// requests, and only what is unlike any request (a jailbreak) is a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
     /// Content from outside the principal: a tool's output or arguments, a
     /// fetched page, a document, a part of a prompt marked untrusted.
-    #[default]
     Untrusted,
     /// The principal's own words: a user's or system message to a model.
     Principal,

@@ -60,7 +60,7 @@ pub use zt4ai_session::{SessionStore, StoreError};
 use zt4ai_telemetry::{Stage, TRACE_TARGET};
 
 pub use zt4ai_inspect as inspect;
-use zt4ai_inspect::{Detectors, Inspector};
+use zt4ai_inspect::{Detectors, Inspector, Provenance};
 use zt4ai_session::risk::Monitor;
 use zt4ai_session::{ApprovalKind, NewApproval};
 
@@ -875,9 +875,9 @@ impl Pipeline {
             // The principal's own words are held to the principal threshold:
             // a request ("send the report to …") is theirs to make.
             let provenance = if is_untrusted {
-                zt4ai_inspect::Provenance::Untrusted
+                Provenance::Untrusted
             } else {
-                zt4ai_inspect::Provenance::Principal
+                Provenance::Principal
             };
             for f in inspector.inspect_as(text, Detectors::All, provenance) {
                 if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
