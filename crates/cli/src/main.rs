@@ -156,6 +156,11 @@ enum Command {
         /// model's operating threshold.
         #[arg(long)]
         threshold: Option<f32>,
+        /// Who wrote the text: untrusted content (tool output or arguments,
+        /// a page, a document) or the principal's own message to a model,
+        /// which is held to the higher threshold the LLM gateway uses for it.
+        #[arg(long, value_enum, default_value = "untrusted")]
+        from: scan::From,
         /// Print the findings as JSON.
         #[arg(long)]
         json: bool,
@@ -796,6 +801,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
             detector,
             threshold,
+            from,
             json,
             data,
         } => {
@@ -808,7 +814,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 scan::ephemeral_key()?
             };
             let inspection = &loaded.engine.inventory().inspection;
-            scan::run(inspection, key, &file, detector, threshold, json)
+            scan::run(inspection, key, &file, detector, threshold, from, json)
         }
         Command::Approvals { data, action } => {
             use zt4ai_session::{ApprovalKind, Approver};

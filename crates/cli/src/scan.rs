@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::ValueEnum;
-use zt4ai_pipeline::inspect::{Detectors, Finding, FindingKind, Inspector};
+use zt4ai_pipeline::inspect::{Detectors, Finding, FindingKind, Inspector, Provenance};
 
 /// Which detectors `scan` runs.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -16,6 +16,15 @@ pub enum Detector {
     Sensitive,
     /// Both.
     All,
+}
+
+/// Who wrote the text `scan` inspects.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum From {
+    /// Content from outside: tool output or arguments, a page, a document.
+    Untrusted,
+    /// The principal's own message to a model (a user or system message).
+    Principal,
 }
 
 /// Exit status when something was found.
@@ -29,6 +38,7 @@ pub fn run(
     file: &Path,
     detector: Detector,
     threshold: Option<f32>,
+    from: From,
     json: bool,
 ) -> Result<ExitCode> {
     let text = if file.as_os_str() == "-" {
@@ -57,13 +67,21 @@ pub fn run(
         Detector::Sensitive => Detectors::Sensitive,
         Detector::All => Detectors::All,
     };
-    let findings = inspector.inspect(&text, detectors);
+    let provenance = match from {
+        From::Untrusted => Provenance::Untrusted,
+        From::Principal => Provenance::Principal,
+    };
+    let findings = inspector.inspect_as(&text, detectors, provenance);
     let name = file.display().to_string();
     if json {
         let out = serde_json::json!({
             "file": name,
             "bytes": text.len(),
-            "injection_threshold": inspector.injection().threshold(),
+            "from": match from {
+                From::Untrusted => "untrusted",
+                From::Principal => "principal",
+            },
+            "injection_threshold": inspector.injection().threshold_for(provenance),
             "found": !findings.is_empty(),
             "findings": findings,
         });
