@@ -19,6 +19,10 @@ pub const DEFAULT_ORIGIN: &str = "zt4ai.local/audit";
 pub struct LogKey {
     pub(crate) signer: StandardSigner,
     verifier: String,
+    /// The key that authenticates the journal's entries (see `journal`),
+    /// derived from the signing key: whoever cannot sign checkpoints cannot
+    /// forge a journal entry either.
+    pub(crate) journal: [u8; 32],
 }
 
 impl std::fmt::Debug for LogKey {
@@ -62,7 +66,18 @@ impl LogKey {
             .ok_or("not an Ed25519 signer key")?;
         let public = ed25519_dalek::SigningKey::from_bytes(&secret).verifying_key();
         let verifier = signed_note::new_ed25519_verifier_key(signer.name(), &public);
-        Ok(LogKey { signer, verifier })
+        let journal = {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(b"zt4ai audit journal key v1\0");
+            h.update(secret);
+            h.finalize().into()
+        };
+        Ok(LogKey {
+            signer,
+            verifier,
+            journal,
+        })
     }
 
     fn create(path: &Path, origin: &str) -> Result<LogKey, AuditError> {

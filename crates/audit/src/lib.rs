@@ -35,6 +35,16 @@
 //! - [`DiskSync::EveryCommit`]: the commit is on disk when the receipt resolves
 //!   (`synchronous=FULL`): one disk sync per group commit on the request path.
 //!
+//! **The journal** ([`AuditConfig::journal`], what `zt4ai serve` runs):
+//! `append` writes the record to a journal file beside the database (one
+//! `write(2)`, each entry authenticated with a key derived from the signing
+//! key) and the receipt resolves at once; the writer thread commits it to the
+//! log within [`AuditConfig::defer`], batched. A record is in the journal
+//! until it is in the log, and [`AuditLog::open`] moves whatever the log lacks
+//! into it before anything else, so `kill -9` loses nothing answered. A
+//! commit that fails keeps the journaled records and retries them, and every
+//! append is refused until one succeeds. See the `journal` module.
+//!
 //! **No unsigned tail.** Each commit also re-signs the *head*: a checkpoint of
 //! the whole tree, replaced in place. Anyone who edits, inserts or appends a
 //! record without the key leaves the tree disagreeing with a signature.
@@ -48,6 +58,7 @@
 //! checkpoints somewhere the server cannot write (`zt4ai audit checkpoint`), and
 //! verify against a copy (`verify --against`).
 
+mod journal;
 mod key;
 mod read;
 mod record;
@@ -67,6 +78,7 @@ use signed_note::Note;
 use tlog_tiles::Checkpoint;
 use tracing::{error, info, warn};
 
+pub use journal::{ROTATE_BYTES as JOURNAL_ROTATE_BYTES, journal_dir};
 pub use key::{DEFAULT_ORIGIN, LogKey, verifier};
 pub use read::{AuditReader, Filter, InclusionProof, Problem, VerifyReport, verify_proof};
 pub use record::{AuditFinding, DecisionEvent, Event, LifecycleEvent, Record, now_ms};
@@ -110,6 +122,12 @@ pub enum AuditError {
     /// A record or checkpoint asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Another process (a running server) holds the log's journal.
+    #[error(
+        "the audit journal {} is in use by another zt4ai process: two servers cannot share one audit log",
+        .0.display()
+    )]
+    JournalInUse(std::path::PathBuf),
 }
 
 /// How often checkpoints are kept, and how the store waits.
@@ -128,6 +146,12 @@ pub struct AuditConfig {
     pub defer: Duration,
     /// When a commit reaches the disk.
     pub sync: DiskSync,
+    /// Write each record to the journal ([`journal_dir`]) and answer at once,
+    /// moving it into the signed log within [`Self::defer`], instead of
+    /// answering once it is committed to the log (see the crate's
+    /// documentation). Needs [`DiskSync::Within`]. Off by default; `zt4ai
+    /// serve` turns it on.
+    pub journal: bool,
 }
 
 /// When a committed record reaches the disk (see the crate's documentation).
@@ -165,6 +189,7 @@ impl Default for AuditConfig {
             max_batch: 16_384,
             defer: Duration::from_millis(10),
             sync: DiskSync::Within(DiskSync::DEFAULT_INTERVAL),
+            journal: false,
         }
     }
 }
@@ -180,6 +205,11 @@ pub struct AuditLog {
     /// Whether `append` may commit on the caller's thread (only when commits
     /// do not wait for a disk sync).
     inline: bool,
+    /// With [`AuditConfig::journal`]: where records go before they are answered.
+    journal: Option<Arc<journal::Journal>>,
+    /// Wakes the sync thread after a journal write (the writer thread has its
+    /// own sender); dropped first on close, so the thread can end.
+    sync_tx: Option<mpsc::Sender<()>>,
     writer: Option<std::thread::JoinHandle<()>>,
     origin: String,
     verifier: String,
@@ -280,13 +310,20 @@ struct Shared {
     /// Test count: deferred records put straight into the writer's held ones.
     #[cfg(test)]
     held_directly: AtomicU64,
+    /// The last journal entry in the log ([`AuditConfig::journal`]).
+    committed_seq: AtomicU64,
+    /// The last journal entry in the log and synced to disk: journal files
+    /// up to it may go.
+    synced_seq: AtomicU64,
 }
 
 struct Job {
     event: Vec<u8>,
     meta: Meta,
-    /// Who waits for the commit; `None` for a deferred record.
+    /// Who waits for the commit; `None` for a deferred or journaled record.
     reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    /// The journal entry that holds it until it is committed.
+    seq: Option<u64>,
 }
 
 impl Job {
@@ -300,9 +337,30 @@ impl Job {
             event: json,
             meta: Meta::of(event),
             reply,
+            seq: None,
+        })
+    }
+
+    /// A record read back from the journal.
+    fn recovered(entry: journal::Entry) -> Result<Job, AuditError> {
+        let event: Event = serde_json::from_slice(&entry.record).map_err(|e| {
+            AuditError::Inconsistent(format!(
+                "audit journal entry {} is not a record: {e}",
+                entry.seq
+            ))
+        })?;
+        Ok(Job {
+            meta: Meta::of(&event),
+            event: entry.record,
+            reply: None,
+            seq: Some(entry.seq),
         })
     }
 }
+
+/// Most records the journal holds that are not yet in the log; past it,
+/// appends are refused (the log is failing or far behind).
+pub const JOURNAL_BACKLOG: u64 = 65_536;
 
 /// The columns a record is filtered by.
 struct Meta {
@@ -366,6 +424,11 @@ fn schema(conn: &Connection) -> Result<(), AuditError> {
            time_ms INTEGER NOT NULL,
            note TEXT NOT NULL
          ) STRICT;
+         -- The last journal entry taken into the log (see `journal`).
+         CREATE TABLE IF NOT EXISTS audit_journal (
+           one INTEGER PRIMARY KEY CHECK (one = 1),
+           seq INTEGER NOT NULL
+         ) STRICT;
          -- The signed state after the last commit, replaced at every commit.
          CREATE TABLE IF NOT EXISTS audit_head (
            one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -404,6 +467,13 @@ fn open_connection(path: &Path, busy: Duration, sync: DiskSync) -> Result<Connec
     Ok(conn)
 }
 
+/// SQLite's WAL file of the database at `db`.
+fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::path::PathBuf::from(wal)
+}
+
 /// How large the WAL grows before the sync thread moves it into the database
 /// (SQLite's own default threshold is 1,000 pages, 4 MiB at 4 KiB a page).
 pub const WAL_CHECKPOINT_BYTES: u64 = 4 << 20;
@@ -431,15 +501,57 @@ impl AuditLog {
     pub fn open(path: &Path, key: LogKey, config: AuditConfig) -> Result<AuditLog, AuditError> {
         let sync = config.sync;
         let busy = config.busy_timeout;
+        if config.journal && sync == DiskSync::EveryCommit {
+            return Err(AuditError::Write(
+                "the audit journal needs records synced within an interval, not at every commit"
+                    .into(),
+            ));
+        }
         let conn = open_connection(path, busy, sync)?;
         schema(&conn)?;
+        let with_journal = config.journal;
         let mut writer = Writer::new(conn, key, config)?;
         // A log without a head (new) gets one now, so even an empty log is signed.
         if writer.head_size.is_none() {
             writer.commit(&[], true)?;
         }
-        let inline = matches!(sync, DiskSync::Within(_));
         let shared = Arc::new(Shared::default());
+        let journal = if with_journal {
+            let taken = writer.journal_seq()?;
+            let (journal, entries) = journal::Journal::open(path, writer.key.journal, taken)?;
+            let recovered = entries.len();
+            let mut last = taken;
+            let mut jobs = Vec::with_capacity(recovered.min(writer.config.max_batch));
+            let mut entries = entries.into_iter().peekable();
+            while let Some(entry) = entries.next() {
+                last = entry.seq;
+                jobs.push(Job::recovered(entry)?);
+                if jobs.len() == writer.config.max_batch || entries.peek().is_none() {
+                    writer.commit(&jobs, true)?;
+                    jobs.clear();
+                }
+            }
+            if recovered > 0 {
+                // On disk before the journal files holding them go.
+                sync_file(&wal_path(path), &shared).map_err(|e| {
+                    AuditError::Write(format!("cannot sync the recovered records: {e}"))
+                })?;
+                info!(
+                    records = recovered,
+                    through = last,
+                    "audit records recovered from the journal into the log"
+                );
+            }
+            journal.prune(last);
+            shared.committed_seq.store(last, Ordering::Relaxed);
+            shared.synced_seq.store(last, Ordering::Relaxed);
+            let journal = Arc::new(journal);
+            writer.journal = Some(Arc::clone(&journal));
+            Some(journal)
+        } else {
+            None
+        };
+        let inline = matches!(sync, DiskSync::Within(_)) && journal.is_none();
         shared
             .committed
             .store(writer.edge.size(), Ordering::Relaxed);
@@ -447,20 +559,32 @@ impl AuditLog {
         shared.last_commit.store(clock(), Ordering::Relaxed);
         let origin = writer.key.origin().to_owned();
         let verifier = writer.key.verifier_key().to_owned();
+        let mut sync_tx = None;
         let sync_thread = match sync {
             DiskSync::EveryCommit => None,
             DiskSync::Within(interval) => {
-                let mut wal = path.as_os_str().to_owned();
-                wal.push("-wal");
+                let wal = wal_path(path);
                 let (tx, rx) = mpsc::channel();
                 let thread_shared = Arc::clone(&shared);
-                let wal = std::path::PathBuf::from(wal);
                 // Its own connection, for the checkpoints.
                 let db = open_connection(path, busy, sync)?;
+                let thread_journal = journal.clone();
                 let handle = std::thread::Builder::new()
                     .name("zt4ai-audit-sync".into())
-                    .spawn(move || syncer(&wal, &db, interval, &rx, &thread_shared))
+                    .spawn(move || {
+                        syncer(
+                            &wal,
+                            &db,
+                            thread_journal.as_deref(),
+                            interval,
+                            &rx,
+                            &thread_shared,
+                        );
+                    })
                     .map_err(|e| AuditError::Write(format!("cannot start the sync thread: {e}")))?;
+                if journal.is_some() {
+                    sync_tx = Some(tx.clone());
+                }
                 writer.syncer = Some(tx);
                 Some(handle)
             }
@@ -478,6 +602,8 @@ impl AuditLog {
             shared,
             state,
             inline,
+            journal,
+            sync_tx,
             writer: Some(handle),
             origin,
             verifier,
@@ -488,6 +614,16 @@ impl AuditLog {
     /// spell the record is committed before this returns (see the crate's
     /// documentation), and the receipt is already resolved.
     pub fn append(&self, event: &Event) -> Receipt {
+        if let Some(journal) = &self.journal {
+            let (reply, rx) = tokio::sync::oneshot::channel();
+            return match self.journal_append(journal, event) {
+                Ok(seq) => {
+                    let _ = reply.send(Ok(seq));
+                    Receipt(Ok(rx))
+                }
+                Err(e) => Receipt(Err(e)),
+            };
+        }
         let (reply, rx) = tokio::sync::oneshot::channel();
         let job = match Job::new(event, Some(reply)) {
             Ok(job) => job,
@@ -543,10 +679,73 @@ impl AuditLog {
     /// whichever comes first, so it costs no commit of its own. A failure to
     /// store it shows in [`Self::health`] and the log, not to the caller.
     pub fn append_deferred(&self, event: &Event) -> Result<(), AuditError> {
+        if let Some(journal) = &self.journal {
+            return self
+                .journal_append(journal, event)
+                .map(drop)
+                .map_err(AuditError::Write);
+        }
         let job = Job::new(event, None).map_err(AuditError::Write)?;
         match self.hold_here(job) {
             None => Ok(()),
             Some(job) => self.queue(job).map_err(AuditError::Write),
+        }
+    }
+
+    /// Writes `event` to the journal and hands it to the writer as a deferred
+    /// record; its journal sequence number once written. Refused while the
+    /// log is failing (a commit or disk sync failed) or far behind
+    /// ([`JOURNAL_BACKLOG`]): fail closed.
+    fn journal_append(&self, journal: &journal::Journal, event: &Event) -> Result<u64, String> {
+        if let Some(why) = self.shared.sync_failed.lock().clone() {
+            return Err(why);
+        }
+        if let Some(why) = self.shared.error.lock().clone() {
+            return Err(why);
+        }
+        let behind = self.shared.queued.load(Ordering::Relaxed);
+        if behind >= JOURNAL_BACKLOG {
+            return Err(format!(
+                "the audit log is {behind} records behind its journal; refusing more until it catches up"
+            ));
+        }
+        let mut job = Job::new(event, None)?;
+        let record = std::mem::take(&mut job.event);
+        let seq = journal.append(record, |seq, record| {
+            job.event = record;
+            job.seq = Some(seq);
+            // Still holding the journal: records reach the writer in the
+            // order of their sequence numbers.
+            match self.hold_here(job) {
+                None => Ok(seq),
+                Some(job) => self.queue(job).map(|()| seq),
+            }
+        })?;
+        if let Some(tx) = &self.sync_tx
+            && !self.shared.dirty.swap(true, Ordering::SeqCst)
+        {
+            let _ = tx.send(());
+        }
+        Ok(seq)
+    }
+
+    /// Waits (up to `limit`) until every record appended so far is committed
+    /// to the log, for readers that must see them: with the journal, records
+    /// are answered before they are in the log. True once they are.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        let Some(journal) = &self.journal else {
+            return true;
+        };
+        let target = journal.last_seq();
+        let until = Instant::now() + limit;
+        loop {
+            if self.shared.committed_seq.load(Ordering::SeqCst) >= target {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -618,9 +817,19 @@ impl AuditLog {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
+        self.sync_tx = None;
         self.tx = None;
         if let Some(h) = self.writer.take() {
             let _ = h.join();
+        }
+        // Everything journaled is in the log and on disk: the journal can go.
+        if let Some(journal) = &self.journal
+            && self.shared.queued.load(Ordering::SeqCst) == 0
+            && self.shared.error.lock().is_none()
+            && self.shared.sync_failed.lock().is_none()
+            && self.shared.synced_seq.load(Ordering::SeqCst) >= journal.last_seq()
+        {
+            journal.clear();
         }
     }
 }
@@ -683,6 +892,8 @@ struct Writer {
     /// Buffers reused for each record's body and tree hashes.
     body: Vec<u8>,
     hashes: Vec<u8>,
+    /// The journal, whose files the writer retires and removes.
+    journal: Option<Arc<journal::Journal>>,
 }
 
 impl Writer {
@@ -701,6 +912,7 @@ impl Writer {
             syncer: None,
             body: Vec::with_capacity(4096),
             hashes: Vec::with_capacity(64 * 32),
+            journal: None,
         };
         w.reload()?;
         Ok(w)
@@ -755,6 +967,17 @@ impl Writer {
         Ok(())
     }
 
+    /// The last journal entry the log holds (0 for none).
+    fn journal_seq(&self) -> Result<u64, AuditError> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row("SELECT seq FROM audit_journal WHERE one = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+
     /// Commits `pending` in one transaction and answers everyone waiting:
     /// the index of each record, or the error that refused them all.
     ///
@@ -779,10 +1002,13 @@ impl Writer {
             return false;
         }
         zt4ai_telemetry::metrics().audit_commit(batch.len(), started.elapsed());
-        shared.queued.fetch_sub(n, Ordering::SeqCst);
         match result {
             Ok(first_index) => {
+                shared.queued.fetch_sub(n, Ordering::SeqCst);
                 shared.committed.store(self.edge.size(), Ordering::SeqCst);
+                if let Some(seq) = batch.iter().filter_map(|j| j.seq).max() {
+                    shared.committed_seq.store(seq, Ordering::SeqCst);
+                }
                 match &self.syncer {
                     Some(tx) => {
                         if !shared.dirty.swap(true, Ordering::SeqCst) {
@@ -802,16 +1028,36 @@ impl Writer {
             }
             Err(e) => {
                 let message = e.to_string();
-                error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
                 *shared.error.lock() = Some(message.clone());
+                // A journaled record was answered already: it stays, in
+                // order, to be tried again (and is in the journal if zt4ai
+                // stops first). Every other one is refused.
+                let mut kept = Vec::new();
                 for job in batch {
-                    if let Some(reply) = job.reply {
+                    if job.seq.is_some() {
+                        kept.push(job);
+                    } else if let Some(reply) = job.reply {
                         let _ = reply.send(Err(message.clone()));
                     }
+                }
+                if kept.is_empty() {
+                    error!(error = %message, records = n, "audit records could not be stored; their requests are denied");
+                } else {
+                    error!(error = %message, records = kept.len(), "journaled audit records could not be moved into the log; retrying, and denying requests meanwhile");
+                }
+                shared
+                    .queued
+                    .fetch_sub(n - kept.len() as u64, Ordering::SeqCst);
+                if !kept.is_empty() {
+                    self.pending = kept;
+                    self.deferred_until = Some(Instant::now() + self.config.defer);
                 }
             }
         }
         shared.last_commit.store(clock(), Ordering::Relaxed);
+        if let Some(journal) = &self.journal {
+            journal.prune(shared.synced_seq.load(Ordering::SeqCst));
+        }
         true
     }
 
@@ -896,6 +1142,10 @@ impl Writer {
                     hashes.as_slice(),
                 ])?;
             }
+        }
+        if let Some(seq) = batch.iter().filter_map(|j| j.seq).max() {
+            tx.prepare_cached("INSERT OR REPLACE INTO audit_journal VALUES (1, ?1)")?
+                .execute(params![i64::try_from(seq).unwrap_or(i64::MAX)])?;
         }
         let size = self.edge.size();
         let now = now_ms();
@@ -1038,6 +1288,7 @@ fn run(
 fn syncer(
     wal: &Path,
     db: &Connection,
+    journal: Option<&journal::Journal>,
     interval: Duration,
     rx: &mpsc::Receiver<()>,
     shared: &Shared,
@@ -1065,12 +1316,19 @@ fn syncer(
         // the thread again, and one before it is in the size.
         shared.dirty.store(false, Ordering::SeqCst);
         let size = shared.committed.load(Ordering::SeqCst);
+        let seq = shared.committed_seq.load(Ordering::SeqCst);
         let started = Instant::now();
-        match sync_file(wal, shared).and_then(|()| {
-            shared.synced.fetch_max(size, Ordering::Relaxed);
-            zt4ai_telemetry::metrics().audit_sync(started.elapsed());
-            checkpoint(wal, db, shared)
-        }) {
+        // The journal first: what it holds beyond `seq` is not yet in the
+        // log, and is on disk only through it.
+        match journal
+            .map_or(Ok(()), journal::Journal::sync)
+            .and_then(|()| sync_file(wal, shared))
+            .and_then(|()| {
+                shared.synced.fetch_max(size, Ordering::Relaxed);
+                shared.synced_seq.fetch_max(seq, Ordering::SeqCst);
+                zt4ai_telemetry::metrics().audit_sync(started.elapsed());
+                checkpoint(wal, db, shared)
+            }) {
             Ok(()) => {
                 #[cfg(test)]
                 shared.rounds_through.fetch_max(size, Ordering::SeqCst);

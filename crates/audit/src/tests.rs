@@ -1075,3 +1075,309 @@ fn deferred_records_held_without_waking_the_writer_are_still_committed_in_time()
     drop(log);
     assert_eq!(f.verify().unwrap().records, 40);
 }
+
+fn journaled() -> AuditConfig {
+    AuditConfig {
+        journal: true,
+        ..AuditConfig::default()
+    }
+}
+
+/// The request ids of the stored records, in log order.
+fn request_ids(f: &Fixture) -> Vec<String> {
+    let mut ids = Vec::new();
+    AuditReader::open(&f.db)
+        .unwrap()
+        .query(&Filter::default(), |r| {
+            if let Event::Decision(d) = &r.event {
+                ids.push(d.request_id.clone().unwrap());
+            }
+            true
+        })
+        .unwrap();
+    ids
+}
+
+fn journal_seq(f: &Fixture) -> i64 {
+    f.sql()
+        .query_row("SELECT seq FROM audit_journal", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Writes entries to the journal of `f`'s log the way a server does just
+/// before it is killed: in the journal, not yet in the log.
+fn journal_only(f: &Fixture, taken: u64, from: u64, n: u64) {
+    let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let (j, _) = journal::Journal::open(&f.db, key.journal, taken).unwrap();
+    for i in from..from + n {
+        let json = serde_json::to_vec(&decision(i, "a", Decision::Allow, "p")).unwrap();
+        j.append(json, |_, _| Ok::<_, String>(())).unwrap();
+    }
+}
+
+#[test]
+fn with_the_journal_a_record_is_answered_at_once_and_in_the_log_within_the_deferral() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_millis(30),
+        ..journaled()
+    });
+    let started = std::time::Instant::now();
+    for i in 0..5 {
+        assert_eq!(
+            log.append(&decision(i, "a", Decision::Allow, "p"))
+                .wait()
+                .unwrap(),
+            i + 1,
+            "a journaled record's receipt carries its journal entry"
+        );
+    }
+    // Answered before any commit: nothing is in the log yet…
+    assert!(started.elapsed() < Duration::from_millis(30));
+    assert_eq!(records(&f), 0);
+    assert_eq!(log.health().pending, 5);
+    // …and everything is, in order, once the deferral has passed.
+    let h = until(&log, |h| h.records == 5 && h.unsynced == 0);
+    assert!(h.ok && h.pending == 0, "{h:?}");
+    assert_eq!(journal_seq(&f), 5);
+    assert_eq!(request_ids(&f), ["r0", "r1", "r2", "r3", "r4"]);
+    // Closed cleanly, the journal is empty.
+    drop(log);
+    let dir = journal_dir(&f.db);
+    let held: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
+    assert_eq!(held, 0, "{dir:?}");
+    assert_eq!(f.verify().unwrap().records, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_waits_until_journaled_records_are_in_the_log() {
+    let f = Fixture::new();
+    let log = f.open(journaled());
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .durable()
+        .await
+        .unwrap();
+    log.append_deferred(&decision(1, "a", Decision::Allow, "p"))
+        .unwrap();
+    assert!(log.settled(Duration::from_secs(5)).await);
+    assert_eq!(records(&f), 2);
+}
+
+/// `kill -9` between the journal and the log: the next open puts what was
+/// answered into the log before anything else, then the journal goes.
+#[test]
+fn records_only_in_the_journal_are_recovered_in_order_at_the_next_open() {
+    let f = Fixture::new();
+    let log = f.open(journaled());
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    drop(log);
+    assert_eq!(journal_seq(&f), 1);
+    journal_only(&f, 1, 1, 3);
+
+    let log = f.open(journaled());
+    assert_eq!(log.health().records, 4, "recovered before the open returns");
+    assert_eq!(request_ids(&f), ["r0", "r1", "r2", "r3"]);
+    assert_eq!(journal_seq(&f), 4);
+    // The log and the journal go on from there.
+    assert_eq!(
+        log.append(&decision(4, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap(),
+        5
+    );
+    drop(log);
+    assert_eq!(request_ids(&f), ["r0", "r1", "r2", "r3", "r4"]);
+    assert_eq!(f.verify().unwrap().records, 5);
+    // Nothing is taken twice.
+    drop(f.open(journaled()));
+    assert_eq!(f.verify().unwrap().records, 5);
+}
+
+#[test]
+fn an_entry_cut_short_by_the_crash_is_dropped_and_the_rest_recovered() {
+    let f = Fixture::new();
+    drop(f.open(journaled()));
+    journal_only(&f, 0, 0, 3);
+    let file = std::fs::read_dir(journal_dir(&f.db))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .unwrap();
+    let whole = std::fs::read(&file).unwrap();
+    let one = whole.len() / 3;
+    std::fs::write(&file, &whole[..whole.len() - one / 2]).unwrap();
+    let log = f.open(journaled());
+    drop(log);
+    assert_eq!(request_ids(&f), ["r0", "r1"]);
+    assert_eq!(f.verify().unwrap().records, 2);
+}
+
+#[test]
+fn an_altered_or_missing_journal_entry_refuses_to_start() {
+    // An entry edited in place (a decision turned around) fails its tag.
+    let f = Fixture::new();
+    drop(f.open(journaled()));
+    journal_only(&f, 0, 0, 3);
+    let file = std::fs::read_dir(journal_dir(&f.db))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .max()
+        .unwrap();
+    let text = std::fs::read(&file).unwrap();
+    let at = text.windows(7).position(|w| w == b"\"allow\"").unwrap();
+    let mut edited = text.clone();
+    edited[at..at + 6].copy_from_slice(b"\"deny\"");
+    edited.remove(at + 6);
+    edited.insert(at + 6, b' ');
+    std::fs::write(&file, &edited).unwrap();
+    let k = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(&f.db, k, journaled()).unwrap_err();
+    assert!(
+        matches!(err, AuditError::Inconsistent(_)) && err.to_string().contains("fails its check"),
+        "{err}"
+    );
+    assert_eq!(records(&f), 0, "nothing of it was taken in");
+
+    // The first entry gone (entries 2 and 3 left): a gap after the log's last.
+    std::fs::write(&file, &text).unwrap();
+    let one = text.len() / 3;
+    std::fs::write(&file, &text[one..]).unwrap();
+    let k = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(&f.db, k, journaled()).unwrap_err();
+    assert!(err.to_string().contains("entries are missing"), "{err}");
+
+    // Entries written with another key (a forger without the log's key).
+    let g = Fixture::new();
+    drop(g.open(journaled()));
+    let (j, _) = journal::Journal::open(&g.db, [9; 32], 0).unwrap();
+    j.append(
+        serde_json::to_vec(&decision(0, "a", Decision::Allow, "p")).unwrap(),
+        |_, _| Ok::<_, String>(()),
+    )
+    .unwrap();
+    j.append(
+        serde_json::to_vec(&decision(1, "a", Decision::Allow, "p")).unwrap(),
+        |_, _| Ok::<_, String>(()),
+    )
+    .unwrap();
+    drop(j);
+    let k = LogKey::load_or_create(&g.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(&g.db, k, journaled()).unwrap_err();
+    assert!(err.to_string().contains("fails its check"), "{err}");
+}
+
+#[test]
+fn two_logs_cannot_share_one_journal() {
+    let f = Fixture::new();
+    let log = f.open(journaled());
+    let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(&f.db, key, journaled()).unwrap_err();
+    assert!(matches!(err, AuditError::JournalInUse(_)), "{err}");
+    // A log without the journal (the command line) still writes beside it.
+    let cli = f.open(AuditConfig::default());
+    cli.append(&decision(9, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    drop(cli);
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    drop(log);
+    assert_eq!(request_ids(&f), ["r9", "r0"]);
+    assert_eq!(f.verify().unwrap().records, 2);
+    // The journal needs an interval sync.
+    let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let err = AuditLog::open(
+        &f.db,
+        key,
+        AuditConfig {
+            sync: DiskSync::EveryCommit,
+            ..journaled()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("interval"), "{err}");
+}
+
+/// The log's database is locked past the busy timeout: the answered record
+/// stays in the journal and is retried, new records are refused meanwhile
+/// (fail closed), and once the lock goes everything is in the log in order.
+#[test]
+fn a_journaled_record_the_log_cannot_take_is_retried_and_later_ones_refused() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        busy_timeout: Duration::from_millis(50),
+        defer: Duration::from_millis(5),
+        ..journaled()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    until(&log, |h| h.records == 1);
+    let blocker = f.sql();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    log.append(&decision(1, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    let h = until(&log, |h| !h.ok);
+    assert!(
+        !h.ok && h.error.as_deref().unwrap_or("").contains("locked") && h.pending == 1,
+        "{h:?}"
+    );
+    let err = log
+        .append(&decision(2, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let h = until(&log, |h| h.ok && h.records == 2);
+    assert!(h.ok && h.records == 2 && h.pending == 0, "{h:?}");
+    log.append(&decision(3, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    drop(log);
+    assert_eq!(request_ids(&f), ["r0", "r1", "r3"]);
+    assert_eq!(f.verify().unwrap().records, 3);
+}
+
+#[test]
+fn full_journal_files_are_retired_and_removed_once_their_records_are_on_disk() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        defer: Duration::from_millis(1),
+        sync: DiskSync::Within(Duration::from_millis(1)),
+        ..journaled()
+    });
+    let big = |i: u64| {
+        let Event::Decision(mut d) = decision(i, "a", Decision::Allow, "p") else {
+            unreachable!()
+        };
+        d.reasons[0].message = "x".repeat(64 * 1024);
+        Event::Decision(d)
+    };
+    let files = log.journal.as_ref().unwrap().files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    // About 1.3 journal files.
+    let n = JOURNAL_ROTATE_BYTES / (64 * 1024) * 13 / 10;
+    for i in 0..n {
+        log.append(&big(i)).wait().unwrap();
+    }
+    until(&log, |h| h.records == n && h.unsynced == 0);
+    // One more commit after the sync removes what it covers.
+    std::thread::sleep(Duration::from_millis(20));
+    log.append(&big(n)).wait().unwrap();
+    let h = until(&log, |h| h.records == n + 1);
+    assert!(h.ok, "{h:?}");
+    let now = log.journal.as_ref().unwrap().files();
+    assert_eq!(now.len(), 1, "{files:?} -> {now:?}");
+    assert!(!files.contains(&now[0]), "a new file: {files:?} -> {now:?}");
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, n + 1);
+}

@@ -172,6 +172,7 @@ impl FilterArgs {
 /// Runs `zt4ai audit …` on the log in `data_dir`.
 pub(crate) fn run(data_dir: &Path, action: AuditCommand) -> Result<ExitCode> {
     let db = data_dir.join(DB_FILE);
+    recover_journal(data_dir, &db);
     let reader = || {
         AuditReader::open(&db)
             .with_context(|| format!("(is --data-dir `{}` right?)", data_dir.display()))
@@ -383,6 +384,43 @@ fn line(rec: &Record) -> String {
             l.event,
             l.subject,
             l.actor
+        ),
+    }
+}
+
+/// Moves records a stopped server left in the audit journal (answered, not
+/// yet in the log: it was killed) into the log, so what the command reads is
+/// whole. Nothing to do while a server runs (it holds the journal and moves
+/// them itself) or when the journal is empty. A failure is a warning: the
+/// command goes on with the log as it is, and `verify` reports what is wrong.
+fn recover_journal(data_dir: &Path, db: &Path) {
+    let dir = zt4ai_audit::journal_dir(db);
+    let waiting = std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.path().extension().is_some_and(|x| x == "log")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        })
+    });
+    let key_path = data_dir.join(AUDIT_KEY);
+    if !waiting || !key_path.exists() {
+        return;
+    }
+    let opened = LogKey::load_or_create(&key_path, zt4ai_audit::DEFAULT_ORIGIN).and_then(|key| {
+        AuditLog::open(
+            db,
+            key,
+            AuditConfig {
+                journal: true,
+                ..AuditConfig::default()
+            },
+        )
+    });
+    match opened {
+        Ok(log) => drop(log),
+        Err(zt4ai_audit::AuditError::JournalInUse(_)) => {}
+        Err(e) => eprintln!(
+            "warning: records in the audit journal `{}` could not be moved into the log: {e}",
+            dir.display()
         ),
     }
 }

@@ -116,13 +116,22 @@ enum Command {
         #[arg(long, default_value_t = 60, env = "ZT4AI_AUDIT_CHECKPOINT_SECONDS")]
         audit_checkpoint_seconds: u64,
         /// The longest an audit record waits for the disk, in milliseconds. Every
-        /// record is in the log file (held by the operating system, so it survives
-        /// zt4ai crashing or being killed) before its action proceeds; a sync
-        /// thread puts it on disk within this time. 0 syncs each commit to disk
-        /// before the action proceeds (survives a power cut; costs a disk sync
-        /// on every request's path).
+        /// record is in the audit journal (a file held by the operating system, so
+        /// it survives zt4ai crashing or being killed; each entry authenticated
+        /// with a key derived from the log's) before its action proceeds, and in
+        /// the signed log within 10 ms; a sync thread puts it on disk within this
+        /// time. 0 commits and syncs each record to the log itself before the
+        /// action proceeds (survives a power cut; costs a disk sync on every
+        /// request's path).
         #[arg(long, default_value_t = 10, env = "ZT4AI_AUDIT_SYNC_MS")]
         audit_sync_ms: u64,
+        /// The longest a journaled audit record waits to be moved into the
+        /// signed log, in milliseconds (batched with the records around it;
+        /// 1 to 60,000). Until then it is in the journal, authenticated, and
+        /// survives zt4ai being killed.
+        #[arg(long, default_value_t = 10, env = "ZT4AI_AUDIT_DEFER_MS",
+              value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        audit_defer_ms: u64,
         /// The audit log's origin (first line of its checkpoints, and its key's
         /// name); used when the signing key is first created.
         #[arg(long, default_value = zt4ai_audit::DEFAULT_ORIGIN, env = "ZT4AI_AUDIT_ORIGIN")]
@@ -1005,6 +1014,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             audit_checkpoint_records,
             audit_checkpoint_seconds,
             audit_sync_ms,
+            audit_defer_ms,
             audit_origin,
         } => {
             let loaded = load::engine(&cli.source).map_err(anyhow::Error::msg)?;
@@ -1022,6 +1032,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     checkpoint_records: audit_checkpoint_records,
                     checkpoint_interval: std::time::Duration::from_secs(audit_checkpoint_seconds),
                     sync: zt4ai_audit::DiskSync::from_millis(audit_sync_ms),
+                    // Each record in the journal before its action, in the
+                    // signed log within `defer`; with a sync per record, the
+                    // commit itself.
+                    journal: audit_sync_ms > 0,
+                    defer: std::time::Duration::from_millis(audit_defer_ms),
                     ..zt4ai_audit::AuditConfig::default()
                 },
             )?);
@@ -1153,7 +1168,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     if audit_sync_ms == 0 {
                         "every record on disk before its action (--audit-sync-ms 0)".to_owned()
                     } else {
-                        format!("every record in the log file before its action, on disk within {audit_sync_ms} ms (--audit-sync-ms)")
+                        format!(
+                            "every record in its journal before its action, in the signed log within {audit_defer_ms} ms (--audit-defer-ms), on disk within {audit_sync_ms} ms (--audit-sync-ms)"
+                        )
                     },
                 );
                 {

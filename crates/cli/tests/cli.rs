@@ -982,12 +982,13 @@ fn post(
     body: &str,
 ) -> Option<(u16, String)> {
     use std::io::Read as _;
-    write!(
-        stream,
+    // One write: a request split over several would wait on Nagle's
+    // algorithm and the server's delayed acknowledgement (40 ms each).
+    let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n{body}",
         body.len()
-    )
-    .ok()?;
+    );
+    stream.write_all(request.as_bytes()).ok()?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -1022,7 +1023,14 @@ fn every_answered_request_survives_kill_9_and_the_log_verifies() {
     let body = r#"{"subject":{"type":"agent","id":"report-agent","properties":{"user":"alice"}},"action":{"name":"call_tool"},"resource":{"type":"tool","id":"crm.query","properties":{"arguments":{"table":"customers"}}},"context":{"session":"s"}}"#;
     let reqs = dir.path().join("req.jsonl");
     std::fs::write(&reqs, format!("{body}\n")).unwrap();
-    let (mut server, addr) = serve(&["--data-dir".as_ref(), data.as_ref()]);
+    // Records move from the journal into the log a minute after they are
+    // answered: at the kill, all of them are in the journal only.
+    let (mut server, addr) = serve(&[
+        "--data-dir".as_ref(),
+        data.as_ref(),
+        "--audit-defer-ms".as_ref(),
+        "60000".as_ref(),
+    ]);
     let out = zt4ai()
         .args(["token", "mint", "--for-requests"])
         .arg(&reqs)
@@ -1069,6 +1077,31 @@ fn every_answered_request_survives_kill_9_and_the_log_verifies() {
         .flat_map(|w| w.join().unwrap())
         .collect();
     assert!(acked.len() > 100, "only {} requests answered", acked.len());
+    // Answered records are in the audit journal before they are in the log;
+    // the first `zt4ai audit` command moves what the log lacks into it.
+    let db = dir.path().join("zt4ai.db");
+    let count = || -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM audit_records", [], |r| r.get(0))
+            .unwrap()
+    };
+    let journal = dir.path().join("zt4ai.db-audit-journal");
+    let journaled = || -> u64 {
+        std::fs::read_dir(&journal)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    assert!(journaled() > 0, "the killed server left no journal");
+    let in_log = count();
+    assert!(
+        in_log < acked.len() as i64,
+        "{in_log} records in the log for {} answered requests: the journal is not in use",
+        acked.len()
+    );
 
     let audit = |args: &[&str]| {
         let out = zt4ai()
@@ -1085,6 +1118,12 @@ fn every_answered_request_survives_kill_9_and_the_log_verifies() {
     };
     let (code, out, err) = audit(&["verify"]);
     assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(journaled(), 0, "the journal was not taken into the log");
+    eprintln!(
+        "{} answered; {in_log} records in the log at the kill, {} once the journal was taken in",
+        acked.len(),
+        count()
+    );
     let (code, out, err) = audit(&["query", "--json", "--kind", "decision"]);
     assert_eq!(code, Some(0), "{err}");
     let logged: std::collections::HashSet<String> = out

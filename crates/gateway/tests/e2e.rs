@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -136,6 +137,7 @@ impl Server {
             key,
             zt4ai_audit::AuditConfig {
                 busy_timeout: std::time::Duration::from_millis(200),
+                journal: true,
                 ..zt4ai_audit::AuditConfig::default()
             },
         )
@@ -722,16 +724,20 @@ async fn request_id_is_echoed() {
 }
 
 /// The audit log cannot write (another process holds the database's write
-/// lock): requests are denied with the reason, `/healthz` and `/readyz` answer
-/// `503` naming the error, and both recover once the lock is gone. Verdicts and
-/// admin changes are in the log.
+/// lock). A verdict answered before its commit failed is in the journal and
+/// stays there, retried; once the commit fails, requests are denied with the
+/// reason, `/healthz` and `/readyz` answer `503` naming the error, and all of
+/// it recovers once the lock is gone, with every answered verdict and the
+/// admin change in the log, in order.
 #[tokio::test]
 async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("z.db");
     let s = Server::start(&db).await;
+    let log = Arc::clone(s.pipeline.audit().unwrap());
     let read = call(exec(), "crm.query", json!({"table": "customers"}), "a1");
     assert_eq!(verdict(&s.evaluate(read.clone()).await), "allow");
+    assert!(log.settled(Duration::from_secs(5)).await);
 
     let blocker = rusqlite::Connection::open(&db).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
@@ -744,6 +750,21 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         json!({"table": "customers"}),
         "a1",
     );
+    // In the journal, answered; the log cannot take it.
+    let v = s.evaluate(send.clone()).await;
+    assert_eq!(verdict(&v), "deny");
+    assert!(
+        !policies(&v).iter().any(|p| p == "zt4ai.audit.unavailable"),
+        "{v}"
+    );
+    let started = std::time::Instant::now();
+    while s.get_json("/healthz", None).await.0 != 503 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "health never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let v = s.evaluate(send.clone()).await;
     assert_eq!(verdict(&v), "deny");
     assert_eq!(policies(&v), ["zt4ai.audit.unavailable"], "{v}");
@@ -758,6 +779,14 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         );
     }
     blocker.execute_batch("ROLLBACK").unwrap();
+    let started = std::time::Instant::now();
+    while s.get_json("/healthz", None).await.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "health never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let v = s.evaluate(send).await;
     assert_eq!(verdict(&v), "deny", "{v}");
     let denied_by = policies(&v);
@@ -765,7 +794,6 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         !denied_by.iter().any(|p| p == "zt4ai.audit.unavailable"),
         "{v}"
     );
-    assert_eq!(s.get_json("/healthz", None).await.0, 200);
 
     let (status, _) = s
         .admin(
@@ -774,6 +802,7 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         )
         .await;
     assert_eq!(status, 200);
+    drop(log);
     s.stop().await;
     let reader = zt4ai_audit::AuditReader::open(&db).unwrap();
     let mut records = Vec::new();
@@ -798,12 +827,14 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         [
             "decision allow",
             "decision deny",
+            "decision deny",
             "lifecycle agent.suspended"
         ],
-        "the refused verdict has no record; the others do"
+        "the refused verdict has no record; the others do, the one answered while \
+         the log was locked included"
     );
-    assert_eq!(records[2]["actor"], "admin-api:secops");
-    assert_eq!(records[1]["policies"], json!(denied_by));
+    assert_eq!(records[3]["actor"], "admin-api:secops");
+    assert_eq!(records[2]["policies"], json!(denied_by));
 }
 
 #[tokio::test]

@@ -252,8 +252,10 @@ async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
     assert_eq!(r.status(), 400);
     assert_eq!(standin.bodies().len(), before);
 
-    // Every decision is in the audit log.
-    let audit = s.pipeline.audit().unwrap().health();
+    // Every decision is in the audit log (once the journal has handed it on).
+    let log = s.pipeline.audit().unwrap();
+    assert!(log.settled(std::time::Duration::from_secs(5)).await);
+    let audit = log.health();
     assert!(audit.records >= 3, "{audit:?}");
     standin.stop();
     s.stop().await;
