@@ -53,6 +53,9 @@ pub(crate) struct Journal {
     /// Held (with its exclusive lock) for as long as the journal is open.
     _lock: File,
     inner: Mutex<Inner>,
+    /// Test hook: the next write stops after this many bytes and fails.
+    #[cfg(test)]
+    pub fail_after: Mutex<Option<usize>>,
 }
 
 struct Inner {
@@ -160,6 +163,8 @@ impl Journal {
         let (file, path) = create(&dir, generation).map_err(|e| io("cannot create a file", e))?;
         let retired = files.into_iter().map(|(_, p)| (p, next_seq - 1)).collect();
         let journal = Journal {
+            #[cfg(test)]
+            fail_after: Mutex::new(None),
             dir,
             key,
             _lock: lock,
@@ -204,7 +209,17 @@ impl Journal {
         buf.extend_from_slice(&record);
         let tag = tag(&self.key, seq, len, &digest);
         buf.extend_from_slice(&tag);
-        match (&**file).write_all(buf) {
+        #[cfg(test)]
+        let failing = self.fail_after.lock().take();
+        #[cfg(not(test))]
+        let failing: Option<usize> = None;
+        let written = match failing {
+            None => (&**file).write_all(buf),
+            Some(n) => (&**file)
+                .write_all(&buf[..n.min(buf.len())])
+                .and(Err(std::io::Error::other("injected failure"))),
+        };
+        match written {
             Ok(()) => {
                 g.len += g.buf.len() as u64;
                 g.next_seq += 1;
@@ -307,6 +322,19 @@ impl Journal {
         v.sort();
         v
     }
+}
+
+/// [`read_entries`] of the newest file, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn tests_read(
+    key: &[u8; 32],
+    path: &Path,
+    bytes: &[u8],
+    last: &mut Option<u64>,
+    taken: u64,
+    out: &mut Vec<Entry>,
+) -> Result<(), AuditError> {
+    read_entries(key, path, bytes, false, last, taken, out)
 }
 
 fn tag(key: &[u8; 32], seq: u64, len: u32, digest: &[u8; 32]) -> [u8; TAG] {

@@ -210,6 +210,8 @@ pub struct AuditLog {
     /// Wakes the sync thread after a journal write (the writer thread has its
     /// own sender); dropped first on close, so the thread can end.
     sync_tx: Option<mpsc::Sender<()>>,
+    /// Most journaled records waiting for the log before appends are refused.
+    backlog: u64,
     writer: Option<std::thread::JoinHandle<()>>,
     origin: String,
     verifier: String,
@@ -358,9 +360,10 @@ impl Job {
     }
 }
 
-/// Most records the journal holds that are not yet in the log; past it,
-/// appends are refused (the log is failing or far behind).
-pub const JOURNAL_BACKLOG: u64 = 65_536;
+/// Most records the journal holds that are not yet in the log, in
+/// [`AuditConfig::max_batch`]es (65,536 records by default); past it, appends
+/// are refused (the log is failing or far behind).
+pub const JOURNAL_BACKLOG_BATCHES: u64 = 4;
 
 /// The columns a record is filtered by.
 struct Meta {
@@ -552,6 +555,7 @@ impl AuditLog {
             None
         };
         let inline = matches!(sync, DiskSync::Within(_)) && journal.is_none();
+        let backlog = JOURNAL_BACKLOG_BATCHES.saturating_mul(writer.config.max_batch as u64);
         shared
             .committed
             .store(writer.edge.size(), Ordering::Relaxed);
@@ -604,6 +608,7 @@ impl AuditLog {
             inline,
             journal,
             sync_tx,
+            backlog,
             writer: Some(handle),
             origin,
             verifier,
@@ -695,7 +700,7 @@ impl AuditLog {
     /// Writes `event` to the journal and hands it to the writer as a deferred
     /// record; its journal sequence number once written. Refused while the
     /// log is failing (a commit or disk sync failed) or far behind
-    /// ([`JOURNAL_BACKLOG`]): fail closed.
+    /// ([`JOURNAL_BACKLOG_BATCHES`]): fail closed.
     fn journal_append(&self, journal: &journal::Journal, event: &Event) -> Result<u64, String> {
         if let Some(why) = self.shared.sync_failed.lock().clone() {
             return Err(why);
@@ -704,7 +709,7 @@ impl AuditLog {
             return Err(why);
         }
         let behind = self.shared.queued.load(Ordering::Relaxed);
-        if behind >= JOURNAL_BACKLOG {
+        if behind >= self.backlog {
             return Err(format!(
                 "the audit log is {behind} records behind its journal; refusing more until it catches up"
             ));

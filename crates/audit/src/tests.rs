@@ -1381,3 +1381,95 @@ fn full_journal_files_are_retired_and_removed_once_their_records_are_on_disk() {
     drop(log);
     assert_eq!(f.verify().unwrap().records, n + 1);
 }
+
+/// A journal write that fails half-way (disk full) refuses its record and
+/// leaves no half entry behind: later records are written and recovered
+/// whole, and the refused one is nowhere.
+#[test]
+fn a_failed_journal_write_refuses_the_record_and_leaves_no_half_entry() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        // Nothing moves into the log while the log is open.
+        defer: Duration::from_secs(60),
+        ..journaled()
+    });
+    log.append(&decision(0, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    *log.journal.as_ref().unwrap().fail_after.lock() = Some(40);
+    let err = log
+        .append(&decision(1, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert_eq!(
+        log.append(&decision(2, "a", Decision::Allow, "p"))
+            .wait()
+            .unwrap(),
+        2,
+        "the refused record took no entry"
+    );
+    // Read back as after a crash: whole entries only, in order.
+    let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
+    let taken = 0;
+    let files: Vec<_> = std::fs::read_dir(journal_dir(&f.db))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    let mut last = None;
+    let mut entries = Vec::new();
+    for p in &files {
+        let bytes = std::fs::read(p).unwrap();
+        journal::tests_read(&key.journal, p, &bytes, &mut last, taken, &mut entries).unwrap();
+    }
+    let ids: Vec<String> = entries
+        .iter()
+        .map(|e| {
+            let ev: Event = serde_json::from_slice(&e.record).unwrap();
+            let Event::Decision(d) = ev else { panic!() };
+            d.request_id.unwrap()
+        })
+        .collect();
+    assert_eq!(ids, ["r0", "r2"]);
+    drop(log);
+    assert_eq!(request_ids(&f), ["r0", "r2"]);
+}
+
+/// The log cannot take records and the backlog fills: appends are refused
+/// (fail closed), none is lost, and all of it moves in once the log can.
+#[test]
+fn a_full_backlog_refuses_appends_until_the_log_catches_up() {
+    let f = Fixture::new();
+    let log = f.open(AuditConfig {
+        max_batch: 2,
+        busy_timeout: Duration::from_secs(30),
+        defer: Duration::from_millis(1),
+        ..journaled()
+    });
+    let blocker = f.sql();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // The writer waits for the lock with the first batch; the journal takes
+    // up to 4 batches of 2.
+    let mut accepted = 0;
+    let mut refused = None;
+    for i in 0..20 {
+        match log.append(&decision(i, "a", Decision::Allow, "p")).wait() {
+            Ok(_) => accepted += 1,
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    assert_eq!(accepted, 8);
+    assert!(refused.unwrap().contains("behind its journal"));
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let h = until(&log, |h| h.records == 8 && h.pending == 0);
+    assert!(h.ok, "{h:?}");
+    log.append(&decision(99, "a", Decision::Allow, "p"))
+        .wait()
+        .unwrap();
+    drop(log);
+    assert_eq!(f.verify().unwrap().records, 9);
+}
