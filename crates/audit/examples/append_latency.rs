@@ -10,8 +10,9 @@
 //!
 //! Defaults: 2,000 records/s for 30 s, in a new temporary directory (DIR puts
 //! the log elsewhere, e.g. on the disk a deployment uses). The log runs with
-//! `serve`'s default (records synced within 10 ms; `ZT4AI_AUDIT_SYNC_MS`
-//! overrides it, 0 syncing every commit).
+//! records synced within 10 ms (`ZT4AI_AUDIT_SYNC_MS` overrides it, 0 syncing
+//! every commit), answered once committed to the log; with
+//! `ZT4AI_AUDIT_JOURNAL=1` answered once in the journal, as `serve` runs it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,8 +60,12 @@ fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let key = LogKey::load_or_create(&dir.join("audit.key"), zt4ai_audit::DEFAULT_ORIGIN)?;
+    // ZT4AI_AUDIT_JOURNAL=1: answered once in the journal, as `zt4ai serve`
+    // runs it (needs a sync interval).
+    let journal = std::env::var("ZT4AI_AUDIT_JOURNAL").is_ok_and(|v| v == "1");
     let config = AuditConfig {
         sync: zt4ai_audit::DiskSync::from_millis(sync_ms),
+        journal,
         ..AuditConfig::default()
     };
     let log = Arc::new(AuditLog::open(&dir.join("zt4ai.db"), key, config)?);

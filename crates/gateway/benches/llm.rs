@@ -8,9 +8,11 @@
 //! The stand-in (`tests/e2e/llm_standin.rs`, no API key) speaks the OpenAI wire
 //! format on loopback. zt4ai runs as `zt4ai serve` runs it: the acme example
 //! inventory with model `acme-llm` served by the stand-in, the acme policies, a
-//! SQLite session store with the audit log in the same file (every verdict
-//! committed before it is answered, synced to disk within 10 ms, `serve`'s
-//! default; `ZT4AI_AUDIT_SYNC_MS=0` syncs each commit first), content
+//! SQLite session store with the audit log in the same file (every verdict in
+//! the audit journal before it is answered, in the log within 10 ms, synced to
+//! disk within 10 ms, `serve`'s default; `ZT4AI_AUDIT_JOURNAL=0` answers once
+//! committed to the log instead; `ZT4AI_AUDIT_SYNC_MS=0` syncs each commit
+//! first, without the journal), content
 //! inspection, continuous
 //! verification (the behaviour monitor), delegated tokens verified on every
 //! request, on `127.0.0.1:0`. The caller is alice → report-agent.
@@ -170,16 +172,19 @@ impl Gateway {
             zt4ai_audit::DEFAULT_ORIGIN,
         )
         .unwrap();
+        let sync_ms: u64 = std::env::var("ZT4AI_AUDIT_SYNC_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
         let audit = zt4ai_audit::AuditLog::open(
             &db,
             key,
             zt4ai_audit::AuditConfig {
-                sync: zt4ai_audit::DiskSync::from_millis(
-                    std::env::var("ZT4AI_AUDIT_SYNC_MS")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(10),
-                ),
+                sync: zt4ai_audit::DiskSync::from_millis(sync_ms),
+                // As `zt4ai serve` runs it: the journal unless every record
+                // is synced (`ZT4AI_AUDIT_JOURNAL=0` turns it off, to compare).
+                journal: sync_ms > 0
+                    && std::env::var("ZT4AI_AUDIT_JOURNAL").map_or(true, |v| v != "0"),
                 ..zt4ai_audit::AuditConfig::default()
             },
         )
