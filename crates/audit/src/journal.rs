@@ -153,7 +153,8 @@ impl Journal {
         {
             return Err(AuditError::Inconsistent(format!(
                 "the audit journal {} starts at entry {} but the log holds entries up to {taken}: \
-                 entries are missing",
+                 entries are missing (if the database was replaced on purpose, move the journal \
+                 directory away; it holds answered records the new log lacks)",
                 dir.display(),
                 first.seq
             )));
@@ -310,17 +311,6 @@ impl Journal {
         {
             warn!(file = %g.path.display(), error = %e, "audit journal file not emptied");
         }
-    }
-
-    #[cfg(test)]
-    pub fn files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "log"))
-            .collect();
-        v.sort();
-        v
     }
 }
 

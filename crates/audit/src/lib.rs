@@ -231,6 +231,9 @@ pub struct Receipt(Result<tokio::sync::oneshot::Receiver<Result<u64, String>>, S
 
 impl Receipt {
     /// Waits until the record is durable; its index, or why it is not stored.
+    /// With [`AuditConfig::journal`], durable means written to the journal
+    /// (it is in the log within [`AuditConfig::defer`]), and the number is
+    /// its journal sequence number, not its index in the log.
     pub async fn durable(self) -> Result<u64, AuditError> {
         match self.0 {
             Ok(rx) => match rx.await {

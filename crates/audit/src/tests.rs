@@ -1098,6 +1098,17 @@ fn request_ids(f: &Fixture) -> Vec<String> {
     ids
 }
 
+/// The journal's files, oldest first.
+fn journal_files(db: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(journal_dir(db))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    files
+}
+
 fn journal_seq(f: &Fixture) -> i64 {
     f.sql()
         .query_row("SELECT seq FROM audit_journal", [], |r| r.get(0))
@@ -1203,12 +1214,7 @@ fn an_entry_cut_short_by_the_crash_is_dropped_and_the_rest_recovered() {
     let f = Fixture::new();
     drop(f.open(journaled()));
     journal_only(&f, 0, 0, 3);
-    let file = std::fs::read_dir(journal_dir(&f.db))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .max()
-        .unwrap();
+    let file = journal_files(&f.db).pop().unwrap();
     let whole = std::fs::read(&file).unwrap();
     let one = whole.len() / 3;
     std::fs::write(&file, &whole[..whole.len() - one / 2]).unwrap();
@@ -1224,12 +1230,7 @@ fn an_altered_or_missing_journal_entry_refuses_to_start() {
     let f = Fixture::new();
     drop(f.open(journaled()));
     journal_only(&f, 0, 0, 3);
-    let file = std::fs::read_dir(journal_dir(&f.db))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .max()
-        .unwrap();
+    let file = journal_files(&f.db).pop().unwrap();
     let text = std::fs::read(&file).unwrap();
     let at = text.windows(7).position(|w| w == b"\"allow\"").unwrap();
     let mut edited = text.clone();
@@ -1362,7 +1363,7 @@ fn full_journal_files_are_retired_and_removed_once_their_records_are_on_disk() {
         d.reasons[0].message = "x".repeat(64 * 1024);
         Event::Decision(d)
     };
-    let files = log.journal.as_ref().unwrap().files();
+    let files = journal_files(&f.db);
     assert_eq!(files.len(), 1, "{files:?}");
     // About 1.3 journal files.
     let n = JOURNAL_ROTATE_BYTES / (64 * 1024) * 13 / 10;
@@ -1375,7 +1376,7 @@ fn full_journal_files_are_retired_and_removed_once_their_records_are_on_disk() {
     log.append(&big(n)).wait().unwrap();
     let h = until(&log, |h| h.records == n + 1);
     assert!(h.ok, "{h:?}");
-    let now = log.journal.as_ref().unwrap().files();
+    let now = journal_files(&f.db);
     assert_eq!(now.len(), 1, "{files:?} -> {now:?}");
     assert!(!files.contains(&now[0]), "a new file: {files:?} -> {now:?}");
     drop(log);
@@ -1412,11 +1413,7 @@ fn a_failed_journal_write_refuses_the_record_and_leaves_no_half_entry() {
     // Read back as after a crash: whole entries only, in order.
     let key = LogKey::load_or_create(&f.key, DEFAULT_ORIGIN).unwrap();
     let taken = 0;
-    let files: Vec<_> = std::fs::read_dir(journal_dir(&f.db))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
+    let files = journal_files(&f.db);
     let mut last = None;
     let mut entries = Vec::new();
     for p in &files {
