@@ -305,11 +305,14 @@ impl Journal {
     /// (a clean close): the current file is cut to nothing, retired ones go.
     pub fn clear(&self) {
         self.prune(u64::MAX);
-        let g = self.inner.lock();
-        if g.len > 0
-            && let Err(e) = g.file.set_len(0)
-        {
-            warn!(file = %g.path.display(), error = %e, "audit journal file not emptied");
+        let mut g = self.inner.lock();
+        if g.len > 0 {
+            match g.file.set_len(0) {
+                Ok(()) => g.len = 0,
+                Err(e) => {
+                    warn!(file = %g.path.display(), error = %e, "audit journal file not emptied");
+                }
+            }
         }
     }
 }

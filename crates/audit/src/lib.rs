@@ -322,6 +322,14 @@ struct Shared {
     synced_seq: AtomicU64,
 }
 
+impl Shared {
+    /// Why the log is failing: a failed disk sync (for good), else the last
+    /// commit error (until a commit succeeds).
+    fn failing(&self) -> Option<String> {
+        (self.sync_failed.lock().clone()).or_else(|| self.error.lock().clone())
+    }
+}
+
 struct Job {
     event: Vec<u8>,
     meta: Meta,
@@ -526,17 +534,7 @@ impl AuditLog {
             let taken = writer.journal_seq()?;
             let (journal, entries) = journal::Journal::open(path, writer.key.journal, taken)?;
             let recovered = entries.len();
-            let mut last = taken;
-            let mut jobs = Vec::with_capacity(recovered.min(writer.config.max_batch));
-            let mut entries = entries.into_iter().peekable();
-            while let Some(entry) = entries.next() {
-                last = entry.seq;
-                jobs.push(Job::recovered(entry)?);
-                if jobs.len() == writer.config.max_batch || entries.peek().is_none() {
-                    writer.commit(&jobs, true)?;
-                    jobs.clear();
-                }
-            }
+            let last = writer.take_in(entries)?.unwrap_or(taken);
             if recovered > 0 {
                 // On disk before the journal files holding them go.
                 sync_file(&wal_path(path), &shared).map_err(|e| {
@@ -705,10 +703,7 @@ impl AuditLog {
     /// log is failing (a commit or disk sync failed) or far behind
     /// ([`JOURNAL_BACKLOG_BATCHES`]): fail closed.
     fn journal_append(&self, journal: &journal::Journal, event: &Event) -> Result<u64, String> {
-        if let Some(why) = self.shared.sync_failed.lock().clone() {
-            return Err(why);
-        }
-        if let Some(why) = self.shared.error.lock().clone() {
+        if let Some(why) = self.shared.failing() {
             return Err(why);
         }
         let behind = self.shared.queued.load(Ordering::Relaxed);
@@ -801,8 +796,7 @@ impl AuditLog {
         let records = self.shared.committed.load(Ordering::Relaxed);
         let queued = self.shared.queued.load(Ordering::Relaxed);
         let synced = self.shared.synced.load(Ordering::Relaxed);
-        let error =
-            (self.shared.sync_failed.lock().clone()).or_else(|| self.shared.error.lock().clone());
+        let error = self.shared.failing();
         Health {
             ok: error.is_none(),
             records,
@@ -833,8 +827,7 @@ impl Drop for AuditLog {
         // Everything journaled is in the log and on disk: the journal can go.
         if let Some(journal) = &self.journal
             && self.shared.queued.load(Ordering::SeqCst) == 0
-            && self.shared.error.lock().is_none()
-            && self.shared.sync_failed.lock().is_none()
+            && self.shared.failing().is_none()
             && self.shared.synced_seq.load(Ordering::SeqCst) >= journal.last_seq()
         {
             journal.clear();
@@ -973,6 +966,20 @@ impl Writer {
             .and_then(|s| u64::try_from(s).ok())
             .unwrap_or(0);
         Ok(())
+    }
+
+    /// Commits entries read back from the journal, in order and in batches;
+    /// the last one's sequence number, if there were any.
+    fn take_in(&mut self, entries: Vec<journal::Entry>) -> Result<Option<u64>, AuditError> {
+        let last = entries.last().map(|e| e.seq);
+        let jobs = entries
+            .into_iter()
+            .map(Job::recovered)
+            .collect::<Result<Vec<_>, _>>()?;
+        for batch in jobs.chunks(self.config.max_batch) {
+            self.commit(batch, true)?;
+        }
+        Ok(last)
     }
 
     /// The last journal entry the log holds (0 for none).

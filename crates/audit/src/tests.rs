@@ -1126,6 +1126,15 @@ fn journal_only(f: &Fixture, taken: u64, from: u64, n: u64) {
     }
 }
 
+/// A new log and three records only in its journal; the journal's file.
+fn three_only_in_the_journal() -> (Fixture, PathBuf) {
+    let f = Fixture::new();
+    drop(f.open(journaled()));
+    journal_only(&f, 0, 0, 3);
+    let file = journal_files(&f.db).pop().unwrap();
+    (f, file)
+}
+
 #[test]
 fn with_the_journal_a_record_is_answered_at_once_and_in_the_log_within_the_deferral() {
     let f = Fixture::new();
@@ -1211,10 +1220,7 @@ fn records_only_in_the_journal_are_recovered_in_order_at_the_next_open() {
 
 #[test]
 fn an_entry_cut_short_by_the_crash_is_dropped_and_the_rest_recovered() {
-    let f = Fixture::new();
-    drop(f.open(journaled()));
-    journal_only(&f, 0, 0, 3);
-    let file = journal_files(&f.db).pop().unwrap();
+    let (f, file) = three_only_in_the_journal();
     let whole = std::fs::read(&file).unwrap();
     let one = whole.len() / 3;
     std::fs::write(&file, &whole[..whole.len() - one / 2]).unwrap();
@@ -1227,10 +1233,7 @@ fn an_entry_cut_short_by_the_crash_is_dropped_and_the_rest_recovered() {
 #[test]
 fn an_altered_or_missing_journal_entry_refuses_to_start() {
     // An entry edited in place (a decision turned around) fails its tag.
-    let f = Fixture::new();
-    drop(f.open(journaled()));
-    journal_only(&f, 0, 0, 3);
-    let file = journal_files(&f.db).pop().unwrap();
+    let (f, file) = three_only_in_the_journal();
     let text = std::fs::read(&file).unwrap();
     let at = text.windows(7).position(|w| w == b"\"allow\"").unwrap();
     let mut edited = text.clone();

@@ -723,6 +723,18 @@ async fn request_id_is_echoed() {
     s.stop().await;
 }
 
+/// Waits (at most 5 s) until `/healthz` answers `status`.
+async fn health_becomes(s: &Server, status: u16) {
+    let started = std::time::Instant::now();
+    while s.get_json("/healthz", None).await.0 != status {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "/healthz never answered {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The audit log cannot write (another process holds the database's write
 /// lock). A verdict answered before its commit failed is in the journal and
 /// stays there, retried; once the commit fails, requests are denied with the
@@ -757,14 +769,7 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         !policies(&v).iter().any(|p| p == "zt4ai.audit.unavailable"),
         "{v}"
     );
-    let started = std::time::Instant::now();
-    while s.get_json("/healthz", None).await.0 != 503 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "health never failed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    health_becomes(&s, 503).await;
     let v = s.evaluate(send.clone()).await;
     assert_eq!(verdict(&v), "deny");
     assert_eq!(policies(&v), ["zt4ai.audit.unavailable"], "{v}");
@@ -779,14 +784,7 @@ async fn an_audit_log_that_cannot_write_denies_and_health_says_so() {
         );
     }
     blocker.execute_batch("ROLLBACK").unwrap();
-    let started = std::time::Instant::now();
-    while s.get_json("/healthz", None).await.0 != 200 {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "health never recovered"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    health_becomes(&s, 200).await;
     let v = s.evaluate(send).await;
     assert_eq!(verdict(&v), "deny", "{v}");
     let denied_by = policies(&v);
