@@ -90,6 +90,12 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080", env = "ZT4AI_LISTEN")]
         listen: SocketAddr,
+        /// Threads that serve HTTP, each running its own event loop; every
+        /// connection is served by one of them (1 to 256). Default: one per
+        /// CPU.
+        #[arg(long, env = "ZT4AI_THREADS",
+              value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
         /// Directory for the SQLite database (sessions, approvals).
         #[arg(long, default_value = "zt4ai-data", env = "ZT4AI_DATA_DIR")]
         data_dir: PathBuf,
@@ -1006,6 +1012,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Serve {
             listen,
+            threads,
             data_dir,
             max_body_bytes,
             base_url,
@@ -1126,7 +1133,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .values()
                 .filter(|m| m.upstream.is_some())
                 .count();
+            let threads = threads
+                .and_then(|n| std::num::NonZeroUsize::new(n.into()))
+                .or_else(|| std::thread::available_parallelism().ok())
+                .unwrap_or(std::num::NonZeroUsize::MIN);
+            // This runtime accepts connections and runs the background work
+            // (upstream supervisors, baseline flushes); requests are served on
+            // `threads` threads of their own.
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
@@ -1180,7 +1195,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let _ = out.flush();
                 }
                 let flusher = tokio::spawn(flush_baselines(Arc::clone(&monitor), Arc::clone(&store)));
-                let served = zt4ai_gateway::serve(listener, pipeline, config, Some(identity), shutdown_signal()).await;
+                let served = zt4ai_gateway::serve_threads(listener, pipeline, config, Some(identity), shutdown_signal(), threads).await;
                 if let Some(m) = &mcp {
                     m.shutdown().await;
                 }

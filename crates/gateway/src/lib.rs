@@ -29,6 +29,7 @@ mod llm;
 mod mcp;
 mod mcp_transport;
 pub mod notify;
+mod threads;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -271,4 +272,30 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Serves the gateway like [`serve`], with its connections spread over
+/// `threads` threads that each run a single-threaded Tokio runtime of their
+/// own; accepting connections runs on the caller's runtime. Each connection is
+/// served, start to end, by one thread, which wakes no other: on a busy
+/// gateway this costs less CPU and latency per request than one multi-threaded
+/// runtime (see `BENCHMARKS.md`). Errors: the listener's address cannot be
+/// read, a thread cannot be started.
+pub async fn serve_threads(
+    listener: TcpListener,
+    pipeline: Arc<Pipeline>,
+    mut config: GatewayConfig,
+    identity: Option<Arc<Identity>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    threads: std::num::NonZeroUsize,
+) -> std::io::Result<()> {
+    let addr: SocketAddr = listener.local_addr()?;
+    if config.base_url.is_empty() {
+        config.base_url = format!("http://{addr}");
+    }
+    if let Some(m) = &config.mcp {
+        m.supervise_here();
+    }
+    let app = router(pipeline, config, identity);
+    threads::serve(listener, app, threads, shutdown).await
 }

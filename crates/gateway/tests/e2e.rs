@@ -168,7 +168,8 @@ impl Server {
         config.base_url = format!("http://{addr}");
         config.admin_token = Some(ADMIN_TOKEN.into());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(zt4ai_gateway::serve(
+        // As `zt4ai serve` runs it: requests on threads of their own.
+        let task = tokio::spawn(zt4ai_gateway::serve_threads(
             listener,
             Arc::clone(&pipeline),
             config,
@@ -176,6 +177,7 @@ impl Server {
             async {
                 let _ = rx.await;
             },
+            std::num::NonZeroUsize::new(2).unwrap(),
         ));
         Ok(Server {
             addr,

@@ -10,7 +10,14 @@
 //! is polled by no one; one the server has closed meanwhile is noticed when it
 //! is taken, and a request that could not be written on it goes out once more
 //! on a new one. A request that may have reached the server is never repeated.
+//!
+//! A TCP connection belongs to the Tokio runtime it was opened on: that
+//! runtime's thread is woken when data arrives on it. The gateway serves its
+//! HTTP on several single-threaded runtimes, so a connection is only ever
+//! taken again by a call on the runtime that opened it (see [`set_reactor`]);
+//! a call on another would be woken through that runtime's thread.
 
+use std::cell::Cell;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::{Mutex, PoisonError};
@@ -38,10 +45,28 @@ const IDLE_FOR: Duration = Duration::from_secs(60);
 /// The most bytes read past the answer to make a connection reusable.
 const MAX_DRAIN: usize = 64 * 1024;
 
+thread_local! {
+    static REACTOR: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Marks the calling thread as running Tokio runtime `id` (its own I/O
+/// driver): connections opened on it are reused only by calls on threads with
+/// the same mark. Threads that never call this share the mark 0, right for the
+/// threads of one multi-threaded runtime, which share one driver.
+pub fn set_reactor(id: usize) {
+    REACTOR.with(|r| r.set(id));
+}
+
+fn reactor() -> usize {
+    REACTOR.with(Cell::get)
+}
+
 /// One connection: its request handle and the connection state machine.
 struct Conn {
     send: http1::SendRequest<Full<Bytes>>,
     io: Io,
+    /// The runtime it was opened on ([`set_reactor`]).
+    reactor: usize,
 }
 
 struct Io {
@@ -123,18 +148,22 @@ impl Pool {
         Ok(Box::new(Conn {
             send,
             io: Io { conn, open: true },
+            reactor: reactor(),
         }))
     }
 
-    /// The most recently used idle connection that is still open.
+    /// The most recently used idle connection of this thread's runtime that
+    /// is still open.
     async fn take(&self) -> Option<Box<Conn>> {
+        let mine = reactor();
         loop {
             let mut c = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                let (c, since) = idle.pop()?;
+                let at = idle.iter().rposition(|(c, _)| c.reactor == mine)?;
+                let (c, since) = idle.remove(at);
                 if since.elapsed() > IDLE_FOR {
-                    // The rest are older still.
-                    idle.clear();
+                    // Those before it are older still.
+                    idle.retain(|(_, since)| since.elapsed() <= IDLE_FOR);
                     return None;
                 }
                 c
@@ -346,6 +375,56 @@ mod tests {
                 "the rest of the answer was already there, so the connection was kept"
             );
         }
+    }
+
+    #[test]
+    fn a_connection_is_reused_only_on_the_runtime_that_opened_it() {
+        let server_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (uri, seen) = server_rt.block_on(server(Mode::Json));
+        let pool = Arc::new(pool());
+        // Two threads, each with a runtime of its own, take turns: 1, 2, 1.
+        let (go_1, turn_1) = std::sync::mpsc::channel::<usize>();
+        let (go_2, turn_2) = std::sync::mpsc::channel::<usize>();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let threads: Vec<_> = [(1, turn_1), (2, turn_2)]
+            .into_iter()
+            .map(|(id, turns)| {
+                let (pool, uri, done) = (Arc::clone(&pool), uri.clone(), done.clone());
+                std::thread::spawn(move || {
+                    set_reactor(id);
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    for calls in turns {
+                        rt.block_on(async {
+                            for _ in 0..calls {
+                                pool.exchange(post(&uri), first_frame).await.unwrap();
+                            }
+                        });
+                        done.send(()).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for (go, calls) in [(&go_1, 3), (&go_2, 3), (&go_1, 2)] {
+            go.send(calls).unwrap();
+            finished.recv().unwrap();
+        }
+        drop((go_1, go_2));
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(seen.requests.load(Ordering::SeqCst), 8);
+        assert_eq!(
+            seen.connections.load(Ordering::SeqCst),
+            2,
+            "one connection per runtime: the second runtime did not take the first's, and the first kept its own"
+        );
     }
 
     #[tokio::test]

@@ -49,6 +49,7 @@ mod conn;
 mod pins;
 mod upstream;
 
+pub use conn::set_reactor;
 pub use pins::{Pins, definition, digest, hidden_instructions};
 use upstream::upstream_error;
 pub use upstream::{UPSTREAM, UpstreamStatus, Upstreams};

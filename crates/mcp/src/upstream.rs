@@ -138,6 +138,9 @@ pub struct Upstreams {
     prefixes: Vec<(String, String)>,
     shutting_down: Arc<AtomicBool>,
     shutdown: tokio_util::sync::CancellationToken,
+    /// The runtime [`Self::start`] ran on: supervisors run there, whichever
+    /// runtime a call that (re)starts one runs on, so that they outlive it.
+    home: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -194,11 +197,24 @@ impl Upstreams {
             prefixes,
             shutting_down: Arc::new(AtomicBool::new(false)),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            home: std::sync::OnceLock::new(),
         })
     }
 
-    /// Starts the stdio servers' supervisors. Must run inside a Tokio runtime.
+    /// Makes the runtime this is called on the one stdio servers' supervisors
+    /// run on, whichever runtime starts one (a call on a serving thread, see
+    /// `zt4ai_gateway::serve_threads`), so that they outlive that runtime. The
+    /// first call counts; without any, a supervisor runs where it is started.
+    pub fn supervise_here(&self) {
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let _ = self.home.set(h);
+        }
+    }
+
+    /// Starts the stdio servers' supervisors, on this runtime (see
+    /// [`Self::supervise_here`]). Must run inside a Tokio runtime.
     pub fn start(&self) {
+        self.supervise_here();
         for u in self.servers.values() {
             if matches!(u.server.transport, McpTransport::Stdio { .. }) {
                 self.supervise(u);
@@ -339,7 +355,11 @@ impl Upstreams {
         }
         let u = Arc::clone(u);
         let stop = self.shutdown.clone();
-        *slot = Some(tokio::spawn(supervise(u, stop)));
+        let task = supervise(u, stop);
+        *slot = Some(match self.home.get() {
+            Some(home) => home.spawn(task),
+            None => tokio::spawn(task),
+        });
     }
 }
 

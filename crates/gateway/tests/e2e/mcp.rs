@@ -840,6 +840,54 @@ async fn a_slow_upstream_times_out_and_the_session_goes_on() {
     s.stop().await;
 }
 
+/// The gateway serves on threads of its own (as `zt4ai serve` does): calls on
+/// many connections at once are all answered, each with its own result, and a
+/// call in flight when the gateway is stopped is answered before it stops; after
+/// that, no connection is accepted.
+#[tokio::test]
+async fn serving_threads_answer_every_connection_and_drain_on_stop() {
+    let web = serve_upstream(Shifty::new("Fetch a web page")).await;
+    let (s, _dir) = gateway(&[("web", web)], Duration::from_secs(10)).await;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let c = report_agent(&s).await;
+        calls.spawn(async move {
+            for j in 0..5 {
+                let url = format!("https://fast.example/{i}/{j}");
+                let r = c
+                    .call_tool(call("web.fetch", json!({ "url": url })))
+                    .await
+                    .unwrap();
+                // Spotlighted as untrusted data, around this call's own page.
+                assert!(text(&r).contains(&format!("\npage {url}\n")), "{r:?}");
+            }
+            c
+        });
+    }
+    let clients = calls.join_all().await;
+    assert_eq!(clients.len(), 8);
+
+    let slow = report_agent(&s).await;
+    let in_flight = tokio::spawn(async move {
+        let r = slow
+            .call_tool(call("web.fetch", json!({"url": "https://slow.example/"})))
+            .await;
+        (r, slow)
+    });
+    // The upstream holds the call for 3 s; the gateway is stopped meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let addr = s.addr;
+    let stopped = std::time::Instant::now();
+    s.stop().await;
+    assert!(
+        stopped.elapsed() > Duration::from_secs(1),
+        "stop waited for the call in flight"
+    );
+    let (r, _slow) = in_flight.await.unwrap();
+    assert!(text(&r.unwrap()).contains("\npage https://slow.example/\n"));
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
 /// A configurable prefix on the merged endpoint, and per-server endpoints with
 /// the upstream's own names.
 #[tokio::test]
