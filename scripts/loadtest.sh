@@ -19,7 +19,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 cargo build --release -p zt4ai-cli --locked >/dev/null
-BIN=target/release/zt4ai
+BIN=${ZT4AI_BIN:-target/release/zt4ai}
 WORK="$(mktemp -d)"
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

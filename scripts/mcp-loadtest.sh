@@ -8,7 +8,8 @@
 #
 # Usage: scripts/mcp-loadtest.sh [DURATION_SECONDS] [CONNECTIONS]
 # (ZT4AI_MCP_ROUNDS: saturation rounds, default 5; ZT4AI_MCP_RATE_ROUNDS: pairs
-# of 5 s runs at the fixed rate, default 9; ZT4AI_MCP_SESSIONS: 1000)
+# of 5 s runs at the fixed rate, default 9; ZT4AI_MCP_SESSIONS: 1000;
+# ZT4AI_BIN: the zt4ai binary, default target/release/zt4ai)
 # Installs the load generator oha (fixed-rate mode, latency correction) from
 # crates.io into target/tools if missing. Loopback only. The load generator, the
 # upstream and the gateway share this machine's cores.
@@ -29,7 +30,7 @@ if [[ ! -x "$OHA" ]]; then
   cargo install oha --locked --root target/tools >/dev/null
 fi
 cargo build -q --release -p zt4ai-cli --locked
-BIN=target/release/zt4ai
+BIN=${ZT4AI_BIN:-target/release/zt4ai}
 WORK="$(mktemp -d)"
 cleanup() {
   kill "${GW_PID:-}" "${UP_PID:-}" 2>/dev/null || true

@@ -35,10 +35,12 @@
 //!    side includes one timer wait); the rest is drained. 1,000 requests per
 //!    side.
 //!
-//! The tokio runtime has two worker threads. Client, gateway and stand-in all
-//! run in this one process and share the machine's cores (two on the machine
-//! the figures in BENCHMARKS.md come from); the audit log's writer is a thread
-//! of its own.
+//! The gateway serves on one thread per CPU, each with its own runtime, as
+//! `zt4ai serve` does (`ZT4AI_BENCH_THREADS=N` for N threads, `0` to serve on
+//! the bench's own runtime, as before 2026-12-03). The client and the stand-in
+//! run on a tokio runtime with two worker threads. All of them run in this one
+//! process and share the machine's cores (two on the machine the figures in
+//! BENCHMARKS.md come from); the audit log's writer is a thread of its own.
 
 #![allow(
     clippy::unwrap_used,
@@ -219,15 +221,28 @@ impl Gateway {
             ..GatewayConfig::default()
         };
         let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(zt4ai_gateway::serve(
-            listener,
-            pipeline,
-            config,
-            Some(Arc::clone(&identity)),
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let shutdown = async {
+            let _ = rx.await;
+        };
+        let identity_ = Some(Arc::clone(&identity));
+        // As `zt4ai serve` runs: one serving thread per CPU
+        // (`ZT4AI_BENCH_THREADS=0` serves on the bench's own runtime instead).
+        let task = match std::env::var("ZT4AI_BENCH_THREADS")
+            .ok()
+            .map(|v| v.parse::<usize>().expect("ZT4AI_BENCH_THREADS is a number"))
+        {
+            Some(0) => tokio::spawn(zt4ai_gateway::serve(
+                listener, pipeline, config, identity_, shutdown,
+            )),
+            n => {
+                let threads = n
+                    .and_then(std::num::NonZeroUsize::new)
+                    .unwrap_or_else(|| std::thread::available_parallelism().unwrap());
+                tokio::spawn(zt4ai_gateway::serve_threads(
+                    listener, pipeline, config, identity_, shutdown, threads,
+                ))
+            }
+        };
         Gateway {
             addr,
             identity,
@@ -573,7 +588,12 @@ async fn run() {
     println!("rustc: {}", command("rustc", &["--version"]));
     println!("commit: {}", commit());
     println!(
-        "tokio: multi-threaded, 2 workers; client, gateway and stand-in in one process, sharing the cores"
+        "tokio: client and stand-in on a multi-threaded runtime, 2 workers; the gateway on {}; all in one process, sharing the cores",
+        match std::env::var("ZT4AI_BENCH_THREADS").as_deref() {
+            Ok("0") => "that runtime too".to_owned(),
+            Ok(n) => format!("{n} serving threads"),
+            Err(_) => "one serving thread per CPU".to_owned(),
+        }
     );
     println!();
     println!(
