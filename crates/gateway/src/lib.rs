@@ -255,15 +255,11 @@ async fn metrics(
 pub async fn serve(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
-    mut config: GatewayConfig,
+    config: GatewayConfig,
     identity: Option<Arc<Identity>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let addr: SocketAddr = listener.local_addr()?;
-    if config.base_url.is_empty() {
-        config.base_url = format!("http://{addr}");
-    }
-    let app = router(pipeline, config, identity);
+    let app = app_on(&listener, pipeline, config, identity)?;
     // Streamed answers (MCP's server-sent events) go out in several writes; without
     // TCP_NODELAY, Nagle's algorithm and delayed ACKs hold each one ~40 ms.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -284,18 +280,29 @@ pub async fn serve(
 pub async fn serve_threads(
     listener: TcpListener,
     pipeline: Arc<Pipeline>,
-    mut config: GatewayConfig,
+    config: GatewayConfig,
     identity: Option<Arc<Identity>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     threads: std::num::NonZeroUsize,
 ) -> std::io::Result<()> {
+    if let Some(m) = &config.mcp {
+        m.supervise_here();
+    }
+    let app = app_on(&listener, pipeline, config, identity)?;
+    threads::serve(listener, app, threads, shutdown).await
+}
+
+/// The gateway's router for `listener`, whose address is the base URL unless
+/// the config names one.
+fn app_on(
+    listener: &TcpListener,
+    pipeline: Arc<Pipeline>,
+    mut config: GatewayConfig,
+    identity: Option<Arc<Identity>>,
+) -> std::io::Result<Router> {
     let addr: SocketAddr = listener.local_addr()?;
     if config.base_url.is_empty() {
         config.base_url = format!("http://{addr}");
     }
-    if let Some(m) = &config.mcp {
-        m.supervise_here();
-    }
-    let app = router(pipeline, config, identity);
-    threads::serve(listener, app, threads, shutdown).await
+    Ok(router(pipeline, config, identity))
 }

@@ -4,7 +4,7 @@
 //! On Tokio's multi-threaded runtime an idle worker is woken whenever another
 //! has a task to run, in case it can steal it. At a few thousand calls a second
 //! most of those wake-ups find nothing to do, and they cost a gateway call both
-//! CPU and latency (`BENCHMARKS.md`, "One runtime per thread"). Here one thread
+//! CPU and latency (`BENCHMARKS.md`, "One runtime per serving thread"). Here one thread
 //! accepts connections and hands each to one of `n` threads in turn; the thread
 //! serves every request of that connection, and its upstream calls, on its own
 //! runtime, waking no other thread. The state behind the requests (sessions,
