@@ -121,6 +121,18 @@ fn main() {
     runtime.block_on(run());
 }
 
+/// The gateway's serving threads: `ZT4AI_BENCH_THREADS`, else one per CPU (as
+/// `zt4ai serve`); `None` for `0`, serving on the bench's own runtime.
+fn serving_threads() -> Option<std::num::NonZeroUsize> {
+    match std::env::var("ZT4AI_BENCH_THREADS") {
+        Ok(v) => std::num::NonZeroUsize::new(
+            v.parse()
+                .expect("ZT4AI_BENCH_THREADS is a number of threads"),
+        ),
+        Err(_) => Some(std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN)),
+    }
+}
+
 /// A running zt4ai server.
 struct Gateway {
     addr: SocketAddr,
@@ -227,21 +239,13 @@ impl Gateway {
         let identity_ = Some(Arc::clone(&identity));
         // As `zt4ai serve` runs: one serving thread per CPU
         // (`ZT4AI_BENCH_THREADS=0` serves on the bench's own runtime instead).
-        let task = match std::env::var("ZT4AI_BENCH_THREADS")
-            .ok()
-            .map(|v| v.parse::<usize>().expect("ZT4AI_BENCH_THREADS is a number"))
-        {
-            Some(0) => tokio::spawn(zt4ai_gateway::serve(
+        let task = match serving_threads() {
+            None => tokio::spawn(zt4ai_gateway::serve(
                 listener, pipeline, config, identity_, shutdown,
             )),
-            n => {
-                let threads = n
-                    .and_then(std::num::NonZeroUsize::new)
-                    .unwrap_or_else(|| std::thread::available_parallelism().unwrap());
-                tokio::spawn(zt4ai_gateway::serve_threads(
-                    listener, pipeline, config, identity_, shutdown, threads,
-                ))
-            }
+            Some(threads) => tokio::spawn(zt4ai_gateway::serve_threads(
+                listener, pipeline, config, identity_, shutdown, threads,
+            )),
         };
         Gateway {
             addr,
@@ -589,11 +593,9 @@ async fn run() {
     println!("commit: {}", commit());
     println!(
         "tokio: client and stand-in on a multi-threaded runtime, 2 workers; the gateway on {}; all in one process, sharing the cores",
-        match std::env::var("ZT4AI_BENCH_THREADS").as_deref() {
-            Ok("0") => "that runtime too".to_owned(),
-            Ok(n) => format!("{n} serving threads"),
-            Err(_) => "one serving thread per CPU".to_owned(),
-        }
+        serving_threads().map_or("that runtime too".to_owned(), |n| format!(
+            "{n} serving threads"
+        ))
     );
     println!();
     println!(

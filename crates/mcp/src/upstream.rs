@@ -138,8 +138,9 @@ pub struct Upstreams {
     prefixes: Vec<(String, String)>,
     shutting_down: Arc<AtomicBool>,
     shutdown: tokio_util::sync::CancellationToken,
-    /// The runtime [`Self::start`] ran on: supervisors run there, whichever
-    /// runtime a call that (re)starts one runs on, so that they outlive it.
+    /// The runtime [`Self::supervise_here`] (or [`Self::start`]) ran on:
+    /// supervisors run there, whichever runtime a call that (re)starts one
+    /// runs on, so that they outlive it.
     home: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
