@@ -32,7 +32,9 @@ use rmcp::model::{
 };
 use rustls_platform_verifier::BuilderVerifierExt as _;
 use serde::de::DeserializeOwned;
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::conn::{Connector, Pool};
@@ -108,6 +110,14 @@ struct Message<T> {
     error: Option<ErrorData>,
 }
 
+/// Which kind of `tools/call` result an answer is, read without building it.
+#[derive(Deserialize)]
+struct Shape {
+    content: Option<IgnoredAny>,
+    #[serde(rename = "resultType")]
+    result_type: Option<IgnoredAny>,
+}
+
 /// One JSON-RPC request, as sent.
 #[derive(Serialize)]
 struct Request<'a, P> {
@@ -168,16 +178,19 @@ impl HttpUpstream {
         &self,
         params: CallToolRequestParams,
     ) -> Result<CallToolResponse, Failure> {
-        let result: Value = self.request("tools/call", &params).await?;
+        // Kept as text and read once into the type it turns out to be, rather
+        // than built as a `Value` tree first (this is every call's path).
+        let result: Box<RawValue> = self.request("tools/call", &params).await?;
+        let not_mcp = |e| Failure::broken("answered with something that is not MCP", e);
         // The common answer is a plain result: read it as one, rather than
         // trying `ServerResult`'s variants in turn.
-        if result.get("content").is_some() && result.get("resultType").is_none() {
-            return serde_json::from_value(result)
+        let shape: Shape = serde_json::from_str(result.get()).map_err(not_mcp)?;
+        if shape.content.is_some() && shape.result_type.is_none() {
+            return serde_json::from_str(result.get())
                 .map(CallToolResponse::Complete)
-                .map_err(|e| Failure::broken("answered with something that is not MCP", e));
+                .map_err(not_mcp);
         }
-        let result: ServerResult = serde_json::from_value(result)
-            .map_err(|e| Failure::broken("answered with something that is not MCP", e))?;
+        let result: ServerResult = serde_json::from_str(result.get()).map_err(not_mcp)?;
         match result {
             ServerResult::CallToolResult(r) => Ok(CallToolResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(CallToolResponse::InputRequired(r)),

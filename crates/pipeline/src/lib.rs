@@ -1032,8 +1032,9 @@ impl Pipeline {
         let mut core = Vec::new();
         let mut read = SessionLabel::default();
         for (i, text) in texts.iter().enumerate() {
+            let location = format!("output/{i}");
             for f in inspector.inspect(text, Detectors::All) {
-                core.push(finding_of(&f, &format!("output/{i}")));
+                core.push(finding_of(&f, &location));
                 if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
                     read.integrity = Integrity::Untrusted;
                 } else if let Some((label, category)) = inspector.classify(&f.kind) {
@@ -1426,16 +1427,32 @@ fn finding_of(f: &zt4ai_inspect::Finding, location: &str) -> Finding {
     // INVARIANT: an inspector kind's text is `prompt_injection`
     // (PROMPT_INJECTION) or `sensitive.<type>` (SENSITIVE_PREFIX), the names
     // verdicts and policies use; the pipeline tests rely on both.
+    // Written piece by piece: a tool result can carry dozens of findings, and
+    // each `format!` would grow its string several times.
+    use std::fmt::Write as _;
+    let kind = match &f.kind {
+        zt4ai_inspect::FindingKind::PromptInjection => {
+            zt4ai_core::request::PROMPT_INJECTION.to_owned()
+        }
+        zt4ai_inspect::FindingKind::Sensitive(t) => {
+            let mut k =
+                String::with_capacity(zt4ai_core::request::SENSITIVE_PREFIX.len() + t.len());
+            k.push_str(zt4ai_core::request::SENSITIVE_PREFIX);
+            k.push_str(t);
+            k
+        }
+    };
+    let via = f.via.as_str();
+    let mut at = String::with_capacity(location.len() + via.len() + f.rule.len() + 32);
+    at.push_str(location);
+    let _ = write!(
+        at,
+        " {}..{} ({via}, {}, {:.2})",
+        f.span.start, f.span.end, f.rule, f.score
+    );
     Finding {
-        kind: f.kind.to_string(),
-        location: Some(format!(
-            "{location} {}..{} ({}, {}, {:.2})",
-            f.span.start,
-            f.span.end,
-            f.via.as_str(),
-            f.rule,
-            f.score
-        )),
+        kind,
+        location: Some(at),
         digest: f.digest.clone(),
     }
 }
@@ -1587,13 +1604,13 @@ fn resource_of(req: &ActionRequest) -> (String, Option<String>) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// The hash (SHA-256, hex) of a canonical text of who asks for what: the
