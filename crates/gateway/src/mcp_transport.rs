@@ -746,15 +746,19 @@ impl Endpoint {
     }
 
     fn host_allowed(&self, headers: &HeaderMap) -> bool {
-        headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .and_then(authority)
-            .is_some_and(|(host, port)| {
-                self.allowed_hosts
-                    .iter()
-                    .any(|(h, p)| *h == host && p.is_none_or(|p| Some(p) == port))
-            })
+        let Some(value) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let allowed = |host: &str, port: Option<u16>| {
+            self.allowed_hosts
+                .iter()
+                .any(|(h, p)| h.eq_ignore_ascii_case(host) && p.is_none_or(|p| Some(p) == port))
+        };
+        // Every request asks: the usual `name:port` is read in place.
+        match plain_authority(value) {
+            Some((host, port)) => allowed(host, port),
+            None => authority(value).is_some_and(|(host, port)| allowed(&host, port)),
+        }
     }
 }
 
@@ -934,6 +938,26 @@ fn id_of(v: &Value) -> Value {
 
 /// A `Host` value or allowed-host entry as (lower-case host without brackets,
 /// port).
+/// `value` as a plain `name[:port]` (letters, digits, dots and hyphens, a
+/// port that fits 16 bits), without allocating; `None` for anything else,
+/// which [`authority`] reads.
+fn plain_authority(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = match value.split_once(':') {
+        Some((host, port)) => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (host, Some(port.parse::<u16>().ok()?))
+        }
+        None => (value, None),
+    };
+    let plain = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    plain.then_some((host, port))
+}
+
 fn authority(value: &str) -> Option<(String, Option<u16>)> {
     let value = value.trim();
     if value.is_empty() {
@@ -1002,6 +1026,39 @@ mod tests {
             h.append(*k, HeaderValue::from_static(v));
         }
         h
+    }
+
+    #[test]
+    fn a_plain_host_is_read_in_place_as_the_full_parser_reads_it() {
+        for v in [
+            "localhost",
+            "127.0.0.1:8080",
+            "Gateway.Example.COM:443",
+            "a-b.example",
+            "host:0",
+            "host:65535",
+        ] {
+            let (host, port) = plain_authority(v).unwrap();
+            assert_eq!(
+                Some((host.to_ascii_lowercase(), port)),
+                authority(v),
+                "{v}"
+            );
+        }
+        // Anything else is left to the full parser.
+        for v in [
+            "",
+            "[::1]:8080",
+            "host:",
+            "host:65536",
+            "host:8o",
+            "user@host",
+            "a:1:2",
+            " host",
+            "hoſt",
+        ] {
+            assert_eq!(plain_authority(v), None, "{v}");
+        }
     }
 
     #[test]
