@@ -64,6 +64,13 @@ for name, tool in (("direct", "query"), ("gw", "crm.query")):
             f.write('{"jsonrpc":"2.0","id":"r-%d","method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}\n' % (i, tool))
 PY
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Calls the gateway allowed so far: a JSON-RPC error is an HTTP 200 to oha, so
+# the share of calls allowed is checked here (a denied call is cheaper).
+allowed() {
+  [[ $1 == direct ]] && { echo 0; return; }
+  curl -s "http://127.0.0.1:${PORT[$1]}/metrics" -H "authorization: Bearer $(cat "$WORK/data-$1/admin-token")" |
+    awk '/^zt4ai_decisions_total\{.*decision="allow"/ {n += $2} END {printf "%d\n", n}'
+}
 run() { # run a|b|direct [RATE]
   local v=$1 rate=${2:-} auth=() body=$WORK/gw.txt c0
   [[ $v == direct ]] && body=$WORK/direct.txt
@@ -71,15 +78,18 @@ run() { # run a|b|direct [RATE]
   local args=(-c 32 ${rate:+-q "$rate" --latency-correction} --no-tui -m POST -H "$ACCEPT" -H "$CT" -H "$PV"
     -H "mcp-session-id: ${SID[$v]}" "${auth[@]}" -Z "$body" "${URL[$v]}")
   "$OHA" -z 2s "${args[@]}" >/dev/null
-  c0=$(cpu "${PID[$v]}")
+  c0=$(cpu "${PID[$v]}") a0=$(allowed "$v")
   "$OHA" -z "${ZT4AI_CMP_SECONDS:-15}s" --output-format json "${args[@]}" >"$WORK/r.json"
-  python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" "$WORK/direct.last" "$WORK/summary.jsonl" <<'PY'
+  python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" "$WORK/direct.last" "$WORK/summary.jsonl" \
+    "$(($(allowed "$v") - a0))" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 v, last = sys.argv[2], sys.argv[5]
 p, s = r["latencyPercentiles"], r["summary"]
 n = max(1, sum(r.get("statusCodeDistribution", {}).values()))
 line = f"{v:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  success {s['successRate']*100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms"
+if v != "direct":
+    line += f"  allowed {int(sys.argv[7]) / n * 100:5.1f}%"
 # Against the direct run just before: added latency at the fixed rate, share
 # of direct's calls/s at saturation.
 cpu = int(sys.argv[4]) * 10 / n
