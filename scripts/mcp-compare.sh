@@ -17,14 +17,26 @@
 # ZT4AI_CMP_SECONDS per run, default 15)
 # e.g. build an older commit, copy its target/release/zt4ai to /tmp/zt4ai-a,
 # then: scripts/mcp-compare.sh /tmp/zt4ai-a target/release/zt4ai
+#
+# BINARY_A may be the word `nginx`: A is then nginx as a plain reverse proxy
+# in front of the same upstream (two workers, keep-alive upstream connections,
+# no buffering; no policy, inspection or audit): what forwarding alone costs
+# on this machine. It needs nginx on the PATH (Debian: apt-get install
+# nginx-light); the script installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ $# == 2 ]] || { echo "usage: $0 BINARY_A BINARY_B" >&2; exit 2; }
 declare -A BIN=([a]="$1" [b]="$2") PORT=([a]=18290 [b]=18291 [direct]=18281) URL SID TOK PID
 OHA=target/tools/bin/oha
 [[ -x $OHA ]] || { echo "oha is missing: run scripts/mcp-loadtest.sh once" >&2; exit 2; }
+NGINX=""
+if [[ $1 == nginx ]]; then
+  NGINX=$(command -v nginx || true)
+  [[ -n $NGINX ]] || { echo "nginx is not installed (Debian: apt-get install nginx-light)" >&2; exit 2; }
+fi
 WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap '[[ -n $NGINX ]] && "$NGINX" -c "$WORK/nginx.conf" -s stop 2>/dev/null
+  kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
 ZT4AI_LOG=warn "${BIN[b]}" mcp-demo crm --http "127.0.0.1:${PORT[direct]}" >"$WORK/up.log" 2>&1 &
 PID[direct]=$!
 sed 's|^settings:|mcp_servers:\n  - id: crm\n    url: http://127.0.0.1:'"${PORT[direct]}"'/mcp\nsettings:|' \
@@ -43,6 +55,38 @@ open_session() {
   printf '%s\n' "$sid"
 }
 for v in a b; do
+  if [[ $v == a && -n $NGINX ]]; then
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx.conf" <<EOF
+worker_processes 2;
+pid $WORK/nginx/pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream mcp { server 127.0.0.1:${PORT[direct]}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${PORT[a]};
+    location / {
+      proxy_pass http://mcp;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host 127.0.0.1:${PORT[direct]};
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+    "$NGINX" -c "$WORK/nginx.conf" 2>/dev/null
+    for _ in $(seq 50); do [[ -s $WORK/nginx/pid ]] && break; sleep 0.1; done
+    PID[a]=nginx TOK[a]="" URL[a]="http://127.0.0.1:${PORT[a]}/mcp"
+    continue
+  fi
   ZT4AI_LOG=warn "${BIN[$v]}" serve --inventory "$WORK/inventory.yaml" --policies examples/acme/policies \
     --data-dir "$WORK/data-$v" --listen "127.0.0.1:${PORT[$v]}" >"$WORK/$v.log" 2>&1 &
   PID[$v]=$!
@@ -55,6 +99,8 @@ done
 URL[direct]="http://127.0.0.1:${PORT[direct]}/mcp"
 SID[direct]=$(open_session "${URL[direct]}")
 TOK[direct]=""
+# nginx passes the upstream's session through.
+[[ -n $NGINX ]] && SID[a]=${SID[direct]}
 # One tools/call per line, each with its own id.
 python3 - "$WORK" <<'PY'
 import sys
@@ -63,17 +109,23 @@ for name, tool in (("direct", "query"), ("gw", "crm.query")):
         for i in range(600000):
             f.write('{"jsonrpc":"2.0","id":"r-%d","method":"tools/call","params":{"name":"%s","arguments":{"table":"customers"}}}\n' % (i, tool))
 PY
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu() { # CPU ticks of a process (of every nginx process for `nginx`)
+  if [[ $1 == nginx ]]; then
+    for p in $(pgrep -x nginx); do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{n += $1} END {print n + 0}'
+  else
+    awk '{print $14 + $15}' "/proc/$1/stat"
+  fi
+}
 # Calls the gateway allowed so far: a JSON-RPC error is an HTTP 200 to oha, so
 # the share of calls allowed is checked here (a denied call is cheaper).
 allowed() {
-  [[ $1 == direct ]] && { echo 0; return; }
+  [[ $1 == direct || ${PID[$1]} == nginx ]] && { echo 0; return; }
   curl -s "http://127.0.0.1:${PORT[$1]}/metrics" -H "authorization: Bearer $(cat "$WORK/data-$1/admin-token")" |
     awk '/^zt4ai_decisions_total\{.*decision="allow"/ {n += $2} END {printf "%d\n", n}'
 }
 run() { # run a|b|direct [RATE]
   local v=$1 rate=${2:-} auth=() body=$WORK/gw.txt c0
-  [[ $v == direct ]] && body=$WORK/direct.txt
+  [[ $v == direct || ${PID[$v]} == nginx ]] && body=$WORK/direct.txt
   [[ -n ${TOK[$v]} ]] && auth=(-H "authorization: Bearer ${TOK[$v]}")
   local args=(-c 32 ${rate:+-q "$rate" --latency-correction} --no-tui -m POST -H "$ACCEPT" -H "$CT" -H "$PV"
     -H "mcp-session-id: ${SID[$v]}" "${auth[@]}" -Z "$body" "${URL[$v]}")
@@ -81,14 +133,14 @@ run() { # run a|b|direct [RATE]
   c0=$(cpu "${PID[$v]}") a0=$(allowed "$v")
   "$OHA" -z "${ZT4AI_CMP_SECONDS:-15}s" --output-format json "${args[@]}" >"$WORK/r.json"
   python3 - "$WORK/r.json" "$v" "${rate:-saturation}" "$(($(cpu "${PID[$v]}") - c0))" "$WORK/direct.last" "$WORK/summary.jsonl" \
-    "$(($(allowed "$v") - a0))" <<'PY'
+    "$(($(allowed "$v") - a0))" "$([[ $v == direct || ${PID[$v]} == nginx ]] && echo other || echo gateway)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 v, last = sys.argv[2], sys.argv[5]
 p, s = r["latencyPercentiles"], r["summary"]
 n = max(1, sum(r.get("statusCodeDistribution", {}).values()))
-line = f"{v:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  success {s['successRate']*100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms"
-if v != "direct":
+line = f"{v:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  HTTP 200 {r.get('statusCodeDistribution', {}).get('200', 0) / n * 100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms"
+if sys.argv[8] == "gateway":
     line += f"  allowed {int(sys.argv[7]) / n * 100:5.1f}%"
 # Against the direct run just before: added latency at the fixed rate, share
 # of direct's calls/s at saturation.
