@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two zt4ai builds side by side on one MCP upstream: direct, build A, build B in
-# turn, at 1,000 calls/s (six rounds) and at saturation (four rounds), 15 s
+# turn, at saturation (four rounds) and then at 1,000 calls/s (six rounds), 15 s
 # per run after a 2 s warm-up. Every other round runs B before A, so that
 # the machine's drift during a run favours neither (with the same binary as A
 # and B, single pairs differed by up to 0.036 ms at the median, 2026-12-03:
@@ -140,8 +140,14 @@ v, last = sys.argv[2], sys.argv[5]
 p, s = r["latencyPercentiles"], r["summary"]
 n = max(1, sum(r.get("statusCodeDistribution", {}).values()))
 line = f"{v:<7} {sys.argv[3]:<11} {s['requestsPerSec']:8.0f} calls/s  p50 {p['p50']*1e3:6.3f} ms  p99 {p['p99']*1e3:7.3f} ms  HTTP 200 {r.get('statusCodeDistribution', {}).get('200', 0) / n * 100:5.1f}%  CPU/call {int(sys.argv[4])*10/n:.3f} ms"
+# Only runs whose calls were all answered and allowed measure the gateway's
+# work; the others are marked and left out of the medians.
+ok = r.get("statusCodeDistribution", {}).get("200", 0) >= 0.99 * n
 if sys.argv[8] == "gateway":
     line += f"  allowed {int(sys.argv[7]) / n * 100:5.1f}%"
+    ok = ok and int(sys.argv[7]) >= 0.99 * n
+if not ok:
+    line += "  [NOT ALL ALLOWED: left out of the medians]"
 # Against the direct run just before: added latency at the fixed rate, share
 # of direct's calls/s at saturation.
 cpu = int(sys.argv[4]) * 10 / n
@@ -154,10 +160,10 @@ else:
             if sys.argv[3] == "saturation":
                 share = s['requestsPerSec'] / max(drate, 1) * 100
                 line += f"  {share:5.1f}% of direct"
-                out.write(json.dumps({"v": v, "sat": share, "cpu": cpu}) + "\n")
+                out.write(json.dumps({"v": v, "sat": share, "cpu": cpu, "ok": ok}) + "\n")
             else:
                 line += f"  added p50 {(p['p50'] - d50)*1e3:+.3f} p99 {(p['p99'] - d99)*1e3:+.3f} ms"
-                out.write(json.dumps({"v": v, "p50": (p['p50'] - d50)*1e3, "p99": (p['p99'] - d99)*1e3, "cpu": cpu}) + "\n")
+                out.write(json.dumps({"v": v, "p50": (p['p50'] - d50)*1e3, "p99": (p['p99'] - d99)*1e3, "cpu": cpu, "ok": ok}) + "\n")
     except (OSError, ValueError):
         pass
 print(line, flush=True)
@@ -165,19 +171,26 @@ PY
 }
 echo "A: ${BIN[a]}  B: ${BIN[b]}  (CPU/call: the upstream for direct, the gateway for A and B)"
 order() { if (($1 % 2)); then echo "direct b a"; else echo "direct a b"; fi; }
-for r in $(seq "${ZT4AI_CMP_RATE_ROUNDS:-6}"); do for v in $(order "$r"); do run "$v" 1000; done; done
+# Saturation first: continuous verification learns each agent's call rate,
+# and after five active minutes at 1,000 calls/s a jump to saturation is a
+# burst that raises the agent's risk until calls are refused (measured
+# 2026-12-03: 0-22 % of the calls allowed).
 for r in $(seq "${ZT4AI_CMP_SAT_ROUNDS:-4}"); do for v in $(order "$r"); do run "$v"; done; done
+for r in $(seq "${ZT4AI_CMP_RATE_ROUNDS:-6}"); do for v in $(order "$r"); do run "$v" 1000; done; done
 python3 - "$WORK/summary.jsonl" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])] if __import__("os").path.exists(sys.argv[1]) else []
 for v in ("a", "b"):
-    rate = [r for r in rows if r["v"] == v and "p50" in r]
-    sat = [r for r in rows if r["v"] == v and "sat" in r]
+    rate = [r for r in rows if r["v"] == v and "p50" in r and r["ok"]]
+    sat = [r for r in rows if r["v"] == v and "sat" in r and r["ok"]]
+    left = sum(1 for r in rows if r["v"] == v and not r["ok"])
     med = lambda k, rs: statistics.median(r[k] for r in rs)
     out = f"{v.upper()} median over rounds:"
     if rate:
         out += f"  added p50 {med('p50', rate):+.3f} ms  p99 {med('p99', rate):+.3f} ms  CPU/call {med('cpu', rate):.3f} ms ({len(rate)} rounds)"
     if sat:
         out += f"  saturation {med('sat', sat):.1f}% of direct ({len(sat)} rounds)"
+    if left:
+        out += f"  ({left} runs left out: not every call allowed)"
     print(out)
 PY
