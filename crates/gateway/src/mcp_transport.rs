@@ -936,8 +936,6 @@ fn id_of(v: &Value) -> Value {
     }
 }
 
-/// A `Host` value or allowed-host entry as (lower-case host without brackets,
-/// port).
 /// `value` as a plain `name[:port]` (letters, digits, dots and hyphens, a
 /// port that fits 16 bits), without allocating; `None` for anything else,
 /// which [`authority`] reads.
@@ -958,6 +956,8 @@ fn plain_authority(value: &str) -> Option<(&str, Option<u16>)> {
     plain.then_some((host, port))
 }
 
+/// A `Host` value or allowed-host entry as (lower-case host without brackets,
+/// port).
 fn authority(value: &str) -> Option<(String, Option<u16>)> {
     let value = value.trim();
     if value.is_empty() {
@@ -1039,11 +1039,7 @@ mod tests {
             "host:65535",
         ] {
             let (host, port) = plain_authority(v).unwrap();
-            assert_eq!(
-                Some((host.to_ascii_lowercase(), port)),
-                authority(v),
-                "{v}"
-            );
+            assert_eq!(Some((host.to_ascii_lowercase(), port)), authority(v), "{v}");
         }
         // Anything else is left to the full parser.
         for v in [

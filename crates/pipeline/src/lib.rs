@@ -1424,11 +1424,11 @@ fn strings<'a>(
 /// A core finding (as verdicts, policies and audit records see it) of an
 /// inspector finding at `location`.
 fn finding_of(f: &zt4ai_inspect::Finding, location: &str) -> Finding {
-    // INVARIANT: an inspector kind's text is `prompt_injection`
-    // (PROMPT_INJECTION) or `sensitive.<type>` (SENSITIVE_PREFIX), the names
-    // verdicts and policies use; the pipeline tests rely on both.
-    // Written piece by piece: a tool result can carry dozens of findings, and
-    // each `format!` would grow its string several times.
+    // The kind is named as verdicts and policies name it (PROMPT_INJECTION, or
+    // SENSITIVE_PREFIX and the type), which is also how the inspector's kinds
+    // display; the pipeline tests rely on both names. Written piece by piece:
+    // a tool result can carry dozens of findings, and each `format!` would
+    // grow its string several times.
     use std::fmt::Write as _;
     let kind = match &f.kind {
         zt4ai_inspect::FindingKind::PromptInjection => {
