@@ -1283,12 +1283,32 @@ fn hex(b: &[u8]) -> String {
 /// An MCP call through `zt4ai serve` exported as OTLP traces to a receiver on
 /// loopback: a server span `tools/call crm.query` with the MCP semantic
 /// conventions' attributes, the decision under it, a span per pipeline stage
-/// under that; and counted in `/metrics`, with `/readyz` reporting the upstream.
+/// under that, and a client span for the upstream call whose W3C Trace Context
+/// the upstream received in `_meta`; and counted in `/metrics`, with `/readyz`
+/// reporting the upstream.
 #[test]
 fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
     let (otlp, received) = otlp_receiver();
     let dir = tempfile::tempdir().unwrap();
     let crm = StdioCrm::new(dir.path(), None);
+    // What the gateway writes to the stdio upstream is copied to a file on its
+    // way (`tee`), to see the `_meta` the upstream was sent.
+    let sent = dir.path().join("sent-upstream.jsonl");
+    let inventory = std::fs::read_to_string(&crm.inv).unwrap();
+    let direct = format!("[{}, mcp-demo, crm]", env!("CARGO_BIN_EXE_zt4ai"));
+    assert!(inventory.contains(&direct), "{inventory}");
+    std::fs::write(
+        &crm.inv,
+        inventory.replace(
+            &direct,
+            &format!(
+                "[sh, -c, \"tee -a '{}' | exec '{}' mcp-demo crm\"]",
+                sent.display(),
+                env!("CARGO_BIN_EXE_zt4ai")
+            ),
+        ),
+    )
+    .unwrap();
     let mut args = crm.args();
     args.push(std::ffi::OsStr::new("--otlp-endpoint"));
     args.push(std::ffi::OsStr::new(&otlp));
@@ -1308,7 +1328,7 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
                 .clone(),
         );
         // The agent's own trace, carried in `_meta` as the MCP conventions say.
-        let meta = serde_json::json!({ "traceparent": TRACEPARENT });
+        let meta = serde_json::json!({ "traceparent": TRACEPARENT, "note": "ACME-001" });
         call.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
             meta.as_object().unwrap().clone(),
         )));
@@ -1432,6 +1452,40 @@ fn an_mcp_call_is_traced_over_otlp_and_counted_in_metrics() {
     ] {
         assert_eq!(named(stage).parent_span_id, decision.span_id, "{stage}");
     }
+
+    // The upstream call: a client span under the agent's call, with the
+    // upstream's own tool name, and the trace it continues is the agent's.
+    let upstream = named("tools/call query");
+    assert_eq!(
+        upstream.kind,
+        opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client as i32
+    );
+    assert_eq!(upstream.trace_id, call.trace_id);
+    assert_eq!(upstream.parent_span_id, call.span_id);
+    assert_eq!(attr(upstream, "mcp.method.name"), "tools/call");
+    assert_eq!(attr(upstream, "gen_ai.tool.name"), "query");
+    assert_eq!(attr(upstream, "network.transport"), "pipe");
+    let sent = std::fs::read_to_string(&sent).unwrap();
+    let message: serde_json::Value = sent
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|m| m["method"] == "tools/call")
+        .unwrap_or_else(|| panic!("no tools/call sent upstream in {sent}"));
+    // The agent's `traceparent` is replaced by the client span's, and the
+    // rest of the agent's `_meta` stays behind.
+    assert!(
+        message["params"]["_meta"].get("note").is_none(),
+        "{message}"
+    );
+    assert_eq!(
+        message["params"]["_meta"]["traceparent"],
+        format!(
+            "00-0af7651916cd43dd8448eb211c80319c-{}-01",
+            hex(&upstream.span_id)
+        ),
+        "{message}"
+    );
+    assert_eq!(message["params"]["name"], "query");
 }
 
 /// One webhook request: its headers (lower-cased names) and body.

@@ -36,7 +36,7 @@ use rmcp::model::{
     ServerCapabilities, Tool, ToolAnnotations,
 };
 use serde_json::json;
-use zt4ai_core::inventory::SpotlightMode;
+use zt4ai_core::inventory::{McpTransport, SpotlightMode};
 use zt4ai_core::{
     Action, ActionRequest, ActorChain, ApprovalId, Decision, McpServer, Obligation, SessionId,
 };
@@ -378,14 +378,29 @@ impl McpGateway {
                 None,
             ));
         }
-        // Approvals and declassifications are zt4ai's business, not the upstream's.
-        if let Some(meta) = upstream_req.meta.as_mut() {
-            meta.0.0.remove(APPROVAL_META);
-            meta.0.0.remove(DECLASSIFY_META);
+        // The agent's `_meta` stays here. Nothing inspects it or weighs it
+        // against where the call goes, as the arguments are, so passed on it
+        // would be a channel around the flow guards (a customer list under any
+        // key of `_meta` of an allowed call to an outside server). Approvals and
+        // declassifications are zt4ai's business; progress is not relayed.
+        upstream_req.meta = None;
+        // The upstream call is a client span under the agent's call (the MCP
+        // semantic conventions), and the upstream server continues the trace
+        // from it: the one `_meta` key sent is the span's `traceparent`. The
+        // agent's `tracestate` is not passed on (up to 512 characters of its
+        // choosing).
+        let span = upstream_span(server, tool);
+        if let Some(parent) = zt4ai_telemetry::traceparent(&span) {
+            let mut meta = rmcp::model::RequestMetaObject::default();
+            meta.0.set_traceparent(parent);
+            upstream_req.meta = Some(meta);
         }
         // Boxed: the exchange's state is large, and the futures around this one
         // would otherwise copy it each time one is moved into the next.
-        let exchange = Box::pin(conn.call_tool(upstream_req));
+        let exchange = Box::pin(tracing::Instrument::instrument(
+            conn.call_tool(upstream_req),
+            span.clone(),
+        ));
         let response = match tokio::time::timeout(server.timeout, exchange).await {
             Ok(Ok(r)) => {
                 ups.note(&server.id, Ok(()));
@@ -601,6 +616,38 @@ fn actor_chain(v: &VerifiedChain) -> ActorChain {
 /// Marks untrusted tool output as data, not instructions. Structured content
 /// cannot be marked, so it is dropped (the listing drops the output schema of
 /// such tools, so clients do not expect it).
+/// The client span of a `tools/call` of `tool` on `server` (disabled, and
+/// free, without a trace exporter).
+fn upstream_span(server: &McpServer, tool: &str) -> tracing::Span {
+    let transport = match server.transport {
+        McpTransport::Http { .. } => "tcp",
+        McpTransport::Stdio { .. } => "pipe",
+    };
+    let span = tracing::debug_span!(target: zt4ai_telemetry::TRACE_TARGET, "tools/call",
+        otel.name = format!("tools/call {tool}"),
+        otel.kind = "client",
+        mcp.method.name = "tools/call",
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = tool,
+        zt4ai.mcp.server = %server.id,
+        network.transport = transport,
+        server.address = tracing::field::Empty,
+        server.port = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let McpTransport::Http { url } = &server.transport
+        && let Ok(uri) = url.parse::<http::Uri>()
+    {
+        if let Some(host) = uri.host() {
+            span.record("server.address", host);
+        }
+        if let Some(port) = uri.port_u16() {
+            span.record("server.port", port);
+        }
+    }
+    span
+}
+
 fn spotlight(tool: &str, result: &mut CallToolResult, mode: SpotlightMode) {
     result.structured_content = None;
     for block in &mut result.content {

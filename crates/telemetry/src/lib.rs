@@ -405,6 +405,33 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>, tracestat
     }
 }
 
+/// The W3C `traceparent` of `span`, to pass on to the next hop so that the
+/// spans of the server zt4ai calls belong to the same trace, under `span`.
+/// `None` without an exporter (the span is disabled, nothing is traced).
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if span.is_disabled() {
+        return None;
+    }
+    let cx = span.context();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    struct Out(Option<String>);
+    impl opentelemetry::propagation::Injector for Out {
+        fn set(&mut self, key: &str, value: String) {
+            if key == "traceparent" {
+                self.0 = Some(value);
+            }
+        }
+    }
+    let mut out = Out(None);
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().inject_context(&cx, &mut out);
+    out.0
+}
+
 /// An OTLP trace exporter and the `tracing` layer that feeds it.
 pub struct Otlp {
     provider: opentelemetry_sdk::trace::SdkTracerProvider,

@@ -60,11 +60,12 @@ struct Mail {
     body: String,
 }
 
-/// A mail server that records what it sends.
+/// A mail server that records what it sends (and the `_meta` of each call).
 #[derive(Clone)]
 pub(crate) struct Mailer {
     tool_router: ToolRouter<Self>,
     sent: Arc<Mutex<Vec<String>>>,
+    metas: Arc<Mutex<Vec<serde_json::Map<String, serde_json::Value>>>>,
 }
 
 #[tool_router]
@@ -73,11 +74,17 @@ impl Mailer {
         Mailer {
             tool_router: Self::tool_router(),
             sent,
+            metas: Arc::default(),
         }
     }
     #[tool(description = "Send an email")]
-    fn send_email(&self, Parameters(Mail { to, body }): Parameters<Mail>) -> String {
+    fn send_email(
+        &self,
+        Parameters(Mail { to, body }): Parameters<Mail>,
+        meta: rmcp::model::RequestMetaObject,
+    ) -> String {
         self.sent.lock().unwrap().push(to.clone());
+        self.metas.lock().unwrap().push(meta.0.0);
         format!("sent {} bytes to {to}", body.len())
     }
 }
@@ -586,6 +593,54 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
         .await
         .unwrap();
     assert!(text(&r).contains("handbook"));
+    client.cancel().await.unwrap();
+    s.stop().await;
+}
+
+/// The agent's `_meta` does not reach the upstream server: nothing inspects
+/// it or weighs it against the destination, so it would carry what the flow
+/// guards stop in the arguments. (With tracing on, the one key sent is
+/// zt4ai's own `traceparent`: `an_mcp_call_is_traced_over_otlp…` in the CLI
+/// tests.)
+#[tokio::test]
+async fn the_agents_meta_is_not_passed_upstream() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mailer = Mailer::new(Arc::clone(&sent));
+    let metas = Arc::clone(&mailer.metas);
+    let mail = serve_upstream(mailer).await;
+    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
+    let client = report_agent(&s).await;
+    let r = client
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    let customers = text(&r);
+    assert!(customers.contains("Jane Roe"), "{r:?}");
+    let mut p = call(
+        "mail.send_email",
+        json!({"to": "board@acme.example", "body": "see you at 10"}),
+    );
+    let meta = json!({
+        "note": customers,
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "tracestate": "rival=Jane Roe",
+        "progressToken": 7,
+        zt4ai_mcp::DECLASSIFY_META: false,
+    });
+    p.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+        meta.as_object().unwrap().clone(),
+    )));
+    let r = client.call_tool(p).await.unwrap();
+    assert!(text(&r).contains("sent"), "{r:?}");
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    let metas = metas.lock().unwrap().clone();
+    assert_eq!(metas.len(), 1);
+    assert!(
+        metas[0].is_empty(),
+        "the upstream was sent `_meta` {:?}",
+        metas[0]
+    );
     client.cancel().await.unwrap();
     s.stop().await;
 }
