@@ -210,6 +210,99 @@ pub fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// The mail addresses a call of a tool that sends (one that binds a
+/// destination and is not read-only) carries in arguments no binding covers:
+/// every string in the arguments, at any depth, that is wholly one or more
+/// mail addresses (split as bound destinations are). A mail tool whose `bcc`
+/// the inventory forgot would otherwise send where no guard looks. Free text
+/// that merely mentions an address is not a recipient and is left alone.
+pub fn unbound_recipients(tool: &Tool, arguments: &Value) -> Vec<BoundValue> {
+    let mut out = Vec::new();
+    if tool.read_only
+        || !tool
+            .bindings
+            .iter()
+            .any(|b| b.kind == BindingKind::Destination)
+    {
+        return out;
+    }
+    let mut path = Vec::new();
+    recipients_in(tool, arguments, &mut path, &mut out);
+    out
+}
+
+/// Deeper than any tool's arguments go; what lies below is not looked at.
+const MAX_ARGUMENT_DEPTH: usize = 16;
+
+fn recipients_in<'a>(
+    tool: &Tool,
+    v: &'a Value,
+    path: &mut Vec<&'a str>,
+    out: &mut Vec<BoundValue>,
+) {
+    if path.len() > MAX_ARGUMENT_DEPTH {
+        return;
+    }
+    let bound = || {
+        tool.bindings
+            .iter()
+            .any(|b| b.path.iter().map(String::as_str).eq(path.iter().copied()))
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                path.push(k);
+                recipients_in(tool, x, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) if !bound() => {
+            for x in items {
+                recipients_in(tool, x, path, out);
+            }
+        }
+        Value::String(s) if !path.is_empty() && !bound() => {
+            let parts: Vec<&str> = s
+                .split([',', ';', '\n', '\r'])
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if !parts.is_empty() && parts.iter().all(|p| is_mail_address(p)) {
+                for p in parts {
+                    out.push(BoundValue {
+                        argument: path.join("."),
+                        kind: BindingKind::Destination,
+                        access: Access::Read,
+                        value: p.to_owned(),
+                    });
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `s` is one mail address (`a@b.example` or `Name <a@b.example>`),
+/// not a sentence that holds one.
+fn is_mail_address(s: &str) -> bool {
+    let addr = match (s.rfind('<'), s.strip_suffix('>')) {
+        (Some(open), Some(rest)) => rest.get(open + 1..).unwrap_or(""),
+        _ => s,
+    };
+    let Some((local, domain)) = addr.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !addr.contains(char::is_whitespace)
+        && matches!(
+            crate::inventory::Target::parse(s),
+            Ok(crate::inventory::Target::Mail { .. })
+        )
+}
+
 /// The resources a tool call names through its bound arguments.
 ///
 /// Destination arguments are split on `,`, `;` and line breaks, so that

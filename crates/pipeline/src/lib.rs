@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument as _, debug, error, info};
 use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
-use zt4ai_core::request::{Finding, PROMPT_INJECTION, bound_values};
+use zt4ai_core::request::{Finding, PROMPT_INJECTION, bound_values, unbound_recipients};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
     Verdict, unix_now,
@@ -1260,6 +1260,11 @@ impl Pipeline {
                             destination(&v.value, action, &mut checks)?;
                         }
                     }
+                }
+                // Recipients in arguments the inventory did not bind (a `bcc`
+                // it forgot) are sent to as well: each is checked the same way.
+                for v in unbound_recipients(t, arguments) {
+                    destination(&v.value, ActionKind::Send, &mut checks)?;
                 }
                 reads = reads.join(&label_of(
                     t.output_label,

@@ -187,6 +187,47 @@ fn bound_values_split_recipients_and_reject_bad_types() {
 }
 
 #[test]
+fn unbound_recipients_of_a_sending_tool_are_found() {
+    use crate::request::unbound_recipients;
+    let inv = load(EXAMPLE).unwrap();
+    let mail = &inv.tools["mail.send_email"];
+    let args = serde_json::json!({
+        "to": "board@acme.example",
+        "cc": "c@acme.example",
+        "forward_to": "Rival Desk <desk@rival.example>; x@evil.example",
+        "headers": {"reply-to": ["r@rival.example"]},
+        "recipients": [{"email": "n@rival.example"}],
+        "subject": "Q3 numbers, as promised",
+        "body": "the list is attached; write to ops@acme.example with questions",
+        "signature": "Alice <alice@acme>",
+        "count": 3
+    });
+    let mut found: Vec<(String, String)> = unbound_recipients(mail, &args)
+        .into_iter()
+        .map(|v| (v.argument, v.value))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (
+                "forward_to".into(),
+                "Rival Desk <desk@rival.example>".into()
+            ),
+            ("forward_to".into(), "x@evil.example".into()),
+            ("headers.reply-to".into(), "r@rival.example".into()),
+            ("recipients.email".into(), "n@rival.example".into()),
+        ]
+    );
+    // A read-only tool reaches out only where its bound URL says, and a tool
+    // that binds no destination is not taken for a sender.
+    let fetch = serde_json::json!({"url": "https://acme.example", "contact": "x@evil.example"});
+    assert!(unbound_recipients(&inv.tools["web.fetch"], &fetch).is_empty());
+    let query = serde_json::json!({"table": "customers", "owner": "x@evil.example"});
+    assert!(unbound_recipients(&inv.tools["crm.query"], &query).is_empty());
+}
+
+#[test]
 fn identity_section_errors_are_located() {
     let e = only_error(
         "identity:\n  issuer: https://idp.example\n  audience: zt4ai\n  jwks_url: http://idp.example/jwks\n",

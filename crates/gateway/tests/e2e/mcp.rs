@@ -597,6 +597,45 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
     s.stop().await;
 }
 
+/// A recipient in an argument the inventory did not bind is checked like a
+/// bound one: after reading customers, a mail to the board that also names the
+/// competitor under `forward_to` is denied, and the mail server sent nothing.
+#[tokio::test]
+async fn a_recipient_in_an_unbound_argument_is_checked_too() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
+    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
+    let client = report_agent(&s).await;
+    client
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    // Free text that mentions an address is not a recipient.
+    let r = client
+        .call_tool(call(
+            "mail.send_email",
+            json!({"to": "board@acme.example", "body": "questions to desk@rival.example, not to me"}),
+        ))
+        .await
+        .unwrap();
+    assert!(text(&r).contains("sent"), "{r:?}");
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    // A whole argument that is an address is: confidential data may not go there.
+    let e = client
+        .call_tool(call(
+            "mail.send_email",
+            json!({"to": "board@acme.example", "body": "the list", "forward_to": "Desk <desk@rival.example>"}),
+        ))
+        .await
+        .unwrap_err();
+    let e = rpc_error(e);
+    assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
+    assert!(e.message.contains("rival.example"), "{}", e.message);
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    s.stop().await;
+}
+
 /// The agent's `_meta` does not reach the upstream server: nothing inspects
 /// it or weighs it against the destination, so it would carry what the flow
 /// guards stop in the arguments. (With tracing on, the one key sent is
