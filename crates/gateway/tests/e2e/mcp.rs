@@ -116,6 +116,22 @@ pub(crate) async fn serve_upstream<S: ServerHandler + Clone + Send + Sync + 'sta
     format!("http://{addr}/mcp")
 }
 
+/// A zt4ai server fronting the CRM and `mailer` (as `crm` and `mail`), and the
+/// report agent's client.
+async fn crm_and_mail(
+    mailer: Mailer,
+) -> (
+    Server,
+    tempfile::TempDir,
+    rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+) {
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(mailer).await;
+    let (s, dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
+    let client = report_agent(&s).await;
+    (s, dir, client)
+}
+
 /// A zt4ai server whose MCP gateway fronts `upstreams` (server id → URL), with
 /// the inventory's `mcp_servers` naming them.
 async fn gateway(upstreams: &[(&str, String)], timeout: Duration) -> (Server, tempfile::TempDir) {
@@ -603,10 +619,7 @@ async fn a_dead_upstream_is_an_error_not_an_outage() {
 #[tokio::test]
 async fn a_recipient_in_an_unbound_argument_is_checked_too() {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let crm = serve_upstream(Crm::new()).await;
-    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
-    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
-    let client = report_agent(&s).await;
+    let (s, _dir, client) = crm_and_mail(Mailer::new(Arc::clone(&sent))).await;
     client
         .call_tool(call("crm.query", json!({"table": "customers"})))
         .await
@@ -644,12 +657,9 @@ async fn a_recipient_in_an_unbound_argument_is_checked_too() {
 #[tokio::test]
 async fn the_agents_meta_is_not_passed_upstream() {
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let crm = serve_upstream(Crm::new()).await;
     let mailer = Mailer::new(Arc::clone(&sent));
     let metas = Arc::clone(&mailer.metas);
-    let mail = serve_upstream(mailer).await;
-    let (s, _dir) = gateway(&[("crm", crm), ("mail", mail)], Duration::from_secs(5)).await;
-    let client = report_agent(&s).await;
+    let (s, _dir, client) = crm_and_mail(mailer).await;
     let r = client
         .call_tool(call("crm.query", json!({"table": "customers"})))
         .await
