@@ -211,11 +211,13 @@ pub fn json_type(v: &Value) -> &'static str {
 }
 
 /// The mail addresses a call of a tool that sends (one that binds a
-/// destination and is not read-only) carries in arguments no binding covers:
-/// every string in the arguments, at any depth, that is wholly one or more
-/// mail addresses (split as bound destinations are). A mail tool whose `bcc`
-/// the inventory forgot would otherwise send where no guard looks. Free text
-/// that merely mentions an address is not a recipient and is left alone.
+/// destination and is not read-only) carries in arguments no binding covers.
+/// Strings in the arguments, at any depth, are split as bound destinations
+/// are; on a one-line string each part that is wholly a mail address counts,
+/// on a longer text only if every part is one. A mail tool whose `bcc` the
+/// inventory forgot would otherwise send where no guard looks. Free text that
+/// merely mentions an address, and a body that lists some among other lines,
+/// are not recipients.
 pub fn unbound_recipients(tool: &Tool, arguments: &Value) -> Vec<BoundValue> {
     let mut out = Vec::new();
     if tool.read_only
@@ -267,8 +269,16 @@ fn recipients_in<'a>(
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .collect();
-            if !parts.is_empty() && parts.iter().all(|p| is_mail_address(p)) {
-                for p in parts {
+            // On one line, each part that is an address is a recipient
+            // (`"hi, x@rival.example"` is no way around it); text over several
+            // lines (a body listing contacts) only when every part is one.
+            let addresses: Vec<&str> = parts
+                .iter()
+                .copied()
+                .filter(|p| is_mail_address(p))
+                .collect();
+            if !s.contains(['\n', '\r']) || addresses.len() == parts.len() {
+                for p in addresses {
                     out.push(BoundValue {
                         argument: path.join("."),
                         kind: BindingKind::Destination,

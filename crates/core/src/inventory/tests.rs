@@ -195,6 +195,9 @@ fn unbound_recipients_of_a_sending_tool_are_found() {
         "to": "board@acme.example",
         "cc": "c@acme.example",
         "forward_to": "Rival Desk <desk@rival.example>; x@evil.example",
+        "sender": "hello, Doe, Jane <jd@rival.example>",
+        "notes": "customers:\njane@client.example\njohn@client.example",
+        "list": "a@rival.example\nb@rival.example",
         "headers": {"reply-to": ["r@rival.example"]},
         "recipients": [{"email": "n@rival.example"}],
         "subject": "Q3 numbers, as promised",
@@ -216,7 +219,10 @@ fn unbound_recipients_of_a_sending_tool_are_found() {
             ),
             ("forward_to".into(), "x@evil.example".into()),
             ("headers.reply-to".into(), "r@rival.example".into()),
+            ("list".into(), "a@rival.example".into()),
+            ("list".into(), "b@rival.example".into()),
             ("recipients.email".into(), "n@rival.example".into()),
+            ("sender".into(), "Jane <jd@rival.example>".into()),
         ]
     );
     // A read-only tool reaches out only where its bound URL says, and a tool
