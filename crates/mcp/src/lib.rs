@@ -33,7 +33,7 @@ use rmcp::ErrorData;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
     Implementation, InitializeRequestParams, InitializeResult, ListToolsResult, ProtocolVersion,
-    ServerCapabilities, Tool, ToolAnnotations,
+    ResourceContents, ServerCapabilities, Tool, ToolAnnotations,
 };
 use serde_json::json;
 use zt4ai_core::inventory::{McpTransport, SpotlightMode};
@@ -435,11 +435,15 @@ impl McpGateway {
             return Ok(response);
         };
         // What came back is inspected, and the session changed by it, before
-        // the agent sees it.
+        // the agent sees it: every text the agent's model may read, not only
+        // the text blocks (an upstream that puts its payload in structured
+        // content or an embedded resource is not a way around the detector).
+        let structured = result.structured_content.as_ref().map(json_strings);
         let texts: Vec<&str> = result
             .content
             .iter()
-            .filter_map(|b| b.as_text().map(|t| t.text.as_str()))
+            .filter_map(block_text)
+            .chain(structured.as_deref())
             .collect();
         let findings = match self.core.pipeline.absorb_output(&req, "mcp", &texts).await {
             Ok(f) => f,
@@ -648,12 +652,60 @@ fn upstream_span(server: &McpServer, tool: &str) -> tracing::Span {
     span
 }
 
+/// The text of a content block that a model reads: a text block, an embedded
+/// text resource, a resource link's description.
+fn block_text(block: &ContentBlock) -> Option<&str> {
+    match block {
+        ContentBlock::Text(t) => Some(&t.text),
+        ContentBlock::Resource(r) => match &r.resource {
+            ResourceContents::TextResourceContents { text, .. } => Some(text),
+            _ => None,
+        },
+        ContentBlock::ResourceLink(l) => l.description.as_deref(),
+        _ => None,
+    }
+}
+
+/// Every string of `value` (object keys too), one per line, for inspection.
+/// (Parsed JSON is at most 128 levels deep: serde_json's limit.)
+fn json_strings(value: &serde_json::Value) -> String {
+    fn walk(v: &serde_json::Value, out: &mut String) {
+        let push = |s: &str, out: &mut String| {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(s);
+        };
+        match v {
+            serde_json::Value::String(s) => push(s, out),
+            serde_json::Value::Array(items) => items.iter().for_each(|x| walk(x, out)),
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    push(k, out);
+                    walk(x, out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = String::new();
+    walk(value, &mut out);
+    out
+}
+
 fn spotlight(tool: &str, result: &mut CallToolResult, mode: SpotlightMode) {
+    // Structured content cannot be marked: it is dropped.
     result.structured_content = None;
+    let mark = |text: &str| zt4ai_pipeline::inspect::spotlight::spotlight(tool, text, mode);
     for block in &mut result.content {
-        if let Some(t) = block.as_text() {
-            let marked = zt4ai_pipeline::inspect::spotlight::spotlight(tool, &t.text, mode);
-            *block = ContentBlock::text(marked);
+        match block {
+            ContentBlock::Text(t) => *block = ContentBlock::text(mark(&t.text)),
+            ContentBlock::Resource(r) => {
+                if let ResourceContents::TextResourceContents { text, .. } = &mut r.resource {
+                    *text = mark(text);
+                }
+            }
+            _ => {}
         }
     }
 }
