@@ -617,9 +617,6 @@ fn actor_chain(v: &VerifiedChain) -> ActorChain {
     }
 }
 
-/// Marks untrusted tool output as data, not instructions. Structured content
-/// cannot be marked, so it is dropped (the listing drops the output schema of
-/// such tools, so clients do not expect it).
 /// The client span of a `tools/call` of `tool` on `server` (disabled, and
 /// free, without a trace exporter).
 fn upstream_span(server: &McpServer, tool: &str) -> tracing::Span {
@@ -693,8 +690,11 @@ fn json_strings(value: &serde_json::Value) -> String {
     out
 }
 
+/// Marks untrusted tool output as data, not instructions: every text
+/// [`block_text`] inspects. Structured content cannot be marked, so it is
+/// dropped (the listing drops the output schema of such tools, so clients do
+/// not expect it).
 fn spotlight(tool: &str, result: &mut CallToolResult, mode: SpotlightMode) {
-    // Structured content cannot be marked: it is dropped.
     result.structured_content = None;
     let mark = |text: &str| zt4ai_pipeline::inspect::spotlight::spotlight(tool, text, mode);
     for block in &mut result.content {
@@ -703,6 +703,11 @@ fn spotlight(tool: &str, result: &mut CallToolResult, mode: SpotlightMode) {
             ContentBlock::Resource(r) => {
                 if let ResourceContents::TextResourceContents { text, .. } = &mut r.resource {
                     *text = mark(text);
+                }
+            }
+            ContentBlock::ResourceLink(l) => {
+                if let Some(d) = &mut l.description {
+                    *d = mark(d);
                 }
             }
             _ => {}
