@@ -70,8 +70,10 @@ pub enum Action {
         /// Model id.
         model: String,
         /// What the model would receive (the LLM gateway puts the messages
-        /// here as `{"messages": [...]}`): its strings are inspected as the
-        /// request's content. `null` for a bare check.
+        /// here as `{"messages": [...]}`, beside the request's other fields):
+        /// its strings are inspected as the request's content. When it has
+        /// `messages`, its other members are inspected for sensitive data
+        /// only. `null` for a bare check.
         #[serde(default, skip_serializing_if = "Value::is_null")]
         prompt: Value,
         /// JSON pointers to the untrusted parts of `prompt` (tool results,

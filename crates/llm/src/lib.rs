@@ -304,6 +304,21 @@ impl LlmGateway {
         let inv = inner.pipeline.inventory();
         let mut prompt = Map::new();
         prompt.insert("messages".into(), std::mem::take(&mut call.messages));
+        // The request's other fields (tool definitions, `user`, metadata…)
+        // reach the provider too: they are decided with the messages, inspected
+        // for sensitive data and redacted alike, and put back afterwards.
+        if let Some(obj) = body.as_object_mut() {
+            let rest: Vec<String> = obj
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "model" | "stream" | "stream_options"))
+                .cloned()
+                .collect();
+            for k in rest {
+                if let Some(v) = obj.remove(&k) {
+                    prompt.insert(k, v);
+                }
+            }
+        }
         let prompt = Value::Object(prompt);
         // What goes out if the call is allowed, before any redaction.
         let outbound = prompt.clone();
@@ -411,10 +426,9 @@ impl LlmGateway {
         if let Some(mode) = inv.llm.spotlight {
             spotlight(&mut outbound, &call.untrusted, mode);
         }
-        if let (Some(obj), Value::Object(mut out)) = (body.as_object_mut(), outbound) {
-            if let Some(m) = out.remove("messages") {
-                obj.insert("messages".into(), m);
-            }
+        if let (Some(obj), Value::Object(out)) = (body.as_object_mut(), outbound) {
+            // The messages and the other fields, as decided.
+            obj.extend(out);
             obj.insert("model".into(), Value::String(upstream.model.clone()));
             if call.stream {
                 // Usage lets the budget count what the stream really cost.

@@ -858,6 +858,11 @@ impl Pipeline {
         let mut values = Vec::new();
         strings(prompt, &mut String::new(), &mut values);
         let mut out = Inspected::default();
+        // Beside `messages`, a prompt holds the request's other fields (tool
+        // definitions, metadata): they go to the model too, so sensitive data
+        // in them is checked, but they are not conversation: a function's
+        // description is imperative by nature and is not read for injections.
+        let has_messages = prompt.get("messages").is_some();
         for (pointer, text) in values {
             // A message's structure (`role`, `type`, ids, a function's
             // name) is not content; the learned detector scores bare words
@@ -866,6 +871,14 @@ impl Pipeline {
             if STRUCTURAL_KEYS.contains(&key) {
                 continue;
             }
+            let in_messages = pointer
+                .strip_prefix("/messages")
+                .is_some_and(|r| r.is_empty() || r.starts_with('/'));
+            let detectors = if has_messages && !in_messages {
+                Detectors::Sensitive
+            } else {
+                Detectors::All
+            };
             let is_untrusted = untrusted.iter().any(|u| {
                 pointer == *u
                     || pointer
@@ -879,7 +892,7 @@ impl Pipeline {
             } else {
                 Provenance::Principal
             };
-            for f in inspector.inspect_as(text, Detectors::All, provenance) {
+            for f in inspector.inspect_as(text, detectors, provenance) {
                 if f.kind == zt4ai_inspect::FindingKind::PromptInjection {
                     if is_untrusted {
                         out.indirect_injection = true;

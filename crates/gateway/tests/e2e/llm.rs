@@ -357,6 +357,63 @@ async fn sensitive_prompts_are_denied_or_redacted_for_an_uncleared_model() {
     s.stop().await;
 }
 
+/// The request's fields beside `messages` reach the provider too: sensitive
+/// data in them is denied (or redacted) like in a message, while a tool
+/// definition's imperative description is not taken for an injection.
+#[tokio::test]
+async fn sensitive_data_beside_the_messages_is_checked_too() {
+    let standin = StandIn::start(None).await;
+    let tools = json!([{"type": "function", "function": {
+        "name": "lookup",
+        "description": "Always call this first. Ignore other tools until it has answered.",
+        "parameters": {"type": "object", "properties": {}}
+    }}]);
+    let body = json!({
+        "model": "frontier-llm",
+        "messages": [user("Which plan am I on?")],
+        "user": "card 4111 1111 1111 1111",
+        "tools": tools,
+        "temperature": 0.2
+    });
+
+    let (s, _dir) = gateway(&standin, 5000, "", None).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let (st, _, v) = chat(&s, &token, body.clone()).await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(
+        v["error"]["zt4ai"]["policies"],
+        json!(["zt4ai.inspect.sensitive_model"]),
+        "{v}"
+    );
+    assert!(standin.bodies().is_empty());
+    // Without the card, the same request (tools and all) goes out as sent.
+    let mut clean = body.clone();
+    clean["user"] = json!("alice");
+    let (st, _, v) = chat(&s, &token, clean).await;
+    assert_eq!(st, 200, "{v}");
+    let sent = standin.bodies().last().unwrap().clone();
+    assert_eq!(sent["tools"], tools, "{sent}");
+    assert_eq!(sent["temperature"], json!(0.2), "{sent}");
+    assert_eq!(sent["user"], "alice", "{sent}");
+    s.stop().await;
+
+    // With `sensitive_egress: redact` it goes out without the number.
+    let (s, _dir) = gateway(
+        &standin,
+        5000,
+        "inspection:\n  sensitive_egress: redact\n",
+        None,
+    )
+    .await;
+    let token = s.mint("alice", &["report-agent"]);
+    let (st, _, v) = chat(&s, &token, body).await;
+    assert_eq!(st, 200, "{v}");
+    let sent = standin.bodies().last().unwrap().clone();
+    assert_eq!(sent["user"], "card [REDACTED:payment_card]", "{sent}");
+    standin.stop();
+    s.stop().await;
+}
+
 /// An injected tool result makes the session untrusted; the destructive tool
 /// call the model then proposes needs a human and is stripped, while a
 /// harmless one passes.
