@@ -30,6 +30,18 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// `bytes` in lower-case hexadecimal (how zt4ai writes digests, ids and
+/// secrets).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 /// JSON text with every object's keys sorted, so that equal values give equal
 /// text whatever order their keys came in. (`serde_json` keeps insertion order
 /// here: a dependency turns on its `preserve_order` feature.)

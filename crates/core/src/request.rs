@@ -266,11 +266,7 @@ fn recipients_in<'a>(
             }
         }
         Value::String(s) if !path.is_empty() && !bound() => {
-            let parts: Vec<&str> = s
-                .split([',', ';', '\n', '\r'])
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect();
+            let parts: Vec<&str> = targets(s).collect();
             // On one line, each part that is an address is a recipient
             // (`"hi, x@rival.example"` is no way around it); text over several
             // lines (a body listing contacts) only when every part is one.
@@ -297,22 +293,19 @@ fn recipients_in<'a>(
 /// Whether `s` is one mail address (`a@b.example` or `Name <a@b.example>`),
 /// not a sentence that holds one.
 fn is_mail_address(s: &str) -> bool {
-    let addr = match (s.rfind('<'), s.strip_suffix('>')) {
-        (Some(open), Some(rest)) => rest.get(open + 1..).unwrap_or(""),
-        _ => s,
-    };
-    let Some((local, domain)) = addr.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !addr.contains(char::is_whitespace)
-        && matches!(
-            crate::inventory::Target::parse(s),
-            Ok(crate::inventory::Target::Mail { .. })
-        )
+    matches!(
+        crate::inventory::Target::parse(s),
+        Ok(crate::inventory::Target::Mail { address, domain })
+            if domain.contains('.') && !address.contains(char::is_whitespace)
+    )
+}
+
+/// The targets in a destination value: its parts between `,`, `;` and line
+/// breaks, trimmed, empty ones dropped.
+fn targets(s: &str) -> impl Iterator<Item = &str> {
+    s.split([',', ';', '\n', '\r'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
 }
 
 /// The resources a tool call names through its bound arguments.
@@ -371,11 +364,7 @@ pub fn bound_values(tool: &Tool, arguments: &Value) -> Result<Vec<BoundValue>, R
         let before = out.len();
         for s in strings {
             let parts: Vec<&str> = match b.kind {
-                BindingKind::Destination => s
-                    .split([',', ';', '\n', '\r'])
-                    .map(str::trim)
-                    .filter(|p| !p.is_empty())
-                    .collect(),
+                BindingKind::Destination => targets(s).collect(),
                 BindingKind::Dataset => vec![s.trim()],
             };
             for p in parts {

@@ -477,7 +477,7 @@ impl Endpoint {
                 "cannot open a session now".into(),
             ));
         }
-        let sid: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let sid = zt4ai_core::hex(&raw);
         let owner = (chain.user.clone(), chain.agents.clone());
         let opened =
             self.sessions
@@ -716,7 +716,7 @@ impl Endpoint {
             // digest, never the id.
             use sha2::Digest as _;
             let digest = sha2::Sha256::digest(sid.as_bytes());
-            let short: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+            let short = zt4ai_core::hex(&digest[..8]);
             span.record("mcp.session.id", short);
         }
         // The caller's trace continues through zt4ai: MCP carries W3C Trace

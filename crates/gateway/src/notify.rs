@@ -208,7 +208,7 @@ impl Notifier {
         body: &[u8],
     ) -> Result<(), (String, bool)> {
         let timestamp = unix_now().to_string();
-        let signature = format!("sha256={}", hex(&self.sign(&timestamp, body)));
+        let signature = format!("sha256={}", zt4ai_core::hex(&self.sign(&timestamp, body)));
         let sent = self
             .client
             .post(self.url.clone())
@@ -289,11 +289,7 @@ fn delivery_id() -> String {
             .map_or(0, |d| d.as_nanos());
         b = nanos.to_be_bytes();
     }
-    hex(&b)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    zt4ai_core::hex(&b)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {

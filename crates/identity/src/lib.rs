@@ -204,19 +204,13 @@ pub struct ExchangeResponse {
 
 /// Hex SHA-256 of an agent's client secret, as the registry stores it.
 pub fn secret_hash(secret: &str) -> String {
-    sha2::Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    zt4ai_core::hex(&sha2::Sha256::digest(secret.as_bytes()))
 }
 
 /// A new random client secret (development fallback for agents).
 pub fn new_secret() -> Result<String, KeyError> {
     let b: [u8; 24] = keys::random_bytes()?;
-    Ok(format!(
-        "zs_{}",
-        b.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(format!("zs_{}", zt4ai_core::hex(&b)))
 }
 
 /// The id and expiry of a delegated token, read without verifying it (to revoke
@@ -239,7 +233,7 @@ fn unverified_claims(token: &str) -> Option<serde_json::Value> {
 
 fn new_jti() -> Result<String, AuthError> {
     let b: [u8; 16] = keys::random_bytes().map_err(|e| AuthError::unavailable(e.to_string()))?;
-    Ok(b.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(zt4ai_core::hex(&b))
 }
 
 /// A token whose signature and claims have been checked.

@@ -365,7 +365,7 @@ pub fn mint_dev_token(
         "iat": now,
         "nbf": now,
         "exp": now + ttl,
-        "sid": sid.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "sid": zt4ai_core::hex(&sid),
     });
     if !groups.is_empty() {
         claims["groups"] = serde_json::json!(groups);

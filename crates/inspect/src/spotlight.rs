@@ -63,7 +63,7 @@ pub fn datamark(text: &str) -> String {
 /// The first 12 hex digits of the text's SHA-256.
 fn tag(text: &str) -> String {
     let d = Sha256::digest(text.as_bytes());
-    d.iter().take(6).map(|b| format!("{b:02x}")).collect()
+    zt4ai_core::hex(&d[..6])
 }
 
 #[cfg(test)]

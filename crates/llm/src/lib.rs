@@ -308,15 +308,11 @@ impl LlmGateway {
         // reach the provider too: they are decided with the messages, inspected
         // for sensitive data and redacted alike, and put back afterwards.
         if let Some(obj) = body.as_object_mut() {
-            let rest: Vec<String> = obj
-                .keys()
-                .filter(|k| !matches!(k.as_str(), "model" | "stream" | "stream_options"))
-                .cloned()
-                .collect();
-            for k in rest {
-                if let Some(v) = obj.remove(&k) {
-                    prompt.insert(k, v);
-                }
+            for (k, v) in std::mem::take(obj) {
+                match k.as_str() {
+                    "model" | "stream" | "stream_options" => obj.insert(k, v),
+                    _ => prompt.insert(k, v),
+                };
             }
         }
         let prompt = Value::Object(prompt);

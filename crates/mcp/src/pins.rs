@@ -50,12 +50,7 @@ pub fn definition(tool: &Tool) -> serde_json::Value {
 /// depth.
 pub fn digest(definition: &serde_json::Value) -> String {
     let hash = Sha256::digest(zt4ai_core::canonical_json(definition).as_bytes());
-    let mut hex = String::with_capacity(71);
-    hex.push_str("sha256:");
-    for b in hash {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    format!("sha256:{}", zt4ai_core::hex(&hash))
 }
 
 impl Pins {

@@ -1608,27 +1608,17 @@ fn resource_of(req: &ActionRequest) -> (String, Option<String>) {
         Action::CallTool { tool, arguments } => {
             let canonical = zt4ai_core::canonical_json(arguments);
             let digest = sha2::Sha256::digest(canonical.as_bytes());
-            (tool.clone(), Some(hex(&digest)))
+            (tool.clone(), Some(zt4ai_core::hex(&digest)))
         }
         Action::Read { dataset } | Action::Write { dataset } => (dataset.clone(), None),
         Action::Send { target } => (target.clone(), None),
         Action::InvokeModel { model, prompt, .. } if !prompt.is_null() => {
             let canonical = zt4ai_core::canonical_json(prompt);
             let digest = sha2::Sha256::digest(canonical.as_bytes());
-            (model.clone(), Some(hex(&digest)))
+            (model.clone(), Some(zt4ai_core::hex(&digest)))
         }
         Action::InvokeModel { model, .. } => (model.clone(), None),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 /// The hash (SHA-256, hex) of a canonical text of who asks for what: the
@@ -1639,7 +1629,7 @@ fn fingerprint(req: &ActionRequest) -> String {
     // Keys sorted at every depth: the same arguments in another order are the
     // same request.
     let v = serde_json::to_value((&req.chain, &req.action)).unwrap_or_default();
-    hex(&sha2::Sha256::digest(
+    zt4ai_core::hex(&sha2::Sha256::digest(
         zt4ai_core::canonical_json(&v).as_bytes(),
     ))
 }

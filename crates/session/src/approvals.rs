@@ -226,8 +226,7 @@ fn new_id() -> Result<String, StoreError> {
         session: String::new(),
         value: e.to_string(),
     })?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("apr_{hex}"))
+    Ok(format!("apr_{}", zt4ai_core::hex(&bytes)))
 }
 
 impl Approval {

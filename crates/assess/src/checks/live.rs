@@ -600,7 +600,7 @@ fn assertion(agent: &str, key: &jsonwebtoken::EncodingKey, issuer: &str) -> Resu
 fn random_hex(bytes: usize) -> Result<String, String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| e.to_string())?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(zt4ai_core::hex(&buf))
 }
 
 // --- Checks ------------------------------------------------------------------

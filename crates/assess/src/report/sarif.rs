@@ -164,7 +164,7 @@ pub fn fingerprint(control: &str, file: &str, field: Option<&str>) -> String {
     h.update(file.as_bytes());
     h.update([0]);
     h.update(field.unwrap_or("").as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    zt4ai_core::hex(&h.finalize())
 }
 
 fn rule(r: &ControlResult) -> Value {

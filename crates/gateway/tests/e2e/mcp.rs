@@ -17,6 +17,18 @@ use zt4ai_gateway::GatewayConfig;
 
 use super::{INVENTORY, Server};
 
+/// The `ServerHandler` of a test server: its tools, nothing else.
+macro_rules! tools_only_handler {
+    ($server:ty) => {
+        #[tool_handler(router = self.tool_router)]
+        impl ServerHandler for $server {
+            fn get_info(&self) -> ServerConfig {
+                tools_only()
+            }
+        }
+    };
+}
+
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct Table {
     table: String,
@@ -47,12 +59,7 @@ impl Crm {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Crm {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(Crm);
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct Mail {
@@ -89,12 +96,7 @@ impl Mailer {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Mailer {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(Mailer);
 
 /// What every test server announces: tools, nothing else.
 fn tools_only() -> ServerConfig {
@@ -338,12 +340,7 @@ impl Web {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Web {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(Web);
 
 /// A file share that records deletions.
 #[derive(Clone)]
@@ -367,12 +364,7 @@ impl Files {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Files {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(Files);
 
 /// A fetched page with injected instructions makes the session untrusted: its
 /// text comes back spotlighted, and the destructive call it asks for is held for
@@ -451,12 +443,7 @@ impl PoisonedCrm {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for PoisonedCrm {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(PoisonedCrm);
 
 /// The detector at work: a record from a tool the inventory trusts carries
 /// instructions in an HTML comment. The output comes back spotlighted, the
@@ -526,12 +513,7 @@ impl SmugglingCrm {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for SmugglingCrm {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(SmugglingCrm);
 
 /// Instructions planted outside the text blocks of a trusted tool's answer (in
 /// structured content, in an embedded resource) are found all the same: the
@@ -602,12 +584,7 @@ impl Recorder {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
-impl ServerHandler for Recorder {
-    fn get_info(&self) -> ServerConfig {
-        tools_only()
-    }
-}
+tools_only_handler!(Recorder);
 
 /// Sensitive data in what a send carries: denied by default; with
 /// `sensitive_egress: redact` the mail goes out with the card number cut out,

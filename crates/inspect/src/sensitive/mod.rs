@@ -206,12 +206,7 @@ impl SensitiveScanner {
         let mut mac = self.mac.clone();
         mac.update(value);
         let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(32);
-        for b in tag.iter().take(16) {
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-        out
+        zt4ai_core::hex(&tag[..16])
     }
 
     /// Turns a kept hit into a finding, with its digest.
@@ -232,8 +227,6 @@ impl SensitiveScanner {
         }
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// What one detector found, before overlaps are resolved.
 #[derive(Debug, Clone)]
