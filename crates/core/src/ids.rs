@@ -114,6 +114,32 @@ id_type!(
     SessionId,
     "session"
 );
+impl SessionId {
+    /// The information-flow session of everything `user`'s outermost agent
+    /// `agent` does through the gateways (MCP and LLM), whatever token it
+    /// presents: `flow-` and 32 hex digits of a SHA-256 of the two ids.
+    ///
+    /// Not the token: an agent keeps what it read in its context when its
+    /// token is renewed, so a label kept per token would be shed every time
+    /// one expires, or at will by exchanging a new one. Not the whole chain:
+    /// a sub-agent works on what its parent hands it and hands back what it
+    /// reads. The label of a flow session goes down only by a declassification
+    /// a human grants, as any session's does.
+    pub fn flow(user: &UserId, agent: Option<&AgentId>) -> SessionId {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // The user's length first, so that no two pairs hash the same bytes.
+        h.update((user.0.len() as u64).to_be_bytes());
+        h.update(user.0.as_bytes());
+        if let Some(agent) = agent {
+            h.update(agent.0.as_bytes());
+        }
+        let digest = h.finalize();
+        // `flow-` and 32 hex digits: a valid id, by construction.
+        SessionId(format!("flow-{}", crate::hex(&digest[..16])))
+    }
+}
+
 id_type!(
     /// A pending or granted human approval.
     ApprovalId,
@@ -135,5 +161,29 @@ mod tests {
         ));
         let parsed: Result<AgentId, _> = serde_json::from_str("\"\"");
         assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn a_flow_session_is_one_per_user_and_outermost_agent() {
+        let id = |s: &str| UserId::new(s).unwrap();
+        let agent = |s: &str| AgentId::new(s).unwrap();
+        let f = SessionId::flow(&id("alice"), Some(&agent("report-agent")));
+        assert_eq!(
+            f,
+            SessionId::flow(&id("alice"), Some(&agent("report-agent")))
+        );
+        assert!(SessionId::new(f.as_str()).is_ok());
+        assert_eq!(f.as_str().len(), "flow-".len() + 32);
+        // Another user, another agent, no agent: each its own.
+        let others = [
+            SessionId::flow(&id("bob"), Some(&agent("report-agent"))),
+            SessionId::flow(&id("alice"), Some(&agent("summariser"))),
+            SessionId::flow(&id("alice"), None),
+            // The same bytes split differently between the two ids.
+            SessionId::flow(&id("alicer"), Some(&agent("eport-agent"))),
+        ];
+        for o in &others {
+            assert_ne!(&f, o);
+        }
     }
 }

@@ -28,7 +28,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 use zt4ai_core::inventory::{AgentState, JwksSource};
-use zt4ai_core::{AgentId, Inventory, UserId, unix_now};
+use zt4ai_core::{AgentId, Inventory, SessionId, UserId, unix_now};
 use zt4ai_session::SessionStore;
 
 pub use claims::{Actor, DelegatedClaims};
@@ -139,15 +139,13 @@ pub struct VerifiedChain {
 }
 
 impl VerifiedChain {
-    /// The information-flow session of everything done with this token,
-    /// through the MCP gateway and the LLM gateway alike: the token (its
-    /// `jti`). A tool's confidential output therefore stays in the label a
-    /// later model call is checked against; opening a fresh MCP session, or
-    /// reconnecting after a restart, keeps it; shedding it takes a new token.
-    /// (The `mcp-` prefix dates from when only the MCP gateway used it; it is
-    /// kept so that live sessions keep their labels across an upgrade.)
+    /// The information-flow session of everything done with this token
+    /// through the MCP gateway and the LLM gateway: its user's and outermost
+    /// agent's ([`SessionId::flow`]), shared with every other token of the
+    /// two, so that renewing a token, exchanging a new one or handing work to
+    /// a sub-agent sheds nothing.
     pub fn flow_session(&self) -> String {
-        format!("mcp-token-{}", self.jti)
+        SessionId::flow(&self.user, self.agents.first()).into()
     }
 }
 

@@ -603,9 +603,10 @@ pub fn not_the_owner(session: &str) -> ErrorData {
 }
 
 /// The information-flow session of every MCP session opened with the
-/// delegated token `v`: the token (its `jti`), not the MCP session. Opening a
-/// fresh MCP session, or reconnecting after a gateway restart, therefore keeps
-/// the label the token's calls have raised; shedding it takes a new token.
+/// delegated token `v`: its user's and outermost agent's
+/// ([`VerifiedChain::flow_session`]), not the MCP session's or the token's.
+/// Opening a fresh MCP session, reconnecting after a gateway restart or
+/// renewing the token therefore keeps the label the calls have raised.
 pub fn flow_session(v: &VerifiedChain) -> String {
     v.flow_session()
 }

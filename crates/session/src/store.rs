@@ -52,7 +52,7 @@ struct Entry {
 }
 
 const SHARDS: usize = 16;
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 type Shard = Mutex<HashMap<SessionId, Arc<Mutex<Entry>>>>;
 
@@ -97,9 +97,65 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
              PRAGMA user_version = 2;
              COMMIT;",
         )?;
-    } else {
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < 3 {
+        fold_token_sessions(conn)?;
+    }
+    Ok(())
+}
+
+/// Brings a file to version 3: the gateways kept a label per delegated token
+/// (sessions `mcp-token-<jti>`), and now keep one per user and outermost agent
+/// ([`SessionId::flow`]). Each token's label, integrity, categories and
+/// pending approvals are folded into its user's and agent's flow session (the
+/// join of them all), in one transaction, so an upgrade sheds nothing.
+fn fold_token_sessions(conn: &Connection) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let tokens: Vec<(String, String, Option<String>)> = tx
+        .prepare("SELECT id, user_id, agent_id FROM sessions WHERE id LIKE 'mcp-token-%'")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (old, user, agent) in tokens {
+        let corrupt = |what, value: String| StoreError::Corrupt {
+            what,
+            session: old.clone(),
+            value,
+        };
+        let user = UserId::new(user.clone()).map_err(|_| corrupt("user", user))?;
+        let agent = match agent {
+            Some(a) => Some(AgentId::new(a.clone()).map_err(|_| corrupt("agent", a))?),
+            None => None,
+        };
+        let flow = SessionId::flow(&user, agent.as_ref());
+        tx.execute(
+            "INSERT INTO sessions (id, user_id, agent_id, label, untrusted, created_at, updated_at)
+             SELECT ?2, user_id, agent_id, label, untrusted, created_at, updated_at
+               FROM sessions WHERE id = ?1
+             ON CONFLICT(id) DO UPDATE SET
+               label = MAX(label, excluded.label),
+               untrusted = MAX(untrusted, excluded.untrusted),
+               created_at = MIN(created_at, excluded.created_at),
+               updated_at = MAX(updated_at, excluded.updated_at)",
+            params![old, flow.as_str()],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO session_categories (session_id, category)
+             SELECT ?2, category FROM session_categories WHERE session_id = ?1",
+            params![old, flow.as_str()],
+        )?;
+        tx.execute(
+            "UPDATE approvals SET session_id = ?2 WHERE session_id = ?1",
+            params![old, flow.as_str()],
+        )?;
+        tx.execute(
+            "DELETE FROM session_categories WHERE session_id = ?1",
+            [&old],
+        )?;
+        tx.execute("DELETE FROM sessions WHERE id = ?1", [&old])?;
+    }
+    tx.pragma_update(None, "user_version", 3)?;
+    tx.commit()?;
     Ok(())
 }
 

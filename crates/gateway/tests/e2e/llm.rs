@@ -306,6 +306,19 @@ async fn a_confidential_session_never_reaches_an_uncleared_external_model() {
         "{v}"
     );
     assert_eq!(standin.bodies().len(), before);
+    // A renewed token is the same agent for the same user, with the same
+    // context: the label stands.
+    let renewed = s.mint("alice", &["report-agent"]);
+    let (st, _, v) = chat(
+        &s,
+        &renewed,
+        json!({"model": "frontier-llm", "messages": [user(prompt)]}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let policies = v["error"]["zt4ai"]["policies"].as_array().unwrap();
+    assert!(policies.contains(&json!("zt4ai.flow.model")), "{v}");
+    assert_eq!(standin.bodies().len(), before);
     // The internal model cleared for confidential data is fine.
     let (st, _, v) = chat(
         &s,

