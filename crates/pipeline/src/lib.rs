@@ -49,8 +49,8 @@ use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
 use zt4ai_core::request::{Finding, PROMPT_INJECTION, bound_values, unbound_recipients};
 use zt4ai_core::{
-    Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionLabel,
-    Verdict, unix_now,
+    Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionId,
+    SessionLabel, Verdict, unix_now,
 };
 pub use zt4ai_policy::{ActionKind, Evaluation, Part, PrincipalRef};
 use zt4ai_policy::{Check, Facts};
@@ -419,7 +419,13 @@ impl Pipeline {
                 format!("session `{}` belongs to another user or agent", req.session),
             );
         }
-        let before = session.label().clone();
+        let floor = floor_of(req);
+        let before = match self.with_floor(session.label(), floor.as_ref()) {
+            Ok(l) => l,
+            Err(e) => {
+                return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
+            }
+        };
         trail.before = Some(before.clone());
         let now = (self.clock)();
         let mut lifted = BTreeSet::new();
@@ -578,7 +584,7 @@ impl Pipeline {
             }
             Decision::Allow => {
                 if let Some((id, to)) = &lower {
-                    match session.declassify(id, *to, now) {
+                    match session.declassify(id, *to, now, floor.as_ref()) {
                         Ok(lowered) => {
                             verdict.reasons.insert(
                                 0,
@@ -615,7 +621,10 @@ impl Pipeline {
                 } else {
                     &resolved.reads
                 };
-                match session.absorb(reads, &owner, now) {
+                match session
+                    .absorb(reads, &owner, now)
+                    .and_then(|after| self.absorb_floor(after, reads, &owner, now, floor.as_ref()))
+                {
                     Ok(after) => verdict.session = Some(after),
                     Err(e) => {
                         return Verdict::deny(
@@ -638,6 +647,34 @@ impl Pipeline {
         }
         drop(stage);
         verdict
+    }
+
+    /// `label` raised to the label of the `floor` session, if any.
+    fn with_floor(
+        &self,
+        label: &SessionLabel,
+        floor: Option<&SessionId>,
+    ) -> Result<SessionLabel, StoreError> {
+        Ok(match floor {
+            None => label.clone(),
+            Some(f) => label.join(self.store.lock(f)?.label()),
+        })
+    }
+
+    /// Raises the `floor` session by `reads` as its session was (`after`),
+    /// durably; returns the two joined.
+    fn absorb_floor(
+        &self,
+        after: SessionLabel,
+        reads: &SessionLabel,
+        owner: &SessionOwner,
+        now: i64,
+        floor: Option<&SessionId>,
+    ) -> Result<SessionLabel, StoreError> {
+        Ok(match floor {
+            None => after,
+            Some(f) => after.join(&self.store.lock(f)?.absorb(reads, owner, now)?),
+        })
     }
 
     /// The deny for a request that reaches beyond its token's task scope.
@@ -697,7 +734,15 @@ impl Pipeline {
                         format!("session `{}` belongs to another user or agent", req.session),
                     );
                 }
-                s.label().clone()
+                match self.with_floor(s.label(), floor_of(req).as_ref()) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        return Verdict::deny(
+                            reasons::STORE_UNAVAILABLE,
+                            format!("{e}; failing closed"),
+                        );
+                    }
+                }
             }
             Err(e) => {
                 return Verdict::deny(reasons::STORE_UNAVAILABLE, format!("{e}; failing closed"));
@@ -1066,11 +1111,21 @@ impl Pipeline {
             user: req.chain.user.clone(),
             agent: req.chain.agents.first().cloned(),
         };
+        let floor = floor_of(req);
+        let now = (self.clock)();
         let (before, after) = match self.store.lock(&req.session) {
             Ok(mut session) => {
-                let before = session.label().clone();
-                match session.absorb(&read, &owner, (self.clock)()) {
-                    Ok(after) => (before, after),
+                let absorbed =
+                    self.with_floor(session.label(), floor.as_ref())
+                        .and_then(|before| {
+                            let after = session.absorb(&read, &owner, now)?;
+                            Ok((
+                                before,
+                                self.absorb_floor(after, &read, &owner, now, floor.as_ref())?,
+                            ))
+                        });
+                match absorbed {
+                    Ok(absorbed) => absorbed,
                     Err(e) => {
                         return Err(Verdict::deny(
                             reasons::STORE_UNAVAILABLE,
@@ -1176,9 +1231,8 @@ impl Pipeline {
         let label = self
             .store
             .lock(&req.session)
-            .map_err(|e| e.to_string())?
-            .label()
-            .clone();
+            .and_then(|s| self.with_floor(s.label(), floor_of(req).as_ref()))
+            .map_err(|e| e.to_string())?;
         let facts = facts_for(&req.findings, req.risk, &label, &resolved);
         Ok(CedarWork {
             evaluations: self
@@ -1307,6 +1361,19 @@ impl Pipeline {
             tool: tool_ref,
         })
     }
+}
+
+/// The session whose label `req`'s may not fall below: the flow session of
+/// its user and outermost agent ([`SessionId::flow`]), which the gateways
+/// use, when `req` names another (an AuthZEN caller names its own). A session
+/// id is the caller's choice, and an agent keeps what it read whichever it
+/// names next, so what any session of the two reads raises this one too.
+///
+/// Locked after `req.session`: a request on a flow session locks no other,
+/// so the order cannot deadlock.
+fn floor_of(req: &ActionRequest) -> Option<SessionId> {
+    let flow = SessionId::flow(&req.chain.user, req.chain.agents.first());
+    (flow != req.session).then_some(flow)
 }
 
 fn facts_for(

@@ -109,6 +109,51 @@ fn a_fresh_session_may_mail_outside() {
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
 }
 
+/// A session id is the caller's choice, and an agent remembers what it read
+/// whichever it names next: a fresh one stands on the label of everything the
+/// same user's agent has read in any other, kept in the gateways' flow
+/// session. Another user's agent starts clean.
+#[test]
+fn a_fresh_session_id_does_not_shed_what_the_agent_read() {
+    let p = pipeline();
+    let read = req(
+        "alice",
+        &["report-agent"],
+        "task-1",
+        tool("crm.query", json!({"table": "customers"})),
+    );
+    assert!(p.decide(&read).is_allowed());
+    let flow = zt4ai_core::SessionId::flow(
+        &zt4ai_core::UserId::new("alice").unwrap(),
+        Some(&zt4ai_core::AgentId::new("report-agent").unwrap()),
+    );
+    assert_eq!(
+        p.store().lock(&flow).unwrap().label().confidentiality,
+        Label::Confidential
+    );
+    let v = p.decide(&req(
+        "bob",
+        &["report-agent"],
+        "task-2",
+        mail("partner@rival.example"),
+    ));
+    assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
+    for session in ["task-3", flow.as_str()] {
+        let v = p.decide(&req(
+            "alice",
+            &["report-agent"],
+            session,
+            mail("partner@rival.example"),
+        ));
+        assert_eq!(v.policies, ["zt4ai.flow.send"], "{session}");
+        assert_eq!(
+            v.session.unwrap().confidentiality,
+            Label::Confidential,
+            "{session}"
+        );
+    }
+}
+
 #[test]
 fn untrusted_content_then_destructive_tool_needs_approval_once() {
     let p = pipeline();

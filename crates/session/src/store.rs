@@ -434,14 +434,28 @@ impl SessionLock<'_> {
     /// up the granted declassification `approval`, in one transaction: the
     /// only way a label goes down. Fails, changing nothing, if the approval is
     /// not granted, is used or has expired. Returns the new label.
+    ///
+    /// `floor`, another session whose label this one's may not fall below (the
+    /// flow session of its user and agent), is lowered to `to` in the same
+    /// transaction: otherwise the declassification would change nothing. It is
+    /// locked after this one, so it must never be a session whose holder
+    /// locks another.
     pub fn declassify(
         &mut self,
         approval: &zt4ai_core::ApprovalId,
         to: Label,
         now: i64,
+        floor: Option<&SessionId>,
     ) -> Result<SessionLabel, crate::ApprovalError> {
         let mut lowered = self.guard.label.clone();
         lowered.confidentiality = lowered.confidentiality.min(to);
+        // The floor is locked (and loaded) before the database is taken, and
+        // its cached label changed before it is let go: a request on it waits
+        // until the two agree.
+        let mut floor_lock = match floor {
+            Some(f) if f != &self.id => Some(self.store.lock(f)?),
+            _ => None,
+        };
         {
             let mut db = self.store.db();
             let tx = db.transaction().map_err(StoreError::Sqlite)?;
@@ -458,12 +472,18 @@ impl SessionLock<'_> {
                     status: "used or expired",
                 });
             }
-            tx.prepare_cached(
-                "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![self.id.as_str(), to.rank(), now]))
-            .map_err(StoreError::Sqlite)?;
+            for id in std::iter::once(&self.id).chain(floor) {
+                tx.prepare_cached(
+                    "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id.as_str(), to.rank(), now]))
+                .map_err(StoreError::Sqlite)?;
+            }
             tx.commit().map_err(StoreError::Sqlite)?;
+        }
+        if let Some(f) = &mut floor_lock {
+            let l = &mut f.guard.label.confidentiality;
+            *l = (*l).min(to);
         }
         self.guard.label = lowered.clone();
         Ok(lowered)

@@ -13,11 +13,18 @@ const MONDAY: i64 = 1_764_547_200;
 /// The example inventory with every behaviour signal weighing 45: one
 /// anomaly alone is medium risk (approval), two are high (deny).
 fn weighted() -> String {
-    INVENTORY.replacen(
-        "  approval_ttl_seconds: 3600\n",
-        "  approval_ttl_seconds: 3600\n  approvers: executives\n  risk:\n    learning_requests: 100\n    weights: { rate_burst: 45, volume_spike: 45, new_tool: 45, new_destination: 45, unusual_hour: 45, confidential_then_send: 45, repeated_denials: 45, injection: 45, sensitive_egress: 45, user_risk: 100 }\n",
-        1,
-    )
+    INVENTORY
+        .replacen(
+            "  approval_ttl_seconds: 3600\n",
+            "  approval_ttl_seconds: 3600\n  approvers: executives\n  risk:\n    learning_requests: 100\n    weights: { rate_burst: 45, volume_spike: 45, new_tool: 45, new_destination: 45, unusual_hour: 45, confidential_then_send: 45, repeated_denials: 45, injection: 45, sensitive_egress: 45, user_risk: 100 }\n",
+            1,
+        )
+        // A second executive, whose report agent's label starts clean.
+        .replacen(
+            "users:\n",
+            "users:\n  - id: carol\n    groups: [executives]\n    clearance: highly_confidential\n",
+            1,
+        )
 }
 
 fn query(session: &str) -> ActionRequest {
@@ -143,9 +150,12 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                 assert_eq!(signals(&v), ["new_tool"], "{what}");
             }
             "new destination" => {
+                // For Bob: a fresh session id of Alice's would shed nothing (it
+                // stands on the label of what her report agent has read),
+                // and the send would be `confidential_then_send` as well.
                 let fresh = format!("{s}-fresh");
                 let v = p.decide(&req(
-                    "alice",
+                    "bob",
                     &["report-agent"],
                     &fresh,
                     tool(
@@ -181,9 +191,10 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                 );
             }
             "sensitive egress" => {
+                // For Bob, as for the new destination above.
                 let fresh = format!("{s}-fresh");
                 let v = p.decide(&req(
-                    "alice",
+                    "bob",
                     &["report-agent"],
                     &fresh,
                     mail_body("someone@elsewhere.example", &format!("card {CARD}")),
@@ -192,16 +203,20 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                 assert!(signals(&v).contains(&"sensitive_egress"), "{v:?}");
             }
             "confidential then send" => {
+                // For Carol: a fresh session of Alice's stands on the label of
+                // everything her report agent has read (confidential: the
+                // CRM's output), and Alice has never sent outside, so her send
+                // would be a new destination as well.
                 let fresh = format!("{s}-fresh");
                 let read = req(
-                    "alice",
+                    "carol",
                     &["report-agent"],
                     &fresh,
                     tool("crm.query", json!({"table": "customers"})),
                 );
                 assert!(p.decide(&read).is_allowed());
                 let v = p.decide(&req(
-                    "alice",
+                    "carol",
                     &["report-agent"],
                     &fresh,
                     tool(
@@ -209,7 +224,7 @@ async fn each_anomaly_after_a_normal_week_raises_the_risk_names_its_signal_and_c
                         json!({"to": "team@partner.example", "body": "list"}),
                     ),
                 ));
-                assert_eq!(v.policies, ["zt4ai.flow.send"]);
+                assert_eq!(v.policies, ["zt4ai.flow.send"], "{:?}", v.risk);
             }
             "user risk" => usual.risk = Some(45),
             _ => unreachable!(),

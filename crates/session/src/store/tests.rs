@@ -236,11 +236,16 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
         confidentiality: Label::Confidential,
         ..SessionLabel::default()
     };
-    store
-        .lock(&sid)
-        .unwrap()
-        .absorb(&confidential, &owner, 100)
-        .unwrap();
+    // The floor (the flow session of the user and agent) is raised alike,
+    // and must come down with it, or the declassification changes nothing.
+    let floor = SessionId::new("floor").unwrap();
+    for id in [&sid, &floor] {
+        store
+            .lock(id)
+            .unwrap()
+            .absorb(&confidential, &owner, 100)
+            .unwrap();
+    }
     let mut new = approval_for(&sid, "send");
     new.kind = crate::ApprovalKind::Declassification;
     new.policies = vec![];
@@ -248,11 +253,16 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     let id = store.create_approval(&new).unwrap();
     let mut s = store.lock(&sid).unwrap();
     assert!(
-        s.declassify(&id, Label::Internal, 101).is_err(),
+        s.declassify(&id, Label::Internal, 101, Some(&floor))
+            .is_err(),
         "not granted yet"
     );
     assert_eq!(s.label().confidentiality, Label::Confidential);
     drop(s);
+    assert_eq!(
+        store.lock(&floor).unwrap().label().confidentiality,
+        Label::Confidential
+    );
     store
         .decide_approval(id.as_str(), true, &approver("carol", true), None, 101)
         .unwrap();
@@ -261,13 +271,28 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     assert_eq!(a.lower_to, Some(Label::Internal));
     let mut s = store.lock(&sid).unwrap();
     assert_eq!(
-        s.declassify(&id, Label::Internal, 102)
+        s.declassify(&id, Label::Internal, 102, Some(&floor))
             .unwrap()
             .confidentiality,
         Label::Internal
     );
-    assert!(s.declassify(&id, Label::Public, 103).is_err(), "single use");
+    assert!(
+        s.declassify(&id, Label::Public, 103, Some(&floor)).is_err(),
+        "single use"
+    );
     drop(s);
+    // The floor came down in the cache and in SQLite.
+    assert_eq!(
+        store.lock(&floor).unwrap().label().confidentiality,
+        Label::Internal
+    );
+    let stored: i64 = store
+        .db()
+        .query_row("SELECT label FROM sessions WHERE id = 'floor'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(stored, Label::Internal.rank());
     // The approval is used up with the lowering.
     assert_eq!(
         store.approval(id.as_str()).unwrap().status,
@@ -282,7 +307,7 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
         store
             .lock(&sid)
             .unwrap()
-            .declassify(&other, Label::Public, 104)
+            .declassify(&other, Label::Public, 104, None)
             .is_err()
     );
 }
