@@ -1,7 +1,7 @@
 //! Decision latency: zt4ai's pipeline against bare Cedar on the same Cedar requests.
 //!
-//! Inventory: the synthetic one (100 agents, 1,000 tools, 185 custom policies + 15
-//! baseline guards = 200). Request mix: `synthetic::requests`, 4,096 requests over
+//! Inventory: the synthetic one (100 agents, 1,000 tools, 185 custom policies + 18
+//! baseline guards = 203). Request mix: `synthetic::requests`, 4,096 requests over
 //! 400 sessions, measured in steady state (every session already holds the labels
 //! of what it reads; label-raising writes are measured apart as "first touch").
 //!
@@ -61,8 +61,8 @@ fn fixture() -> Fixture {
         }],
     )
     .unwrap();
-    // 16 baseline guards (15 before `zt4ai.inspect.sensitive_egress`) + 185 custom.
-    assert_eq!(engine.policy_ids().len(), 201, "201 policies in all");
+    // 18 baseline guards + 185 custom.
+    assert_eq!(engine.policy_ids().len(), 203, "203 policies in all");
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(&dir.path().join("bench.db")).unwrap();
     let pipeline = Pipeline::new(Arc::new(engine), Arc::new(store));
