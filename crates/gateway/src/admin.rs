@@ -18,6 +18,12 @@
 //!   so that separation of duties (never the requesting user; only the
 //!   inventory's approver group, when it names one) holds against a shared
 //!   admin credential. The body may not name an approver (`by`)
+//! * `GET  /admin/v1/labels/{user}/{agent}` — the label of what `user`'s agent
+//!   `agent` has read: its flow session, which every gateway call and every
+//!   AuthZEN session of the two stands on
+//! * `POST /admin/v1/labels/{user}/{agent}/lower` — `{"to", "reason"?}`: a human
+//!   lowers it, proved as for approvals (the approver's user token; never
+//!   `user`; only the approver group when the inventory names one)
 //! * `GET  /admin/v1/tools` — the MCP tool pins, blocked ones first
 //! * `POST /admin/v1/tools/{tool}/approve` — accept the tool's current definition
 //!   as its pin: `{"digest"?, "by"?}` (with `digest`, only if that is still the
@@ -38,6 +44,7 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 use zt4ai_core::inventory::AgentState;
 use zt4ai_core::unix_now as now;
+use zt4ai_core::{AgentId, Label, SessionId, UserId};
 use zt4ai_identity::Identity;
 use zt4ai_session::{ApprovalError, Approver, NewAgent, RegistryError};
 
@@ -590,7 +597,7 @@ async fn approver(
         .unwrap_or("");
     if token.is_empty() {
         return Err(unauthorised(format!(
-            "deciding an approval needs the approver's own user token from the identity provider in `{APPROVER_TOKEN}`"
+            "deciding an approval or lowering a label needs the approver's own user token from the identity provider in `{APPROVER_TOKEN}`"
         )));
     }
     let user = match identity.users().verify(token).await {
@@ -648,6 +655,151 @@ fn approval_error(e: &ApprovalError) -> Response {
         ApprovalError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store"),
     };
     error(status, code, e.to_string())
+}
+
+/// The user and agent of a `/admin/v1/labels/{user}/{agent}` path, checked,
+/// and the flow session of the two.
+fn flow_of(user: &str, agent: &str) -> Result<SessionId, Response> {
+    let user = UserId::new(user)
+        .map_err(|e| ApiError::BadRequest(format!("user: {e}")).into_response())?;
+    let agent = AgentId::new(agent)
+        .map_err(|e| ApiError::BadRequest(format!("agent: {e}")).into_response())?;
+    Ok(SessionId::flow(&user, Some(&agent)))
+}
+
+/// `GET /admin/v1/labels/{user}/{agent}`: the label of the flow session of
+/// `user`'s agent `agent`; `recorded` is false (and the label the lowest) if
+/// the two have read nothing yet.
+pub(crate) async fn label(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, agent)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = admin_only(&state, &headers) {
+        return r;
+    }
+    let flow = match flow_of(&user, &agent) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    match state.pipeline.store().label_of(&flow) {
+        Ok(l) => Json(json!({
+            "user": user,
+            "agent": agent,
+            "session": flow,
+            "recorded": l.is_some(),
+            "label": l.unwrap_or_default(),
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Lower {
+    #[serde(default)]
+    to: Option<Label>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /admin/v1/labels/{user}/{agent}/lower`: a human lowers the label of
+/// what `user`'s agent `agent` has read to `to`, for every later request of
+/// the two (a declassification outside any request). Proved as an approval
+/// is: the admin token, and the approver's own user token in
+/// [`APPROVER_TOKEN`], who may not be `user` and must be in the approver group
+/// when the inventory names one. Recorded in the audit log as
+/// `label.lowered`.
+pub(crate) async fn lower_label(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((user, agent)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    if let Err(r) = admin_only(&state, &headers) {
+        return r;
+    }
+    let Some(identity) = state.identity.clone() else {
+        return error(
+            StatusCode::NOT_IMPLEMENTED,
+            "no_identity",
+            "lowering a label needs the identity provider to prove who decides, and this gateway runs without identity",
+        );
+    };
+    let flow = match flow_of(&user, &agent) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let approver = match approver(&state, &identity, &headers).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let l: Lower = match body_json(&state, body).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let Some(to) = l.to else {
+        return ApiError::BadRequest(
+            "`to` is required: the label to lower to (public, internal, confidential or highly_confidential)".into(),
+        )
+        .into_response();
+    };
+    let group = state.pipeline.inventory().settings.approvers.clone();
+    if let Some(group) = &group
+        && !approver.in_group
+    {
+        return error(
+            StatusCode::FORBIDDEN,
+            "not_approver",
+            format!("`{}` is not in the approver group `{group}`", approver.user),
+        );
+    }
+    if approver.user == user {
+        return error(
+            StatusCode::FORBIDDEN,
+            "separation_of_duties",
+            format!(
+                "`{user}` cannot lower the label of what an agent read on their behalf (separation of duties)"
+            ),
+        );
+    }
+    match state.pipeline.store().lower_label(&flow, to, now()) {
+        Ok(Some((before, after))) => {
+            tracing::warn!(user = %user, agent = %agent, from = %before.confidentiality, to = %after.confidentiality, by = %approver.user, "label lowered");
+            let detail = json!({
+                "user": user,
+                "agent": agent,
+                "from": before.confidentiality,
+                "to": after.confidentiality,
+                "reason": l.reason,
+                "approver_group": group,
+            });
+            let ok = Json(json!({
+                "user": user,
+                "agent": agent,
+                "session": flow,
+                "before": before,
+                "label": after,
+            }))
+            .into_response();
+            recorded(
+                &state,
+                "label.lowered",
+                &approver.user,
+                flow.as_str(),
+                detail,
+                ok,
+            )
+            .await
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("`{user}`'s agent `{agent}` has no label recorded: it has read nothing"),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "store", e.to_string()),
+    }
 }
 
 pub(crate) async fn tools(State(state): State<AppState>, headers: HeaderMap) -> Response {

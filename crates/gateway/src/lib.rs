@@ -157,6 +157,11 @@ pub fn router(
             "/admin/v1/approvals/{id}/{op}",
             post(admin::decide_approval),
         )
+        .route("/admin/v1/labels/{user}/{agent}", get(admin::label))
+        .route(
+            "/admin/v1/labels/{user}/{agent}/lower",
+            post(admin::lower_label),
+        )
         .route("/admin/v1/tools", get(admin::tools))
         .route("/admin/v1/tools/{tool}/approve", post(admin::approve_tool))
         .route("/admin/v1/audit/verify", get(admin::verify_audit))

@@ -399,6 +399,40 @@ impl SessionStore {
         })
     }
 
+    /// The label of session `id`, or `None` if it was never written.
+    pub fn label_of(&self, id: &SessionId) -> Result<Option<SessionLabel>, StoreError> {
+        let s = self.lock(id)?;
+        Ok(s.owner().map(|_| s.label().clone()))
+    }
+
+    /// Lowers session `id`'s confidentiality to `to` (never raises it),
+    /// durably and in the cache, for a human who has decided so outside any
+    /// request (the admin API checks who). Returns the label before and after,
+    /// or `None` if the session was never written.
+    pub fn lower_label(
+        &self,
+        id: &SessionId,
+        to: Label,
+        now: i64,
+    ) -> Result<Option<(SessionLabel, SessionLabel)>, StoreError> {
+        let mut s = self.lock(id)?;
+        if s.owner().is_none() {
+            return Ok(None);
+        }
+        let before = s.label().clone();
+        let mut after = before.clone();
+        after.confidentiality = after.confidentiality.min(to);
+        if after != before {
+            self.db()
+                .prepare_cached(
+                    "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id.as_str(), to.rank(), now])?;
+            s.guard.label = after.clone();
+        }
+        Ok(Some((before, after)))
+    }
+
     /// Number of sessions held in the cache.
     pub fn cached(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()

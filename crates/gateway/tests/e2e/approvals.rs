@@ -517,3 +517,121 @@ async fn authzen_asks_for_a_declassification_and_reports_the_risk() {
     }
     s.stop().await;
 }
+
+/// What a user's agent has read stays with the two across sessions; the admin
+/// API shows it, and a human (proved as for approvals, never the user) can
+/// lower it for later requests. The change is in the audit log.
+#[tokio::test]
+async fn a_human_lowers_the_label_of_what_an_agent_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("z.db");
+    let s = Server::start_full(&db, GatewayConfig::default(), &inventory("", 0, None)).await;
+    let token = |user: &str, groups: &[&str]| user_token(dir.path(), user, groups);
+    let label = async |user: &str| {
+        s.get_json(
+            &format!("/admin/v1/labels/{user}/report-agent"),
+            Some(ADMIN_TOKEN),
+        )
+        .await
+    };
+    let (st, v) = label("alice").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["recorded"].clone(), v["label"]["confidentiality"].clone()),
+        (json!(false), json!("public"))
+    );
+
+    let v = s
+        .evaluate(super::call(
+            exec(),
+            "crm.query",
+            json!({"table": "customers"}),
+            "task-1",
+        ))
+        .await;
+    assert_eq!(v["decision"], true, "{v}");
+    let (_, v) = label("alice").await;
+    assert_eq!(v["recorded"], true, "{v}");
+    assert_eq!(v["label"]["confidentiality"], "confidential", "{v}");
+    assert!(v["session"].as_str().unwrap().starts_with("flow-"), "{v}");
+    // Bob's report agent has read nothing.
+    assert_eq!(label("bob").await.1["recorded"], false);
+
+    let lower = async |user: &str, approver: Option<&str>, body: Value| {
+        let mut r = s
+            .client
+            .post(s.url(&format!("/admin/v1/labels/{user}/report-agent/lower")))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body);
+        if let Some(t) = approver {
+            r = r.header("x-zt4ai-approver-token", t);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap())
+    };
+    let to_public = json!({"to": "public", "reason": "the extract was reviewed"});
+    let (st, v) = lower("alice", None, to_public.clone()).await;
+    assert_eq!(st, 401, "{v}");
+    let (st, v) = lower(
+        "alice",
+        Some(&token("alice", &["secops"])),
+        to_public.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (403, Some("separation_of_duties")),
+        "{v}"
+    );
+    let (st, v) = lower("alice", Some(&token("carol", &[])), to_public.clone()).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (403, Some("not_approver")),
+        "{v}"
+    );
+    let sam = token("sam", &[]);
+    let (st, v) = lower("alice", Some(&sam), json!({"to": "secret"})).await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = lower("alice", Some(&sam), json!({})).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("`to`"), "{v}");
+    let (st, v) = lower("bob", Some(&sam), to_public.clone()).await;
+    assert_eq!(st, 404, "{v}");
+    // Nothing so far lowered it.
+    assert_eq!(
+        label("alice").await.1["label"]["confidentiality"],
+        "confidential"
+    );
+
+    let (st, v) = lower("alice", Some(&sam), to_public.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["before"]["confidentiality"], "confidential", "{v}");
+    assert_eq!(v["label"]["confidentiality"], "public", "{v}");
+    assert_eq!(label("alice").await.1["label"]["confidentiality"], "public");
+    let v = s
+        .evaluate(super::call(
+            exec(),
+            "mail.send_email",
+            json!({"to": "buyer@partner.example", "body": "the reviewed extract"}),
+            "task-2",
+        ))
+        .await;
+    assert_eq!(verdict(&v), "allow", "{v}");
+    s.stop().await;
+
+    let reader = zt4ai_audit::AuditReader::open(&db).unwrap();
+    let mut lowered = Vec::new();
+    reader
+        .query(&zt4ai_audit::Filter::default(), |r| {
+            let r = serde_json::to_value(&r).unwrap();
+            if r["event"] == "label.lowered" {
+                lowered.push(r);
+            }
+            true
+        })
+        .unwrap();
+    assert_eq!(lowered.len(), 1, "{lowered:?}");
+    assert_eq!(lowered[0]["actor"], "admin-api:sam", "{lowered:?}");
+    assert_eq!(lowered[0]["detail"]["to"], "public", "{lowered:?}");
+    assert_eq!(lowered[0]["detail"]["reason"], "the extract was reviewed");
+}
