@@ -1333,6 +1333,31 @@ impl Pipeline {
                 for v in unbound_recipients(t, arguments) {
                     destination(&v.value, ActionKind::Send, &mut checks)?;
                 }
+                // An open-world tool that binds no destination (a web search)
+                // still carries its arguments out, to wherever its server takes
+                // them: the open world, the inventory's default destination.
+                // (Not the server's own host: an internal server of an
+                // open-world tool forwards what it gets.)
+                if t.open_world
+                    && !t
+                        .bindings
+                        .iter()
+                        .any(|b| b.kind == BindingKind::Destination)
+                {
+                    let dest = inv
+                        .destinations
+                        .get(&inv.default_destination)
+                        .ok_or_else(|| unknown("destination", &inv.default_destination))?;
+                    checks.push(Check {
+                        action: if t.read_only {
+                            ActionKind::Fetch
+                        } else {
+                            ActionKind::Send
+                        },
+                        resource: dest.id.clone(),
+                        target: Some(format!("{}: open world", t.id)),
+                    });
+                }
                 reads = reads.join(&label_of(
                     t.output_label,
                     &t.output_categories,

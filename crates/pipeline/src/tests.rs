@@ -154,6 +154,73 @@ fn a_fresh_session_id_does_not_shed_what_the_agent_read() {
     }
 }
 
+/// An open-world tool that binds no destination (a web search) carries its
+/// arguments out all the same: it is checked as reaching the default
+/// destination, so what a confidential session asks it is stopped, and an
+/// agent not granted the open world may not use it at all.
+#[test]
+fn an_open_world_tool_without_a_destination_reaches_the_open_world() {
+    let replace = |text: String, from: &str, to: &str| {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text.replace(from, to)
+    };
+    let mut inv = replace(
+        INVENTORY.to_owned(),
+        "\ndatasets:\n",
+        "  - server: search\n    name: query\n    description: Search the web\n    annotations: { read_only: true }\n\ndatasets:\n",
+    );
+    inv = replace(
+        inv,
+        "      tools: [crm.*, mail.send_email, web.fetch, files.delete_file, wiki.search]",
+        "      tools: [crm.*, mail.send_email, web.fetch, files.delete_file, wiki.search, search.query]",
+    );
+    inv = replace(
+        inv,
+        "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file]",
+        "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file, search.query]",
+    );
+    inv = replace(
+        inv,
+        "      tools: [web.fetch, wiki.search]\n",
+        "      tools: [web.fetch, wiki.search, search.query]\n",
+    );
+    let p = pipeline_from(&inv, SessionStore::open_in_memory().unwrap());
+    let search = |q: &str| tool("search.query", json!({"q": q}));
+    let exec = |session: &str, a| req("alice", &["report-agent"], session, a);
+    assert!(p.decide(&exec("s", search("acme pricing"))).is_allowed());
+    // The summariser is not granted the open world.
+    let v = p.decide(&req(
+        "alice",
+        &["report-agent", "summariser"],
+        "s",
+        search("acme pricing"),
+    ));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert!(
+        v.reasons[0].message.contains("search.query: open world"),
+        "{:?}",
+        v.reasons
+    );
+    assert!(
+        p.decide(&exec("s", tool("crm.query", json!({"table": "customers"}))))
+            .is_allowed()
+    );
+    let v = p.decide(&exec("s", search("Jane Roe ACME-001")));
+    assert_eq!(v.policies, ["zt4ai.flow.send"], "{v:?}");
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("destination `internet` (`search.query: open world`)"),
+        "{:?}",
+        v.reasons
+    );
+    // A tool that declares itself closed-world is not checked so.
+    assert!(
+        p.decide(&exec("s", tool("crm.query", json!({"table": "customers"}))))
+            .is_allowed()
+    );
+}
+
 #[test]
 fn untrusted_content_then_destructive_tool_needs_approval_once() {
     let p = pipeline();

@@ -63,7 +63,7 @@ fn egress_bindings(d: &Deployment) -> Outcome {
                 &t.id,
                 "bindings",
                 format!(
-                    "`{}` reaches beyond the organisation but binds no argument to a destination: where it sends is invisible to policy",
+                    "`{}` reaches beyond the organisation but binds no argument to a destination: zt4ai can only check it as reaching the default destination, whatever its target",
                     t.id
                 ),
             )

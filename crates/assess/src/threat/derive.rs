@@ -973,9 +973,12 @@ fn tool_threats(b: &mut Builder<'_>, t: &Tool) {
             ThreatClass::SensitiveInformationDisclosure,
             &target,
             format!("`{}` reaches outside without a bound destination: data leaves wherever the arguments say", t.id),
-            vec![b.control("egress-bindings")],
-            vec!["no destination binding".into()],
-            Mitigation::Unmitigated,
+            vec![
+                "each call is checked as reaching the default destination (grants, flow guard)".into(),
+                b.control("egress-bindings"),
+            ],
+            vec!["no destination binding: no policy can tell one target from another".into()],
+            Mitigation::PartlyMitigated,
         );
     }
 }
