@@ -579,6 +579,9 @@ impl LlmGateway {
                 if let Some(t) = msg.and_then(|m| m.get("content")) {
                     texts.push(content_text(t));
                 }
+                if let Some(m) = msg.and_then(Value::as_object) {
+                    side_texts(m, &mut texts);
+                }
                 for tc in msg
                     .and_then(|m| m.get("tool_calls"))
                     .and_then(Value::as_array)
@@ -908,6 +911,33 @@ fn content_text(v: &Value) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         _ => String::new(),
+    }
+}
+
+/// What a completion's message (or a streamed delta) says besides its
+/// `content`, which reaches the agent all the same: every string of its other
+/// fields (a provider's `reasoning_content`, a `refusal`, an audio
+/// `transcript`), but not the role, the proposed calls (checked by the
+/// preview) or audio data.
+fn side_texts(m: &Map<String, Value>, out: &mut Vec<String>) {
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    for (k, v) in m {
+        match k.as_str() {
+            "content" | "role" | "tool_calls" | "function_call" => {}
+            "audio" => {
+                if let Some(t) = v.get("transcript").and_then(Value::as_str) {
+                    out.push(t.to_owned());
+                }
+            }
+            _ => strings(v, out),
+        }
     }
 }
 
@@ -1339,7 +1369,16 @@ impl Pump {
                 };
                 for mut c in choices {
                     let ci = c.get("index").and_then(Value::as_u64).unwrap_or(0);
+                    // The content, and what else the model says beside it
+                    // (reasoning, a refusal): all of it reaches the agent.
+                    let mut pieces = Vec::new();
                     if let Some(piece) = c.pointer("/delta/content").and_then(Value::as_str) {
+                        pieces.push(piece.to_owned());
+                    }
+                    if let Some(delta) = c.get("delta").and_then(Value::as_object) {
+                        side_texts(delta, &mut pieces);
+                    }
+                    for piece in &pieces {
                         let text = texts.entry(ci).or_default();
                         let from = floor_boundary(text, text.len().saturating_sub(STREAM_OVERLAP));
                         text.push_str(piece);

@@ -697,6 +697,52 @@ async fn streams_are_relayed_inspected_and_cut_by_policy() {
     s.stop().await;
 }
 
+/// What a model says beside its content (a provider's `reasoning_content`)
+/// reaches the agent too, so it is inspected as the content is: a card number
+/// in it is above the summariser's clearance, streamed or not.
+#[tokio::test]
+async fn a_models_reasoning_is_inspected_like_its_content() {
+    let standin = StandIn::start(Some(KEY)).await;
+    let (s, _dir) = gateway(&standin, 5000, "", None).await;
+    let summariser = |user: &str| s.mint(user, &["report-agent", "summariser"]);
+    let card = super::llm_standin::CARD;
+    // Reasoning without one goes through, and the agent gets it.
+    let (st, _, v) = chat(
+        &s,
+        &summariser("alice"),
+        json!({"model": "acme-llm", "messages": [user("[[reason:Short answer.]][[say:Done.]]")]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "Short answer."
+    );
+    // With a card number it is cut, streamed or not. (Each refusal raises
+    // the user's agent's label, as the content's would: the second is Bob's.)
+    let ask = json!({"model": "acme-llm", "messages": [user("[[reason:The card on file is {card}, so]][[say:Done.]]")]});
+    let (st, events) = stream(&s, &summariser("alice"), ask.clone()).await;
+    assert_eq!(st, 200);
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["error"]["code"], "denied", "{events:?}");
+    assert_eq!(
+        last["error"]["zt4ai"]["policies"],
+        json!(["zt4ai.llm.output_clearance"]),
+        "{last}"
+    );
+    assert!(!events.concat().contains(card), "{events:?}");
+    let (st, _, v) = chat(&s, &summariser("bob"), ask).await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(
+        v["error"]["zt4ai"]["policies"],
+        json!(["zt4ai.llm.output_clearance"]),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(card), "{v}");
+    standin.stop();
+    s.stop().await;
+}
+
 /// Runs the official OpenAI Python SDK client (installed by
 /// `scripts/python-interop` from PyPI) against the gateway; its JSON report.
 async fn python_client(base_url: String, token: String, args: Vec<String>) -> Value {

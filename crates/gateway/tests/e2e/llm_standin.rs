@@ -8,6 +8,9 @@
 //!
 //! - `[[say:TEXT]]`: the reply content is exactly `TEXT`, with `{card}`
 //!   replaced by [`CARD`] (so that a test's prompt need not carry it).
+//! - `[[reason:TEXT]]`: the reply also carries `reasoning_content` `TEXT`
+//!   (as some providers send a model's reasoning), `{card}` replaced as above;
+//!   streamed before the content.
 //! - `[[tool:NAME:ARGS]]`: the reply proposes a call of tool `NAME` with the raw
 //!   argument string `ARGS`; several markers give calls `call_1`, `call_2`, ...
 //! - `[[sleep:MS]]`: wait `MS` milliseconds before answering.
@@ -200,6 +203,7 @@ async fn chat_completions(
         usage: plan.usage(prompt_bytes(&request)),
         content: plan.content,
         tools: plan.tools,
+        reasoning: plan.reasoning,
     };
     if request.get("stream").and_then(Value::as_bool) == Some(true) {
         let include_usage = request
@@ -219,6 +223,8 @@ struct Plan {
     content: Option<String>,
     /// Proposed tool calls, `(name, arguments)`, in order.
     tools: Vec<(String, String)>,
+    /// `[[reason:TEXT]]`: the reply's `reasoning_content`.
+    reasoning: Option<String>,
     /// `[[sleep:MS]]`: wait before answering.
     sleep: Option<Duration>,
     /// `[[chunk_delay:MS]]`: wait between streamed chunks.
@@ -254,6 +260,7 @@ impl Plan {
             let (name, value) = marker.split_once(':').unwrap_or((marker, ""));
             match name {
                 "say" => said = Some(value.replace("{card}", CARD)),
+                "reason" => plan.reasoning = Some(value.replace("{card}", CARD)),
                 "pad" => {
                     if let Ok(n) = value.trim().parse() {
                         said = Some("x".repeat(n));
@@ -358,6 +365,8 @@ struct Reply {
     content: Option<String>,
     /// Proposed tool calls, `(name, arguments)`.
     tools: Vec<(String, String)>,
+    /// `reasoning_content`, if any.
+    reasoning: Option<String>,
 }
 
 impl Reply {
@@ -373,6 +382,9 @@ impl Reply {
     /// The non-streaming `chat.completion` object.
     fn completion(&self) -> Value {
         let mut message = json!({"role": "assistant", "content": self.content});
+        if let Some(r) = &self.reasoning {
+            message["reasoning_content"] = json!(r);
+        }
         if !self.tools.is_empty() {
             let calls: Vec<Value> = self
                 .tools
@@ -412,6 +424,9 @@ impl Reply {
     /// The SSE events of the streamed reply, `[DONE]` included.
     fn events(&self, include_usage: bool) -> Vec<Bytes> {
         let mut chunks = vec![self.chunk(json!({"role": "assistant", "content": ""}), None)];
+        for piece in pieces(self.reasoning.as_deref().unwrap_or(""), PIECE_BYTES) {
+            chunks.push(self.chunk(json!({"reasoning_content": piece}), None));
+        }
         for piece in pieces(self.content.as_deref().unwrap_or(""), PIECE_BYTES) {
             chunks.push(self.chunk(json!({"content": piece}), None));
         }
