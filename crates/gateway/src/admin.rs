@@ -520,17 +520,7 @@ pub(crate) async fn decide_approval(
         "deny" => false,
         _ => return ApiError::NotFound.into_response(),
     };
-    if let Err(r) = admin_only(&state, &headers) {
-        return r;
-    }
-    let Some(identity) = state.identity.clone() else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            "no_identity",
-            "deciding approvals needs the identity provider to prove who the approver is, and this gateway runs without identity",
-        );
-    };
-    let approver = match approver(&state, &identity, &headers).await {
+    let approver = match admitted_approver(&state, &headers, "deciding approvals").await {
         Ok(a) => a,
         Err(r) => return r,
     };
@@ -571,6 +561,26 @@ pub(crate) async fn decide_approval(
             approval_error(&e)
         }
     }
+}
+
+/// The admin credential checked, then the human deciding (`what`) proved
+/// by their user token ([`approver`]); `501` without an identity provider.
+async fn admitted_approver(
+    state: &AppState,
+    headers: &HeaderMap,
+    what: &str,
+) -> Result<Approver, Response> {
+    admin_only(state, headers)?;
+    let Some(identity) = state.identity.clone() else {
+        return Err(error(
+            StatusCode::NOT_IMPLEMENTED,
+            "no_identity",
+            format!(
+                "{what} needs the identity provider to prove who decides, and this gateway runs without identity"
+            ),
+        ));
+    };
+    approver(state, &identity, headers).await
 }
 
 /// The human deciding, proved by their user token: an [`Approver`] that is in
@@ -717,22 +727,12 @@ pub(crate) async fn lower_label(
     Path((user, agent)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    if let Err(r) = admin_only(&state, &headers) {
-        return r;
-    }
-    let Some(identity) = state.identity.clone() else {
-        return error(
-            StatusCode::NOT_IMPLEMENTED,
-            "no_identity",
-            "lowering a label needs the identity provider to prove who decides, and this gateway runs without identity",
-        );
+    let approver = match admitted_approver(&state, &headers, "lowering a label").await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
     let flow = match flow_of(&user, &agent) {
         Ok(f) => f,
-        Err(r) => return r,
-    };
-    let approver = match approver(&state, &identity, &headers).await {
-        Ok(a) => a,
         Err(r) => return r,
     };
     let l: Lower = match body_json(&state, body).await {

@@ -288,37 +288,28 @@ async fn a_confidential_session_never_reaches_an_uncleared_external_model() {
 
     // Now the session is confidential: the external model cleared for
     // internal data is denied, and the provider never received the prompt.
+    // So it is with a renewed token: the same agent for the same user, with
+    // the same context.
     let before = standin.bodies().len();
     let prompt = "Summarise: ACME-001 Jane Roe, ACME-002 John Doe";
-    let (st, _, v) = chat(
-        &s,
-        &token,
-        json!({"model": "frontier-llm", "messages": [user(prompt)]}),
-    )
-    .await;
-    assert_eq!(st, 403, "{v}");
-    let policies = v["error"]["zt4ai"]["policies"].as_array().unwrap();
-    assert!(policies.contains(&json!("zt4ai.flow.model")), "{v}");
-    assert!(
-        v["error"]["zt4ai"]["reasons"]
-            .to_string()
-            .contains("cleared only for internal"),
-        "{v}"
-    );
-    assert_eq!(standin.bodies().len(), before);
-    // A renewed token is the same agent for the same user, with the same
-    // context: the label stands.
-    let renewed = s.mint("alice", &["report-agent"]);
-    let (st, _, v) = chat(
-        &s,
-        &renewed,
-        json!({"model": "frontier-llm", "messages": [user(prompt)]}),
-    )
-    .await;
-    assert_eq!(st, 403, "{v}");
-    let policies = v["error"]["zt4ai"]["policies"].as_array().unwrap();
-    assert!(policies.contains(&json!("zt4ai.flow.model")), "{v}");
-    assert_eq!(standin.bodies().len(), before);
+    for t in [token.clone(), s.mint("alice", &["report-agent"])] {
+        let (st, _, v) = chat(
+            &s,
+            &t,
+            json!({"model": "frontier-llm", "messages": [user(prompt)]}),
+        )
+        .await;
+        assert_eq!(st, 403, "{v}");
+        let policies = v["error"]["zt4ai"]["policies"].as_array().unwrap();
+        assert!(policies.contains(&json!("zt4ai.flow.model")), "{v}");
+        assert!(
+            v["error"]["zt4ai"]["reasons"]
+                .to_string()
+                .contains("cleared only for internal"),
+            "{v}"
+        );
+        assert_eq!(standin.bodies().len(), before);
+    }
     // The internal model cleared for confidential data is fine.
     let (st, _, v) = chat(
         &s,
