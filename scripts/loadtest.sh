@@ -63,3 +63,8 @@ SAMPLER=$!
 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/mix.lua" "http://127.0.0.1:$PORT"
 wait "$SAMPLER"
 echo "after run: $(curl -s "http://127.0.0.1:$PORT/healthz"), RSS $(rss)"
+# The verdicts since start (warm-up included), from the server's metrics: a
+# change of policy semantics changes the mix, and approvals cost a disk write.
+echo "verdicts: $(curl -s "http://127.0.0.1:$PORT/metrics" -H "authorization: Bearer $(cat "$WORK/data/admin-token")" |
+  awk '/^zt4ai_decisions_total\{/ { match($0, /decision="[a-z_]+"/); d = substr($0, RSTART + 10, RLENGTH - 11); n[d] += $2; t += $2 }
+       END { for (d in n) printf "%s %.1f%%  ", d, 100 * n[d] / t }')"

@@ -249,16 +249,21 @@ impl Approval {
     }
 }
 
+/// The newest pending approval of a session for one request (its
+/// fingerprint), of one kind, not expired at `?3`.
+pub(crate) const PENDING_FOR_REQUEST: &str = "SELECT id FROM approvals WHERE session_id = ?1 AND fingerprint = ?2 AND kind = ?4 AND status = 'pending' AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1";
+
 impl SessionStore {
     /// Records a pending approval and returns its id. An agent that repeats the same
     /// request gets the same pending approval back, not a new one each time.
     pub fn create_approval(&self, a: &NewApproval) -> Result<ApprovalId, StoreError> {
         let existing: Option<String> = self
             .db()
-            .prepare_cached(
-                "SELECT id FROM approvals WHERE session_id = ?1 AND fingerprint = ?2 AND kind = ?4 AND status = 'pending' AND expires_at > ?3 ORDER BY created_at DESC LIMIT 1",
-            )?
-            .query_row(params![a.session.as_str(), a.fingerprint, a.now, a.kind.as_str()], |r| r.get(0))
+            .prepare_cached(PENDING_FOR_REQUEST)?
+            .query_row(
+                params![a.session.as_str(), a.fingerprint, a.now, a.kind.as_str()],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(id) = existing {
             return ApprovalId::new(id).map_err(|e| StoreError::Corrupt {

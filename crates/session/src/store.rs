@@ -222,8 +222,13 @@ impl SessionStore {
                used_at INTEGER
              ) STRICT;
              CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created_at);
-             -- a held request finds its pending approval by session and request
-             CREATE INDEX IF NOT EXISTS approvals_request ON approvals(session_id, fingerprint, status);
+             -- a held request finds its newest pending approval by session and
+             -- request; with `created_at` in the index SQLite (which has no
+             -- statistics here) uses it, not approvals_status, which made every
+             -- lookup scan all pending approvals. Replaces `approvals_request`.
+             DROP INDEX IF EXISTS approvals_request;
+             CREATE INDEX IF NOT EXISTS approvals_request_at
+               ON approvals(session_id, fingerprint, status, created_at);
              -- the agent registry (see registry.rs); the tables are created here, so a
              -- version-1 file written before the registry existed gains them on open
              CREATE TABLE IF NOT EXISTS agents (

@@ -449,3 +449,28 @@ fn tool_pins_block_changes_until_approved_and_stay_blocked_on_revert() {
     assert_eq!(p.status, crate::PinStatus::Suspicious);
     assert_eq!(s.tool_pins().unwrap()[0].tool, "a.b");
 }
+
+/// A held request's lookup of its pending approval uses the index on session
+/// and request, not a scan of every pending approval (which SQLite chose,
+/// having no statistics, while the index lacked `created_at`).
+#[test]
+fn finding_a_pending_approval_does_not_scan_them_all() {
+    let store = SessionStore::open_in_memory().unwrap();
+    let db = store.db();
+    let plan: Vec<String> = db
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::approvals::PENDING_FOR_REQUEST
+        ))
+        .unwrap()
+        .query_map(params!["s", "f", 0, "action"], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        plan,
+        [
+            "SEARCH approvals USING INDEX approvals_request_at (session_id=? AND fingerprint=? AND status=?)"
+        ]
+    );
+}
