@@ -61,6 +61,20 @@ async fn gateway(
     (s, dir)
 }
 
+/// A gateway that redacts sensitive values a model is not cleared for
+/// (`sensitive_egress: redact`), and the report agent's token for Alice.
+async fn redacting(standin: &StandIn) -> (Server, tempfile::TempDir, String) {
+    let (s, dir) = gateway(
+        standin,
+        5000,
+        "inspection:\n  sensitive_egress: redact\n",
+        None,
+    )
+    .await;
+    let token = s.mint("alice", &["report-agent"]);
+    (s, dir, token)
+}
+
 /// A chat completion through the gateway: status, `Retry-After`, body.
 async fn chat(s: &Server, token: &str, body: Value) -> (u16, Option<String>, Value) {
     let r = s
@@ -342,14 +356,7 @@ async fn sensitive_prompts_are_denied_or_redacted_for_an_uncleared_model() {
     s.stop().await;
 
     // With `sensitive_egress: redact` the call goes out without the number.
-    let (s, _dir) = gateway(
-        &standin,
-        5000,
-        "inspection:\n  sensitive_egress: redact\n",
-        None,
-    )
-    .await;
-    let token = s.mint("alice", &["report-agent"]);
+    let (s, _dir, token) = redacting(&standin).await;
     let (st, _, v) = chat(&s, &token, body).await;
     assert_eq!(st, 200, "{v}");
     let sent = standin.bodies().last().unwrap()["messages"][0]["content"].clone();
@@ -402,14 +409,7 @@ async fn sensitive_data_beside_the_messages_is_checked_too() {
     s.stop().await;
 
     // With `sensitive_egress: redact` it goes out without the number.
-    let (s, _dir) = gateway(
-        &standin,
-        5000,
-        "inspection:\n  sensitive_egress: redact\n",
-        None,
-    )
-    .await;
-    let token = s.mint("alice", &["report-agent"]);
+    let (s, _dir, token) = redacting(&standin).await;
     let (st, _, v) = chat(&s, &token, body).await;
     assert_eq!(st, 200, "{v}");
     let sent = standin.bodies().last().unwrap().clone();
