@@ -21,9 +21,11 @@
 //! * `GET  /admin/v1/labels/{user}/{agent}` — the label of what `user`'s agent
 //!   `agent` has read: its flow session, which every gateway call and every
 //!   AuthZEN session of the two stands on
-//! * `POST /admin/v1/labels/{user}/{agent}/lower` — `{"to", "reason"?}`: a human
-//!   lowers it, proved as for approvals (the approver's user token; never
-//!   `user`; only the approver group when the inventory names one)
+//! * `POST /admin/v1/labels/{user}/{agent}/lower` — `{"to"?, "trust"?,
+//!   "drop_categories"?, "reason"?}`: a human lowers its confidentiality to
+//!   `to`, clears its untrusted mark (`"trust": true`) or takes categories out
+//!   of it, proved as for approvals (the approver's user token; never `user`;
+//!   only the approver group when the inventory names one)
 //! * `GET  /admin/v1/tools` — the MCP tool pins, blocked ones first
 //! * `POST /admin/v1/tools/{tool}/approve` — accept the tool's current definition
 //!   as its pin: `{"digest"?, "by"?}` (with `digest`, only if that is still the
@@ -33,6 +35,8 @@
 //!   (read-only; one at a time; needs [`GatewayConfig::audit_path`](crate::GatewayConfig::audit_path))
 //!
 //! Changes take effect on the next request at every enforcement point.
+
+use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::body::Body;
@@ -44,9 +48,9 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 use zt4ai_core::inventory::AgentState;
 use zt4ai_core::unix_now as now;
-use zt4ai_core::{AgentId, Label, SessionId, UserId};
+use zt4ai_core::{AgentId, Category, Integrity, Label, SessionId, UserId};
 use zt4ai_identity::Identity;
-use zt4ai_session::{ApprovalError, Approver, NewAgent, RegistryError};
+use zt4ai_session::{ApprovalError, Approver, Lowering, NewAgent, RegistryError};
 
 use crate::{ApiError, AppState};
 
@@ -711,12 +715,17 @@ pub(crate) struct Lower {
     #[serde(default)]
     to: Option<Label>,
     #[serde(default)]
+    trust: bool,
+    #[serde(default)]
+    drop_categories: Vec<String>,
+    #[serde(default)]
     reason: Option<String>,
 }
 
 /// `POST /admin/v1/labels/{user}/{agent}/lower`: a human lowers the label of
-/// what `user`'s agent `agent` has read to `to`, for every later request of
-/// the two (a declassification outside any request). Proved as an approval
+/// what `user`'s agent `agent` has read, for every later request of the two
+/// (a declassification outside any request): its confidentiality to `to`,
+/// its untrusted mark cleared (`trust`), categories dropped. Proved as an approval
 /// is: the admin token, and the approver's own user token in
 /// [`APPROVER_TOKEN`], who may not be `user` and must be in the approver group
 /// when the inventory names one. Recorded in the audit log as
@@ -739,12 +748,27 @@ pub(crate) async fn lower_label(
         Ok(l) => l,
         Err(r) => return r,
     };
-    let Some(to) = l.to else {
+    let mut lowering = Lowering {
+        to: l.to,
+        trust: l.trust,
+        drop: BTreeSet::new(),
+    };
+    for (i, c) in l.drop_categories.iter().enumerate() {
+        match Category::new(c) {
+            Ok(c) => {
+                lowering.drop.insert(c);
+            }
+            Err(e) => {
+                return ApiError::BadRequest(format!("drop_categories[{i}]: {e}")).into_response();
+            }
+        }
+    }
+    if lowering.is_empty() {
         return ApiError::BadRequest(
-            "`to` is required: the label to lower to (public, internal, confidential or highly_confidential)".into(),
+            "nothing to lower: give `to` (public, internal, confidential or highly_confidential), `trust: true` (clear the untrusted mark) or `drop_categories`".into(),
         )
         .into_response();
-    };
+    }
     let group = state.pipeline.inventory().settings.approvers.clone();
     if let Some(group) = &group
         && !approver.in_group
@@ -764,14 +788,17 @@ pub(crate) async fn lower_label(
             ),
         );
     }
-    match state.pipeline.store().lower_label(&flow, to, now()) {
+    match state.pipeline.store().lower_label(&flow, &lowering, now()) {
         Ok(Some((before, after))) => {
-            tracing::warn!(user = %user, agent = %agent, from = %before.confidentiality, to = %after.confidentiality, by = %approver.user, "label lowered");
+            tracing::warn!(user = %user, agent = %agent, from = %before.confidentiality, to = %after.confidentiality,
+                trusted = after.integrity == Integrity::Trusted, by = %approver.user, "label lowered");
             let detail = json!({
                 "user": user,
                 "agent": agent,
                 "from": before.confidentiality,
                 "to": after.confidentiality,
+                "before": before,
+                "after": after,
                 "reason": l.reason,
                 "approver_group": group,
             });

@@ -35,5 +35,5 @@ pub use approvals::{Approval, ApprovalError, ApprovalKind, ApprovalStatus, Appro
 pub use pins::{PinError, PinStatus, ToolPin};
 pub use registry::{AgentEvent, NewAgent, RegisteredAgent, RegistryError};
 pub use revocation::ALL_SESSIONS;
-pub use store::{SessionLock, SessionOwner, SessionStore, StoreError};
+pub use store::{Lowering, SessionLock, SessionOwner, SessionStore, StoreError};
 pub use zt4ai_core::inventory::AgentState;

@@ -410,14 +410,14 @@ impl SessionStore {
         Ok(s.owner().map(|_| s.label().clone()))
     }
 
-    /// Lowers session `id`'s confidentiality to `to` (never raises it),
-    /// durably and in the cache, for a human who has decided so outside any
-    /// request (the admin API checks who). Returns the label before and after,
-    /// or `None` if the session was never written.
+    /// Lowers session `id`'s label as `lowering` says (never raises any part
+    /// of it), durably and in the cache, for a human who has decided so
+    /// outside any request (the admin API checks who). Returns the label
+    /// before and after, or `None` if the session was never written.
     pub fn lower_label(
         &self,
         id: &SessionId,
-        to: Label,
+        lowering: &Lowering,
         now: i64,
     ) -> Result<Option<(SessionLabel, SessionLabel)>, StoreError> {
         let mut s = self.lock(id)?;
@@ -425,14 +425,28 @@ impl SessionStore {
             return Ok(None);
         }
         let before = s.label().clone();
-        let mut after = before.clone();
-        after.confidentiality = after.confidentiality.min(to);
+        let after = lowering.apply(&before);
         if after != before {
-            self.db()
-                .prepare_cached(
-                    "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
-                )?
-                .execute(params![id.as_str(), to.rank(), now])?;
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            tx.prepare_cached(
+                "UPDATE sessions SET label = MIN(label, ?2), untrusted = MIN(untrusted, ?3), updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.as_str(),
+                after.confidentiality.rank(),
+                i64::from(after.integrity == Integrity::Untrusted),
+                now,
+            ])?;
+            {
+                let mut del = tx.prepare_cached(
+                    "DELETE FROM session_categories WHERE session_id = ?1 AND category = ?2",
+                )?;
+                for c in before.categories.difference(&after.categories) {
+                    del.execute(params![id.as_str(), c.as_str()])?;
+                }
+            }
+            tx.commit()?;
             s.guard.label = after.clone();
         }
         Ok(Some((before, after)))
@@ -456,6 +470,41 @@ fn evict(shard: &mut HashMap<SessionId, Arc<Mutex<Entry>>>, keep: usize) {
             true
         }
     });
+}
+
+/// What a human lowers a session's label by ([`SessionStore::lower_label`]):
+/// each part only ever goes down.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lowering {
+    /// The confidentiality at most this afterwards.
+    pub to: Option<Label>,
+    /// The untrusted mark cleared: a human has judged that what the agent
+    /// read carries no instructions it could still follow.
+    pub trust: bool,
+    /// Categories taken out of the label.
+    pub drop: BTreeSet<Category>,
+}
+
+impl Lowering {
+    /// Whether it lowers nothing at all, whatever the label.
+    pub fn is_empty(&self) -> bool {
+        self.to.is_none() && !self.trust && self.drop.is_empty()
+    }
+
+    /// `label` lowered.
+    pub fn apply(&self, label: &SessionLabel) -> SessionLabel {
+        SessionLabel {
+            confidentiality: self
+                .to
+                .map_or(label.confidentiality, |to| label.confidentiality.min(to)),
+            categories: label.categories.difference(&self.drop).cloned().collect(),
+            integrity: if self.trust {
+                Integrity::Trusted
+            } else {
+                label.integrity
+            },
+        }
+    }
 }
 
 impl SessionLock<'_> {

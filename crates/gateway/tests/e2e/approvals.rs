@@ -594,7 +594,26 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
     assert_eq!(st, 400, "{v}");
     let (st, v) = lower("alice", Some(&sam), json!({})).await;
     assert_eq!(st, 400, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("`to`"), "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("nothing to lower"),
+        "{v}"
+    );
+    let (st, v) = lower(
+        "alice",
+        Some(&sam),
+        json!({"trust": false, "drop_categories": []}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, v) = lower("alice", Some(&sam), json!({"drop_categories": ["pii", ""]})).await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("drop_categories[1]"),
+        "{v}"
+    );
     let (st, v) = lower("bob", Some(&sam), to_public.clone()).await;
     assert_eq!(st, 404, "{v}");
     // Nothing so far lowered it.
@@ -603,11 +622,17 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
         "confidential"
     );
 
-    let (st, v) = lower("alice", Some(&sam), to_public.clone()).await;
+    let mut to_public_no_pii = to_public.clone();
+    to_public_no_pii["drop_categories"] = json!(["pii"]);
+    let (st, v) = lower("alice", Some(&sam), to_public_no_pii).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["before"]["confidentiality"], "confidential", "{v}");
+    assert_eq!(v["before"]["categories"], json!(["customer", "pii"]), "{v}");
     assert_eq!(v["label"]["confidentiality"], "public", "{v}");
-    assert_eq!(label("alice").await.1["label"]["confidentiality"], "public");
+    assert_eq!(v["label"]["categories"], json!(["customer"]), "{v}");
+    let (_, v) = label("alice").await;
+    assert_eq!(v["label"]["confidentiality"], "public", "{v}");
+    assert_eq!(v["label"]["categories"], json!(["customer"]), "{v}");
     let v = s
         .evaluate(super::call(
             exec(),
@@ -633,5 +658,65 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
     assert_eq!(lowered.len(), 1, "{lowered:?}");
     assert_eq!(lowered[0]["actor"], "admin-api:sam", "{lowered:?}");
     assert_eq!(lowered[0]["detail"]["to"], "public", "{lowered:?}");
+    assert_eq!(
+        lowered[0]["detail"]["after"]["categories"],
+        json!(["customer"]),
+        "{lowered:?}"
+    );
     assert_eq!(lowered[0]["detail"]["reason"], "the extract was reviewed");
+}
+
+/// A fetched page leaves its untrusted mark on what Alice's report agent
+/// carries, in every later MCP session and token of the two, so a destructive
+/// call needs a human each time, until a human who has looked clears the mark.
+/// The lowering survives a restart.
+#[tokio::test]
+async fn a_human_clears_the_untrusted_mark_an_agent_carries() {
+    let (s, dir, deleted) = web_and_files(0, None).await;
+    untrusted_report_agent(&s).await.cancel().await.unwrap();
+    let delete = call("files.delete_file", json!({"path": "/share/q3.xlsx"}));
+    // Another token, another MCP session: still untrusted.
+    let client = client_with(&s, "/mcp", s.mint("alice", &["report-agent"])).await;
+    let e = rpc_error(client.call_tool(delete.clone()).await.unwrap_err());
+    assert_eq!(e.code, zt4ai_mcp::APPROVAL_REQUIRED, "{}", e.message);
+    let (st, v) = s
+        .get_json("/admin/v1/labels/alice/report-agent", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["label"]["integrity"], "untrusted", "{v}");
+
+    let sam = user_token(dir.path(), "sam", &[]);
+    let r = s
+        .client
+        .post(s.url("/admin/v1/labels/alice/report-agent/lower"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("x-zt4ai-approver-token", &sam)
+        .json(&json!({"trust": true, "reason": "the page was a news article"}))
+        .send()
+        .await
+        .unwrap();
+    let (st, v) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["before"]["integrity"], "untrusted", "{v}");
+    assert_eq!(v["label"]["integrity"], "trusted", "{v}");
+    // Nothing else was lowered.
+    assert_eq!(
+        v["label"]["confidentiality"],
+        v["before"]["confidentiality"]
+    );
+
+    let r = client.call_tool(delete).await.unwrap();
+    assert!(text(&r).contains("deleted /share/q3.xlsx"), "{r:?}");
+    assert_eq!(*deleted.lock().unwrap(), ["/share/q3.xlsx"]);
+    client.cancel().await.unwrap();
+    s.stop().await;
+
+    // Durable: the store, opened again, has the mark cleared.
+    let store = zt4ai_session::SessionStore::open(&dir.path().join("z.db")).unwrap();
+    let flow = zt4ai_core::SessionId::flow(
+        &zt4ai_core::UserId::new("alice").unwrap(),
+        Some(&zt4ai_core::AgentId::new("report-agent").unwrap()),
+    );
+    let l = store.label_of(&flow).unwrap().unwrap();
+    assert_eq!(l.integrity, zt4ai_core::Integrity::Trusted, "{l:?}");
 }

@@ -55,6 +55,76 @@ fn labels_survive_a_restart_and_never_drop() {
     assert_eq!(s.owner(), Some(&owner()));
 }
 
+/// A human's lowering takes each part only down, as asked and no further,
+/// durably; a lowering of a session never written finds nothing.
+#[test]
+fn a_lowering_lowers_only_what_it_names_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zt4ai.db");
+    let sid = SessionId::new("s1").unwrap();
+    let cat = |c: &str| Category::new(c).unwrap();
+    {
+        let store = SessionStore::open(&path).unwrap();
+        let none = Lowering {
+            trust: true,
+            ..Lowering::default()
+        };
+        assert!(store.lower_label(&sid, &none, 1).unwrap().is_none());
+        store
+            .lock(&sid)
+            .unwrap()
+            .absorb(
+                &read(Label::Confidential, &["pii", "customer"], true),
+                &owner(),
+                1,
+            )
+            .unwrap();
+        // `to` above the label does not raise it; a category it lacks is no error.
+        let (before, after) = store
+            .lower_label(
+                &sid,
+                &Lowering {
+                    to: Some(Label::HighlyConfidential),
+                    trust: false,
+                    drop: [cat("pii"), cat("financial")].into(),
+                },
+                2,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            before,
+            read(Label::Confidential, &["customer", "pii"], true)
+        );
+        assert_eq!(after, read(Label::Confidential, &["customer"], true));
+        let (_, after) = store
+            .lower_label(
+                &sid,
+                &Lowering {
+                    trust: true,
+                    ..Lowering::default()
+                },
+                3,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(after, read(Label::Confidential, &["customer"], false));
+        assert_eq!(store.label_of(&sid).unwrap(), Some(after));
+    }
+    let store = SessionStore::open(&path).unwrap();
+    assert_eq!(
+        store.label_of(&sid).unwrap(),
+        Some(read(Label::Confidential, &["customer"], false))
+    );
+    // Reading again raises it again: a lowering is not an exemption.
+    let l = store
+        .lock(&sid)
+        .unwrap()
+        .absorb(&read(Label::Public, &["pii"], true), &owner(), 4)
+        .unwrap();
+    assert_eq!(l, read(Label::Confidential, &["customer", "pii"], true));
+}
+
 /// A version-2 file kept a label per delegated token; opening it folds each
 /// token's label, categories and approvals into its user's and agent's flow
 /// session, and leaves sessions of other kinds alone.
