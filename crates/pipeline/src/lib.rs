@@ -972,6 +972,8 @@ impl Pipeline {
                     inv.destinations.get(&c.resource).map(|d| d.clearance)
                 }
                 ActionKind::InvokeModel => inv.models.get(&c.resource).map(|m| m.clearance),
+                // A write's sink is the dataset, read later at its label.
+                ActionKind::Write => inv.datasets.get(&c.resource).map(|d| d.label),
                 _ => None,
             })
             .min()

@@ -154,6 +154,71 @@ fn a_fresh_session_id_does_not_shed_what_the_agent_read() {
     }
 }
 
+/// No write down: once a session holds customer records, it may not write to
+/// a dataset labelled below them, where any agent cleared for that label would
+/// read them later and could send them anywhere. Writing at or above its label
+/// stays allowed, and a declassification turns the deny into a request for a
+/// human, naming the dataset's label.
+#[test]
+fn a_session_may_not_write_below_what_it_holds() {
+    let replace = |text: String, from: &str, to: &str| {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text.replace(from, to)
+    };
+    let mut inv = replace(
+        INVENTORY.to_owned(),
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+        "      datasets: [customers, sales_pipeline, handbook]\n      writable_datasets: [customers, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+    );
+    inv = replace(
+        inv,
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
+        "      datasets: [customers, sales_pipeline, handbook]\n      writable_datasets: [customers, handbook]\n      destinations: [acme-mail, internet]",
+    );
+    let p = pipeline_from(&inv, SessionStore::open_in_memory().unwrap());
+    let exec = |session: &str, a| req("alice", &["report-agent"], session, a);
+    let write = |d: &str| Action::Write { dataset: d.into() };
+    // Nothing read yet: the handbook (internal) may be written.
+    let v = p.decide(&exec("s", write("handbook")));
+    assert!(v.is_allowed(), "{v:?}");
+
+    assert!(
+        p.decide(&exec(
+            "s",
+            Action::Read {
+                dataset: "customers".into()
+            }
+        ))
+        .is_allowed()
+    );
+    let v = p.decide(&exec("s", write("handbook")));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(v.policies, ["zt4ai.flow.write"]);
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("dataset `handbook` is labelled only internal"),
+        "{:?}",
+        v.reasons
+    );
+    // Not from a fresh session either: it stands on what the agent read.
+    assert_eq!(
+        p.decide(&exec("t", write("handbook"))).policies,
+        ["zt4ai.flow.write"]
+    );
+    // At its own label, yes.
+    let v = p.decide(&exec("s", write("customers")));
+    assert!(v.is_allowed(), "{v:?}");
+
+    let mut ask = exec("s", write("handbook"));
+    ask.declassify = true;
+    let v = p.decide(&ask);
+    assert_eq!(v.decision, Decision::RequireApproval, "{v:?}");
+    assert_eq!(v.policies, [reasons::DECLASSIFICATION]);
+    let a = p.store().approval(v.approval.unwrap().as_str()).unwrap();
+    assert_eq!(a.lower_to, Some(Label::Internal));
+}
+
 /// An open-world tool that binds no destination (a web search) carries its
 /// arguments out all the same: it is checked as reaching the default
 /// destination, so what a confidential session asks it is stopped, and an

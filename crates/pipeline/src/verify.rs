@@ -15,7 +15,7 @@ use crate::{Pipeline, Resolved, Trail, reasons};
 
 /// Policies that deny a flow of data for the session's label alone: a human
 /// may lift them by declassifying the session.
-const FLOW_POLICIES: [&str; 2] = ["zt4ai.flow.send", "zt4ai.flow.model"];
+const FLOW_POLICIES: [&str; 3] = ["zt4ai.flow.send", "zt4ai.flow.write", "zt4ai.flow.model"];
 
 /// The baseline guard that asks a human to approve medium-risk requests.
 pub(crate) const RISK_MEDIUM: &str = "zt4ai.risk.medium";
