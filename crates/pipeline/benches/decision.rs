@@ -61,8 +61,8 @@ fn fixture() -> Fixture {
         }],
     )
     .unwrap();
-    // 19 baseline guards + 185 custom.
-    assert_eq!(engine.policy_ids().len(), 204, "204 policies in all");
+    // 20 baseline guards + 185 custom.
+    assert_eq!(engine.policy_ids().len(), 205, "205 policies in all");
     let dir = tempfile::tempdir().unwrap();
     let store = SessionStore::open(&dir.path().join("bench.db")).unwrap();
     let pipeline = Pipeline::new(Arc::new(engine), Arc::new(store));

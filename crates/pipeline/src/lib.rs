@@ -92,6 +92,8 @@ pub mod reasons {
     pub const SENSITIVE_EGRESS: &str = "zt4ai.inspect.sensitive_egress";
     /// Sensitive data in a model prompt above the model's clearance.
     pub const SENSITIVE_MODEL: &str = "zt4ai.inspect.sensitive_model";
+    /// Sensitive data in what a call writes, above the dataset's label.
+    pub const SENSITIVE_WRITE: &str = "zt4ai.inspect.sensitive_write";
     /// A tool's output carried findings that changed the session.
     pub const OUTPUT_FINDINGS: &str = "zt4ai.inspect.output";
     /// An agent of the chain is quarantined.
@@ -484,9 +486,11 @@ impl Pipeline {
             && self.inventory().inspection.sensitive_egress
                 == zt4ai_core::inventory::SensitiveEgress::Redact
             && !sensitive.is_empty()
-            && d.policies
-                .iter()
-                .all(|p| p == reasons::SENSITIVE_EGRESS || p == reasons::SENSITIVE_MODEL)
+            && d.policies.iter().all(|p| {
+                p == reasons::SENSITIVE_EGRESS
+                    || p == reasons::SENSITIVE_MODEL
+                    || p == reasons::SENSITIVE_WRITE
+            })
         {
             // Only the sensitive values stand in the way: decide again as if
             // those above the lowest destination clearance were gone, and if
@@ -509,30 +513,27 @@ impl Pipeline {
                         finding: s.kind.clone(),
                     })
                     .collect();
-                let guard = d.policies.first().map_or(reasons::SENSITIVE_EGRESS, |p| {
-                    if p == reasons::SENSITIVE_MODEL {
-                        reasons::SENSITIVE_MODEL
-                    } else {
-                        reasons::SENSITIVE_EGRESS
-                    }
-                });
-                let mut reasons = vec![zt4ai_core::Reason {
-                    policy: guard.to_owned(),
-                    message: format!(
-                        "{} sensitive value(s) ({}) above the {}'s clearance are redacted before the call goes out",
-                        cut.len(),
-                        kinds.into_iter().collect::<Vec<_>>().join(", "),
-                        if guard == reasons::SENSITIVE_MODEL {
-                            "model"
-                        } else {
-                            "destination"
-                        }
-                    ),
-                }];
+                let mut reasons = Vec::new();
+                for guard in &d.policies {
+                    let sink = match guard.as_str() {
+                        reasons::SENSITIVE_MODEL => "model's clearance",
+                        reasons::SENSITIVE_WRITE => "dataset's label",
+                        _ => "destination's clearance",
+                    };
+                    reasons.push(zt4ai_core::Reason {
+                        policy: guard.clone(),
+                        message: format!(
+                            "{} sensitive value(s) ({}) above the {sink} are redacted before the call goes out",
+                            cut.len(),
+                            kinds.iter().copied().collect::<Vec<_>>().join(", "),
+                        ),
+                    });
+                }
+                let guards = std::mem::take(&mut d.policies);
                 reasons.append(&mut again.reasons);
                 d = again;
                 d.reasons = reasons;
-                d.policies.push(guard.to_owned());
+                d.policies.extend(guards);
                 d.policies.sort();
                 d.policies.dedup();
             }

@@ -754,6 +754,102 @@ fn redact_mode_sends_with_the_value_cut_and_says_so() {
     );
 }
 
+/// The Acme inventory with a wiki editing tool that writes the handbook
+/// (internal), granted to Alice and her report agent.
+fn with_wiki_edit(inventory: &str) -> String {
+    let replace = |text: String, from: &str, to: &str| {
+        assert_eq!(text.matches(from).count(), 1, "{from}");
+        text.replace(from, to)
+    };
+    let mut inv = replace(
+        inventory.to_owned(),
+        "\ndatasets:\n",
+        "  - server: wiki\n    name: edit\n    description: Edit a handbook page\n    annotations: { read_only: false, destructive: false, open_world: false }\n    bindings:\n      - { argument: space, resource: dataset, access: write }\n\ndatasets:\n",
+    );
+    for (tools, grants) in [
+        (
+            "      tools: [crm.*, mail.send_email, web.fetch, files.delete_file, wiki.search]",
+            "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+        ),
+        (
+            "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file]",
+            "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
+        ),
+    ] {
+        inv = replace(inv, tools, &tools.replace("]", ", wiki.edit]"));
+        inv = replace(
+            inv,
+            grants,
+            &grants.replace(
+                "\n      destinations",
+                "\n      writable_datasets: [handbook]\n      destinations",
+            ),
+        );
+    }
+    inv
+}
+
+/// A card number written into a dataset labelled below it is stopped as a
+/// send to a sink below it would be (or cut out, in redact mode); ordinary
+/// text goes in.
+#[test]
+fn sensitive_data_is_not_written_below_its_label() {
+    let edit = |text: &str| tool("wiki.edit", json!({"space": "handbook", "text": text}));
+    let exec = |a| req("alice", &["report-agent"], "wiki", a);
+    let p = inspecting(&with_wiki_edit(INVENTORY));
+    assert!(
+        p.decide(&exec(edit("Expenses are filed by the 5th.")))
+            .is_allowed()
+    );
+    let text = format!("Company card for travel: {CARD}");
+    let v = p.decide(&exec(edit(&text)));
+    assert_eq!(v.decision, Decision::Deny, "{:?}", v.reasons);
+    assert_eq!(v.policies, ["zt4ai.inspect.sensitive_write"]);
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("dataset `handbook` is labelled only internal"),
+        "{:?}",
+        v.reasons
+    );
+
+    let inv = with_wiki_edit(INVENTORY).replacen(
+        "destinations:\n",
+        "inspection:\n  sensitive_egress: redact\n\ndestinations:\n",
+        1,
+    );
+    let p = inspecting(&inv);
+    let v = p.decide(&exec(edit(&text)));
+    assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
+    assert!(
+        v.policies
+            .contains(&"zt4ai.inspect.sensitive_write".to_owned()),
+        "{:?}",
+        v.policies
+    );
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("above the dataset's label are redacted"),
+        "{:?}",
+        v.reasons
+    );
+    let cuts: Vec<_> = v
+        .obligations
+        .iter()
+        .filter_map(|o| match o {
+            Obligation::Redact {
+                argument,
+                start,
+                end,
+                ..
+            } => Some((argument.as_str(), &text[*start..*end])),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cuts, [("/text", CARD)], "{:?}", v.obligations);
+}
+
 #[test]
 fn injection_in_the_arguments_denies_with_the_finding_named() {
     let p = inspecting(INVENTORY);
