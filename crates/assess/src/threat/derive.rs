@@ -445,6 +445,13 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
                             };
                             let de = format!("dataset:{ds}");
                             if writes {
+                                // What the agent holds can be written there.
+                                let c = carried
+                                    .entry(format!("{}->{de}", tool_id(&t.id)))
+                                    .or_default();
+                                for (l, src) in &holds {
+                                    c.entry(*l).or_insert_with(|| format!("{src} via `{id}`"));
+                                }
                                 add(
                                     tool_id(&t.id),
                                     de,
@@ -546,6 +553,13 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
                 f.to.strip_prefix("model:")
                     .and_then(|x| inv.models.get(x))
                     .map(|m| m.clearance),
+            ),
+            // No write down: a dataset is read later at its label.
+            FlowKind::Writes => (
+                "zt4ai.flow.write",
+                f.to.strip_prefix("dataset:")
+                    .and_then(|x| inv.datasets.get(x))
+                    .map(|d| d.label),
             ),
             _ => continue,
         };

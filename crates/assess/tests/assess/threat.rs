@@ -118,6 +118,37 @@ fn the_exfiltration_path_is_closed_in_the_example_and_open_in_the_weak_inventory
     }
 }
 
+/// An agent that reads customers and may write the (internal) handbook has a
+/// write flow that confidential data cannot take: the diagram marks it
+/// blocked by the no-write-down guard.
+#[test]
+fn a_write_below_what_the_agent_holds_is_blocked_by_the_write_down_guard() {
+    let m = model("acme", |t| {
+        let t = t.replacen(
+            "\ndatasets:\n",
+            "  - server: wiki\n    name: edit\n    description: Edit a handbook page\n    annotations: { read_only: false, destructive: false, open_world: false }\n    bindings:\n      - { argument: space, resource: dataset, access: write }\n\ndatasets:\n",
+            1,
+        );
+        let grants = "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file]\n      datasets: [customers, sales_pipeline, handbook]\n";
+        assert!(t.contains(grants));
+        t.replacen(
+            grants,
+            "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file, wiki.edit]\n      datasets: [customers, sales_pipeline, handbook]\n      writable_datasets: [handbook]\n",
+            1,
+        )
+    });
+    let flow = m
+        .flows
+        .iter()
+        .find(|f| f.id == "tool:wiki.edit->dataset:handbook")
+        .unwrap();
+    assert_eq!(
+        flow.blocked_by.as_deref(),
+        Some("zt4ai.flow.write"),
+        "{flow:?}"
+    );
+}
+
 #[test]
 fn unbinding_the_mail_recipient_changes_exactly_the_mail_threats() {
     let before = model("acme", |t| t);
