@@ -21,6 +21,12 @@ fn pipeline_from(inventory: &str, store: SessionStore) -> Pipeline {
     Pipeline::new(Arc::new(engine), Arc::new(store)).with_clock(|| 1_000)
 }
 
+/// `text` with its one occurrence of `from` replaced by `to`.
+fn replace_once(text: String, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from}");
+    text.replace(from, to)
+}
+
 fn pipeline() -> Pipeline {
     pipeline_from(INVENTORY, SessionStore::open_in_memory().unwrap())
 }
@@ -161,20 +167,7 @@ fn a_fresh_session_id_does_not_shed_what_the_agent_read() {
 /// human, naming the dataset's label.
 #[test]
 fn a_session_may_not_write_below_what_it_holds() {
-    let replace = |text: String, from: &str, to: &str| {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text.replace(from, to)
-    };
-    let mut inv = replace(
-        INVENTORY.to_owned(),
-        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
-        "      datasets: [customers, sales_pipeline, handbook]\n      writable_datasets: [customers, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
-    );
-    inv = replace(
-        inv,
-        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
-        "      datasets: [customers, sales_pipeline, handbook]\n      writable_datasets: [customers, handbook]\n      destinations: [acme-mail, internet]",
-    );
+    let inv = with_wiki_edit(INVENTORY);
     let p = pipeline_from(&inv, SessionStore::open_in_memory().unwrap());
     let exec = |session: &str, a| req("alice", &["report-agent"], session, a);
     let write = |d: &str| Action::Write { dataset: d.into() };
@@ -225,26 +218,22 @@ fn a_session_may_not_write_below_what_it_holds() {
 /// agent not granted the open world may not use it at all.
 #[test]
 fn an_open_world_tool_without_a_destination_reaches_the_open_world() {
-    let replace = |text: String, from: &str, to: &str| {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text.replace(from, to)
-    };
-    let mut inv = replace(
+    let mut inv = replace_once(
         INVENTORY.to_owned(),
         "\ndatasets:\n",
         "  - server: search\n    name: query\n    description: Search the web\n    annotations: { read_only: true }\n\ndatasets:\n",
     );
-    inv = replace(
+    inv = replace_once(
         inv,
         "      tools: [crm.*, mail.send_email, web.fetch, files.delete_file, wiki.search]",
         "      tools: [crm.*, mail.send_email, web.fetch, files.delete_file, wiki.search, search.query]",
     );
-    inv = replace(
+    inv = replace_once(
         inv,
         "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file]",
         "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file, search.query]",
     );
-    inv = replace(
+    inv = replace_once(
         inv,
         "      tools: [web.fetch, wiki.search]\n",
         "      tools: [web.fetch, wiki.search, search.query]\n",
@@ -755,13 +744,10 @@ fn redact_mode_sends_with_the_value_cut_and_says_so() {
 }
 
 /// The Acme inventory with a wiki editing tool that writes the handbook
-/// (internal), granted to Alice and her report agent.
+/// (internal), granted to Alice and her report agent, who may also write the
+/// handbook and customers datasets.
 fn with_wiki_edit(inventory: &str) -> String {
-    let replace = |text: String, from: &str, to: &str| {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text.replace(from, to)
-    };
-    let mut inv = replace(
+    let mut inv = replace_once(
         inventory.to_owned(),
         "\ndatasets:\n",
         "  - server: wiki\n    name: edit\n    description: Edit a handbook page\n    annotations: { read_only: false, destructive: false, open_world: false }\n    bindings:\n      - { argument: space, resource: dataset, access: write }\n\ndatasets:\n",
@@ -776,13 +762,13 @@ fn with_wiki_edit(inventory: &str) -> String {
             "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
         ),
     ] {
-        inv = replace(inv, tools, &tools.replace("]", ", wiki.edit]"));
-        inv = replace(
+        inv = replace_once(inv, tools, &tools.replace("]", ", wiki.edit]"));
+        inv = replace_once(
             inv,
             grants,
             &grants.replace(
                 "\n      destinations",
-                "\n      writable_datasets: [handbook]\n      destinations",
+                "\n      writable_datasets: [customers, handbook]\n      destinations",
             ),
         );
     }
