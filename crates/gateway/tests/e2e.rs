@@ -311,6 +311,12 @@ fn rand_suffix() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
+/// `text` with its one occurrence of `from` replaced by `to`.
+pub(crate) fn replace_once(text: String, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from}");
+    text.replace(from, to)
+}
+
 pub(crate) fn agent(user: &str, agent: &str, via: &[&str]) -> Value {
     json!({"type": "agent", "id": agent, "properties": {"user": user, "via": via}})
 }

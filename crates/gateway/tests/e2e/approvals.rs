@@ -75,26 +75,22 @@ impl Server {
 /// Carol is not), `mcp_servers` before its settings, calls held `hold`
 /// seconds by default, and `files.delete_file` held `delete_hold` seconds.
 fn inventory(mcp_servers: &str, hold: u64, delete_hold: Option<u64>) -> String {
-    let replace = |text: String, from: &str, to: &str| {
-        assert_eq!(text.matches(from).count(), 1, "{from}");
-        text.replace(from, to)
-    };
-    let mut inv = replace(
+    let mut inv = super::replace_once(
         INVENTORY.to_owned(),
         "\nsettings:\n",
         &format!(
             "\n{mcp_servers}settings:\n  approvers: secops\n  approval_hold_seconds: {hold}\n"
         ),
     );
-    inv = replace(inv, "\ngroups:\n", "\ngroups:\n  - id: secops\n");
-    inv = replace(
+    inv = super::replace_once(inv, "\ngroups:\n", "\ngroups:\n  - id: secops\n");
+    inv = super::replace_once(
         inv,
         "\nusers:\n",
         "\nusers:\n  - id: sam\n    groups: [secops]\n  - id: carol\n    groups: [analysts]\n",
     );
     if let Some(h) = delete_hold {
         let line = "    description: Delete a file from the shared drive\n";
-        inv = replace(
+        inv = super::replace_once(
             inv,
             line,
             &format!("{line}    approval_hold_seconds: {h}\n"),

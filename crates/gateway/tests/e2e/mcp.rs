@@ -162,9 +162,13 @@ async fn gateway(upstreams: &[(&str, String)], timeout: Duration) -> (Server, te
 /// A zt4ai server with this `mcp_servers:` section, its upstreams built from the
 /// inventory as `zt4ai serve` builds them.
 async fn gateway_yaml(section: &str) -> (Server, tempfile::TempDir) {
+    gateway_on(&INVENTORY.replace("settings:", &format!("{section}settings:"))).await
+}
+
+/// A zt4ai server on this whole `inventory`, its upstreams built from it.
+async fn gateway_on(inventory: &str) -> (Server, tempfile::TempDir) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let inventory = INVENTORY.replace("settings:", &format!("{section}settings:"));
-    let inv = zt4ai_core::Inventory::from_yaml_str(&inventory, "inventory.yaml").unwrap();
+    let inv = zt4ai_core::Inventory::from_yaml_str(inventory, "inventory.yaml").unwrap();
     let upstreams = Arc::new(zt4ai_mcp::Upstreams::new(inv.mcp_servers.into_values()).unwrap());
     upstreams.start();
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +178,7 @@ async fn gateway_yaml(section: &str) -> (Server, tempfile::TempDir) {
             mcp: Some(upstreams),
             ..GatewayConfig::default()
         },
-        &inventory,
+        inventory,
     )
     .await;
     (s, dir)
@@ -1739,5 +1743,64 @@ async fn the_python_sdk_works_through_the_gateway() {
         json!(["zt4ai.flow.send", "zt4ai.risk.quarantined"])
     );
     assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    s.stop().await;
+}
+
+/// No write down, over MCP: once Alice's report agent has read customers, it
+/// may still update the customers table but not the (internal) sales
+/// pipeline, where any agent cleared for internal data would read them.
+#[tokio::test]
+async fn a_session_holding_customers_cannot_write_them_lower() {
+    let crm = serve_upstream(Crm::new()).await;
+    let mut inv = super::replace_once(
+        INVENTORY.to_owned(),
+        "settings:",
+        &format!("mcp_servers:\n  - id: crm\n    url: {crm}\nsettings:"),
+    );
+    for grants in [
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
+    ] {
+        inv = super::replace_once(
+            inv,
+            grants,
+            &grants.replace(
+                "\n      destinations",
+                "\n      writable_datasets: [customers, sales_pipeline]\n      destinations",
+            ),
+        );
+    }
+    inv = super::replace_once(
+        inv,
+        "      tools: [crm.query, mail.send_email, web.fetch, files.delete_file]",
+        "      tools: [crm.query, crm.update_record, mail.send_email, web.fetch, files.delete_file]",
+    );
+    let (s, _dir) = gateway_on(&inv).await;
+    let client = report_agent(&s).await;
+    let update = |table: &str| call("crm.update_record", json!({"table": table}));
+    // Before it has read anything, the pipeline may be updated.
+    let r = client.call_tool(update("sales_pipeline")).await.unwrap();
+    assert_eq!(text(&r), "updated sales_pipeline");
+    client
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    let e = rpc_error(
+        client
+            .call_tool(update("sales_pipeline"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
+    assert!(
+        e.message
+            .contains("dataset `sales_pipeline` is labelled only internal"),
+        "{}",
+        e.message
+    );
+    // At the label it holds, yes; and a refused write does not quarantine.
+    let r = client.call_tool(update("customers")).await.unwrap();
+    assert_eq!(text(&r), "updated customers");
+    client.cancel().await.unwrap();
     s.stop().await;
 }
