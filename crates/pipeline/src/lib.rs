@@ -963,7 +963,8 @@ impl Pipeline {
         out
     }
 
-    /// The lowest clearance among the destinations (and models) a request reaches.
+    /// The lowest clearance among the sinks a request reaches: destinations,
+    /// models, and datasets it writes (at their label).
     fn lowest_clearance(&self, checks: &[Check]) -> zt4ai_core::Label {
         let inv = self.inventory();
         checks
