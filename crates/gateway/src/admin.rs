@@ -748,21 +748,20 @@ pub(crate) async fn lower_label(
         Ok(l) => l,
         Err(r) => return r,
     };
-    let mut lowering = Lowering {
-        to: l.to,
-        trust: l.trust,
-        drop: BTreeSet::new(),
+    let drop = l
+        .drop_categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Category::new(c).map_err(|e| format!("drop_categories[{i}]: {e}")))
+        .collect::<Result<BTreeSet<_>, _>>();
+    let lowering = match drop {
+        Ok(drop) => Lowering {
+            to: l.to,
+            trust: l.trust,
+            drop,
+        },
+        Err(e) => return ApiError::BadRequest(e).into_response(),
     };
-    for (i, c) in l.drop_categories.iter().enumerate() {
-        match Category::new(c) {
-            Ok(c) => {
-                lowering.drop.insert(c);
-            }
-            Err(e) => {
-                return ApiError::BadRequest(format!("drop_categories[{i}]: {e}")).into_response();
-            }
-        }
-    }
     if lowering.is_empty() {
         return ApiError::BadRequest(
             "nothing to lower: give `to` (public, internal, confidential or highly_confidential), `trust: true` (clear the untrusted mark) or `drop_categories`".into(),

@@ -493,7 +493,7 @@ impl Pipeline {
             })
         {
             // Only the sensitive values stand in the way: decide again as if
-            // those above the lowest destination clearance were gone, and if
+            // those above the lowest clearance the call reaches were gone, and if
             // that allows, the call goes out with them replaced.
             let floor = self.lowest_clearance(&resolved.checks);
             let (cut, kept): (Vec<&Sensitive>, Vec<&Sensitive>) =
@@ -513,6 +513,7 @@ impl Pipeline {
                         finding: s.kind.clone(),
                     })
                     .collect();
+                let kinds = kinds.into_iter().collect::<Vec<_>>().join(", ");
                 let mut reasons = Vec::new();
                 for guard in &d.policies {
                     let sink = match guard.as_str() {
@@ -523,9 +524,8 @@ impl Pipeline {
                     reasons.push(zt4ai_core::Reason {
                         policy: guard.clone(),
                         message: format!(
-                            "{} sensitive value(s) ({}) above the {sink} are redacted before the call goes out",
+                            "{} sensitive value(s) ({kinds}) above the {sink} are redacted before the call goes out",
                             cut.len(),
-                            kinds.iter().copied().collect::<Vec<_>>().join(", "),
                         ),
                     });
                 }

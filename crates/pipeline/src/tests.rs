@@ -688,6 +688,22 @@ fn card_number_in_a_mail_to_an_external_domain_is_denied_and_to_staff_allowed() 
     assert_eq!(v.decision, Decision::Allow, "{:?}", v.reasons);
 }
 
+/// The verdict's redact obligations: (argument, start, end, finding).
+fn redactions(v: &Verdict) -> Vec<(&str, usize, usize, &str)> {
+    v.obligations
+        .iter()
+        .filter_map(|o| match o {
+            Obligation::Redact {
+                argument,
+                start,
+                end,
+                finding,
+            } => Some((argument.as_str(), *start, *end, finding.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn redact_mode_sends_with_the_value_cut_and_says_so() {
     let inv = INVENTORY.replacen(
@@ -709,19 +725,7 @@ fn redact_mode_sends_with_the_value_cut_and_says_so() {
             .contains(&"zt4ai.inspect.sensitive_egress".to_owned())
     );
     assert!(v.reasons[0].message.contains("redacted"), "{:?}", v.reasons);
-    let cuts: Vec<_> = v
-        .obligations
-        .iter()
-        .filter_map(|o| match o {
-            Obligation::Redact {
-                argument,
-                start,
-                end,
-                finding,
-            } => Some((argument.as_str(), *start, *end, finding.as_str())),
-            _ => None,
-        })
-        .collect();
+    let cuts = redactions(&v);
     assert_eq!(cuts.len(), 1, "{:?}", v.obligations);
     let (arg, start, end, finding) = cuts[0];
     assert_eq!(arg, "/body");
@@ -820,18 +824,9 @@ fn sensitive_data_is_not_written_below_its_label() {
         "{:?}",
         v.reasons
     );
-    let cuts: Vec<_> = v
-        .obligations
-        .iter()
-        .filter_map(|o| match o {
-            Obligation::Redact {
-                argument,
-                start,
-                end,
-                ..
-            } => Some((argument.as_str(), &text[*start..*end])),
-            _ => None,
-        })
+    let cuts: Vec<_> = redactions(&v)
+        .into_iter()
+        .map(|(argument, start, end, _)| (argument, &text[start..end]))
         .collect();
     assert_eq!(cuts, [("/text", CARD)], "{:?}", v.obligations);
 }

@@ -514,6 +514,21 @@ async fn authzen_asks_for_a_declassification_and_reports_the_risk() {
     s.stop().await;
 }
 
+/// `POST /admin/v1/labels/{user}/report-agent/lower` with `body`, as the
+/// admin and, when given, with the approver's user token: (status, JSON).
+async fn lower_label(s: &Server, user: &str, approver: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = s
+        .client
+        .post(s.url(&format!("/admin/v1/labels/{user}/report-agent/lower")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body);
+    if let Some(t) = approver {
+        r = r.header("x-zt4ai-approver-token", t);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
 /// What a user's agent has read stays with the two across sessions; the admin
 /// API shows it, and a human (proved as for approvals, never the user) can
 /// lower it for later requests. The change is in the audit log.
@@ -553,22 +568,11 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
     // Bob's report agent has read nothing.
     assert_eq!(label("bob").await.1["recorded"], false);
 
-    let lower = async |user: &str, approver: Option<&str>, body: Value| {
-        let mut r = s
-            .client
-            .post(s.url(&format!("/admin/v1/labels/{user}/report-agent/lower")))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body);
-        if let Some(t) = approver {
-            r = r.header("x-zt4ai-approver-token", t);
-        }
-        let r = r.send().await.unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    };
     let to_public = json!({"to": "public", "reason": "the extract was reviewed"});
-    let (st, v) = lower("alice", None, to_public.clone()).await;
+    let (st, v) = lower_label(&s, "alice", None, to_public.clone()).await;
     assert_eq!(st, 401, "{v}");
-    let (st, v) = lower(
+    let (st, v) = lower_label(
+        &s,
         "alice",
         Some(&token("alice", &["secops"])),
         to_public.clone(),
@@ -579,29 +583,36 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
         (403, Some("separation_of_duties")),
         "{v}"
     );
-    let (st, v) = lower("alice", Some(&token("carol", &[])), to_public.clone()).await;
+    let (st, v) = lower_label(&s, "alice", Some(&token("carol", &[])), to_public.clone()).await;
     assert_eq!(
         (st, v["error"].as_str()),
         (403, Some("not_approver")),
         "{v}"
     );
     let sam = token("sam", &[]);
-    let (st, v) = lower("alice", Some(&sam), json!({"to": "secret"})).await;
+    let (st, v) = lower_label(&s, "alice", Some(&sam), json!({"to": "secret"})).await;
     assert_eq!(st, 400, "{v}");
-    let (st, v) = lower("alice", Some(&sam), json!({})).await;
+    let (st, v) = lower_label(&s, "alice", Some(&sam), json!({})).await;
     assert_eq!(st, 400, "{v}");
     assert!(
         v["message"].as_str().unwrap().contains("nothing to lower"),
         "{v}"
     );
-    let (st, v) = lower(
+    let (st, v) = lower_label(
+        &s,
         "alice",
         Some(&sam),
         json!({"trust": false, "drop_categories": []}),
     )
     .await;
     assert_eq!(st, 400, "{v}");
-    let (st, v) = lower("alice", Some(&sam), json!({"drop_categories": ["pii", ""]})).await;
+    let (st, v) = lower_label(
+        &s,
+        "alice",
+        Some(&sam),
+        json!({"drop_categories": ["pii", ""]}),
+    )
+    .await;
     assert_eq!(st, 400, "{v}");
     assert!(
         v["message"]
@@ -610,7 +621,7 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
             .contains("drop_categories[1]"),
         "{v}"
     );
-    let (st, v) = lower("bob", Some(&sam), to_public.clone()).await;
+    let (st, v) = lower_label(&s, "bob", Some(&sam), to_public.clone()).await;
     assert_eq!(st, 404, "{v}");
     // Nothing so far lowered it.
     assert_eq!(
@@ -620,7 +631,7 @@ async fn a_human_lowers_the_label_of_what_an_agent_read() {
 
     let mut to_public_no_pii = to_public.clone();
     to_public_no_pii["drop_categories"] = json!(["pii"]);
-    let (st, v) = lower("alice", Some(&sam), to_public_no_pii).await;
+    let (st, v) = lower_label(&s, "alice", Some(&sam), to_public_no_pii).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["before"]["confidentiality"], "confidential", "{v}");
     assert_eq!(v["before"]["categories"], json!(["customer", "pii"]), "{v}");
@@ -682,16 +693,13 @@ async fn a_human_clears_the_untrusted_mark_an_agent_carries() {
     assert_eq!(v["label"]["integrity"], "untrusted", "{v}");
 
     let sam = user_token(dir.path(), "sam", &[]);
-    let r = s
-        .client
-        .post(s.url("/admin/v1/labels/alice/report-agent/lower"))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("x-zt4ai-approver-token", &sam)
-        .json(&json!({"trust": true, "reason": "the page was a news article"}))
-        .send()
-        .await
-        .unwrap();
-    let (st, v) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+    let (st, v) = lower_label(
+        &s,
+        "alice",
+        Some(&sam),
+        json!({"trust": true, "reason": "the page was a news article"}),
+    )
+    .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["before"]["integrity"], "untrusted", "{v}");
     assert_eq!(v["label"]["integrity"], "trusted", "{v}");
