@@ -1362,6 +1362,28 @@ impl Pipeline {
                         target: Some(format!("{}: open world", t.id)),
                     });
                 }
+                // A server run by a third party (or a local one that is a
+                // client of an outside service) receives every argument:
+                // the call reaches that destination, whatever it binds.
+                if let Some(id) = inv
+                    .mcp_servers
+                    .get(&t.server)
+                    .and_then(|m| m.reaches.as_ref())
+                {
+                    let dest = inv
+                        .destinations
+                        .get(id)
+                        .ok_or_else(|| unknown("destination", id))?;
+                    checks.push(Check {
+                        action: if t.read_only {
+                            ActionKind::Fetch
+                        } else {
+                            ActionKind::Send
+                        },
+                        resource: dest.id.clone(),
+                        target: Some(format!("{}: server {}", t.id, t.server)),
+                    });
+                }
                 reads = reads.join(&label_of(
                     t.output_label,
                     &t.output_categories,

@@ -275,6 +275,57 @@ fn an_open_world_tool_without_a_destination_reaches_the_open_world() {
     );
 }
 
+/// A server run by a third party receives every argument of every call, so a
+/// call to it reaches that destination whatever it binds: here the mail
+/// server is the partner's (cleared for internal). The agent needs the
+/// destination in its grants, and a session holding customers may not use
+/// the server even to mail staff.
+#[test]
+fn a_server_run_by_a_third_party_is_a_destination_of_every_call() {
+    let hosted = replace_once(
+        INVENTORY.to_owned(),
+        "\ndatasets:\n",
+        "\nmcp_servers:\n  - id: mail\n    url: http://127.0.0.1:9/mcp\n    reaches: partner-portal\n\ndatasets:\n",
+    );
+    let exec =
+        |p: &Pipeline, session: &str, a| p.decide(&req("alice", &["report-agent"], session, a));
+    let p = pipeline_from(&hosted, SessionStore::open_in_memory().unwrap());
+    // The report agent is not granted the partner's portal.
+    let v = exec(&p, "s1", mail("staff@acme.example"));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("`partner-portal` (`mail.send_email: server mail`)"),
+        "{:?}",
+        v.reasons
+    );
+
+    let granted = replace_once(
+        hosted,
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+    );
+    let p = pipeline_from(&granted, SessionStore::open_in_memory().unwrap());
+    assert!(exec(&p, "s2", mail("staff@acme.example")).is_allowed());
+    assert!(exec(&p, "s2", tool("crm.query", json!({"table": "customers"}))).is_allowed());
+    let v = exec(&p, "s2", mail("staff@acme.example"));
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(v.policies, ["zt4ai.flow.send"], "{v:?}");
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("destination `partner-portal` (`mail.send_email: server mail`) is cleared only for internal"),
+        "{:?}",
+        v.reasons
+    );
+
+    // The organisation's own mail server: the same mail goes out.
+    let p = pipeline();
+    assert!(exec(&p, "s3", tool("crm.query", json!({"table": "customers"}))).is_allowed());
+    assert!(exec(&p, "s3", mail("staff@acme.example")).is_allowed());
+}
+
 #[test]
 fn untrusted_content_then_destructive_tool_needs_approval_once() {
     let p = pipeline();

@@ -812,14 +812,20 @@ impl PolicyEngine {
                     continue;
                 }
                 if permits.is_empty() {
+                    // The resource, and what it was reached through when that
+                    // says more (a recipient, the tool whose server it is).
+                    let via = match &check.target {
+                        Some(t) if *t != check.resource => format!(" (`{t}`)"),
+                        _ => String::new(),
+                    };
                     acc.hard(
                         DEFAULT_DENY,
                         format!(
-                            "no policy permits {} `{}` to {} `{}`",
+                            "no policy permits {} `{}` to {} `{}`{via}",
                             entry.uid.type_name().to_string().to_lowercase(),
                             entry.uid.id().unescaped(),
                             check.action.name(),
-                            check.target.as_deref().unwrap_or(&check.resource)
+                            check.resource
                         ),
                     );
                 }

@@ -25,6 +25,11 @@ pub(crate) const CHECKS: &[Check] = &[
         run: mcp_transport,
     },
     Check {
+        id: "mcp-server-operators",
+        about: "MCP servers outside the organisation name who runs them (`reaches`)",
+        run: mcp_operators,
+    },
+    Check {
         id: "mcp-timeouts",
         about: "upstream MCP timeouts are bounded",
         run: mcp_timeouts,
@@ -163,6 +168,74 @@ fn mcp_transport(d: &Deployment) -> Outcome {
         .with(loopback)
     } else {
         Outcome::passed("every upstream MCP server is a child process or reached over HTTPS")
+    }
+}
+
+/// Whether `url`'s host is the organisation's by its address alone: loopback,
+/// or a private, link-local or unique-local address.
+fn private_host(url: &str) -> bool {
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
+        }
+        None => false,
+    }
+}
+
+/// A server that a third party runs receives every argument of every call. The
+/// gateway checks that as reaching the destination named by `reaches`; without
+/// it, the server is taken to be the organisation's own. A server at an address
+/// that no internal destination matches may well not be.
+fn mcp_operators(d: &Deployment) -> Outcome {
+    let inv = &d.inventory;
+    let http: Vec<_> = inv
+        .mcp_servers
+        .values()
+        .filter_map(|s| match &s.transport {
+            McpTransport::Http { url } => Some((s, url)),
+            McpTransport::Stdio { .. } => None,
+        })
+        .collect();
+    if http.is_empty() {
+        return Outcome::skipped("the inventory declares no MCP servers reached over HTTP");
+    }
+    let problems: Vec<Evidence> = http
+        .iter()
+        .filter(|(s, url)| {
+            s.reaches.is_none()
+                && !private_host(url)
+                && !inv
+                    .resolve_destination(url)
+                    .is_ok_and(|(dest, _)| !dest.external)
+        })
+        .map(|(s, url)| {
+            d.at_entity(
+                "mcp_servers",
+                &s.id,
+                "url",
+                format!(
+                    "`{}` at `{url}` is at no internal destination's address and names no operator: if a third party runs it, every argument its tools get goes to that party unchecked; say so with `reaches: <destination>`",
+                    s.id
+                ),
+            )
+        })
+        .collect();
+    if problems.is_empty() {
+        Outcome::passed(format!(
+            "every MCP server reached over HTTP ({}) is internal or names who runs it",
+            http.len()
+        ))
+    } else {
+        let n = problems.len();
+        Outcome::investigate(format!(
+            "{} outside the organisation's addresses {} not say who runs {}",
+            super::count(n, "MCP server", "MCP servers"),
+            if n == 1 { "does" } else { "do" },
+            if n == 1 { "it" } else { "them" },
+        ))
+        .with(problems)
     }
 }
 

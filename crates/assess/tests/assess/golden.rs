@@ -141,6 +141,7 @@ fn weak_inventory_fails_what_it_was_written_to_fail() {
         assert_eq!(status(check), Status::Failed, "{check}");
     }
     assert_eq!(status("shadowed-permits"), Status::Investigate);
+    assert_eq!(status("mcp-server-operators"), Status::Investigate);
     // The example inventory is far better, and the weak one scores low.
     let acme = report("acme");
     assert!(

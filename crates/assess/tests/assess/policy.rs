@@ -143,3 +143,44 @@ fn a_careless_policy_file_is_found_policy_by_policy_at_its_lines() {
     let o = run(&d, "shadowed-permits");
     assert!(o.evidence[0].message.contains("acme.no_internet"), "{o:#?}");
 }
+
+/// The Acme inventory with this `mcp_servers:` section, loaded.
+fn acme_servers(section: &str) -> Deployment {
+    Deployment::load(
+        &INVENTORY.replacen("settings:", &format!("{section}settings:"), 1),
+        "inventory.yaml",
+        vec![PolicySource {
+            name: "policies/acme.cedar".into(),
+            text: ACME.into(),
+        }],
+        Options {
+            dormant_days: 30,
+            now: 1_800_000_000,
+        },
+    )
+    .unwrap()
+}
+
+/// A server at an address outside the organisation's is asked who runs it;
+/// one on a private address, at an internal destination's host, or naming its
+/// operator is not.
+#[test]
+fn mcp_servers_outside_say_who_runs_them() {
+    let o = run(
+        &acme_servers(
+            "mcp_servers:\n  - id: crm\n    url: https://mcp.crm-vendor.example/mcp\n  - id: mail\n    url: http://10.1.2.3:9000/mcp\n",
+        ),
+        "mcp-server-operators",
+    );
+    assert_eq!(o.status, Status::Investigate, "{o:?}");
+    assert_eq!(o.evidence.len(), 1, "{o:?}");
+    assert_eq!(o.evidence[0].field.as_deref(), Some("mcp_servers[0].url"));
+    assert!(o.evidence[0].message.contains("`crm`"), "{o:?}");
+    let o = run(
+        &acme_servers(
+            "mcp_servers:\n  - id: crm\n    url: https://mcp.crm-vendor.example/mcp\n    reaches: partner-portal\n  - id: mail\n    url: https://mail.acme.example/mcp\n  - id: web\n    url: http://127.0.0.1:9/mcp\n",
+        ),
+        "mcp-server-operators",
+    );
+    assert_eq!(o.status, Status::Passed, "{o:?}");
+}

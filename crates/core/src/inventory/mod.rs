@@ -425,6 +425,10 @@ pub struct McpServer {
     pub prefix: String,
     /// Longest a call (or connecting) may take.
     pub timeout: std::time::Duration,
+    /// The destination every call's arguments reach besides any they bind
+    /// (`reaches`): a server hosted by a third party, or a local one that
+    /// forwards to a service. `None`: the organisation's own server.
+    pub reaches: Option<String>,
 }
 
 /// How the gateway reaches an upstream MCP server.
@@ -546,6 +550,7 @@ impl Resolver<'_> {
         &mut self,
         raw: Vec<raw::RawMcpServer>,
         servers: &BTreeSet<String>,
+        destinations: &BTreeMap<String, Destination>,
     ) -> BTreeMap<String, McpServer> {
         let mut out: BTreeMap<String, McpServer> = BTreeMap::new();
         for (i, m) in raw.into_iter().enumerate() {
@@ -637,11 +642,23 @@ impl Resolver<'_> {
                     "must be at least 1".into(),
                 );
             }
+            if let Some(d) = &m.reaches
+                && !destinations.contains_key(d)
+            {
+                self.error(
+                    format!("mcp_servers[{i}].reaches"),
+                    format!(
+                        "unknown destination `{d}`{}",
+                        suggest(d, destinations.keys())
+                    ),
+                );
+            }
             let server = McpServer {
                 id: m.id.clone(),
                 transport,
                 prefix,
                 timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+                reaches: m.reaches,
             };
             if out.insert(m.id.clone(), server).is_some() {
                 self.error(
@@ -910,7 +927,7 @@ impl Resolver<'_> {
 
         let identity = self.identity(raw.identity);
         let inspection = self.inspection(raw.inspection);
-        let mcp_servers = self.mcp_servers(raw.mcp_servers, &servers);
+        let mcp_servers = self.mcp_servers(raw.mcp_servers, &servers, &destinations);
         let mut partial = Inventory {
             source: self.source.to_owned(),
             organisation: raw.organisation,

@@ -134,6 +134,11 @@ pub struct RawMcpServer {
     /// How long a call to this server may take, in milliseconds. Default 30,000.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// The destination that whatever is sent to this server reaches: its
+    /// operator, for a server hosted by a third party, or the service a local
+    /// server is a client of. Unset, the server is the organisation's own.
+    #[serde(default)]
+    pub reaches: Option<String>,
 }
 
 /// Decision settings.

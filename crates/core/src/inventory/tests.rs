@@ -331,6 +331,20 @@ fn mcp_server_errors_are_located() {
         "  - id: crm\n    url: http://127.0.0.1:1/mcp\n    env: { A: b }\n",
     ));
     assert_eq!(e.field, "mcp_servers[0].env");
+    let e = only_error(&with_mcp(
+        "  - id: crm\n    url: https://crm.vendor.example/mcp\n    reaches: partner-portl\n",
+    ));
+    assert_eq!(e.field, "mcp_servers[0].reaches");
+    assert!(e.message.contains("did you mean `partner-portal`"), "{e}");
+    assert!(e.line > 1, "{e}");
+    let inv = load(&with_mcp(
+        "  - id: crm\n    url: https://crm.vendor.example/mcp\n    reaches: partner-portal\n",
+    ))
+    .unwrap();
+    assert_eq!(
+        inv.mcp_servers["crm"].reaches.as_deref(),
+        Some("partner-portal")
+    );
 }
 
 #[test]

@@ -1804,3 +1804,57 @@ async fn a_session_holding_customers_cannot_write_them_lower() {
     client.cancel().await.unwrap();
     s.stop().await;
 }
+
+/// A mail server run by the partner (`reaches: partner-portal`, cleared for
+/// internal) receives every mail the agent hands it, whoever it is addressed
+/// to: once the session holds customers, even a mail to staff is refused
+/// through it, and the server's record shows it never got the list.
+#[tokio::test]
+async fn a_server_run_by_a_third_party_never_gets_what_it_is_not_cleared_for() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
+    let mut inv = super::replace_once(
+        INVENTORY.to_owned(),
+        "settings:",
+        &format!(
+            "mcp_servers:\n  - id: crm\n    url: {crm}\n  - id: mail\n    url: {mail}\n    reaches: partner-portal\nsettings:"
+        ),
+    );
+    inv = super::replace_once(
+        inv,
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, internet]",
+        "      datasets: [customers, sales_pipeline, handbook]\n      destinations: [acme-mail, partner-portal, internet]",
+    );
+    let (s, _dir) = gateway_on(&inv).await;
+    let client = report_agent(&s).await;
+    let mail_staff = || {
+        call(
+            "mail.send_email",
+            json!({"to": "board@acme.example", "body": "the list"}),
+        )
+    };
+    // Before it has read anything, the partner's server may carry mail.
+    client.call_tool(mail_staff()).await.unwrap();
+    assert_eq!(*sent.lock().unwrap(), ["board@acme.example"]);
+    client
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    let e = rpc_error(client.call_tool(mail_staff()).await.unwrap_err());
+    assert_eq!(e.code, zt4ai_mcp::DENIED, "{}", e.message);
+    assert!(
+        e.message.contains(
+            "destination `partner-portal` (`mail.send_email: server mail`) is cleared only for internal"
+        ),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        *sent.lock().unwrap(),
+        ["board@acme.example"],
+        "the second mail never reached the partner's server"
+    );
+    client.cancel().await.unwrap();
+    s.stop().await;
+}
