@@ -16,6 +16,8 @@ pub mod live;
 mod policy;
 mod supply;
 
+pub(crate) use supply::unnamed_operator;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

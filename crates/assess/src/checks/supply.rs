@@ -1,7 +1,7 @@
 //! Checks: models and supply chain — models, upstream MCP servers, tool definitions.
 
-use zt4ai_core::Label;
 use zt4ai_core::inventory::McpTransport;
+use zt4ai_core::{Inventory, Label};
 use zt4ai_inspect::injection::InjectionDetector;
 use zt4ai_inspect::sensitive::SensitiveScanner;
 
@@ -184,6 +184,23 @@ fn private_host(url: &str) -> bool {
     }
 }
 
+/// Whether MCP server `id` is reached over HTTP at an address that is neither
+/// private nor an internal destination's, and does not name who runs it
+/// (`reaches`): whoever does gets every argument unchecked.
+pub(crate) fn unnamed_operator(inv: &Inventory, id: &str) -> bool {
+    let Some(s) = inv.mcp_servers.get(id) else {
+        return false;
+    };
+    let McpTransport::Http { url } = &s.transport else {
+        return false;
+    };
+    s.reaches.is_none()
+        && !private_host(url)
+        && !inv
+            .resolve_destination(url)
+            .is_ok_and(|(dest, _)| !dest.external)
+}
+
 /// A server that a third party runs receives every argument of every call. The
 /// gateway checks that as reaching the destination named by `reaches`; without
 /// it, the server is taken to be the organisation's own. A server at an address
@@ -203,13 +220,7 @@ fn mcp_operators(d: &Deployment) -> Outcome {
     }
     let problems: Vec<Evidence> = http
         .iter()
-        .filter(|(s, url)| {
-            s.reaches.is_none()
-                && !private_host(url)
-                && !inv
-                    .resolve_destination(url)
-                    .is_ok_and(|(dest, _)| !dest.external)
-        })
+        .filter(|(s, _)| unnamed_operator(inv, &s.id))
         .map(|(s, url)| {
             d.at_entity(
                 "mcp_servers",

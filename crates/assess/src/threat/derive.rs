@@ -976,22 +976,48 @@ fn tool_threats(b: &mut Builder<'_>, t: &Tool) {
         );
     }
 
-    // Egress a policy cannot see.
-    if t.open_world
+    // Egress a policy cannot see: an open-world tool without a bound
+    // destination, or a server that someone outside runs and the inventory
+    // does not name.
+    let open = t.open_world
         && !t
             .bindings
             .iter()
-            .any(|x| x.kind == BindingKind::Destination)
-    {
+            .any(|x| x.kind == BindingKind::Destination);
+    let unnamed = crate::checks::unnamed_operator(inv, &t.server);
+    if open || unnamed {
+        let mut mitigations = Vec::new();
+        let mut gaps = Vec::new();
+        let scenario = if open {
+            mitigations.push(
+                "each call is checked as reaching the default destination (grants, flow guard)"
+                    .into(),
+            );
+            mitigations.push(b.control("egress-bindings"));
+            gaps.push("no destination binding: no policy can tell one target from another".into());
+            format!(
+                "`{}` reaches outside without a bound destination: data leaves wherever the arguments say",
+                t.id
+            )
+        } else {
+            format!(
+                "whoever runs server `{}` receives every argument `{}` is given, whatever the call addresses",
+                t.server, t.id
+            )
+        };
+        if unnamed {
+            mitigations.push(b.control("mcp-server-operators"));
+            gaps.push(format!(
+                "server `{}` is at no internal address and does not name who runs it (`reaches`): no policy sees that party",
+                t.server
+            ));
+        }
         b.threat(
             ThreatClass::SensitiveInformationDisclosure,
             &target,
-            format!("`{}` reaches outside without a bound destination: data leaves wherever the arguments say", t.id),
-            vec![
-                "each call is checked as reaching the default destination (grants, flow guard)".into(),
-                b.control("egress-bindings"),
-            ],
-            vec!["no destination binding: no policy can tell one target from another".into()],
+            scenario,
+            mitigations,
+            gaps,
             Mitigation::PartlyMitigated,
         );
     }

@@ -212,3 +212,29 @@ fn dropping_spotlighting_changes_only_the_injection_threat_of_that_tool() {
             .any(|g| g.contains("not spotlighted"))
     );
 }
+
+/// Naming who runs the weak example's CRM server (`reaches`) closes exactly
+/// the threat of its closed-world tool and the operator gap of its open-world
+/// one.
+#[test]
+fn naming_who_runs_a_server_closes_the_threat_of_its_unseen_operator() {
+    let before = model("weak", |t| t);
+    let key = "sensitive_information_disclosure:tool:crm.export";
+    let open = "sensitive_information_disclosure:tool:crm.wipe";
+    let b = threats(&before);
+    assert_eq!(b[key].status, Mitigation::PartlyMitigated);
+    assert!(b[open].gaps.iter().any(|g| g.contains("server `crm`")));
+    let after = model("weak", |t| {
+        t.replace(
+            "    url: http://crm.weak.example/mcp\n",
+            "    url: http://crm.weak.example/mcp\n    reaches: internet\n",
+        )
+    });
+    assert_eq!(
+        changed(&before, &after),
+        BTreeSet::from([key.to_owned(), open.to_owned()])
+    );
+    let a = threats(&after);
+    assert!(!a.contains_key(key));
+    assert!(!a[open].gaps.iter().any(|g| g.contains("server `crm`")));
+}
