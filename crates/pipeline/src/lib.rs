@@ -1342,34 +1342,9 @@ impl Pipeline {
                 // them: the open world, the inventory's default destination.
                 // (Not the server's own host: an internal server of an
                 // open-world tool forwards what it gets.)
-                if t.open_world
-                    && !t
-                        .bindings
-                        .iter()
-                        .any(|b| b.kind == BindingKind::Destination)
-                {
-                    let dest = inv
-                        .destinations
-                        .get(&inv.default_destination)
-                        .ok_or_else(|| unknown("destination", &inv.default_destination))?;
-                    checks.push(Check {
-                        action: if t.read_only {
-                            ActionKind::Fetch
-                        } else {
-                            ActionKind::Send
-                        },
-                        resource: dest.id.clone(),
-                        target: Some(format!("{}: open world", t.id)),
-                    });
-                }
-                // A server run by a third party (or a local one that is a
-                // client of an outside service) receives every argument:
-                // the call reaches that destination, whatever it binds.
-                if let Some(id) = inv
-                    .mcp_servers
-                    .get(&t.server)
-                    .and_then(|m| m.reaches.as_ref())
-                {
+                // The call's arguments reach destination `id` by way of `via`:
+                // a fetch for a read-only tool, else a send.
+                let mut reaches = |id: &str, via: String| {
                     let dest = inv
                         .destinations
                         .get(id)
@@ -1381,8 +1356,27 @@ impl Pipeline {
                             ActionKind::Send
                         },
                         resource: dest.id.clone(),
-                        target: Some(format!("{}: server {}", t.id, t.server)),
+                        target: Some(via),
                     });
+                    Ok::<(), Denial>(())
+                };
+                if t.open_world
+                    && !t
+                        .bindings
+                        .iter()
+                        .any(|b| b.kind == BindingKind::Destination)
+                {
+                    reaches(&inv.default_destination, format!("{}: open world", t.id))?;
+                }
+                // A server run by a third party (or a local one that is a
+                // client of an outside service) receives every argument:
+                // the call reaches that destination, whatever it binds.
+                if let Some(id) = inv
+                    .mcp_servers
+                    .get(&t.server)
+                    .and_then(|m| m.reaches.as_ref())
+                {
+                    reaches(id, format!("{}: server {}", t.id, t.server))?;
                 }
                 reads = reads.join(&label_of(
                     t.output_label,
