@@ -235,6 +235,32 @@ pub fn unbound_recipients(tool: &Tool, arguments: &Value) -> Vec<BoundValue> {
     out
 }
 
+/// The addresses a model provider fetches for a prompt (`{"messages": […]}`,
+/// as the LLM gateway builds it): the `url` of each `image_url` part of a
+/// message's content, except inline `data:` URLs. The provider reaches each
+/// one on the agent's behalf, carrying whatever its path and query hold.
+pub fn provider_fetches(prompt: &Value) -> Vec<&str> {
+    let parts = prompt
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
+    parts
+        .filter_map(|p| match p.get("image_url") {
+            Some(Value::String(url)) => Some(url.as_str()),
+            Some(v) => v.get("url").and_then(Value::as_str),
+            None => None,
+        })
+        .filter(|url| {
+            !url.trim_start()
+                .get(..5)
+                .is_some_and(|s| s.eq_ignore_ascii_case("data:"))
+        })
+        .collect()
+}
+
 /// Deeper than any tool's arguments go; what lies below is not looked at.
 const MAX_ARGUMENT_DEPTH: usize = 16;
 

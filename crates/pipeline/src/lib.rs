@@ -47,7 +47,9 @@ use std::time::{Duration, Instant};
 use tracing::{Instrument as _, debug, error, info};
 use zt4ai_audit::{AuditLog, DecisionEvent, Event};
 use zt4ai_core::inventory::{Access, BindingKind, Tool};
-use zt4ai_core::request::{Finding, PROMPT_INJECTION, bound_values, unbound_recipients};
+use zt4ai_core::request::{
+    Finding, PROMPT_INJECTION, bound_values, provider_fetches, unbound_recipients,
+};
 use zt4ai_core::{
     Action, ActionRequest, Decision, Integrity, Inventory, Obligation, ScopeKind, SessionId,
     SessionLabel, Verdict, unix_now,
@@ -1387,7 +1389,7 @@ impl Pipeline {
             Action::Read { dataset: id } => dataset(id, Access::Read, &mut reads, &mut checks)?,
             Action::Write { dataset: id } => dataset(id, Access::Write, &mut reads, &mut checks)?,
             Action::Send { target } => destination(target, ActionKind::Send, &mut checks)?,
-            Action::InvokeModel { model, .. } => {
+            Action::InvokeModel { model, prompt, .. } => {
                 let m = inv
                     .models
                     .get(model)
@@ -1397,6 +1399,12 @@ impl Pipeline {
                     resource: m.id.clone(),
                     target: None,
                 });
+                // An image the prompt gives by URL is fetched by the
+                // provider: a fetch from that address, with whatever its
+                // path and query carry out.
+                for url in provider_fetches(prompt) {
+                    destination(url, ActionKind::Fetch, &mut checks)?;
+                }
             }
         }
         Ok(Resolved {

@@ -187,6 +187,30 @@ fn bound_values_split_recipients_and_reject_bad_types() {
 }
 
 #[test]
+fn the_images_a_provider_fetches_are_found_but_not_inline_ones() {
+    use crate::request::provider_fetches;
+    let prompt = serde_json::json!({"messages": [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "https://img.example/a.png?d=x"}},
+            {"type": "image_url", "image_url": {"url": " DATA:image/png;base64,iVBORw0KGgo="}},
+            {"type": "image_url", "image_url": "http://legacy.example/b.png"}
+        ]},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://odd.example/c"}}]}
+    ]});
+    assert_eq!(
+        provider_fetches(&prompt),
+        [
+            "https://img.example/a.png?d=x",
+            "http://legacy.example/b.png",
+            "ftp://odd.example/c"
+        ]
+    );
+    assert!(provider_fetches(&serde_json::Value::Null).is_empty());
+}
+
+#[test]
 fn unbound_recipients_of_a_sending_tool_are_found() {
     use crate::request::unbound_recipients;
     let inv = load(EXAMPLE).unwrap();

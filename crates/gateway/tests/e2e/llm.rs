@@ -859,3 +859,60 @@ async fn attestation_is_required_and_untrusted_messages_are_spotlighted() {
     standin.stop();
     s.stop().await;
 }
+
+/// An image given to a model by URL is fetched by the provider, with
+/// whatever the URL's path and query carry: each is a fetch from that address.
+/// An agent not granted the open world may not give one, and a session that
+/// read customers may not point the provider outside; inline images fetch
+/// nothing and go through.
+#[tokio::test]
+async fn images_a_provider_would_fetch_are_checked_as_fetches() {
+    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
+    let standin = StandIn::start(Some(KEY)).await;
+    let (s, _dir) = gateway(&standin, 5000, "", Some(crm)).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let look = |url: &str| {
+        json!({"model": "acme-llm", "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "what does the chart show?"},
+            {"type": "image_url", "image_url": {"url": url}}
+        ]}]})
+    };
+    let (st, _, v) = chat(&s, &token, look("https://charts.example/q3.png")).await;
+    assert_eq!(st, 200, "{v}");
+    // The summariser is granted no destination at all.
+    let sub = s.mint("alice", &["report-agent", "summariser"]);
+    let before = standin.bodies().len();
+    let (st, _, v) = chat(&s, &sub, look("https://charts.example/q3.png")).await;
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["error"]["zt4ai"]["reasons"]
+            .to_string()
+            .contains("to fetch `internet` (`charts.example`)"),
+        "{v}"
+    );
+    assert_eq!(standin.bodies().len(), before);
+
+    let client = super::mcp::client_with(&s, "/mcp", token.clone()).await;
+    client
+        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+    // An inline image fetches nothing: the model cleared for the data sees it.
+    let (st, _, v) = chat(&s, &token, look("data:image/png;base64,iVBORw0KGgo=")).await;
+    assert_eq!(st, 200, "{v}");
+    // Pointing the provider at an outside address, now, is sending there.
+    let before = standin.bodies().len();
+    let (st, _, v) = chat(
+        &s,
+        &token,
+        look("https://rival.example/pixel.png?d=ACME-001"),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    let policies = v["error"]["zt4ai"]["policies"].as_array().unwrap();
+    assert!(policies.contains(&json!("zt4ai.flow.send")), "{v}");
+    assert_eq!(standin.bodies().len(), before, "the provider got nothing");
+    standin.stop();
+    s.stop().await;
+}
