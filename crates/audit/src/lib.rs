@@ -754,9 +754,9 @@ impl AuditLog {
 
     /// Puts a deferred `job` straight into the writer's held records when the
     /// writer thread is polling (records arrived lately, so it wakes every
-    /// half [`AuditConfig::defer`] anyway) and nothing is queued: that saves
-    /// waking the writer thread for a record nobody waits for. Hands the job
-    /// back otherwise.
+    /// half [`AuditConfig::defer`] anyway), nothing is queued and no periodic
+    /// checkpoint falls due before that wake-up: that saves waking the writer
+    /// thread for a record nobody waits for. Hands the job back otherwise.
     fn hold_here(&self, job: Job) -> Option<Job> {
         if self.tx.is_none() {
             return Some(job);
@@ -764,9 +764,14 @@ impl AuditLog {
         let Some(mut w) = self.state.try_lock() else {
             return Some(job);
         };
+        // Nor when a checkpoint falls due before the writer's next wake-up:
+        // its wait may not count on that checkpoint (a commit on an appending
+        // thread does not tell it), so it is woken to plan again.
         if !w.polling
             || w.pending.len() >= w.config.max_batch
             || self.shared.queued.load(Ordering::SeqCst) != w.pending.len() as u64
+            || w.until_checkpoint_with(1)
+                .is_some_and(|d| d < w.config.defer / 2)
         {
             return Some(job);
         }
@@ -1076,9 +1081,16 @@ impl Writer {
         true
     }
 
-    /// How long until a periodic checkpoint is due, if records are waiting for one.
+    /// How long until a periodic checkpoint is due, if records are waiting for
+    /// one: committed since the last, or held (deferred) to be committed.
     fn until_checkpoint(&self) -> Option<Duration> {
-        (self.edge.size() > self.last_checkpoint).then(|| {
+        self.until_checkpoint_with(0)
+    }
+
+    /// [`Self::until_checkpoint`] with `more` records held besides.
+    fn until_checkpoint_with(&self, more: u64) -> Option<Duration> {
+        let held = self.pending.len() as u64 + more;
+        (self.edge.size() + held > self.last_checkpoint).then(|| {
             self.config
                 .checkpoint_interval
                 .saturating_sub(self.last_checkpoint_at.elapsed())
