@@ -1405,6 +1405,23 @@ impl Pipeline {
                 for url in provider_fetches(prompt) {
                     destination(url, ActionKind::Fetch, &mut checks)?;
                 }
+                // A model that searches the web (`web_search_options`) takes
+                // queries made of the prompt to the open world: the
+                // inventory's default destination, as for an open-world tool.
+                if prompt
+                    .get("web_search_options")
+                    .is_some_and(|o| !o.is_null())
+                {
+                    let dest = inv
+                        .destinations
+                        .get(&inv.default_destination)
+                        .ok_or_else(|| unknown("destination", &inv.default_destination))?;
+                    checks.push(Check {
+                        action: ActionKind::Fetch,
+                        resource: dest.id.clone(),
+                        target: Some(format!("{model}: web search")),
+                    });
+                }
             }
         }
         Ok(Resolved {

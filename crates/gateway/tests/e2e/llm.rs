@@ -916,3 +916,36 @@ async fn images_a_provider_would_fetch_are_checked_as_fetches() {
     standin.stop();
     s.stop().await;
 }
+
+/// A model asked to search the web (`web_search_options`) takes queries made
+/// of the prompt to the open world: checked as a fetch from the default
+/// destination, refused once the session holds customers.
+#[tokio::test]
+async fn a_model_searching_the_web_reaches_the_open_world() {
+    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
+    let standin = StandIn::start(Some(KEY)).await;
+    let (s, _dir) = gateway(&standin, 5000, "", Some(crm)).await;
+    let token = s.mint("alice", &["report-agent"]);
+    let search = json!({"model": "acme-llm", "web_search_options": {},
+        "messages": [user("who are ACME-001's competitors?")]});
+    let (st, _, v) = chat(&s, &token, search.clone()).await;
+    assert_eq!(st, 200, "{v}");
+    let client = super::mcp::client_with(&s, "/mcp", token.clone()).await;
+    client
+        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    client.cancel().await.unwrap();
+    let before = standin.bodies().len();
+    let (st, _, v) = chat(&s, &token, search).await;
+    assert_eq!(st, 403, "{v}");
+    assert!(
+        v["error"]["zt4ai"]["reasons"]
+            .to_string()
+            .contains("destination `internet` (`acme-llm: web search`) is cleared only for public"),
+        "{v}"
+    );
+    assert_eq!(standin.bodies().len(), before, "the provider got nothing");
+    standin.stop();
+    s.stop().await;
+}
