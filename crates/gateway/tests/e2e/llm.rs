@@ -75,6 +75,27 @@ async fn redacting(standin: &StandIn) -> (Server, tempfile::TempDir, String) {
     (s, dir, token)
 }
 
+/// A gateway with the test CRM as an MCP upstream, and the report agent's
+/// token for Alice.
+async fn with_crm(standin: &StandIn) -> (Server, tempfile::TempDir, String) {
+    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
+    let (s, dir) = gateway(standin, 5000, "", Some(crm)).await;
+    let token = s.mint("alice", &["report-agent"]);
+    (s, dir, token)
+}
+
+/// The agent of `token` reads customers through the MCP gateway: its session
+/// now holds confidential data.
+async fn read_customers(s: &Server, token: &str) {
+    let client = super::mcp::client_with(s, "/mcp", token.to_owned()).await;
+    let r = client
+        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    assert!(super::mcp::text(&r).contains("Jane Roe"));
+    client.cancel().await.unwrap();
+}
+
 /// A chat completion through the gateway: status, `Retry-After`, body.
 async fn chat(s: &Server, token: &str, body: Value) -> (u16, Option<String>, Value) {
     let r = s
@@ -277,10 +298,8 @@ async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
 
 #[tokio::test]
 async fn a_confidential_session_never_reaches_an_uncleared_external_model() {
-    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
     let standin = StandIn::start(Some(KEY)).await;
-    let (s, _dir) = gateway(&standin, 5000, "", Some(crm)).await;
-    let token = s.mint("alice", &["report-agent"]);
+    let (s, _dir, token) = with_crm(&standin).await;
 
     // Before reading anything confidential, the frontier model is fine.
     let (st, _, v) = chat(
@@ -292,13 +311,7 @@ async fn a_confidential_session_never_reaches_an_uncleared_external_model() {
     assert_eq!(st, 200, "{v}");
 
     // The agent reads customers through the MCP gateway with the same token.
-    let client = super::mcp::client_with(&s, "/mcp", token.clone()).await;
-    let r = client
-        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
-        .await
-        .unwrap();
-    assert!(super::mcp::text(&r).contains("Jane Roe"));
-    client.cancel().await.unwrap();
+    read_customers(&s, &token).await;
 
     // Now the session is confidential: the external model cleared for
     // internal data is denied, and the provider never received the prompt.
@@ -867,10 +880,8 @@ async fn attestation_is_required_and_untrusted_messages_are_spotlighted() {
 /// nothing and go through.
 #[tokio::test]
 async fn images_a_provider_would_fetch_are_checked_as_fetches() {
-    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
     let standin = StandIn::start(Some(KEY)).await;
-    let (s, _dir) = gateway(&standin, 5000, "", Some(crm)).await;
-    let token = s.mint("alice", &["report-agent"]);
+    let (s, _dir, token) = with_crm(&standin).await;
     let look = |url: &str| {
         json!({"model": "acme-llm", "messages": [{"role": "user", "content": [
             {"type": "text", "text": "what does the chart show?"},
@@ -892,12 +903,7 @@ async fn images_a_provider_would_fetch_are_checked_as_fetches() {
     );
     assert_eq!(standin.bodies().len(), before);
 
-    let client = super::mcp::client_with(&s, "/mcp", token.clone()).await;
-    client
-        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
-        .await
-        .unwrap();
-    client.cancel().await.unwrap();
+    read_customers(&s, &token).await;
     // An inline image fetches nothing: the model cleared for the data sees it.
     let (st, _, v) = chat(&s, &token, look("data:image/png;base64,iVBORw0KGgo=")).await;
     assert_eq!(st, 200, "{v}");
@@ -922,20 +928,13 @@ async fn images_a_provider_would_fetch_are_checked_as_fetches() {
 /// destination, refused once the session holds customers.
 #[tokio::test]
 async fn a_model_searching_the_web_reaches_the_open_world() {
-    let crm = super::mcp::serve_upstream(super::mcp::Crm::new()).await;
     let standin = StandIn::start(Some(KEY)).await;
-    let (s, _dir) = gateway(&standin, 5000, "", Some(crm)).await;
-    let token = s.mint("alice", &["report-agent"]);
+    let (s, _dir, token) = with_crm(&standin).await;
     let search = json!({"model": "acme-llm", "web_search_options": {},
         "messages": [user("who are ACME-001's competitors?")]});
     let (st, _, v) = chat(&s, &token, search.clone()).await;
     assert_eq!(st, 200, "{v}");
-    let client = super::mcp::client_with(&s, "/mcp", token.clone()).await;
-    client
-        .call_tool(super::mcp::call("crm.query", json!({"table": "customers"})))
-        .await
-        .unwrap();
-    client.cancel().await.unwrap();
+    read_customers(&s, &token).await;
     let before = standin.bodies().len();
     let (st, _, v) = chat(&s, &token, search).await;
     assert_eq!(st, 403, "{v}");
