@@ -215,10 +215,15 @@ fn mcp_operators(d: &Deployment) -> Outcome {
             McpTransport::Stdio { .. } => None,
         })
         .collect();
-    if http.is_empty() {
+    let named: Vec<_> = inv
+        .mcp_servers
+        .values()
+        .filter_map(|s| s.reaches.as_ref().map(|r| (s, r)))
+        .collect();
+    if http.is_empty() && named.is_empty() {
         return Outcome::skipped("the inventory declares no MCP servers reached over HTTP");
     }
-    let problems: Vec<Evidence> = http
+    let mut problems: Vec<Evidence> = http
         .iter()
         .filter(|(s, _)| unnamed_operator(inv, &s.id))
         .map(|(s, url)| {
@@ -233,21 +238,55 @@ fn mcp_operators(d: &Deployment) -> Outcome {
             )
         })
         .collect();
-    if problems.is_empty() {
-        Outcome::passed(format!(
-            "every MCP server reached over HTTP ({}) is internal or names who runs it",
-            http.len()
-        ))
-    } else {
-        let n = problems.len();
-        Outcome::investigate(format!(
-            "{} outside the organisation's addresses {} not say who runs {}",
-            super::count(n, "MCP server", "MCP servers"),
-            if n == 1 { "does" } else { "do" },
-            if n == 1 { "it" } else { "them" },
-        ))
-        .with(problems)
+    let unnamed = problems.len();
+    // An agent granted a named server's tools but not the destination it
+    // reaches has every call to them refused.
+    for (s, dest) in &named {
+        for (id, a) in &inv.agents {
+            let tool = inv
+                .tools
+                .values()
+                .find(|t| t.server == s.id && a.grants.allows_tool(t));
+            if let Some(t) = tool
+                && a.state == zt4ai_core::inventory::AgentState::Active
+                && !a.grants.destinations.contains(*dest)
+            {
+                problems.push(d.at_entity(
+                    "agents",
+                    id.as_str(),
+                    "grants.destinations",
+                    format!(
+                        "`{id}` may call `{}`, but server `{}` reaches `{dest}`, which `{id}` is not granted: every such call is refused",
+                        t.id, s.id
+                    ),
+                ));
+            }
+        }
     }
+    if problems.is_empty() {
+        return Outcome::passed(format!(
+            "every MCP server reached over HTTP ({}) is internal or names who runs it, and every agent that calls a named one may reach it",
+            http.len()
+        ));
+    }
+    let mut parts = Vec::new();
+    if unnamed > 0 {
+        parts.push(format!(
+            "{} outside the organisation's addresses {} not say who runs {}",
+            super::count(unnamed, "MCP server", "MCP servers"),
+            if unnamed == 1 { "does" } else { "do" },
+            if unnamed == 1 { "it" } else { "them" },
+        ));
+    }
+    let ungranted = problems.len() - unnamed;
+    if ungranted > 0 {
+        parts.push(format!(
+            "{} the tools of a server whose operator {} not granted",
+            super::count(ungranted, "agent is granted", "agents are granted"),
+            if ungranted == 1 { "it is" } else { "they are" },
+        ));
+    }
+    Outcome::investigate(parts.join("; ")).with(problems)
 }
 
 fn mcp_timeouts(d: &Deployment) -> Outcome {

@@ -178,9 +178,33 @@ fn mcp_servers_outside_say_who_runs_them() {
     assert!(o.evidence[0].message.contains("`crm`"), "{o:?}");
     let o = run(
         &acme_servers(
-            "mcp_servers:\n  - id: crm\n    url: https://mcp.crm-vendor.example/mcp\n    reaches: partner-portal\n  - id: mail\n    url: https://mail.acme.example/mcp\n  - id: web\n    url: http://127.0.0.1:9/mcp\n",
+            "mcp_servers:\n  - id: crm\n    url: https://mcp.crm-vendor.example/mcp\n    reaches: internet\n  - id: mail\n    url: https://mail.acme.example/mcp\n  - id: web\n    url: http://127.0.0.1:9/mcp\n",
         ),
         "mcp-server-operators",
     );
     assert_eq!(o.status, Status::Passed, "{o:?}");
+    // The report agent calls the mail server, which the partner runs, but
+    // is not granted the partner's portal.
+    let o = run(
+        &acme_servers(
+            "mcp_servers:\n  - id: mail\n    command: [mail-mcp]\n    reaches: partner-portal\n",
+        ),
+        "mcp-server-operators",
+    );
+    assert_eq!(o.status, Status::Investigate, "{o:?}");
+    assert_eq!(o.evidence.len(), 1, "{o:?}");
+    assert_eq!(
+        o.evidence[0].field.as_deref(),
+        Some("agents[0].grants.destinations")
+    );
+    assert!(
+        o.evidence[0].message.contains(
+            "`report-agent` may call `mail.send_email`, but server `mail` reaches `partner-portal`"
+        ),
+        "{o:?}"
+    );
+    assert_eq!(
+        o.summary,
+        "1 agent is granted the tools of a server whose operator it is not granted"
+    );
 }
