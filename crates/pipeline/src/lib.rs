@@ -1307,6 +1307,20 @@ impl Pipeline {
             });
             Ok::<(), Denial>(())
         };
+        // A destination known by its id, reached by way of `via` (what the
+        // call reaches it through: an open-world tool, a server's operator).
+        let known = |id: &str, action: ActionKind, via: String, checks: &mut Vec<Check>| {
+            let dest = inv
+                .destinations
+                .get(id)
+                .ok_or_else(|| unknown("destination", id))?;
+            checks.push(Check {
+                action,
+                resource: dest.id.clone(),
+                target: Some(via),
+            });
+            Ok::<(), Denial>(())
+        };
         match &req.action {
             Action::CallTool { tool, arguments } => {
                 let t = inv.tools.get(tool).ok_or_else(|| unknown("tool", tool))?;
@@ -1318,20 +1332,18 @@ impl Pipeline {
                 });
                 let values = bound_values(t, arguments)
                     .map_err(|e| Denial(reasons::INVALID_REQUEST, e.to_string()))?;
+                // A read-only tool only reaches out (a fetch); any other tool sends.
+                let reach = if t.read_only {
+                    ActionKind::Fetch
+                } else {
+                    ActionKind::Send
+                };
                 for v in values {
                     match v.kind {
                         BindingKind::Dataset => {
                             dataset(&v.value, v.access, &mut reads, &mut checks)?
                         }
-                        BindingKind::Destination => {
-                            // A read-only tool only reaches out (a fetch); any other tool sends.
-                            let action = if t.read_only {
-                                ActionKind::Fetch
-                            } else {
-                                ActionKind::Send
-                            };
-                            destination(&v.value, action, &mut checks)?;
-                        }
+                        BindingKind::Destination => destination(&v.value, reach, &mut checks)?,
                     }
                 }
                 // Recipients in arguments the inventory did not bind (a `bcc`
@@ -1344,31 +1356,14 @@ impl Pipeline {
                 // them: the open world, the inventory's default destination.
                 // (Not the server's own host: an internal server of an
                 // open-world tool forwards what it gets.)
-                // The call's arguments reach destination `id` by way of `via`:
-                // a fetch for a read-only tool, else a send.
-                let mut reaches = |id: &str, via: String| {
-                    let dest = inv
-                        .destinations
-                        .get(id)
-                        .ok_or_else(|| unknown("destination", id))?;
-                    checks.push(Check {
-                        action: if t.read_only {
-                            ActionKind::Fetch
-                        } else {
-                            ActionKind::Send
-                        },
-                        resource: dest.id.clone(),
-                        target: Some(via),
-                    });
-                    Ok::<(), Denial>(())
-                };
                 if t.open_world
                     && !t
                         .bindings
                         .iter()
                         .any(|b| b.kind == BindingKind::Destination)
                 {
-                    reaches(&inv.default_destination, format!("{}: open world", t.id))?;
+                    let via = format!("{}: open world", t.id);
+                    known(&inv.default_destination, reach, via, &mut checks)?;
                 }
                 // A server run by a third party (or a local one that is a
                 // client of an outside service) receives every argument:
@@ -1378,7 +1373,8 @@ impl Pipeline {
                     .get(&t.server)
                     .and_then(|m| m.reaches.as_ref())
                 {
-                    reaches(id, format!("{}: server {}", t.id, t.server))?;
+                    let via = format!("{}: server {}", t.id, t.server);
+                    known(id, reach, via, &mut checks)?;
                 }
                 reads = reads.join(&label_of(
                     t.output_label,
@@ -1412,15 +1408,13 @@ impl Pipeline {
                     .get("web_search_options")
                     .is_some_and(|o| !o.is_null())
                 {
-                    let dest = inv
-                        .destinations
-                        .get(&inv.default_destination)
-                        .ok_or_else(|| unknown("destination", &inv.default_destination))?;
-                    checks.push(Check {
-                        action: ActionKind::Fetch,
-                        resource: dest.id.clone(),
-                        target: Some(format!("{model}: web search")),
-                    });
+                    let via = format!("{model}: web search");
+                    known(
+                        &inv.default_destination,
+                        ActionKind::Fetch,
+                        via,
+                        &mut checks,
+                    )?;
                 }
             }
         }

@@ -114,6 +114,17 @@ pub struct Check {
     pub target: Option<String>,
 }
 
+impl Check {
+    /// What the resource was reached through, when that says more than its
+    /// id (a recipient, the tool whose server it is): `` (`x`)``, or nothing.
+    fn via(&self) -> String {
+        match &self.target {
+            Some(t) if *t != self.resource => format!(" (`{t}`)"),
+            _ => String::new(),
+        }
+    }
+}
+
 /// Per-request facts the policies see in `context`.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -812,20 +823,15 @@ impl PolicyEngine {
                     continue;
                 }
                 if permits.is_empty() {
-                    // The resource, and what it was reached through when that
-                    // says more (a recipient, the tool whose server it is).
-                    let via = match &check.target {
-                        Some(t) if *t != check.resource => format!(" (`{t}`)"),
-                        _ => String::new(),
-                    };
                     acc.hard(
                         DEFAULT_DENY,
                         format!(
-                            "no policy permits {} `{}` to {} `{}`{via}",
+                            "no policy permits {} `{}` to {} `{}`{}",
                             entry.uid.type_name().to_string().to_lowercase(),
                             entry.uid.id().unescaped(),
                             check.action.name(),
-                            check.resource
+                            check.resource,
+                            check.via()
                         ),
                     );
                 }
@@ -1248,10 +1254,7 @@ impl Vars<'_> {
             "principal" => pid.to_owned(),
             "action" => self.check.action.name().to_owned(),
             "resource" => rid.to_owned(),
-            "via" => match &self.check.target {
-                Some(t) if t != rid => format!(" (`{t}`)"),
-                _ => String::new(),
-            },
+            "via" => self.check.via(),
             "target" => self.check.target.clone().unwrap_or_else(|| rid.to_owned()),
             "risk" => self.facts.risk.to_string(),
             "session.label" => self.facts.session.confidentiality.to_string(),

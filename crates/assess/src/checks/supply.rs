@@ -1,6 +1,6 @@
 //! Checks: models and supply chain — models, upstream MCP servers, tool definitions.
 
-use zt4ai_core::inventory::McpTransport;
+use zt4ai_core::inventory::{McpServer, McpTransport};
 use zt4ai_core::{Inventory, Label};
 use zt4ai_inspect::injection::InjectionDetector;
 use zt4ai_inspect::sensitive::SensitiveScanner;
@@ -174,31 +174,26 @@ fn mcp_transport(d: &Deployment) -> Outcome {
 /// Whether `url`'s host is the organisation's by its address alone: loopback,
 /// or a private, link-local or unique-local address.
 fn private_host(url: &str) -> bool {
-    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.is_unique_local() || ip.is_unicast_link_local()
+    super::identity::is_loopback_url(url)
+        || match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+            Some(url::Host::Ipv4(ip)) => ip.is_private() || ip.is_link_local(),
+            Some(url::Host::Ipv6(ip)) => ip.is_unique_local() || ip.is_unicast_link_local(),
+            _ => false,
         }
-        None => false,
-    }
 }
 
-/// Whether MCP server `id` is reached over HTTP at an address that is neither
-/// private nor an internal destination's, and does not name who runs it
-/// (`reaches`): whoever does gets every argument unchecked.
-pub(crate) fn unnamed_operator(inv: &Inventory, id: &str) -> bool {
-    let Some(s) = inv.mcp_servers.get(id) else {
-        return false;
-    };
+/// The URL of MCP server `s` when it is reached over HTTP at an address that
+/// is neither private nor an internal destination's, and does not name who
+/// runs it (`reaches`): whoever does gets every argument unchecked.
+pub(crate) fn unnamed_operator<'a>(inv: &Inventory, s: &'a McpServer) -> Option<&'a str> {
     let McpTransport::Http { url } = &s.transport else {
-        return false;
+        return None;
     };
-    s.reaches.is_none()
-        && !private_host(url)
-        && !inv
+    let internal = private_host(url)
+        || inv
             .resolve_destination(url)
-            .is_ok_and(|(dest, _)| !dest.external)
+            .is_ok_and(|(dest, _)| !dest.external);
+    (s.reaches.is_none() && !internal).then_some(url.as_str())
 }
 
 /// A server that a third party runs receives every argument of every call. The
@@ -207,25 +202,23 @@ pub(crate) fn unnamed_operator(inv: &Inventory, id: &str) -> bool {
 /// that no internal destination matches may well not be.
 fn mcp_operators(d: &Deployment) -> Outcome {
     let inv = &d.inventory;
-    let http: Vec<_> = inv
+    let http = inv
         .mcp_servers
         .values()
-        .filter_map(|s| match &s.transport {
-            McpTransport::Http { url } => Some((s, url)),
-            McpTransport::Stdio { .. } => None,
-        })
-        .collect();
+        .filter(|s| matches!(s.transport, McpTransport::Http { .. }))
+        .count();
     let named: Vec<_> = inv
         .mcp_servers
         .values()
         .filter_map(|s| s.reaches.as_ref().map(|r| (s, r)))
         .collect();
-    if http.is_empty() && named.is_empty() {
+    if http == 0 && named.is_empty() {
         return Outcome::skipped("the inventory declares no MCP servers reached over HTTP");
     }
-    let mut problems: Vec<Evidence> = http
-        .iter()
-        .filter(|(s, _)| unnamed_operator(inv, &s.id))
+    let mut problems: Vec<Evidence> = inv
+        .mcp_servers
+        .values()
+        .filter_map(|s| unnamed_operator(inv, s).map(|url| (s, url)))
         .map(|(s, url)| {
             d.at_entity(
                 "mcp_servers",
@@ -241,16 +234,20 @@ fn mcp_operators(d: &Deployment) -> Outcome {
     let unnamed = problems.len();
     // An agent granted a named server's tools but not the destination it
     // reaches has every call to them refused.
+    let active = inv
+        .agents
+        .iter()
+        .filter(|(_, a)| a.state == zt4ai_core::inventory::AgentState::Active);
     for (s, dest) in &named {
-        for (id, a) in &inv.agents {
+        for (id, a) in active.clone() {
+            if a.grants.destinations.contains(*dest) {
+                continue;
+            }
             let tool = inv
                 .tools
                 .values()
                 .find(|t| t.server == s.id && a.grants.allows_tool(t));
-            if let Some(t) = tool
-                && a.state == zt4ai_core::inventory::AgentState::Active
-                && !a.grants.destinations.contains(*dest)
-            {
+            if let Some(t) = tool {
                 problems.push(d.at_entity(
                     "agents",
                     id.as_str(),
@@ -265,8 +262,7 @@ fn mcp_operators(d: &Deployment) -> Outcome {
     }
     if problems.is_empty() {
         return Outcome::passed(format!(
-            "every MCP server reached over HTTP ({}) is internal or names who runs it, and every agent that calls a named one may reach it",
-            http.len()
+            "every MCP server reached over HTTP ({http}) is internal or names who runs it, and every agent that calls a named one may reach it"
         ));
     }
     let mut parts = Vec::new();

@@ -984,7 +984,11 @@ fn tool_threats(b: &mut Builder<'_>, t: &Tool) {
             .bindings
             .iter()
             .any(|x| x.kind == BindingKind::Destination);
-    let unnamed = crate::checks::unnamed_operator(inv, &t.server);
+    let unnamed = inv
+        .mcp_servers
+        .get(&t.server)
+        .and_then(|s| crate::checks::unnamed_operator(inv, s))
+        .is_some();
     if open || unnamed {
         let mut mitigations = Vec::new();
         let mut gaps = Vec::new();

@@ -25,6 +25,11 @@ const POLICY_CHECKS: [&str; 7] = [
 ];
 
 fn acme_with(extra: Option<&str>) -> Deployment {
+    load(INVENTORY, extra)
+}
+
+/// A deployment of `inventory` with the Acme policies and `extra` policy text.
+fn load(inventory: &str, extra: Option<&str>) -> Deployment {
     let mut policies = vec![PolicySource {
         name: "policies/acme.cedar".into(),
         text: ACME.into(),
@@ -36,7 +41,7 @@ fn acme_with(extra: Option<&str>) -> Deployment {
         });
     }
     Deployment::load(
-        INVENTORY,
+        inventory,
         "inventory.yaml",
         policies,
         Options {
@@ -146,19 +151,10 @@ fn a_careless_policy_file_is_found_policy_by_policy_at_its_lines() {
 
 /// The Acme inventory with this `mcp_servers:` section, loaded.
 fn acme_servers(section: &str) -> Deployment {
-    Deployment::load(
+    load(
         &INVENTORY.replacen("settings:", &format!("{section}settings:"), 1),
-        "inventory.yaml",
-        vec![PolicySource {
-            name: "policies/acme.cedar".into(),
-            text: ACME.into(),
-        }],
-        Options {
-            dormant_days: 30,
-            now: 1_800_000_000,
-        },
+        None,
     )
-    .unwrap()
 }
 
 /// A server at an address outside the organisation's is asked who runs it;
