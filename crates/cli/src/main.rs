@@ -757,6 +757,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                                 risk: None,
                                 sid: None,
                                 auth_time: t,
+                                cnf: None,
                             };
                             let token = keys.sign(&claims, "at+jwt").map_err(anyhow::Error::msg)?;
                             cache.insert(key.clone(), token);

@@ -276,6 +276,7 @@ impl Gateway {
                 risk: None,
                 sid: None,
                 auth_time: now,
+                cnf: None,
             })
             .unwrap()
     }

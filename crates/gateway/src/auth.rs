@@ -7,18 +7,23 @@
 //! * `GET /.well-known/jwks.json` — the keys delegated tokens are signed with.
 //! * `GET /.well-known/oauth-authorization-server` — RFC 8414 metadata.
 //!
-//! Every AuthZEN request must carry a delegated token as `Authorization: Bearer`;
-//! a missing or bad one is answered `401` with a `WWW-Authenticate` header that
-//! says what is wrong (RFC 6750), and is logged as a denied request.
+//! Every request to an enforcement point must carry a delegated token, as
+//! `Authorization: Bearer`, or as `Authorization: DPoP` with a `DPoP` proof when
+//! the token is bound to a key (RFC 9449); a missing or bad one is answered `401`
+//! with `WWW-Authenticate` challenges that say what is wrong (RFC 6750, RFC 9449
+//! §7.1), and is logged as a denied request.
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
-use zt4ai_identity::{AuthError, ExchangeRequest, Identity, TOKEN_EXCHANGE, VerifiedChain};
+use zt4ai_identity::{
+    AuthError, DPOP_ALGS, DpopProof, ExchangeRequest, Identity, Presented, TOKEN_EXCHANGE,
+    VerifiedChain,
+};
 
 use crate::AppState;
 
@@ -44,31 +49,64 @@ pub(crate) fn auth_error(e: &AuthError, challenge: Challenge<'_>) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
         let desc = e.description.replace(['"', '\\'], "'");
-        let value = match challenge {
-            Challenge::Basic => "Basic realm=\"zt4ai\"".to_owned(),
+        let error = format!(", error=\"{}\", error_description=\"{desc}\"", e.code);
+        let values = match challenge {
+            Challenge::Basic => vec![format!("Basic realm=\"zt4ai\"")],
             Challenge::Bearer(metadata) => {
-                let mut v = "Bearer realm=\"zt4ai\"".to_owned();
+                let mut bearer = "Bearer realm=\"zt4ai\"".to_owned();
+                let mut dpop = format!("DPoP realm=\"zt4ai\", algs=\"{}\"", DPOP_ALGS.join(" "));
                 if let Some(m) = metadata {
-                    v.push_str(&format!(", resource_metadata=\"{m}\""));
+                    bearer.push_str(&format!(", resource_metadata=\"{m}\""));
+                    dpop.push_str(&format!(", resource_metadata=\"{m}\""));
                 }
-                // RFC 6750 §3.1: no error code when the request had no credentials.
-                if e.code != "missing_token" {
-                    v.push_str(&format!(", error=\"{}\"", e.code));
+                // RFC 6750 §3.1: no error code when the request had no
+                // credentials; a proof's error goes with the DPoP scheme.
+                match e.code {
+                    "missing_token" => {
+                        bearer.push_str(&format!(", error_description=\"{desc}\""));
+                    }
+                    "invalid_dpop_proof" => dpop.push_str(&error),
+                    _ => bearer.push_str(&error),
                 }
-                v.push_str(&format!(", error_description=\"{desc}\""));
-                v
+                vec![bearer, dpop]
             }
         };
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(header::WWW_AUTHENTICATE, v);
+        for value in values {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.append(header::WWW_AUTHENTICATE, v);
+            }
         }
     }
     resp
 }
 
-/// Verifies the request's bearer token, if the gateway requires tokens.
-pub(crate) fn verify_bearer(
+/// The request's `DPoP` header: none, or exactly one (RFC 9449 §4.3).
+fn dpop_header(headers: &HeaderMap, status: u16) -> Result<Option<&str>, AuthError> {
+    let mut all = headers.get_all("dpop").iter();
+    let (first, second) = (all.next(), all.next());
+    let bad = |what: &str| AuthError {
+        status,
+        code: "invalid_dpop_proof",
+        description: what.into(),
+    };
+    match (first, second) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(bad("the request has more than one `DPoP` header")),
+        (Some(v), None) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| bad("the `DPoP` header is not ASCII")),
+    }
+}
+
+/// Verifies the delegated token of a request to an enforcement point: bearer,
+/// or bound to a key with its `DPoP` proof for this `method` and `path` of the
+/// gateway's base URL.
+pub(crate) fn verify_request(
+    state: &AppState,
     identity: &Identity,
+    method: &Method,
+    path: &str,
     headers: &HeaderMap,
 ) -> Result<VerifiedChain, AuthError> {
     let value = headers
@@ -77,17 +115,30 @@ pub(crate) fn verify_bearer(
         .ok_or_else(|| AuthError {
             status: 401,
             code: "missing_token",
-            description: "no `Authorization: Bearer` delegated token".into(),
+            description: "no `Authorization: Bearer` or `Authorization: DPoP` delegated token"
+                .into(),
         })?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            AuthError::invalid_token("the Authorization header is not `Bearer <token>`")
-        })?;
-    identity.verify(token)
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(AuthError::invalid_token(
+            "the Authorization header is not `Bearer <token>` or `DPoP <token>`",
+        ));
+    }
+    let presented = if scheme.eq_ignore_ascii_case("bearer") {
+        Presented::Bearer(token)
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Presented::Dpop {
+            token,
+            proof: dpop_header(headers, 401)?,
+        }
+    } else {
+        return Err(AuthError::invalid_token(
+            "the Authorization header is not `Bearer <token>` or `DPoP <token>`",
+        ));
+    };
+    let url = format!("{}{path}", state.config.base_url.trim_end_matches('/'));
+    identity.verify_request(presented, method.as_str(), &url)
 }
 
 /// `POST /oauth/token`.
@@ -151,6 +202,18 @@ pub(crate) async fn token(
             }
         }
     }
+    match dpop_header(&headers, 400) {
+        Ok(proof) => {
+            req.dpop = proof.map(|p| DpopProof {
+                proof: p.to_owned(),
+                url: format!(
+                    "{}/oauth/token",
+                    state.config.base_url.trim_end_matches('/')
+                ),
+            });
+        }
+        Err(e) => return auth_error(&e, Challenge::Basic),
+    }
     match identity.exchange(&req).await {
         Ok(resp) => {
             let mut r = Json(resp).into_response();
@@ -187,6 +250,7 @@ pub(crate) async fn metadata(State(state): State<AppState>) -> Response {
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "grant_types_supported": [TOKEN_EXCHANGE],
         "token_endpoint_auth_methods_supported": methods,
+        "dpop_signing_alg_values_supported": DPOP_ALGS,
     }))
     .into_response()
 }

@@ -164,10 +164,11 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 /// credentials first, so an unauthenticated caller learns nothing about the body.
 async fn admit<T: DeserializeOwned>(
     state: &AppState,
+    path: &str,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Option<VerifiedChain>, T), Response> {
-    let verified = authenticate(state, headers)?;
+    let verified = authenticate(state, path, headers)?;
     let req = read_json(state, body)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -179,10 +180,11 @@ pub(crate) async fn evaluation(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (verified, req): (_, EvaluationRequest) = match admit(&state, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return with_request_id(&headers, r),
-    };
+    let (verified, req): (_, EvaluationRequest) =
+        match admit(&state, "/access/v1/evaluation", &headers, body).await {
+            Ok(x) => x,
+            Err(r) => return with_request_id(&headers, r),
+        };
     if let Err(e) = check_context(Some(&req.context), "context") {
         return with_request_id(&headers, e.into_response());
     }
@@ -216,10 +218,11 @@ pub(crate) async fn evaluations(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (verified, req): (_, EvaluationsRequest) = match admit(&state, &headers, body).await {
-        Ok(x) => x,
-        Err(r) => return with_request_id(&headers, r),
-    };
+    let (verified, req): (_, EvaluationsRequest) =
+        match admit(&state, "/access/v1/evaluations", &headers, body).await {
+            Ok(x) => x,
+            Err(r) => return with_request_id(&headers, r),
+        };
     let rid = request_id(&headers);
     let items = req.evaluations.unwrap_or_default();
     let checked = check_context(req.context.as_ref(), "context").and_then(|()| {
@@ -323,11 +326,15 @@ fn check_context(context: Option<&Map<String, Value>>, path: &str) -> Result<(),
 
 /// Verifies the bearer token when the gateway requires one; a refusal is the
 /// `401` to answer.
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<VerifiedChain>, Response> {
+fn authenticate(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Option<VerifiedChain>, Response> {
     let Some(identity) = &state.identity else {
         return Ok(None);
     };
-    match crate::auth::verify_bearer(identity, headers) {
+    match crate::auth::verify_request(state, identity, &axum::http::Method::POST, path, headers) {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             tracing::info!(request_id = request_id(headers).as_deref().unwrap_or("-"),

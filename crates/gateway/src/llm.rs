@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use zt4ai_core::ApprovalId;
@@ -41,11 +41,16 @@ fn bad(message: String) -> Response {
 }
 
 /// The caller's chain, or the `401` (OpenAI-style body, RFC 6750 challenge).
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<VerifiedChain, Response> {
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<VerifiedChain, Response> {
     let Some(identity) = &state.identity else {
         return Err(crate::ApiError::NotFound.into_response());
     };
-    crate::auth::verify_bearer(identity, headers).map_err(|e| {
+    crate::auth::verify_request(state, identity, method, path, headers).map_err(|e| {
         tracing::info!(decision = "deny", error = e.code, reason = %e.description, "LLM request refused: bad credentials");
         let mut resp = crate::auth::auth_error(&e, crate::auth::Challenge::Bearer(None));
         let status = resp.status();
@@ -59,7 +64,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<VerifiedChain, 
         let mut out = (status, Json(body)).into_response();
         for (k, v) in &headers {
             if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
-                out.headers_mut().insert(k.clone(), v.clone());
+                out.headers_mut().append(k.clone(), v.clone());
             }
         }
         out
@@ -104,7 +109,7 @@ pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) ->
     let Some(gw) = &state.config.llm else {
         return crate::ApiError::NotFound.into_response();
     };
-    match authenticate(&state, &headers) {
+    match authenticate(&state, &Method::GET, "/v1/models", &headers) {
         Ok(v) => Json(gw.models(&v)).into_response(),
         Err(r) => r,
     }
@@ -120,7 +125,7 @@ pub(crate) async fn chat(
         return crate::ApiError::NotFound.into_response();
     };
     // Credentials first: an unauthenticated caller learns nothing about the body.
-    let v = match authenticate(&state, &headers) {
+    let v = match authenticate(&state, &Method::POST, "/v1/chat/completions", &headers) {
         Ok(v) => v,
         Err(r) => return r,
     };

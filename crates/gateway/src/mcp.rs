@@ -85,7 +85,13 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let Some(identity) = &state.identity else {
         return crate::ApiError::NotFound.into_response();
     };
-    match crate::auth::verify_bearer(identity, req.headers()) {
+    match crate::auth::verify_request(
+        &state,
+        identity,
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+    ) {
         Ok(chain) => {
             req.extensions_mut().insert(chain);
             next.run(req).await
@@ -105,6 +111,8 @@ pub(crate) async fn resource_metadata(State(state): State<AppState>) -> Response
         "resource": format!("{base}/mcp"),
         "authorization_servers": [base],
         "bearer_methods_supported": ["header"],
+        "dpop_signing_alg_values_supported": zt4ai_identity::DPOP_ALGS,
+        "dpop_bound_access_tokens_required": state.identity.as_ref().is_some_and(|i| i.requires_dpop()),
         "resource_name": "zt4ai MCP gateway",
     }))
     .into_response()

@@ -208,6 +208,7 @@ impl Server {
                 risk: None,
                 sid: None,
                 auth_time: now,
+                cnf: None,
             })
             .unwrap()
     }

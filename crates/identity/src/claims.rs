@@ -70,6 +70,16 @@ pub struct DelegatedClaims {
     pub sid: Option<String>,
     /// When the user's own token was issued, for revoking earlier sessions.
     pub auth_time: i64,
+    /// The key the token is bound to (DPoP, RFC 9449 §6.1), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim (RFC 7800) of a sender-constrained token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The SHA-256 JWK thumbprint (RFC 7638) of the key proofs must be signed with.
+    pub jkt: String,
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //!   session. Revocations are re-read at most once a second (the kill switch).
 
 mod claims;
+mod dpop;
 mod keys;
 mod revocations;
 mod users;
@@ -31,7 +32,8 @@ use zt4ai_core::inventory::{AgentState, JwksSource};
 use zt4ai_core::{AgentId, Inventory, SessionId, UserId, unix_now};
 use zt4ai_session::SessionStore;
 
-pub use claims::{Actor, DelegatedClaims};
+pub use claims::{Actor, Confirmation, DelegatedClaims};
+pub use dpop::{DPOP_ALGS, PROOF_MAX_AGE, ProofTarget, REPLAY_CAPACITY, token_hash};
 pub use jsonwebtoken::DecodingKey;
 pub use jsonwebtoken::jwk::Jwk;
 pub use keys::{KeyError, KeyRing};
@@ -182,6 +184,34 @@ pub struct ExchangeRequest {
     /// Development fallback: the agent's secret.
     #[serde(default)]
     pub client_secret: Option<String>,
+    /// The request's `DPoP` proof and the token endpoint's URL as the client
+    /// reached it: the delegated token is then bound to the proof's key. From
+    /// the request's header, never from its form.
+    #[serde(skip)]
+    pub dpop: Option<DpopProof>,
+}
+
+/// A `DPoP` header and the URL it must be for.
+#[derive(Debug, Clone)]
+pub struct DpopProof {
+    /// The proof (a compact JWT).
+    pub proof: String,
+    /// The URL of the endpoint the request reached.
+    pub url: String,
+}
+
+/// How a request presents its delegated token.
+#[derive(Debug, Clone, Copy)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// `Authorization: DPoP <token>`, with the request's `DPoP` proof if it had one.
+    Dpop {
+        /// The token.
+        token: &'a str,
+        /// The proof.
+        proof: Option<&'a str>,
+    },
 }
 
 /// A token-exchange response (RFC 8693 §2.2.1).
@@ -191,7 +221,7 @@ pub struct ExchangeResponse {
     pub access_token: String,
     /// Always [`TOKEN_TYPE_ACCESS`].
     pub issued_token_type: String,
-    /// `Bearer`.
+    /// `DPoP` for a token bound to the proof's key, `Bearer` otherwise.
     pub token_type: String,
     /// Seconds until expiry.
     pub expires_in: i64,
@@ -262,6 +292,8 @@ pub struct Identity {
     skew: i64,
     max_depth: usize,
     allow_secrets: bool,
+    require_dpop: bool,
+    replay: dpop::Replay,
     clock: fn() -> i64,
 }
 
@@ -323,6 +355,8 @@ impl Identity {
             skew: i64::try_from(skew).unwrap_or(60),
             max_depth: settings.max_chain_depth,
             allow_secrets: settings.allow_client_secrets,
+            require_dpop: settings.require_dpop,
+            replay: dpop::Replay::new(REPLAY_CAPACITY),
             inventory,
             store,
             keys,
@@ -423,9 +457,73 @@ impl Identity {
         }
     }
 
-    /// Verifies a delegated token presented to an enforcement point.
+    /// Verifies a delegated token, without the proof of possession a bound
+    /// token needs at an enforcement point ([`Self::verify_request`]).
     pub fn verify(&self, token: &str) -> Result<VerifiedChain, AuthError> {
         self.verify_checked(token).map(|(v, _)| v)
+    }
+
+    /// Whether every delegated token must be bound to a key (DPoP).
+    pub fn requires_dpop(&self) -> bool {
+        self.require_dpop
+    }
+
+    /// Verifies the delegated token a request to an enforcement point presents,
+    /// with its proof of possession when the token is bound to a key: `method`
+    /// and `url` are the request's, as the client addressed it.
+    pub fn verify_request(
+        &self,
+        presented: Presented<'_>,
+        method: &str,
+        url: &str,
+    ) -> Result<VerifiedChain, AuthError> {
+        let token = match presented {
+            Presented::Bearer(t) | Presented::Dpop { token: t, .. } => t,
+        };
+        let (chain, checked) = self.verify_checked(token)?;
+        let proof = match (&checked.claims.cnf, presented) {
+            (Some(cnf), Presented::Dpop { proof, .. }) => {
+                proof.map(|p| (cnf, p)).ok_or_else(|| {
+                    AuthError::new(
+                        401,
+                        "invalid_dpop_proof",
+                        "the request has no `DPoP` proof for its DPoP-bound token",
+                    )
+                })?
+            }
+            (Some(_), Presented::Bearer(_)) => {
+                return Err(AuthError::invalid_token(
+                    "the token is bound to a key: present it as `Authorization: DPoP <token>` with a `DPoP` proof",
+                ));
+            }
+            (None, Presented::Dpop { .. }) => {
+                return Err(AuthError::invalid_token(
+                    "the token is not bound to a key: it cannot be presented with the DPoP scheme",
+                ));
+            }
+            (None, Presented::Bearer(_)) if self.require_dpop => {
+                return Err(AuthError::invalid_token(
+                    "this deployment accepts only DPoP-bound tokens; exchange a new token with a `DPoP` proof",
+                ));
+            }
+            (None, Presented::Bearer(_)) => return Ok(chain),
+        };
+        let (cnf, proof) = proof;
+        let target = ProofTarget {
+            method,
+            url,
+            access_token: Some(token),
+        };
+        let now = (self.clock)();
+        let jkt = dpop::verify_proof(proof, &target, &self.replay, now, self.skew, 401)?;
+        if jkt != cnf.jkt {
+            return Err(AuthError::new(
+                401,
+                "invalid_dpop_proof",
+                "the DPoP proof is signed by a key other than the one the token is bound to",
+            ));
+        }
+        Ok(chain)
     }
 
     /// [`Self::verify`], with the token's checked claims.
@@ -703,6 +801,31 @@ impl Identity {
                 "`requested_token_type` must be `{TOKEN_TYPE_ACCESS}`"
             )));
         }
+        let jkt = match &req.dpop {
+            Some(d) => {
+                let target = ProofTarget {
+                    method: "POST",
+                    url: &d.url,
+                    access_token: None,
+                };
+                Some(dpop::verify_proof(
+                    &d.proof,
+                    &target,
+                    &self.replay,
+                    now,
+                    self.skew,
+                    400,
+                )?)
+            }
+            None if self.require_dpop => {
+                return Err(AuthError::new(
+                    400,
+                    "invalid_dpop_proof",
+                    "this deployment issues only DPoP-bound tokens: send a `DPoP` proof with the request",
+                ));
+            }
+            None => None,
+        };
         let actor = self.authenticate_agent(req, now)?;
         self.fresh(now)?;
         self.active_agent(&actor)
@@ -723,6 +846,14 @@ impl Identity {
             let Some(last) = parent.agents.last() else {
                 return Err(AuthError::invalid_grant("subject token names no agent"));
             };
+            // A binding is never shed along the chain.
+            if checked.claims.cnf.is_some() && jkt.is_none() {
+                return Err(AuthError::new(
+                    400,
+                    "invalid_dpop_proof",
+                    "the subject token is bound to a key (DPoP): the token exchanged for it must be bound too; send a `DPoP` proof",
+                ));
+            }
             let may = inv
                 .agents
                 .get(last)
@@ -841,6 +972,7 @@ impl Identity {
             risk,
             sid,
             auth_time,
+            cnf: jkt.map(|jkt| Confirmation { jkt }),
         };
         let token = self
             .keys
@@ -851,7 +983,12 @@ impl Identity {
         Ok(ExchangeResponse {
             access_token: token,
             issued_token_type: TOKEN_TYPE_ACCESS.into(),
-            token_type: "Bearer".into(),
+            token_type: if claims.cnf.is_some() {
+                "DPoP"
+            } else {
+                "Bearer"
+            }
+            .into(),
             expires_in: self.ttl,
             scope: claims.scope,
         })

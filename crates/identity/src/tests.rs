@@ -241,6 +241,7 @@ fn delegated(f: &Fixture, now: i64, tweak: impl FnOnce(&mut DelegatedClaims)) ->
         risk: None,
         sid: None,
         auth_time: now,
+        cnf: None,
     };
     tweak(&mut c);
     f.identity.sign_claims(&c).unwrap()
@@ -549,4 +550,292 @@ fn tampered_and_random_tokens_are_refused_without_panicking() {
         }
         assert!(f.identity.verify(&s).is_err());
     }
+}
+
+/// A DPoP key: its seed, public JWK and signing key.
+fn dpop_key() -> ([u8; 32], serde_json::Value, EncodingKey) {
+    let seed: [u8; 32] = keys::random_bytes().unwrap();
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public)});
+    let mut der = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    der.extend_from_slice(&seed);
+    (seed, jwk, EncodingKey::from_ed_der(&der))
+}
+
+/// A compact JWS over exactly this header and these claims, signed with `seed`.
+fn sign_raw(header: &serde_json::Value, claims: &serde_json::Value, seed: &[u8; 32]) -> String {
+    use ed25519_dalek::Signer as _;
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = ed25519_dalek::SigningKey::from_bytes(seed).sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig.to_bytes()))
+}
+
+const TOKEN_URL: &str = "http://127.0.0.1:8080/oauth/token";
+const MCP_URL: &str = "http://127.0.0.1:8080/mcp";
+
+fn proof_claims(htm: &str, htu: &str, token: Option<&str>, iat: i64) -> serde_json::Value {
+    let mut c = serde_json::json!({"jti": new_jti().unwrap(), "htm": htm, "htu": htu, "iat": iat});
+    if let Some(t) = token {
+        c["ath"] = token_hash(t).into();
+    }
+    c
+}
+
+fn proof(
+    key: &([u8; 32], serde_json::Value, EncodingKey),
+    htm: &str,
+    htu: &str,
+    token: Option<&str>,
+) -> String {
+    let header = serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1});
+    sign_raw(&header, &proof_claims(htm, htu, token, unix_now()), &key.0)
+}
+
+fn dpop_exchange(
+    f: &Fixture,
+    key: Option<&([u8; 32], serde_json::Value, EncodingKey)>,
+) -> Result<ExchangeResponse, AuthError> {
+    let secret = with_secret(f, "report-agent");
+    let mut req = exchange_req(&user_token(f, "alice", None), "report-agent", &secret, None);
+    req.dpop = key.map(|k| DpopProof {
+        proof: proof(k, "POST", TOKEN_URL, None),
+        url: TOKEN_URL.into(),
+    });
+    block(f.identity.exchange(&req))
+}
+
+#[test]
+fn a_token_exchanged_with_a_proof_is_bound_and_needs_a_fresh_proof_on_every_request() {
+    let f = fixture();
+    let key = dpop_key();
+    let t = dpop_exchange(&f, Some(&key)).unwrap();
+    assert_eq!(t.token_type, "DPoP");
+    let token = t.access_token.as_str();
+    let claims = unverified_claims(token).unwrap();
+    let jwk: Jwk = serde_json::from_value(key.1.clone()).unwrap();
+    assert_eq!(
+        claims["cnf"]["jkt"],
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+    );
+
+    let with = |p: Option<&str>| {
+        f.identity
+            .verify_request(Presented::Dpop { token, proof: p }, "POST", MCP_URL)
+    };
+    let ok = proof(&key, "POST", MCP_URL, Some(token));
+    let v = with(Some(&ok)).unwrap();
+    assert_eq!(v.user.as_str(), "alice");
+    // The same proof twice: a replay.
+    let e = with(Some(&ok)).unwrap_err();
+    assert_eq!(e.code, "invalid_dpop_proof");
+    assert!(e.description.contains("already used"), "{e}");
+    // As a bearer token, or without a proof: refused.
+    let e = f
+        .identity
+        .verify_request(Presented::Bearer(token), "POST", MCP_URL)
+        .unwrap_err();
+    assert_eq!((e.status, e.code), (401, "invalid_token"));
+    assert!(e.description.contains("bound to a key"), "{e}");
+    assert_eq!(with(None).unwrap_err().code, "invalid_dpop_proof");
+    // A thief with the token and a key of their own.
+    let thief = dpop_key();
+    let e = with(Some(&proof(&thief, "POST", MCP_URL, Some(token)))).unwrap_err();
+    assert!(e.description.contains("other than"), "{e}");
+    // A proof for another request, another token or another time.
+    let cases = [
+        (proof(&key, "GET", MCP_URL, Some(token)), "is for `GET`"),
+        (
+            proof(
+                &key,
+                "POST",
+                "http://127.0.0.1:8080/v1/chat/completions",
+                Some(token),
+            ),
+            "this request is for",
+        ),
+        (
+            proof(&key, "POST", MCP_URL, Some("another.token.here")),
+            "`ath`",
+        ),
+        (proof(&key, "POST", MCP_URL, None), "no `ath`"),
+        (
+            sign_raw(
+                &serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1}),
+                &proof_claims("POST", MCP_URL, Some(token), unix_now() - 600),
+                &key.0,
+            ),
+            "older than",
+        ),
+        (
+            sign_raw(
+                &serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1}),
+                &proof_claims("POST", MCP_URL, Some(token), unix_now() + 600),
+                &key.0,
+            ),
+            "in the future",
+        ),
+    ];
+    for (p, why) in cases {
+        let e = with(Some(&p)).unwrap_err();
+        assert_eq!((e.status, e.code), (401, "invalid_dpop_proof"), "{why}");
+        assert!(e.description.contains(why), "{why}: {e}");
+    }
+    // The URL is compared normalised, without its query.
+    let p = proof(&key, "POST", "HTTP://127.0.0.1:8080/mcp?x=1", Some(token));
+    assert!(with(Some(&p)).is_ok());
+}
+
+#[test]
+fn proofs_that_are_not_proofs_of_a_public_key_are_refused() {
+    let f = fixture();
+    let key = dpop_key();
+    let claims = proof_claims("POST", TOKEN_URL, None, unix_now());
+    let mut private = key.1.clone();
+    private["d"] = B64.encode(key.0).into();
+    let cases = [
+        (
+            serde_json::json!({"typ": "JWT", "alg": "EdDSA", "jwk": key.1}),
+            "`typ`",
+        ),
+        (
+            serde_json::json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": key.1}),
+            "not accepted",
+        ),
+        (
+            serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA"}),
+            "no `jwk`",
+        ),
+        (
+            serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": private}),
+            "private key",
+        ),
+        (
+            serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.1}),
+            "is not a key for",
+        ),
+        (
+            serde_json::json!({"typ": "dpop+jwt", "alg": "ES256",
+                "jwk": {"kty": "EC", "crv": "Ed25519", "x": key.1["x"], "y": key.1["x"]}}),
+            "is not a key for",
+        ),
+    ];
+    for (header, why) in cases {
+        let secret = with_secret(&f, "report-agent");
+        let mut req = exchange_req(
+            &user_token(&f, "alice", None),
+            "report-agent",
+            &secret,
+            None,
+        );
+        req.dpop = Some(DpopProof {
+            proof: sign_raw(&header, &claims, &key.0),
+            url: TOKEN_URL.into(),
+        });
+        let e = block(f.identity.exchange(&req)).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "invalid_dpop_proof"), "{why}");
+        assert!(e.description.contains(why), "{why}: {e}");
+    }
+    // A signature by another key than the one in the header.
+    let other = dpop_key();
+    let secret = with_secret(&f, "report-agent");
+    let mut req = exchange_req(
+        &user_token(&f, "alice", None),
+        "report-agent",
+        &secret,
+        None,
+    );
+    req.dpop = Some(DpopProof {
+        proof: sign_raw(
+            &serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1}),
+            &claims,
+            &other.0,
+        ),
+        url: TOKEN_URL.into(),
+    });
+    let e = block(f.identity.exchange(&req)).unwrap_err();
+    assert!(e.description.contains("signature"), "{e}");
+}
+
+#[test]
+fn a_bound_token_is_only_exchanged_for_a_bound_one() {
+    let f = fixture();
+    let key = dpop_key();
+    let parent = dpop_exchange(&f, Some(&key)).unwrap().access_token;
+    let secret = with_secret(&f, "summariser");
+    let req = ExchangeRequest {
+        subject_token_type: TOKEN_TYPE_ACCESS.into(),
+        ..exchange_req(&parent, "summariser", &secret, None)
+    };
+    let e = block(f.identity.exchange(&req)).unwrap_err();
+    assert_eq!((e.status, e.code), (400, "invalid_dpop_proof"));
+    assert!(e.description.contains("must be bound too"), "{e}");
+    let child_key = dpop_key();
+    let req = ExchangeRequest {
+        dpop: Some(DpopProof {
+            proof: proof(&child_key, "POST", TOKEN_URL, None),
+            url: TOKEN_URL.into(),
+        }),
+        ..req
+    };
+    let child = block(f.identity.exchange(&req)).unwrap();
+    assert_eq!(child.token_type, "DPoP");
+    let token = child.access_token.as_str();
+    let p = proof(&child_key, "POST", MCP_URL, Some(token));
+    let v = f
+        .identity
+        .verify_request(
+            Presented::Dpop {
+                token,
+                proof: Some(&p),
+            },
+            "POST",
+            MCP_URL,
+        )
+        .unwrap();
+    assert_eq!(v.agents.len(), 2);
+}
+
+#[test]
+fn a_deployment_that_requires_dpop_issues_and_accepts_only_bound_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inv = Inventory::from_yaml_str(INVENTORY, "inventory.yaml").unwrap();
+    let store = Arc::new(SessionStore::open(&dir.path().join("zt4ai.db")).unwrap());
+    // A bearer token issued before the requirement.
+    let open = Identity::open(Arc::new(inv.clone()), Arc::clone(&store), dir.path(), None).unwrap();
+    let f0 = Fixture {
+        identity: open,
+        dev: KeyRing::open(&dir.path().join(DEV_IDP_KEYS), 0).unwrap(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let bearer = dpop_exchange(&f0, None).unwrap().access_token;
+    assert!(
+        f0.identity
+            .verify_request(Presented::Bearer(&bearer), "POST", MCP_URL)
+            .is_ok()
+    );
+    inv.identity.require_dpop = true;
+    let strict = Identity::open(Arc::new(inv), store, dir.path(), None).unwrap();
+    let f = Fixture {
+        identity: strict,
+        dev: KeyRing::open(&dir.path().join(DEV_IDP_KEYS), 0).unwrap(),
+        _dir: dir,
+    };
+    let e = f
+        .identity
+        .verify_request(Presented::Bearer(&bearer), "POST", MCP_URL)
+        .unwrap_err();
+    assert!(e.description.contains("only DPoP-bound"), "{e}");
+    let e = dpop_exchange(&f, None).unwrap_err();
+    assert_eq!((e.status, e.code), (400, "invalid_dpop_proof"));
+    let key = dpop_key();
+    assert_eq!(dpop_exchange(&f, Some(&key)).unwrap().token_type, "DPoP");
 }

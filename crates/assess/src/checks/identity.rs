@@ -34,6 +34,11 @@ pub(crate) const CHECKS: &[Check] = &[
         run: token_lifetime,
     },
     Check {
+        id: "sender-constrained-tokens",
+        about: "delegated agent tokens are bound to the agent's key (DPoP)",
+        run: sender_constrained_tokens,
+    },
+    Check {
         id: "clock-skew",
         about: "accepted clock skew is small",
         run: clock_skew,
@@ -290,6 +295,23 @@ fn token_lifetime(d: &Deployment) -> Outcome {
             "delegated agent tokens live {ttl} s, more than {TOKEN_TTL_FAIL} s"
         ))
         .with(vec![ev])
+    }
+}
+
+fn sender_constrained_tokens(d: &Deployment) -> Outcome {
+    if d.inventory.identity.require_dpop {
+        Outcome::passed(
+            "every delegated token is bound to a key (DPoP): a copied token is useless without it",
+        )
+    } else {
+        Outcome::investigate(
+            "delegated tokens may be bearer tokens: whoever copies one out of an agent's runtime, a log or a proxy can use it until it expires",
+        )
+        .with(vec![identity_setting(
+            d,
+            "require_dpop",
+            "bearer tokens are accepted".into(),
+        )])
     }
 }
 
@@ -633,6 +655,16 @@ destinations:
         assert_eq!(
             run("clock-skew", &with("  clock_skew_seconds: 250\n")).status,
             Status::Failed
+        );
+        let o = run("sender-constrained-tokens", &with(""));
+        assert_eq!(o.status, Status::Investigate);
+        assert_eq!(
+            o.evidence[0].field.as_deref(),
+            Some("identity.require_dpop")
+        );
+        assert_eq!(
+            run("sender-constrained-tokens", &with("  require_dpop: true\n")).status,
+            Status::Passed
         );
         assert_eq!(
             run("chain-depth", &with("  max_chain_depth: 8\n")).status,

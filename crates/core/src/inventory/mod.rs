@@ -128,6 +128,8 @@ pub struct IdentitySettings {
     pub max_chain_depth: usize,
     /// Whether agents may prove themselves with a client secret.
     pub allow_client_secrets: bool,
+    /// Whether every delegated token must be bound to the agent's key (DPoP).
+    pub require_dpop: bool,
 }
 
 impl Default for IdentitySettings {
@@ -138,6 +140,7 @@ impl Default for IdentitySettings {
             clock_skew: Duration::from_secs(60),
             max_chain_depth: 4,
             allow_client_secrets: true,
+            require_dpop: false,
         }
     }
 }
@@ -1233,6 +1236,7 @@ impl Resolver<'_> {
             clock_skew: Duration::from_secs(skew),
             max_chain_depth: depth,
             allow_client_secrets: raw.allow_client_secrets.unwrap_or(false),
+            require_dpop: raw.require_dpop.unwrap_or(false),
         }
     }
 

@@ -107,6 +107,10 @@ pub struct RawIdentity {
     /// assertion. Default false with an identity provider.
     #[serde(default)]
     pub allow_client_secrets: Option<bool>,
+    /// Whether every delegated token must be bound to a key with DPoP (RFC 9449):
+    /// token requests without a proof, and bearer tokens, are refused. Default false.
+    #[serde(default)]
+    pub require_dpop: Option<bool>,
 }
 
 /// An upstream MCP server.

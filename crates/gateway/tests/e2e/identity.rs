@@ -890,3 +890,167 @@ async fn token_endpoint_rejects_bad_requests_precisely() {
 }
 
 const DEV_ISSUER_NAME: &str = zt4ai_identity::DEV_ISSUER;
+
+/// A client's DPoP key (RFC 9449): an Ed25519 key whose proofs carry its
+/// public half.
+pub(crate) struct DpopKey {
+    seed: [u8; 32],
+    jwk: Value,
+}
+
+impl DpopKey {
+    pub(crate) fn new() -> DpopKey {
+        let mut seed = [0u8; 32];
+        getrandom(&mut seed);
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        DpopKey {
+            seed,
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "x": B64.encode(public)}),
+        }
+    }
+
+    /// A fresh proof for `htm` `htu`, bound to `token` if given.
+    pub(crate) fn proof(&self, htm: &str, htu: &str, token: Option<&str>) -> String {
+        use ed25519_dalek::Signer as _;
+        let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": self.jwk});
+        let mut claims = json!({"jti": format!("p-{}", super::rand_suffix()), "htm": htm,
+            "htu": htu, "iat": unix_now()});
+        if let Some(t) = token {
+            claims["ath"] = json!(zt4ai_identity::token_hash(t));
+        }
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = ed25519_dalek::SigningKey::from_bytes(&self.seed).sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+}
+
+/// A delegated token for the report agent acting for Alice, bound to `key`:
+/// the agent proves itself with its registered key and sends a DPoP proof.
+pub(crate) async fn dpop_token(s: &Server, dir: &std::path::Path, key: &DpopKey) -> String {
+    let agent_key = s.enrol("report-agent");
+    let subject = user_token(dir, "alice", None);
+    let a = assertion("report-agent", &agent_key);
+    let r = s
+        .client
+        .post(s.url("/oauth/token"))
+        .header("DPoP", key.proof("POST", &s.url("/oauth/token"), None))
+        .form(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject.as_str()),
+            ("subject_token_type", TOKEN_TYPE_JWT),
+            ("actor_token", a.as_str()),
+            ("actor_token_type", TOKEN_TYPE_JWT),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["token_type"], "DPoP", "{t}");
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The `WWW-Authenticate` challenges of a response, joined.
+fn challenges(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[tokio::test]
+async fn a_dpop_bound_token_is_useless_without_the_agents_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let key = DpopKey::new();
+    let token = dpop_token(&s, dir.path(), &key).await;
+    let url = s.url("/access/v1/evaluation");
+    let body = json!({"subject": {"type": "agent", "id": "report-agent"}, "action": {"name": "read"},
+        "resource": {"type": "dataset", "id": "customers"}, "context": {"session": "flow"}});
+    let send = |auth: String, proofs: Vec<String>| {
+        let mut r = s
+            .client
+            .post(&url)
+            .header("authorization", auth)
+            .json(&body);
+        for p in proofs {
+            r = r.header("DPoP", p);
+        }
+        r.send()
+    };
+
+    // The agent, with a fresh proof: decided.
+    let proof = key.proof("POST", &url, Some(&token));
+    let r = send(format!("DPoP {token}"), vec![proof.clone()])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(verdict(&v), "allow", "{v}");
+
+    // Whoever copies the token (and even a proof) gets nothing.
+    let refused = [
+        (
+            format!("DPoP {token}"),
+            vec![proof],
+            "DPoP realm",
+            "already used",
+        ),
+        (
+            format!("Bearer {token}"),
+            vec![],
+            "Bearer realm",
+            "bound to a key",
+        ),
+        (
+            format!("DPoP {token}"),
+            vec![DpopKey::new().proof("POST", &url, Some(&token))],
+            "DPoP realm",
+            "other than",
+        ),
+        (
+            format!("DPoP {token}"),
+            vec![key.proof("POST", &s.url("/access/v1/evaluations"), Some(&token))],
+            "DPoP realm",
+            "this request is for",
+        ),
+        (
+            format!("DPoP {token}"),
+            vec![
+                key.proof("POST", &url, Some(&token)),
+                key.proof("POST", &url, Some(&token)),
+            ],
+            "DPoP realm",
+            "more than one",
+        ),
+    ];
+    for (auth, proofs, scheme, why) in refused {
+        let r = send(auth, proofs).await.unwrap();
+        assert_eq!(r.status(), 401, "{why}");
+        let www = challenges(&r);
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error_description"].as_str().unwrap().contains(why),
+            "{why}: {v}"
+        );
+        // The error is on the scheme it concerns; both schemes are offered.
+        let on = www.split(" | ").find(|c| c.starts_with(scheme)).unwrap();
+        assert!(on.contains("error=\""), "{why}: {www}");
+        assert!(www.contains("algs=\"EdDSA ES256 RS256 PS256\""), "{www}");
+    }
+
+    let meta = s
+        .get_json("/.well-known/oauth-authorization-server", None)
+        .await
+        .1;
+    assert_eq!(meta["dpop_signing_alg_values_supported"][0], "EdDSA");
+    s.stop().await;
+}

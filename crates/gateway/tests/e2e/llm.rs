@@ -169,6 +169,13 @@ async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
             .unwrap()
             .starts_with("Bearer")
     );
+    assert!(
+        r.headers()
+            .get_all("www-authenticate")
+            .iter()
+            .any(|v| v.to_str().unwrap().starts_with("DPoP ")),
+        "both schemes are offered"
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "missing_token", "{body}");
 

@@ -1430,15 +1430,27 @@ struct Raw<'a> {
     url: String,
     token: String,
     session: Option<String>,
+    /// The key a DPoP-bound token is presented with, a fresh proof a request.
+    dpop: Option<&'a super::identity::DpopKey>,
 }
 
 impl<'a> Raw<'a> {
     async fn open(s: &'a Server, path: &str, token: String) -> Raw<'a> {
+        Self::open_with(s, path, token, None).await
+    }
+
+    async fn open_with(
+        s: &'a Server,
+        path: &str,
+        token: String,
+        dpop: Option<&'a super::identity::DpopKey>,
+    ) -> Raw<'a> {
         let mut raw = Raw {
             s,
             url: s.url(path),
             token,
             session: None,
+            dpop,
         };
         let r = raw
             .request(
@@ -1486,8 +1498,13 @@ impl<'a> Raw<'a> {
             .header("accept", accept)
             .header("content-type", "application/json")
             .header("mcp-protocol-version", "2025-11-25")
-            .bearer_auth(&self.token)
             .body(body.to_owned());
+        r = match self.dpop {
+            Some(key) => r
+                .header("authorization", format!("DPoP {}", self.token))
+                .header("DPoP", key.proof("POST", &self.url, Some(&self.token))),
+            None => r.bearer_auth(&self.token),
+        };
         if let Some(sid) = &self.session {
             r = r.header("mcp-session-id", sid);
         }
@@ -1856,5 +1873,63 @@ async fn a_server_run_by_a_third_party_never_gets_what_it_is_not_cleared_for() {
         "the second mail never reached the partner's server"
     );
     client.cancel().await.unwrap();
+    s.stop().await;
+}
+
+/// A token bound to the agent's key (DPoP) works through the MCP gateway with a
+/// fresh proof on each request, down to the real upstream; the same token
+/// copied and presented as a bearer token is refused before anything is read.
+#[tokio::test]
+async fn a_dpop_bound_token_reaches_the_tools_only_with_its_proofs() {
+    let (s, dir) = gateway_of!(("crm", Crm::new()));
+    let key = super::identity::DpopKey::new();
+    let token = super::identity::dpop_token(&s, dir.path(), &key).await;
+    let raw = Raw::open_with(&s, "/mcp", token.clone(), Some(&key)).await;
+    let (st, v) = raw
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                "params": {"name": "crm.query", "arguments": {"table": "customers"}}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Jane Roe"),
+        "{v}"
+    );
+
+    let stolen = Raw {
+        dpop: None,
+        ..raw.clone()
+    };
+    let r = stolen
+        .request(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}).to_string())
+        .await;
+    assert_eq!(r.status(), 401);
+    let www: Vec<String> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        www.iter()
+            .any(|c| c.starts_with("DPoP ") && c.contains("resource_metadata=")),
+        "{www:?}"
+    );
+    assert!(
+        www.iter()
+            .any(|c| c.starts_with("Bearer ") && c.contains("bound to a key")),
+        "{www:?}"
+    );
+    let meta = s
+        .get_json("/.well-known/oauth-protected-resource", None)
+        .await
+        .1;
+    assert_eq!(meta["dpop_bound_access_tokens_required"], false);
+    assert_eq!(meta["dpop_signing_alg_values_supported"][0], "EdDSA");
     s.stop().await;
 }
