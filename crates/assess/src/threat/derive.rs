@@ -709,6 +709,9 @@ fn agent_threats(b: &mut Builder<'_>, id: &str, a: &Agent) {
             inv.identity.token_ttl.as_secs()
         ));
     }
+    if !inv.identity.require_dpop {
+        gaps.push("delegated tokens may be bearer tokens (DPoP not required)".to_owned());
+    }
     let st = status(&gaps, false);
     b.threat(
         ThreatClass::AgentIdentitySpoofing,
@@ -718,6 +721,7 @@ fn agent_threats(b: &mut Builder<'_>, id: &str, a: &Agent) {
             "delegated, audience-bound tokens; suspension refuses live tokens".into(),
             b.control("client-secrets"),
             b.control("token-lifetime"),
+            b.control("sender-constrained-tokens"),
         ],
         gaps,
         st,

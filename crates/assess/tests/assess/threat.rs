@@ -238,3 +238,29 @@ fn naming_who_runs_a_server_closes_the_threat_of_its_unseen_operator() {
     assert!(!a.contains_key(key));
     assert!(!a[open].gaps.iter().any(|g| g.contains("server `crm`")));
 }
+
+/// Requiring DPoP-bound tokens removes exactly the bearer-token gap of each
+/// agent's spoofing threat, and nothing else.
+#[test]
+fn requiring_bound_tokens_closes_the_bearer_gap_of_every_agent() {
+    let before = model("weak", |t| t);
+    let after = model("weak", |t| {
+        t.replace(
+            "  max_chain_depth: 8\n",
+            "  max_chain_depth: 8\n  require_dpop: true\n",
+        )
+    });
+    let changed = changed(&before, &after);
+    assert!(!changed.is_empty());
+    assert!(
+        changed
+            .iter()
+            .all(|id| id.starts_with("agent_identity_spoofing:")),
+        "{changed:?}"
+    );
+    let (b, a) = (threats(&before), threats(&after));
+    for id in &changed {
+        assert!(b[id].gaps.iter().any(|g| g.contains("bearer")), "{id}");
+        assert!(!a[id].gaps.iter().any(|g| g.contains("bearer")), "{id}");
+    }
+}

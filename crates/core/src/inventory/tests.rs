@@ -284,6 +284,20 @@ fn identity_section_errors_are_located() {
         !inv.identity.allow_client_secrets,
         "secrets off with a real IdP"
     );
+    assert!(!inv.identity.require_dpop, "bearer tokens by default");
+    let base = "identity:\n  issuer: x\n  audience: y\n  jwks_file: k.json\n";
+    assert!(
+        load(&format!("{base}  require_dpop: true\n"))
+            .unwrap()
+            .identity
+            .require_dpop
+    );
+    let e = only_error(&format!("{base}  require_dpop: sometimes\n"));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (5, "identity.require_dpop"),
+        "{e}"
+    );
 }
 
 #[test]
