@@ -1054,3 +1054,44 @@ async fn a_dpop_bound_token_is_useless_without_the_agents_key() {
     assert_eq!(meta["dpop_signing_alg_values_supported"][0], "EdDSA");
     s.stop().await;
 }
+
+/// An independent OAuth client (requests-oauth2client, from PyPI) exchanges a
+/// token bound to a key it generates and uses it with its own proofs: ES256,
+/// the library's default, and EdDSA.
+#[tokio::test]
+async fn a_third_party_dpop_client_exchanges_and_uses_a_bound_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("z.db")).await;
+    let secret = zt4ai_identity::new_secret().unwrap();
+    s.identity
+        .store()
+        .set_agent_credentials(
+            "report-agent",
+            None,
+            Some(&zt4ai_identity::secret_hash(&secret)),
+            "test",
+            unix_now(),
+        )
+        .unwrap();
+    for alg in ["ES256", "EdDSA"] {
+        let report = super::interop(
+            "dpop_client.py",
+            vec![
+                s.url(""),
+                user_token(dir.path(), "alice", None),
+                "report-agent".into(),
+                secret.clone(),
+                alg.into(),
+            ],
+        )
+        .await;
+        assert_eq!(report["token_type"], "DPoP", "{alg}: {report}");
+        assert_eq!(report["cnf_jkt"], report["key_jkt"], "{alg}: {report}");
+        for call in report["calls"].as_array().unwrap() {
+            assert_eq!(call["status"], 200, "{alg}: {report}");
+            assert_eq!(verdict(&call["body"]), "allow", "{alg}: {report}");
+        }
+        assert_eq!(report["as_bearer"]["status"], 401, "{alg}: {report}");
+    }
+    s.stop().await;
+}
