@@ -158,7 +158,7 @@ fn user(text: &str) -> Value {
 #[tokio::test]
 async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
     let standin = StandIn::start(Some(KEY)).await;
-    let (s, _dir) = gateway(&standin, 5000, "", None).await;
+    let (s, dir) = gateway(&standin, 5000, "", None).await;
 
     // Without a token: 401, OpenAI-style, with a bearer challenge.
     let r = s.client.get(s.url("/v1/models")).send().await.unwrap();
@@ -195,6 +195,29 @@ async fn models_least_privilege_and_provider_keys_stay_in_the_gateway() {
     assert_eq!(ids(&v), ["acme-llm", "frontier-llm"]);
     let (_, v) = s.get_json("/v1/models", Some(&summariser)).await;
     assert_eq!(ids(&v), ["acme-llm"]);
+
+    // A token bound to the agent's key: with a proof for this GET, the same
+    // list; with a proof made for the chat endpoint, refused.
+    let key = super::identity::DpopKey::new();
+    let bound = super::identity::dpop_token(&s, dir.path(), &key).await;
+    let models = |proof: String| {
+        s.client
+            .get(s.url("/v1/models"))
+            .header("authorization", format!("DPoP {bound}"))
+            .header("DPoP", proof)
+            .send()
+    };
+    let r = models(key.proof("GET", &s.url("/v1/models"), Some(&bound)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(ids(&r.json().await.unwrap()), ["acme-llm", "frontier-llm"]);
+    let r = models(key.proof("POST", &s.url("/v1/chat/completions"), Some(&bound)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_dpop_proof", "{v}");
 
     // An allowed call: the provider gets its own model name and the
     // gateway's key (never the agent's token); the agent sees the inventory id.
