@@ -51,7 +51,7 @@ pub(crate) fn auth_error(e: &AuthError, challenge: Challenge<'_>) -> Response {
         let desc = e.description.replace(['"', '\\'], "'");
         let error = format!(", error=\"{}\", error_description=\"{desc}\"", e.code);
         let values = match challenge {
-            Challenge::Basic => vec![format!("Basic realm=\"zt4ai\"")],
+            Challenge::Basic => vec!["Basic realm=\"zt4ai\"".to_owned()],
             Challenge::Bearer(metadata) => {
                 let mut bearer = "Bearer realm=\"zt4ai\"".to_owned();
                 let mut dpop = format!("DPoP realm=\"zt4ai\", algs=\"{}\"", DPOP_ALGS.join(" "));

@@ -728,7 +728,8 @@ fn proofs_that_are_not_proofs_of_a_public_key_are_refused() {
             "is not a key for",
         ),
     ];
-    for (header, why) in cases {
+    // Report agent for Alice, with exactly this proof.
+    let exchange = |proof: String| {
         let secret = with_secret(&f, "report-agent");
         let mut req = exchange_req(
             &user_token(&f, "alice", None),
@@ -737,31 +738,24 @@ fn proofs_that_are_not_proofs_of_a_public_key_are_refused() {
             None,
         );
         req.dpop = Some(DpopProof {
-            proof: sign_raw(&header, &claims, &key.0),
+            proof,
             url: TOKEN_URL.into(),
         });
-        let e = block(f.identity.exchange(&req)).unwrap_err();
+        block(f.identity.exchange(&req))
+    };
+    for (header, why) in cases {
+        let e = exchange(sign_raw(&header, &claims, &key.0)).unwrap_err();
         assert_eq!((e.status, e.code), (400, "invalid_dpop_proof"), "{why}");
         assert!(e.description.contains(why), "{why}: {e}");
     }
     // A signature by another key than the one in the header.
     let other = dpop_key();
-    let secret = with_secret(&f, "report-agent");
-    let mut req = exchange_req(
-        &user_token(&f, "alice", None),
-        "report-agent",
-        &secret,
-        None,
-    );
-    req.dpop = Some(DpopProof {
-        proof: sign_raw(
-            &serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1}),
-            &claims,
-            &other.0,
-        ),
-        url: TOKEN_URL.into(),
-    });
-    let e = block(f.identity.exchange(&req)).unwrap_err();
+    let e = exchange(sign_raw(
+        &serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.1}),
+        &claims,
+        &other.0,
+    ))
+    .unwrap_err();
     assert!(e.description.contains("signature"), "{e}");
 }
 

@@ -65,6 +65,22 @@ impl Server {
         (status, r.json().await.unwrap())
     }
 
+    /// Gives `agent` a new client secret (development fallback) and returns it.
+    fn with_secret(&self, agent: &str) -> String {
+        let secret = zt4ai_identity::new_secret().unwrap();
+        self.identity
+            .store()
+            .set_agent_credentials(
+                agent,
+                None,
+                Some(&zt4ai_identity::secret_hash(&secret)),
+                "test",
+                unix_now(),
+            )
+            .unwrap();
+        secret
+    }
+
     /// Gives `agent` a key pair and returns the signing half.
     fn enrol(&self, agent: &str) -> EncodingKey {
         let (jwk, key) = keypair(None);
@@ -582,17 +598,7 @@ async fn oidc_issuer_with_a_jwks_url_and_key_rotation() {
         &inventory,
     )
     .await;
-    let secret = zt4ai_identity::new_secret().unwrap();
-    s.identity
-        .store()
-        .set_agent_credentials(
-            "report-agent",
-            None,
-            Some(&zt4ai_identity::secret_hash(&secret)),
-            "test",
-            unix_now(),
-        )
-        .unwrap();
+    let secret = s.with_secret("report-agent");
     let idp_token = |kid: &str, key: &EncodingKey, extra: Value| {
         let now = unix_now();
         let mut c = json!({"iss": "https://idp.acme.example", "aud": "zt4ai", "sub": "alice",
@@ -744,17 +750,7 @@ async fn oidc_jwks_over_https_with_a_private_ca() {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     };
-    let secret = zt4ai_identity::new_secret().unwrap();
-    s.identity
-        .store()
-        .set_agent_credentials(
-            "report-agent",
-            None,
-            Some(&zt4ai_identity::secret_hash(&secret)),
-            "test",
-            unix_now(),
-        )
-        .unwrap();
+    let secret = s.with_secret("report-agent");
     let now = unix_now();
     let mut h = Header::new(Algorithm::EdDSA);
     h.kid = Some("tls-k1".into());
@@ -855,17 +851,7 @@ async fn token_endpoint_rejects_bad_requests_precisely() {
             .starts_with("Basic")
     );
     // A good client secret but a forged user token.
-    let secret = zt4ai_identity::new_secret().unwrap();
-    s.identity
-        .store()
-        .set_agent_credentials(
-            "report-agent",
-            None,
-            Some(&zt4ai_identity::secret_hash(&secret)),
-            "test",
-            unix_now(),
-        )
-        .unwrap();
+    let secret = s.with_secret("report-agent");
     let forged = {
         let (_, k) = keypair(None);
         let mut h = Header::new(Algorithm::EdDSA);
@@ -1062,17 +1048,7 @@ async fn a_dpop_bound_token_is_useless_without_the_agents_key() {
 async fn a_third_party_dpop_client_exchanges_and_uses_a_bound_token() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("z.db")).await;
-    let secret = zt4ai_identity::new_secret().unwrap();
-    s.identity
-        .store()
-        .set_agent_credentials(
-            "report-agent",
-            None,
-            Some(&zt4ai_identity::secret_hash(&secret)),
-            "test",
-            unix_now(),
-        )
-        .unwrap();
+    let secret = s.with_secret("report-agent");
     for alg in ["ES256", "EdDSA"] {
         let report = super::interop(
             "dpop_client.py",
