@@ -99,12 +99,15 @@ fn dpop_header(headers: &HeaderMap, status: u16) -> Result<Option<&str>, AuthErr
     }
 }
 
-/// Verifies the delegated token of a request to an enforcement point: bearer,
-/// or bound to a key with its `DPoP` proof for this `method` and `path` of the
-/// gateway's base URL.
-pub(crate) fn verify_request(
+/// Verifies the delegated token of a request to enforcement point `point`:
+/// bearer, or bound to a key with its `DPoP` proof for this `method` and `path`
+/// of the gateway's base URL. A genuine token refused for want of its proof of
+/// possession is recorded in the audit log under the chain it proves: someone
+/// holds that token without its key.
+pub(crate) async fn verify_request(
     state: &AppState,
     identity: &Identity,
+    point: &str,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -138,7 +141,35 @@ pub(crate) fn verify_request(
         ));
     };
     let url = format!("{}{path}", state.config.base_url.trim_end_matches('/'));
-    identity.verify_request(presented, method.as_str(), &url)
+    let refused = match identity.verify_request(presented, method.as_str(), &url) {
+        Ok(chain) => return Ok(chain),
+        Err(r) => r,
+    };
+    if let Some(holder) = &refused.holder {
+        let chain = zt4ai_core::ActorChain {
+            user: holder.user.clone(),
+            agents: holder.agents.clone(),
+        };
+        let verdict = zt4ai_core::Verdict::deny(
+            zt4ai_pipeline::reasons::POSSESSION,
+            format!("token `{}`: {}", holder.jti, refused.description),
+        );
+        let refusal = zt4ai_pipeline::Refusal {
+            point,
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(128).collect()),
+            chain: &chain,
+            session: &holder.flow_session(),
+            action: method.as_str(),
+            resource: path,
+        };
+        tracing::warn!(user = %holder.user, jti = %holder.jti, error = refused.code,
+            reason = %refused.description, "a genuine token without its proof of possession");
+        state.pipeline.record_refusal(refusal, verdict).await;
+    }
+    Err(refused.error)
 }
 
 /// `POST /oauth/token`.

@@ -168,7 +168,7 @@ async fn admit<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Option<VerifiedChain>, T), Response> {
-    let verified = authenticate(state, path, headers)?;
+    let verified = authenticate(state, path, headers).await?;
     let req = read_json(state, body)
         .await
         .map_err(IntoResponse::into_response)?;
@@ -326,7 +326,7 @@ fn check_context(context: Option<&Map<String, Value>>, path: &str) -> Result<(),
 
 /// Verifies the bearer token when the gateway requires one; a refusal is the
 /// `401` to answer.
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     path: &str,
     headers: &HeaderMap,
@@ -334,7 +334,8 @@ fn authenticate(
     let Some(identity) = &state.identity else {
         return Ok(None);
     };
-    match crate::auth::verify_request(state, identity, &axum::http::Method::POST, path, headers) {
+    let post = axum::http::Method::POST;
+    match crate::auth::verify_request(state, identity, "authzen", &post, path, headers).await {
         Ok(v) => Ok(Some(v)),
         Err(e) => {
             tracing::info!(request_id = request_id(headers).as_deref().unwrap_or("-"),

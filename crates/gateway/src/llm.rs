@@ -41,7 +41,7 @@ fn bad(message: String) -> Response {
 }
 
 /// The caller's chain, or the `401` (OpenAI-style body, RFC 6750 challenge).
-fn authenticate(
+async fn authenticate(
     state: &AppState,
     method: &Method,
     path: &str,
@@ -50,7 +50,8 @@ fn authenticate(
     let Some(identity) = &state.identity else {
         return Err(crate::ApiError::NotFound.into_response());
     };
-    crate::auth::verify_request(state, identity, method, path, headers).map_err(|e| {
+    let verified = crate::auth::verify_request(state, identity, "llm", method, path, headers).await;
+    verified.map_err(|e| {
         tracing::info!(decision = "deny", error = e.code, reason = %e.description, "LLM request refused: bad credentials");
         let mut resp = crate::auth::auth_error(&e, crate::auth::Challenge::Bearer(None));
         let status = resp.status();
@@ -109,7 +110,7 @@ pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) ->
     let Some(gw) = &state.config.llm else {
         return crate::ApiError::NotFound.into_response();
     };
-    match authenticate(&state, &Method::GET, "/v1/models", &headers) {
+    match authenticate(&state, &Method::GET, "/v1/models", &headers).await {
         Ok(v) => Json(gw.models(&v)).into_response(),
         Err(r) => r,
     }
@@ -125,7 +126,7 @@ pub(crate) async fn chat(
         return crate::ApiError::NotFound.into_response();
     };
     // Credentials first: an unauthenticated caller learns nothing about the body.
-    let v = match authenticate(&state, &Method::POST, "/v1/chat/completions", &headers) {
+    let v = match authenticate(&state, &Method::POST, "/v1/chat/completions", &headers).await {
         Ok(v) => v,
         Err(r) => return r,
     };

@@ -85,13 +85,9 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let Some(identity) = &state.identity else {
         return crate::ApiError::NotFound.into_response();
     };
-    match crate::auth::verify_request(
-        &state,
-        identity,
-        req.method(),
-        req.uri().path(),
-        req.headers(),
-    ) {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    match crate::auth::verify_request(&state, identity, "mcp", &method, &path, req.headers()).await
+    {
         Ok(chain) => {
             req.extensions_mut().insert(chain);
             next.run(req).await

@@ -109,6 +109,12 @@ impl Replay {
     }
 }
 
+/// A value from the proof, as an error message quotes it: at most 128
+/// characters, since the proof is the caller's text.
+fn shown(v: &str) -> String {
+    v.chars().take(128).collect()
+}
+
 /// The hash of an access token a proof carries (`ath`): base64url of the
 /// token's SHA-256.
 pub fn token_hash(token: &str) -> String {
@@ -201,7 +207,8 @@ pub(crate) fn verify_proof(
     if claims.htm != target.method {
         return Err(bad(format!(
             "the DPoP proof is for `{}`, this request is `{}`",
-            claims.htm, target.method
+            shown(&claims.htm),
+            target.method
         )));
     }
     let expected = normal_url(target.url)
@@ -209,7 +216,7 @@ pub(crate) fn verify_proof(
     if normal_url(&claims.htu).as_deref() != Some(expected.as_str()) {
         return Err(bad(format!(
             "the DPoP proof is for `{}`, this request is for `{expected}`",
-            claims.htu
+            shown(&claims.htu)
         )));
     }
     if claims.iat > now + skew {
@@ -249,7 +256,7 @@ pub(crate) fn verify_proof(
     if !first {
         return Err(bad(format!(
             "the DPoP proof `{}` was already used; make a new one for each request",
-            claims.jti
+            shown(&claims.jti)
         )));
     }
     Ok(jkt)

@@ -106,6 +106,39 @@ impl AuthError {
     }
 }
 
+/// A request refused at an enforcement point, with the actor chain of its
+/// token when the token itself was genuine and only its proof of possession
+/// failed: someone holds that chain's token, which the audit log should show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub error: AuthError,
+    /// The chain the (genuine) token proves, if it got that far.
+    pub holder: Option<Box<VerifiedChain>>,
+}
+
+impl From<AuthError> for Refused {
+    fn from(error: AuthError) -> Self {
+        Refused {
+            error,
+            holder: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Refused {
+    type Target = AuthError;
+    fn deref(&self) -> &AuthError {
+        &self.error
+    }
+}
+
 /// A sentence for a `jsonwebtoken` error.
 pub(crate) fn jwt_error(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind as K;
@@ -476,11 +509,30 @@ impl Identity {
         presented: Presented<'_>,
         method: &str,
         url: &str,
-    ) -> Result<VerifiedChain, AuthError> {
+    ) -> Result<VerifiedChain, Refused> {
         let token = match presented {
             Presented::Bearer(t) | Presented::Dpop { token: t, .. } => t,
         };
         let (chain, checked) = self.verify_checked(token)?;
+        self.possession(presented, token, &checked, method, url)
+            .map_err(|error| Refused {
+                error,
+                holder: Some(Box::new(chain.clone())),
+            })?;
+        Ok(chain)
+    }
+
+    /// Whether a verified token is presented as it must be: a bound one with a
+    /// valid proof by its key for this request, an unbound one as a bearer
+    /// token where the deployment allows them.
+    fn possession(
+        &self,
+        presented: Presented<'_>,
+        token: &str,
+        checked: &Checked,
+        method: &str,
+        url: &str,
+    ) -> Result<(), AuthError> {
         let proof = match (&checked.claims.cnf, presented) {
             (Some(cnf), Presented::Dpop { proof, .. }) => {
                 proof.map(|p| (cnf, p)).ok_or_else(|| {
@@ -506,7 +558,7 @@ impl Identity {
                     "this deployment accepts only DPoP-bound tokens; exchange a new token with a `DPoP` proof",
                 ));
             }
-            (None, Presented::Bearer(_)) => return Ok(chain),
+            (None, Presented::Bearer(_)) => return Ok(()),
         };
         let (cnf, proof) = proof;
         let target = ProofTarget {
@@ -523,7 +575,7 @@ impl Identity {
                 "the DPoP proof is signed by a key other than the one the token is bound to",
             ));
         }
-        Ok(chain)
+        Ok(())
     }
 
     /// [`Self::verify`], with the token's checked claims.

@@ -650,6 +650,13 @@ fn a_token_exchanged_with_a_proof_is_bound_and_needs_a_fresh_proof_on_every_requ
     let thief = dpop_key();
     let e = with(Some(&proof(&thief, "POST", MCP_URL, Some(token)))).unwrap_err();
     assert!(e.description.contains("other than"), "{e}");
+    // The token was genuine: the refusal names whose it is, for the audit log.
+    assert_eq!(e.holder.as_ref().map(|h| h.user.as_str()), Some("alice"));
+    let forged = f
+        .identity
+        .verify_request(Presented::Bearer("not.a.token"), "POST", MCP_URL)
+        .unwrap_err();
+    assert_eq!(forged.holder, None);
     // A proof for another request, another token or another time.
     let cases = [
         (proof(&key, "GET", MCP_URL, Some(token)), "is for `GET`"),

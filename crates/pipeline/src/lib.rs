@@ -87,6 +87,10 @@ pub mod reasons {
     pub const OUT_OF_SCOPE: &str = "zt4ai.identity.scope";
     /// The request's stated subject is not the one its token proves.
     pub const IDENTITY_MISMATCH: &str = "zt4ai.identity.mismatch";
+    /// A genuine token bound to a key was presented without a valid proof of
+    /// possession (as a bearer token, without a proof, or with a proof by
+    /// another key, replayed, or for another request).
+    pub const POSSESSION: &str = "zt4ai.identity.possession";
     /// The verdict could not be recorded durably in the audit log.
     pub const AUDIT_UNAVAILABLE: &str = "zt4ai.audit.unavailable";
     /// Sensitive data above the destination's clearance was redacted from a

@@ -1039,6 +1039,31 @@ async fn a_dpop_bound_token_is_useless_without_the_agents_key() {
         .1;
     assert_eq!(meta["dpop_signing_alg_values_supported"][0], "EdDSA");
     s.stop().await;
+
+    // Each refusal of the genuine token is in the audit log under its chain
+    // (the two-header one never got as far as the token).
+    let reader = zt4ai_audit::AuditReader::open(&dir.path().join("z.db")).unwrap();
+    let filter = zt4ai_audit::Filter {
+        policy: Some("zt4ai.identity.possession".into()),
+        ..zt4ai_audit::Filter::default()
+    };
+    let mut records = Vec::new();
+    reader
+        .query(&filter, |r| {
+            records.push(serde_json::to_value(&r).unwrap());
+            true
+        })
+        .unwrap();
+    assert_eq!(records.len(), 4, "{records:#?}");
+    let jti = zt4ai_identity::token_id(&token).unwrap().0;
+    for r in &records {
+        assert_eq!(r["decision"], "deny");
+        assert_eq!(r["point"], "authzen");
+        assert_eq!(r["resource"], "/access/v1/evaluation");
+        assert_eq!(r["chain"]["agents"], json!(["report-agent"]), "{r}");
+        let message = r["reasons"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("token `{jti}`: ")), "{r}");
+    }
 }
 
 /// An independent OAuth client (requests-oauth2client, from PyPI) exchanges a
