@@ -65,14 +65,26 @@ fn invalid(status: u16, what: impl Into<String>) -> AuthError {
 
 /// Proof ids seen and still within their acceptance window.
 pub(crate) struct Replay {
-    seen: Mutex<HashMap<u128, i64>>,
+    seen: Mutex<Seen>,
     capacity: usize,
+}
+
+struct Seen {
+    /// Proof id (a hash of the key's thumbprint and the `jti`) → until when it
+    /// is kept (Unix seconds).
+    ids: HashMap<u128, i64>,
+    /// When expired ids were last swept out (at most once a second, so a full
+    /// cache of live ids does not cost a scan per request).
+    swept: i64,
 }
 
 impl Replay {
     pub(crate) fn new(capacity: usize) -> Replay {
         Replay {
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen {
+                ids: HashMap::new(),
+                swept: i64::MIN,
+            }),
             capacity,
         }
     }
@@ -90,21 +102,22 @@ impl Replay {
         k.copy_from_slice(&d[..16]);
         let key = u128::from_le_bytes(k);
         let mut seen = self.seen.lock();
-        if let Some(&t) = seen.get(&key)
+        if let Some(&t) = seen.ids.get(&key)
             && t >= now
         {
             return Ok(false);
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, t| *t >= now);
-            if seen.len() >= self.capacity {
-                return Err(format!(
-                    "more than {} proofs are live at once; retry shortly",
-                    self.capacity
-                ));
-            }
+        if seen.ids.len() >= self.capacity && seen.swept < now {
+            seen.ids.retain(|_, t| *t >= now);
+            seen.swept = now;
         }
-        seen.insert(key, until);
+        if seen.ids.len() >= self.capacity {
+            return Err(format!(
+                "more than {} proofs are live at once; retry shortly",
+                self.capacity
+            ));
+        }
+        seen.ids.insert(key, until);
         Ok(true)
     }
 }
@@ -260,4 +273,23 @@ pub(crate) fn verify_proof(
         )));
     }
     Ok(jkt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_replay_cache_refuses_until_ids_expire_and_never_forgets_a_live_one() {
+        let r = Replay::new(2);
+        assert_eq!(r.first_use("k", "a", 100, 10), Ok(true));
+        assert_eq!(r.first_use("k", "a", 100, 10), Ok(false));
+        assert_eq!(r.first_use("other-key", "a", 100, 10), Ok(true));
+        // Full of live ids: refused, not forgotten.
+        assert!(r.first_use("k", "b", 100, 10).is_err());
+        assert_eq!(r.first_use("k", "a", 100, 50), Ok(false));
+        // Once they have expired, swept out and accepted again.
+        assert_eq!(r.first_use("k", "b", 300, 101), Ok(true));
+        assert_eq!(r.first_use("k", "b", 300, 102), Ok(false));
+    }
 }
