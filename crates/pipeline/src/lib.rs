@@ -451,6 +451,11 @@ impl Pipeline {
                 Ok(a) => match a.lower_to {
                     Some(to) => {
                         seen.confidentiality = seen.confidentiality.min(to);
+                        // ... and down to the categories every sink reached
+                        // is cleared for.
+                        if let Some(cleared) = self.cleared_categories(&resolved.checks) {
+                            seen.categories.retain(|c| cleared.contains(c));
+                        }
                         lower = Some((id.clone(), to));
                         // A human has approved this very request: that is the
                         // approval medium risk asks for (high risk still denies).
@@ -469,8 +474,12 @@ impl Pipeline {
         // Sensitive data counts as a signal where it may not go (the guard
         // denies or redacts it); to a destination cleared for it, it is business.
         let content = content_label(sensitive.iter());
+        let cleared = self.cleared_categories(&resolved.checks);
+        let uncleared =
+            |c: &zt4ai_core::Category| cleared.as_ref().is_some_and(|set| !set.contains(c));
         let beyond_clearance = !sensitive.is_empty()
-            && content.confidentiality > self.lowest_clearance(&resolved.checks);
+            && (content.confidentiality > self.lowest_clearance(&resolved.checks)
+                || content.categories.iter().any(uncleared));
         let risk = self.assess(req, &resolved, &seen, trail, beyond_clearance, now);
         trail.risk = Some(risk.report);
         metrics.stage(Stage::contextualise, lap(&mut clock));
@@ -502,8 +511,9 @@ impl Pipeline {
             // those above the lowest clearance the call reaches were gone, and if
             // that allows, the call goes out with them replaced.
             let floor = self.lowest_clearance(&resolved.checks);
-            let (cut, kept): (Vec<&Sensitive>, Vec<&Sensitive>) =
-                sensitive.iter().partition(|s| s.label > floor);
+            let (cut, kept): (Vec<&Sensitive>, Vec<&Sensitive>) = sensitive
+                .iter()
+                .partition(|s| s.label > floor || uncleared(&s.category));
             facts.content = content_label(kept.into_iter());
             let mut again = self
                 .engine
@@ -591,14 +601,25 @@ impl Pipeline {
             }
             Decision::Allow => {
                 if let Some((id, to)) = &lower {
-                    match session.declassify(id, *to, now, floor.as_ref()) {
+                    let keep = self.cleared_categories(&resolved.checks);
+                    match session.declassify(id, *to, keep.as_ref(), now, floor.as_ref()) {
                         Ok(lowered) => {
+                            let dropped: Vec<&str> = before
+                                .categories
+                                .difference(&lowered.categories)
+                                .map(|c| c.as_str())
+                                .collect();
+                            let dropped = if dropped.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", without categories {}", dropped.join(", "))
+                            };
                             verdict.reasons.insert(
                                 0,
                                 zt4ai_core::Reason {
                                     policy: reasons::DECLASSIFIED.to_owned(),
                                     message: format!(
-                                        "a human approved lowering the session from {} to {} for this request (approval `{id}`)",
+                                        "a human approved lowering the session from {} to {}{dropped} for this request (approval `{id}`)",
                                         before.confidentiality, lowered.confidentiality
                                     ),
                                 },
@@ -988,6 +1009,28 @@ impl Pipeline {
             .unwrap_or(zt4ai_core::Label::Public)
     }
 
+    /// The data categories every sink a request reaches is cleared for: the
+    /// intersection over the destinations and models that list theirs; `None`
+    /// if none does (their levels alone decide).
+    fn cleared_categories(&self, checks: &[Check]) -> Option<BTreeSet<zt4ai_core::Category>> {
+        let inv = self.inventory();
+        checks
+            .iter()
+            .filter_map(|c| match c.action {
+                ActionKind::Send | ActionKind::Fetch => {
+                    inv.destinations.get(&c.resource)?.categories.as_ref()
+                }
+                ActionKind::InvokeModel => inv.models.get(&c.resource)?.categories.as_ref(),
+                _ => None,
+            })
+            .fold(None, |acc: Option<BTreeSet<_>>, set| {
+                Some(match acc {
+                    None => set.clone(),
+                    Some(a) => a.intersection(set).cloned().collect(),
+                })
+            })
+    }
+
     /// The pending approval a request needs.
     fn new_approval(
         &self,
@@ -1030,10 +1073,18 @@ impl Pipeline {
         now: i64,
     ) -> Verdict {
         let to = self.lowest_clearance(&resolved.checks);
+        let only = match self.cleared_categories(&resolved.checks) {
+            None => String::new(),
+            Some(c) if c.is_empty() => ", with no category of data".to_owned(),
+            Some(c) => format!(
+                ", with data of categories {} only",
+                c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
         let mut why = vec![zt4ai_core::Reason {
             policy: reasons::DECLASSIFICATION.to_owned(),
             message: format!(
-                "the session's label is all that stands in the way; a human may declassify it to {to} for this request"
+                "the session's label is all that stands in the way; a human may declassify it to {to}{only} for this request"
             ),
         }];
         why.extend(flow);

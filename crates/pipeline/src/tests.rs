@@ -1042,3 +1042,86 @@ fn clean_output_writes_nothing() {
 }
 
 mod verification;
+
+/// A label is a level and categories. A destination cleared for confidential
+/// `customer` data receives customer records, not personal data; a human's
+/// declassification for such a send drops the categories it is not cleared
+/// for with the level, for the agent's later tasks too.
+#[test]
+fn a_destination_cleared_for_some_categories_and_a_declassification_to_them() {
+    let inv = replace_once(
+        INVENTORY.to_owned(),
+        "    hosts: [portal.partner.example]\n    clearance: internal\n",
+        "    hosts: [portal.partner.example]\n    clearance: confidential\n    categories: [customer]\n",
+    );
+    let inv = replace_once(
+        inv,
+        "      destinations: [acme-mail, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+        "      destinations: [acme-mail, partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+    );
+    let p = pipeline_from(&inv, SessionStore::open_in_memory().unwrap());
+    let exec = |session: &str, a| req("alice", &["report-agent"], session, a);
+    let read = |d: &str| Action::Read { dataset: d.into() };
+    let upload = || {
+        tool(
+            "web.fetch",
+            json!({"url": "https://portal.partner.example/upload"}),
+        )
+    };
+    assert!(p.decide(&exec("s", read("sales_pipeline"))).is_allowed());
+    let v = p.decide(&exec("s", upload()));
+    assert!(v.is_allowed(), "customer data may go: {v:?}");
+
+    assert!(p.decide(&exec("s", read("customers"))).is_allowed());
+    let v = p.decide(&exec("s", upload()));
+    assert_eq!(v.policies, ["zt4ai.flow.send"], "{v:?}");
+    assert!(
+        v.reasons[0]
+            .message
+            .ends_with("is cleared only for confidential data of categories customer"),
+        "{:?}",
+        v.reasons
+    );
+
+    let mut ask = exec("s", upload());
+    ask.declassify = true;
+    let v = p.decide(&ask);
+    assert_eq!(v.decision, Decision::RequireApproval, "{v:?}");
+    assert!(
+        v.reasons[0]
+            .message
+            .contains("declassify it to confidential, with data of categories customer only"),
+        "{:?}",
+        v.reasons
+    );
+    let approval = v.approval.unwrap();
+    p.store()
+        .decide_approval(
+            approval.as_str(),
+            true,
+            &zt4ai_session::Approver {
+                user: "carol".into(),
+                in_group: true,
+            },
+            None,
+            1_000,
+        )
+        .unwrap();
+    let mut retry = exec("s", upload());
+    retry.approval = Some(approval);
+    let v = p.decide(&retry);
+    assert!(v.is_allowed(), "{v:?}");
+    assert!(
+        v.reasons[0].message.contains("without categories pii"),
+        "{:?}",
+        v.reasons
+    );
+    let after = v.session.unwrap();
+    assert_eq!(after.confidentiality, Label::Confidential);
+    assert!(
+        !after.categories.iter().any(|c| c.as_str() == "pii"),
+        "{after:?}"
+    );
+    // Lasting, for the agent's next task as well.
+    assert!(p.decide(&exec("t", upload())).is_allowed());
+}

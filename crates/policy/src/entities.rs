@@ -151,6 +151,9 @@ pub(crate) fn build(inv: &Inventory) -> Result<Vec<Entity>, PolicyError> {
             "attestation_required".into(),
             RestrictedExpression::new_bool(inv.llm.require_attested),
         );
+        if let Some(c) = &m.categories {
+            attrs.insert("categories".into(), strings(c));
+        }
         out.push(entity(uid("Model", &m.id)?, attrs, HashSet::new())?);
     }
     for d in inv.destinations.values() {
@@ -160,6 +163,9 @@ pub(crate) fn build(inv: &Inventory) -> Result<Vec<Entity>, PolicyError> {
             "external".into(),
             RestrictedExpression::new_bool(d.external),
         );
+        if let Some(c) = &d.categories {
+            attrs.insert("categories".into(), strings(c));
+        }
         out.push(entity(uid("Destination", &d.id)?, attrs, HashSet::new())?);
     }
     Ok(out)

@@ -1278,13 +1278,28 @@ impl Vars<'_> {
                         .to_string()
                 }
             }
-            "resource.clearance" => match self.check.action {
-                ActionKind::Send | ActionKind::Fetch => {
-                    inv.destinations.get(rid)?.clearance.to_string()
+            // The level, and the categories where the sink lists them.
+            "resource.clearance" => {
+                let (level, cats) = match self.check.action {
+                    ActionKind::Send | ActionKind::Fetch => {
+                        let d = inv.destinations.get(rid)?;
+                        (d.clearance, d.categories.as_ref())
+                    }
+                    ActionKind::InvokeModel => {
+                        let m = inv.models.get(rid)?;
+                        (m.clearance, m.categories.as_ref())
+                    }
+                    _ => return None,
+                };
+                match cats {
+                    None => level.to_string(),
+                    Some(c) if c.is_empty() => format!("{level} data of no category"),
+                    Some(c) => format!(
+                        "{level} data of categories {}",
+                        c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
                 }
-                ActionKind::InvokeModel => inv.models.get(rid)?.clearance.to_string(),
-                _ => return None,
-            },
+            }
             "resource.label" => match self.check.action {
                 ActionKind::Read | ActionKind::Write => inv.datasets.get(rid)?.label.to_string(),
                 ActionKind::CallTool => inv.tools.get(rid)?.output_label.to_string(),

@@ -103,12 +103,16 @@ entity Model = {
   clearance: Long,
   attested: Bool,
   attestation_required: Bool,
+  /// The data categories it is cleared for; absent: any.
+  categories?: Set<String>,
 };
 
 /// An egress sink (mail domains, hosts); unmatched targets resolve to the default one.
 entity Destination = {
   clearance: Long,
   external: Bool,
+  /// The data categories it is cleared for; absent: any.
+  categories?: Set<String>,
 };
 
 /// The session's information-flow state, joined with what this request reads.

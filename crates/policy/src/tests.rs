@@ -789,3 +789,58 @@ fn partitioned_evaluation_agrees_with_cedar_over_the_whole_set() {
         "every outcome exercised: {compared:?}"
     );
 }
+
+/// A label is a level and categories: a sink that lists the categories it is
+/// cleared for receives no other, whatever its level, from the session or in
+/// the request's own content.
+#[test]
+fn a_sink_cleared_for_some_categories_receives_no_other() {
+    let text = INVENTORY
+        .replace(
+            "    hosts: [portal.partner.example]\n    clearance: internal\n",
+            "    hosts: [portal.partner.example]\n    clearance: confidential\n    categories: [customer]\n",
+        )
+        .replace(
+            "      destinations: [acme-mail, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+            "      destinations: [acme-mail, partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+        );
+    assert!(text.contains("categories: [customer]") && text.contains("partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to"));
+    let inv = Arc::new(Inventory::from_yaml_str(&text, "inventory.yaml").unwrap());
+    let e = PolicyEngine::new(
+        inv,
+        &[PolicySource {
+            name: "acme.cedar".into(),
+            text: ACME.into(),
+        }],
+    )
+    .unwrap();
+    let links = chain(&e, "alice", &["report-agent"]);
+    let portal = [check(ActionKind::Send, "partner-portal")];
+    let customers = session(Label::Confidential, &["customer"], false);
+    let d = decide(&e, &links, &portal, &customers);
+    assert_eq!(d.decision, Decision::Allow, "{:?}", d.reasons);
+    let with_pii = session(Label::Confidential, &["customer", "pii"], false);
+    let d = decide(&e, &links, &portal, &with_pii);
+    assert_eq!(d.policies, ["zt4ai.flow.send"]);
+    assert_eq!(
+        d.reasons[0].message,
+        "the session holds confidential data (customer, pii) and destination `partner-portal` is cleared only for confidential data of categories customer"
+    );
+    // The same for what the request itself carries.
+    let mut facts = customers.clone();
+    facts.content = SessionLabel {
+        confidentiality: Label::Internal,
+        categories: [Category::new("pci").unwrap()].into(),
+        integrity: Integrity::Trusted,
+    };
+    let d = decide(&e, &links, &portal, &facts);
+    assert_eq!(d.policies, ["zt4ai.inspect.sensitive_egress"]);
+    // A sink that lists no categories is decided by its level alone.
+    let d = decide(
+        &e,
+        &links,
+        &[check(ActionKind::Send, "acme-mail")],
+        &with_pii,
+    );
+    assert_eq!(d.decision, Decision::Allow, "{:?}", d.reasons);
+}

@@ -532,11 +532,15 @@ impl SessionLock<'_> {
         &mut self,
         approval: &zt4ai_core::ApprovalId,
         to: Label,
+        keep: Option<&BTreeSet<Category>>,
         now: i64,
         floor: Option<&SessionId>,
     ) -> Result<SessionLabel, crate::ApprovalError> {
         let mut lowered = self.guard.label.clone();
         lowered.confidentiality = lowered.confidentiality.min(to);
+        if let Some(keep) = keep {
+            lowered.categories.retain(|c| keep.contains(c));
+        }
         // The floor is locked (and loaded) before the database is taken, and
         // its cached label changed before it is let go: a request on it waits
         // until the two agree.
@@ -560,18 +564,44 @@ impl SessionLock<'_> {
                     status: "used or expired",
                 });
             }
+            // The categories dropped, from this session and the floor.
+            let dropped: BTreeSet<&Category> = match keep {
+                None => BTreeSet::new(),
+                Some(keep) => self
+                    .guard
+                    .label
+                    .categories
+                    .iter()
+                    .chain(
+                        floor_lock
+                            .iter()
+                            .flat_map(|f| f.guard.label.categories.iter()),
+                    )
+                    .filter(|c| !keep.contains(*c))
+                    .collect(),
+            };
             for id in std::iter::once(&self.id).chain(floor) {
                 tx.prepare_cached(
                     "UPDATE sessions SET label = MIN(label, ?2), updated_at = ?3 WHERE id = ?1",
                 )
                 .and_then(|mut s| s.execute(params![id.as_str(), to.rank(), now]))
                 .map_err(StoreError::Sqlite)?;
+                for c in &dropped {
+                    tx.prepare_cached(
+                        "DELETE FROM session_categories WHERE session_id = ?1 AND category = ?2",
+                    )
+                    .and_then(|mut s| s.execute(params![id.as_str(), c.as_str()]))
+                    .map_err(StoreError::Sqlite)?;
+                }
             }
             tx.commit().map_err(StoreError::Sqlite)?;
         }
         if let Some(f) = &mut floor_lock {
             let l = &mut f.guard.label.confidentiality;
             *l = (*l).min(to);
+            if let Some(keep) = keep {
+                f.guard.label.categories.retain(|c| keep.contains(c));
+            }
         }
         self.guard.label = lowered.clone();
         Ok(lowered)

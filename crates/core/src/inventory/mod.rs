@@ -354,6 +354,8 @@ pub struct Model {
     pub attested: bool,
     /// Where the LLM gateway reaches it; `None`: the gateway cannot serve it.
     pub upstream: Option<llm::Upstream>,
+    /// The data categories it is cleared for; `None`: any.
+    pub categories: Option<BTreeSet<Category>>,
 }
 
 /// An egress sink.
@@ -371,6 +373,9 @@ pub struct Destination {
     pub external: bool,
     /// Catches everything no other destination matches.
     pub default: bool,
+    /// The data categories it is cleared for; `None`: any (the clearance
+    /// alone decides).
+    pub categories: Option<BTreeSet<Category>>,
 }
 
 /// The id of the destination zt4ai adds when the inventory declares no default.
@@ -827,6 +832,7 @@ impl Resolver<'_> {
                 clearance: m.clearance,
                 attested: m.attested,
                 upstream,
+                categories: m.categories.map(|c| c.into_iter().collect()),
             };
             if models.insert(m.id.clone(), model).is_some() {
                 self.error(
@@ -896,6 +902,7 @@ impl Resolver<'_> {
                 clearance: d.clearance,
                 external: d.external,
                 default: d.default,
+                categories: d.categories.map(|c| c.into_iter().collect()),
             };
             if destinations.insert(d.id.clone(), dest).is_some() {
                 self.error(
@@ -922,6 +929,7 @@ impl Resolver<'_> {
                         clearance: Label::Public,
                         external: true,
                         default: true,
+                        categories: None,
                     },
                 );
                 UNKNOWN_DESTINATION.to_owned()

@@ -564,6 +564,10 @@ pub struct RawModel {
     /// Where the LLM gateway reaches it (an OpenAI-compatible API).
     #[serde(default)]
     pub upstream: Option<super::llm::RawUpstream>,
+    /// The data categories it may receive; without it, any (its clearance
+    /// alone decides).
+    #[serde(default)]
+    pub categories: Option<Vec<Category>>,
 }
 
 /// An egress sink.
@@ -586,4 +590,8 @@ pub struct RawDestination {
     /// its clearance must be `public`. Without one, zt4ai adds `unknown`.
     #[serde(default)]
     pub default: bool,
+    /// The data categories it may receive; without it, any (its clearance
+    /// alone decides).
+    #[serde(default)]
+    pub categories: Option<Vec<Category>>,
 }

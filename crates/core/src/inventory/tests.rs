@@ -6,6 +6,11 @@ fn load(text: &str) -> Result<Inventory, LoadError> {
     Inventory::from_yaml_str(text, "inv.yaml")
 }
 
+fn replace_once(text: String, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "{from}");
+    text.replace(from, to)
+}
+
 fn only_error(text: &str) -> ConfigError {
     let err = load(text).expect_err("inventory should be rejected");
     assert_eq!(err.errors.len(), 1, "{err}");
@@ -603,4 +608,40 @@ fn llm_settings_resolve_and_their_mistakes_are_located() {
     assert_eq!(e.field, "llm.budgets.user.tokens_per_minute");
     let e = only_error(&with("llm:\n  tool_calls: drop\n"));
     assert!(e.message.contains("drop"), "{}", e.message);
+}
+
+#[test]
+fn destinations_and_models_may_list_the_categories_they_are_cleared_for() {
+    let text = replace_once(
+        EXAMPLE.to_owned(),
+        "    hosts: [portal.partner.example]\n    clearance: internal\n",
+        "    hosts: [portal.partner.example]\n    clearance: internal\n    categories: [customer]\n",
+    );
+    let text = replace_once(
+        text,
+        "    external: true\n    clearance: internal\n",
+        "    external: true\n    clearance: internal\n    categories: []\n",
+    );
+    let inv = load(&text).unwrap();
+    let names = |c: &Option<BTreeSet<Category>>| {
+        c.as_ref()
+            .map(|c| c.iter().map(|c| c.as_str().to_owned()).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        names(&inv.destinations["partner-portal"].categories),
+        Some(vec!["customer".to_owned()])
+    );
+    assert_eq!(names(&inv.models["frontier-llm"].categories), Some(vec![]));
+    assert_eq!(
+        inv.destinations["acme-mail"].categories, None,
+        "not listed: any"
+    );
+    let bad = replace_once(
+        EXAMPLE.to_owned(),
+        "    hosts: [portal.partner.example]\n    clearance: internal\n",
+        "    hosts: [portal.partner.example]\n    clearance: internal\n    categories: [Customer]\n",
+    );
+    let e = only_error(&bad);
+    assert!(e.field.starts_with("destinations[1]"), "{e}");
+    assert!(e.message.contains("Customer"), "{e}");
 }

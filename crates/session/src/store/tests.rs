@@ -323,7 +323,7 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     let id = store.create_approval(&new).unwrap();
     let mut s = store.lock(&sid).unwrap();
     assert!(
-        s.declassify(&id, Label::Internal, 101, Some(&floor))
+        s.declassify(&id, Label::Internal, None, 101, Some(&floor))
             .is_err(),
         "not granted yet"
     );
@@ -341,13 +341,14 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
     assert_eq!(a.lower_to, Some(Label::Internal));
     let mut s = store.lock(&sid).unwrap();
     assert_eq!(
-        s.declassify(&id, Label::Internal, 102, Some(&floor))
+        s.declassify(&id, Label::Internal, None, 102, Some(&floor))
             .unwrap()
             .confidentiality,
         Label::Internal
     );
     assert!(
-        s.declassify(&id, Label::Public, 103, Some(&floor)).is_err(),
+        s.declassify(&id, Label::Public, None, 103, Some(&floor))
+            .is_err(),
         "single use"
     );
     drop(s);
@@ -377,7 +378,7 @@ fn a_declassification_lowers_the_label_once_and_only_when_granted() {
         store
             .lock(&sid)
             .unwrap()
-            .declassify(&other, Label::Public, 104, None)
+            .declassify(&other, Label::Public, None, 104, None)
             .is_err()
     );
 }
