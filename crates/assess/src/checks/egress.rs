@@ -87,17 +87,29 @@ fn external_clearance(d: &Deployment) -> Outcome {
     let mut failed = false;
     let mut problems = Vec::new();
     for dest in d.inventory.destinations.values().filter(|x| x.external) {
-        if dest.clearance > Label::Internal {
-            failed = true;
-        } else if dest.clearance < Label::Internal {
+        if dest.clearance < Label::Internal {
             continue;
         }
+        // Confidential data of named categories only is a reviewable
+        // agreement; of any category, an open door.
+        let only = dest
+            .categories
+            .as_ref()
+            .map(|c| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
+        if dest.clearance > Label::Internal && only.is_none() {
+            failed = true;
+        }
+        let of = match &only {
+            Some(c) if c.is_empty() => " of no category".to_owned(),
+            Some(c) => format!(" of categories {c} only"),
+            None => String::new(),
+        };
         problems.push(d.at_entity(
             "destinations",
             &dest.id,
             "clearance",
             format!(
-                "external `{}` is cleared for {} data",
+                "external `{}` is cleared for {} data{of}",
                 dest.id, dest.clearance
             ),
         ));
@@ -111,7 +123,7 @@ fn external_clearance(d: &Deployment) -> Outcome {
         .with(problems)
     } else {
         Outcome::investigate(format!(
-            "{} external destinations are cleared for internal data (a partner with an agreement may be; confirm each)",
+            "{} external destinations are cleared for internal data, or for confidential data of named categories only (a partner with an agreement may be; confirm each)",
             problems.len()
         ))
         .with(problems)
@@ -429,6 +441,21 @@ mod tests {
         assert_eq!(
             run("external-destination-clearance", &yaml).status,
             Status::Failed
+        );
+        // Confidential data of named categories only: a partner agreement to
+        // review, not an open door.
+        let named = yaml.replace(
+            "clearance: confidential, external: true",
+            "clearance: confidential, categories: [customer], external: true",
+        );
+        let o = run("external-destination-clearance", &named);
+        assert_eq!(o.status, Status::Investigate);
+        assert!(
+            o.evidence[0]
+                .message
+                .ends_with("of categories customer only"),
+            "{:?}",
+            o.evidence
         );
         let yaml = yaml.replace(
             "clearance: confidential, external: true",
