@@ -1933,3 +1933,63 @@ async fn a_dpop_bound_token_reaches_the_tools_only_with_its_proofs() {
     assert_eq!(meta["dpop_signing_alg_values_supported"][0], "EdDSA");
     s.stop().await;
 }
+
+/// A partner cleared for confidential customer data, not personal data: the
+/// report agent may mail it, but once it has read CRM records (customer and
+/// pii) the same mail is refused, the partner's mail server receives nothing,
+/// and the attempt quarantines the agent as any refused send of confidential
+/// data does. (That customer data alone may go is the pipeline's test.)
+#[tokio::test]
+async fn a_partner_cleared_for_customer_data_gets_no_personal_data() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let crm = serve_upstream(Crm::new()).await;
+    let mail = serve_upstream(Mailer::new(Arc::clone(&sent))).await;
+    let section =
+        format!("mcp_servers:\n  - id: crm\n    url: {crm}\n  - id: mail\n    url: {mail}\n");
+    let inventory = INVENTORY
+        .replace("settings:", &format!("{section}settings:"))
+        .replace(
+            "    hosts: [portal.partner.example]\n    clearance: internal\n",
+            "    hosts: [portal.partner.example]\n    mail_domains: [partner.example]\n    clearance: confidential\n    categories: [customer]\n",
+        )
+        .replace(
+            "      destinations: [acme-mail, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+            "      destinations: [acme-mail, partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+        );
+    assert!(inventory.contains("categories: [customer]") && inventory.contains("partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to"));
+    let (s, _dir) = gateway_on(&inventory).await;
+    let client = report_agent(&s).await;
+    let to_partner = || {
+        call(
+            "mail.send_email",
+            json!({"to": "deals@partner.example", "body": "the list"}),
+        )
+    };
+
+    let r = client.call_tool(to_partner()).await.unwrap();
+    assert!(text(&r).contains("sent"), "{r:?}");
+
+    client
+        .call_tool(call("crm.query", json!({"table": "customers"})))
+        .await
+        .unwrap();
+    let e = rpc_error(client.call_tool(to_partner()).await.unwrap_err());
+    assert_eq!(e.code, zt4ai_mcp::DENIED);
+    assert!(
+        e.message
+            .contains("is cleared only for confidential data of categories customer"),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        e.data.as_ref().unwrap()["policies"],
+        json!(["zt4ai.flow.send", "zt4ai.risk.quarantined"])
+    );
+    assert_eq!(
+        *sent.lock().unwrap(),
+        ["deals@partner.example"],
+        "only the first mail was sent"
+    );
+    client.cancel().await.unwrap();
+    s.stop().await;
+}
