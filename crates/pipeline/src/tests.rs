@@ -360,18 +360,7 @@ fn untrusted_content_then_destructive_tool_needs_approval_once() {
     retry.approval = Some(approval.clone());
     assert_eq!(p.decide(&retry).policies, [reasons::APPROVAL_INVALID]);
 
-    p.store()
-        .decide_approval(
-            approval.as_str(),
-            true,
-            &zt4ai_session::Approver {
-                user: "carol".into(),
-                in_group: true,
-            },
-            None,
-            1_000,
-        )
-        .unwrap();
+    grant(&p, &approval);
     // Not for another request…
     let mut other = r(tool(
         "files.delete_file",
@@ -1095,18 +1084,7 @@ fn a_destination_cleared_for_some_categories_and_a_declassification_to_them() {
         v.reasons
     );
     let approval = v.approval.unwrap();
-    p.store()
-        .decide_approval(
-            approval.as_str(),
-            true,
-            &zt4ai_session::Approver {
-                user: "carol".into(),
-                in_group: true,
-            },
-            None,
-            1_000,
-        )
-        .unwrap();
+    grant(&p, &approval);
     let mut retry = exec("s", upload());
     retry.approval = Some(approval);
     let v = p.decide(&retry);
@@ -1124,4 +1102,20 @@ fn a_destination_cleared_for_some_categories_and_a_declassification_to_them() {
     );
     // Lasting, for the agent's next task as well.
     assert!(p.decide(&exec("t", upload())).is_allowed());
+}
+
+/// Carol, an approver, grants `approval`.
+fn grant(p: &Pipeline, approval: &ApprovalId) {
+    p.store()
+        .decide_approval(
+            approval.as_str(),
+            true,
+            &zt4ai_session::Approver {
+                user: "carol".into(),
+                in_group: true,
+            },
+            None,
+            1_000,
+        )
+        .unwrap();
 }
