@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use zt4ai_core::inventory::{Agent, BindingKind, Tool};
-use zt4ai_core::{Label, inventory::AgentState};
+use zt4ai_core::{Category, Label, inventory::AgentState};
 
 use super::model::{
     Boundary, Element, ElementKind, Flow, FlowKind, Mitigation, Threat, ThreatClass, ThreatModel,
@@ -163,20 +163,69 @@ fn reachable(d: &Deployment, a: &Agent) -> Option<(Label, String)> {
 
 /// Every label of data an agent can hold (capped by its clearance), each with
 /// one source that carries it.
-fn holdings(d: &Deployment, a: &Agent) -> BTreeMap<Label, String> {
+fn holdings(d: &Deployment, a: &Agent) -> BTreeMap<Label, Held> {
     let inv = &d.inventory;
-    let mut out: BTreeMap<Label, String> = BTreeMap::new();
+    let mut out: BTreeMap<Label, Held> = BTreeMap::new();
     for ds in &a.grants.datasets {
         if let Some(set) = inv.datasets.get(ds) {
-            out.entry(set.label.min(a.clearance))
-                .or_insert_with(|| format!("`{ds}`"));
+            hold(
+                &mut out,
+                set.label.min(a.clearance),
+                &set.categories,
+                || format!("`{ds}`"),
+            );
         }
     }
     for t in inv.tools.values().filter(|t| a.grants.allows_tool(t)) {
-        out.entry(t.output_label.min(a.clearance))
-            .or_insert_with(|| format!("the output of `{}`", t.id));
+        hold(
+            &mut out,
+            t.output_label.min(a.clearance),
+            &t.output_categories,
+            || format!("the output of `{}`", t.id),
+        );
     }
     out
+}
+
+/// Data of one level an agent may hold: the first source found, and the
+/// categories every source of that level carries (their intersection), so
+/// that a sink refusing one of them refuses all of that level's data.
+#[derive(Debug, Clone)]
+struct Held {
+    src: String,
+    categories: BTreeSet<Category>,
+}
+
+/// Adds a source of `label` data with `categories` to `out`.
+fn hold(
+    out: &mut BTreeMap<Label, Held>,
+    label: Label,
+    categories: &BTreeSet<Category>,
+    src: impl FnOnce() -> String,
+) {
+    match out.get_mut(&label) {
+        Some(h) => h.categories.retain(|c| categories.contains(c)),
+        None => {
+            out.insert(
+                label,
+                Held {
+                    src: src(),
+                    categories: categories.clone(),
+                },
+            );
+        }
+    }
+}
+
+/// Whether a sink cleared for `clearance` (and, if it lists them, only
+/// `cleared` categories) refuses held data of `label`.
+fn refuses(
+    clearance: Label,
+    cleared: Option<&BTreeSet<Category>>,
+    label: Label,
+    held: &Held,
+) -> bool {
+    clearance < label || cleared.is_some_and(|k| !held.categories.is_subset(k))
 }
 
 fn granted_tools<'a>(d: &'a Deployment, a: &'a Agent) -> impl Iterator<Item = &'a Tool> + 'a {
@@ -368,7 +417,7 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
         f.label = f.label.max(label);
     };
     // For sends and model calls: every label of data that can travel, with a source.
-    let mut carried: BTreeMap<String, BTreeMap<Label, String>> = BTreeMap::new();
+    let mut carried: BTreeMap<String, BTreeMap<Label, Held>> = BTreeMap::new();
     for (id, a) in &inv.agents {
         // A suspended or retired agent can do nothing (`zt4ai.lifecycle.inactive`):
         // it is an element, with no flows until it is resumed.
@@ -449,8 +498,8 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
                                 let c = carried
                                     .entry(format!("{}->{de}", tool_id(&t.id)))
                                     .or_default();
-                                for (l, src) in &holds {
-                                    c.entry(*l).or_insert_with(|| format!("{src} via `{id}`"));
+                                for (l, h) in &holds {
+                                    hold(c, *l, &h.categories, || format!("{} via `{id}`", h.src));
                                 }
                                 add(
                                     tool_id(&t.id),
@@ -493,8 +542,8 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
                             let c = carried
                                 .entry(format!("{}->destination:{dest}", tool_id(&t.id)))
                                 .or_default();
-                            for (l, src) in &holds {
-                                c.entry(*l).or_insert_with(|| format!("{src} via `{id}`"));
+                            for (l, h) in &holds {
+                                hold(c, *l, &h.categories, || format!("{} via `{id}`", h.src));
                             }
                         }
                     }
@@ -521,49 +570,54 @@ pub fn derive(d: &Deployment, catalogue: &Catalogue) -> ThreatModel {
             let c = carried
                 .entry(format!("{}->model:{m}", agent_id(id.as_str())))
                 .or_default();
-            for (l, src) in &holds {
-                c.entry(*l).or_insert_with(|| src.clone());
+            for (l, h) in &holds {
+                hold(c, *l, &h.categories, || h.src.clone());
             }
         }
     }
     // Guards that make a flow impossible for every piece of confidential data
     // that could reach it.
     for f in flows.values_mut() {
-        let sensitive: Vec<Label> = carried
+        let sensitive: Vec<(Label, &Held)> = carried
             .get(&f.id)
             .map(|c| {
-                c.keys()
-                    .copied()
-                    .filter(|l| *l >= Label::Confidential)
+                c.iter()
+                    .filter(|(l, _)| **l >= Label::Confidential)
+                    .map(|(l, h)| (*l, h))
                     .collect()
             })
             .unwrap_or_default();
-        let Some(lowest) = sensitive.first().copied() else {
+        if sensitive.is_empty() {
             continue;
-        };
-        let (guard, clearance) = match f.kind {
+        }
+        let (guard, sink) = match f.kind {
             FlowKind::Sends => (
                 "zt4ai.flow.send",
                 f.to.strip_prefix("destination:")
                     .and_then(|x| inv.destinations.get(x))
-                    .map(|x| x.clearance),
+                    .map(|x| (x.clearance, x.categories.as_ref())),
             ),
             FlowKind::Invokes => (
                 "zt4ai.flow.model",
                 f.to.strip_prefix("model:")
                     .and_then(|x| inv.models.get(x))
-                    .map(|m| m.clearance),
+                    .map(|m| (m.clearance, m.categories.as_ref())),
             ),
             // No write down: a dataset is read later at its label.
             FlowKind::Writes => (
                 "zt4ai.flow.write",
                 f.to.strip_prefix("dataset:")
                     .and_then(|x| inv.datasets.get(x))
-                    .map(|d| d.label),
+                    .map(|d| (d.label, None)),
             ),
             _ => continue,
         };
-        if clearance.is_some_and(|c| c < lowest) && b.guard(guard) {
+        let blocked = sink.is_some_and(|(clearance, cleared)| {
+            sensitive
+                .iter()
+                .all(|(l, h)| refuses(clearance, cleared, *l, h))
+        });
+        if blocked && b.guard(guard) {
             f.blocked_by = Some(guard.to_owned());
         }
     }
@@ -1175,14 +1229,14 @@ fn model_threats(b: &mut Builder<'_>) {
 fn flow_threats(
     b: &mut Builder<'_>,
     flows: &BTreeMap<String, Flow>,
-    carried: &BTreeMap<String, BTreeMap<Label, String>>,
+    carried: &BTreeMap<String, BTreeMap<Label, Held>>,
 ) {
     let inv = &b.d.inventory;
     for f in flows.values() {
         let Some(labels) = carried.get(&f.id) else {
             continue;
         };
-        let (sink, clearance, external, guard, check) = match f.kind {
+        let (sink, clearance, cleared, external, guard, check) = match f.kind {
             FlowKind::Sends => {
                 let Some(x) =
                     f.to.strip_prefix("destination:")
@@ -1193,6 +1247,7 @@ fn flow_threats(
                 (
                     format!("destination `{}`", x.id),
                     x.clearance,
+                    x.categories.as_ref(),
                     x.external,
                     "zt4ai.flow.send",
                     "external-destination-clearance",
@@ -1205,6 +1260,7 @@ fn flow_threats(
                 (
                     format!("model `{}`", m.id),
                     m.clearance,
+                    m.categories.as_ref(),
                     m.external,
                     "zt4ai.flow.model",
                     "external-model-clearance",
@@ -1213,11 +1269,11 @@ fn flow_threats(
             _ => continue,
         };
         // Confidential data that could travel; the highest first.
-        let sensitive: Vec<(Label, &String)> = labels
+        let sensitive: Vec<(Label, &Held)> = labels
             .iter()
             .rev()
             .filter(|(l, _)| **l >= Label::Confidential)
-            .map(|(l, s)| (*l, s))
+            .map(|(l, h)| (*l, h))
             .collect();
         if !external || sensitive.is_empty() {
             continue;
@@ -1225,14 +1281,29 @@ fn flow_threats(
         let from = f.from.split_once(':').map_or(f.from.as_str(), |(_, n)| n);
         let allowed: Vec<String> = sensitive
             .iter()
-            .filter(|(l, _)| *l <= clearance)
-            .map(|(l, src)| format!("{l} data ({src})"))
+            .filter(|(l, h)| !refuses(clearance, cleared, *l, h))
+            .map(|(l, h)| format!("{l} data ({})", h.src))
             .collect();
         let (scenario, gaps, st) = if allowed.is_empty() {
-            let (top, src) = sensitive[0];
+            let (top, h) = sensitive[0];
+            let src = &h.src;
+            let only = match cleared {
+                None => String::new(),
+                Some(k) => format!(
+                    " or of a category other than {}",
+                    if k.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        k.iter()
+                            .map(Category::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            };
             (
                 format!(
-                    "{top} data ({src}) leaves through `{from}` to external {sink}: impossible, {guard} denies any send above {clearance}"
+                    "{top} data ({src}) leaves through `{from}` to external {sink}: impossible, {guard} denies any send above {clearance}{only}"
                 ),
                 Vec::new(),
                 Mitigation::Mitigated,

@@ -264,3 +264,51 @@ fn requiring_bound_tokens_closes_the_bearer_gap_of_every_agent() {
         assert!(!a[id].gaps.iter().any(|g| g.contains("bearer")), "{id}");
     }
 }
+
+/// A partner cleared for confidential data: its flows are open. Cleared for
+/// confidential `customer` data only, while everything confidential the agent
+/// can hold is also `pii`: the same flows are closed by the flow guard.
+#[test]
+fn a_partner_cleared_for_some_categories_closes_the_flow_of_others() {
+    let partner = |categories: &'static str| {
+        move |t: String| {
+            t.replace(
+                "    hosts: [portal.partner.example]\n    clearance: internal\n",
+                &format!("    hosts: [portal.partner.example]\n    clearance: confidential\n{categories}"),
+            )
+            .replace(
+                "      destinations: [acme-mail, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+                "      destinations: [acme-mail, partner-portal, internet]\n      models: [acme-llm, frontier-llm]\n    delegates_to",
+            )
+        }
+    };
+    let open = model("acme", partner(""));
+    let closed = model("acme", partner("    categories: [customer]\n"));
+    let id = "sensitive_information_disclosure:tool:mail.send_email->destination:partner-portal";
+    let (o, c) = (threats(&open), threats(&closed));
+    assert_eq!(o[id].status, Mitigation::Unmitigated, "{:?}", o[id]);
+    assert_eq!(c[id].status, Mitigation::Mitigated, "{:?}", c[id]);
+    assert!(
+        c[id]
+            .scenario
+            .contains("or of a category other than customer"),
+        "{}",
+        c[id].scenario
+    );
+    let flow = |m: &ThreatModel| {
+        m.flows
+            .iter()
+            .find(|f| f.id == "tool:mail.send_email->destination:partner-portal")
+            .and_then(|f| f.blocked_by.clone())
+    };
+    assert_eq!(flow(&open), None);
+    assert_eq!(flow(&closed).as_deref(), Some("zt4ai.flow.send"));
+    // The same for the other tool that reaches the partner (a fetch), and
+    // nothing else.
+    let fetch = "sensitive_information_disclosure:tool:web.fetch->destination:partner-portal";
+    assert_eq!(c[fetch].status, Mitigation::Mitigated, "{:?}", c[fetch]);
+    assert_eq!(
+        changed(&open, &closed),
+        BTreeSet::from([id.to_owned(), fetch.to_owned()])
+    );
+}
