@@ -117,6 +117,15 @@ impl Category {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Names joined with `, ` for messages (empty for none).
+    pub fn join<'a>(categories: impl IntoIterator<Item = &'a Category>) -> String {
+        categories
+            .into_iter()
+            .map(Category::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl<'de> Deserialize<'de> for Category {

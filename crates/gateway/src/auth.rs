@@ -140,26 +140,24 @@ pub(crate) async fn verify_request(
             "the Authorization header is not `Bearer <token>` or `DPoP <token>`",
         ));
     };
-    let url = format!("{}{path}", state.config.base_url.trim_end_matches('/'));
+    // Only a proof is checked against the URL the client addressed.
+    let url = match presented {
+        Presented::Dpop { .. } => format!("{}{path}", state.config.base_url.trim_end_matches('/')),
+        Presented::Bearer(_) => String::new(),
+    };
     let refused = match identity.verify_request(presented, method.as_str(), &url) {
         Ok(chain) => return Ok(chain),
         Err(r) => r,
     };
     if let Some(holder) = &refused.holder {
-        let chain = zt4ai_core::ActorChain {
-            user: holder.user.clone(),
-            agents: holder.agents.clone(),
-        };
+        let chain = holder.actor_chain();
         let verdict = zt4ai_core::Verdict::deny(
             zt4ai_pipeline::reasons::POSSESSION,
             format!("token `{}`: {}", holder.jti, refused.description),
         );
         let refusal = zt4ai_pipeline::Refusal {
             point,
-            request_id: headers
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .map(|s| s.chars().take(128).collect()),
+            request_id: crate::authzen::request_id(headers),
             chain: &chain,
             session: &holder.flow_session(),
             action: method.as_str(),

@@ -153,7 +153,7 @@ fn with_request_id(headers: &HeaderMap, mut response: Response) -> Response {
     response
 }
 
-fn request_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn request_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
@@ -370,10 +370,7 @@ async fn evaluate(
             let verdict = match verified {
                 // Who tried is known: keep the refusal in the audit log.
                 Some(v) => {
-                    let chain = zt4ai_core::ActorChain {
-                        user: v.user.clone(),
-                        agents: v.agents.clone(),
-                    };
+                    let chain = v.actor_chain();
                     let session = context.get("session").and_then(Value::as_str).unwrap_or("");
                     let refusal = zt4ai_pipeline::Refusal {
                         point: "authzen",
@@ -446,11 +443,7 @@ fn to_verified_request(
             )));
         }
     }
-    let chain = ActorChain {
-        user: v.user.clone(),
-        agents: v.agents.clone(),
-    };
-    let mut req = request_for(chain, action, resource, context, request_id)
+    let mut req = request_for(v.actor_chain(), action, resource, context, request_id)
         .map_err(|m| (reasons::INVALID_REQUEST, m))?;
     req.risk = match (req.risk, v.risk) {
         (Some(a), Some(b)) => Some(a.max(b)),

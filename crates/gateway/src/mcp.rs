@@ -85,9 +85,16 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let Some(identity) = &state.identity else {
         return crate::ApiError::NotFound.into_response();
     };
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    match crate::auth::verify_request(&state, identity, "mcp", &method, &path, req.headers()).await
-    {
+    let verified = crate::auth::verify_request(
+        &state,
+        identity,
+        "mcp",
+        req.method(),
+        req.uri().path(),
+        req.headers(),
+    )
+    .await;
+    match verified {
         Ok(chain) => {
             req.extensions_mut().insert(chain);
             next.run(req).await

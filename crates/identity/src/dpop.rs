@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use sha2::Digest as _;
@@ -26,25 +26,25 @@ use crate::AuthError;
 pub const DPOP_ALGS: [&str; 4] = ["EdDSA", "ES256", "RS256", "PS256"];
 
 /// How old a proof may be (seconds after its `iat`, plus the clock skew).
-pub const PROOF_MAX_AGE: i64 = 60;
+pub(crate) const PROOF_MAX_AGE: i64 = 60;
 
 /// Default bound of the replay cache (proof ids remembered at once).
-pub const REPLAY_CAPACITY: usize = 1 << 20;
+pub(crate) const REPLAY_CAPACITY: usize = 1 << 20;
 
 /// Members of a JWK that belong to a private key (RFC 7518 §6).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
 /// What a proof must be for.
 #[derive(Debug, Clone, Copy)]
-pub struct ProofTarget<'a> {
+pub(crate) struct ProofTarget<'a> {
     /// The HTTP method of the request (`htm`).
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The URL the client addressed, as the gateway is reached (`htu`; query and
     /// fragment are ignored on both sides).
-    pub url: &'a str,
+    pub(crate) url: &'a str,
     /// The access token the request presents, whose hash the proof must carry
     /// (`ath`); `None` at the token endpoint.
-    pub access_token: Option<&'a str>,
+    pub(crate) access_token: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -168,8 +168,21 @@ pub(crate) fn verify_proof(
     status: u16,
 ) -> Result<String, AuthError> {
     let bad = |what: String| invalid(status, what);
-    let header = jsonwebtoken::decode_header(proof)
-        .map_err(|e| bad(format!("the DPoP proof is not a JWT: {e}")))?;
+    // Each part is decoded once: the header as JSON (to see every member of
+    // its `jwk`) and as a `Header`, the signature over the signing input, then
+    // the claims.
+    let not_jwt = || bad("the DPoP proof is not a compact JWT (`header.claims.signature`)".into());
+    let (input, signature) = proof.rsplit_once('.').ok_or_else(not_jwt)?;
+    let (head, payload) = input.split_once('.').ok_or_else(not_jwt)?;
+    let json = |part: &str, what: &str| {
+        B64.decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .ok_or_else(|| bad(format!("the DPoP proof's {what} is not base64url JSON")))
+    };
+    let raw = json(head, "header")?;
+    let header: jsonwebtoken::Header = serde_json::from_value(raw.clone())
+        .map_err(|e| bad(format!("the DPoP proof's header: {e}")))?;
     if header.typ.as_deref() != Some("dpop+jwt") {
         return Err(bad("the DPoP proof's `typ` must be `dpop+jwt`".into()));
     }
@@ -186,14 +199,8 @@ pub(crate) fn verify_proof(
     let Some(jwk) = header.jwk.as_ref() else {
         return Err(bad("the DPoP proof's header has no `jwk`".into()));
     };
-    // The parsed key drops unknown members; read the raw header to be sure no
+    // The parsed key drops unknown members: the raw header shows whether a
     // private key travels in it.
-    let raw: serde_json::Value = proof
-        .split('.')
-        .next()
-        .and_then(|h| B64.decode(h).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| bad("the DPoP proof's header is not JSON".into()))?;
     if let Some(m) = PRIVATE_MEMBERS
         .iter()
         .find(|m| raw.get("jwk").and_then(|j| j.get(**m)).is_some())
@@ -210,13 +217,13 @@ pub(crate) fn verify_proof(
     }
     let key = DecodingKey::from_jwk(jwk)
         .map_err(|e| bad(format!("the DPoP proof's `jwk` is unusable: {e}")))?;
-    let mut v = Validation::new(header.alg);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    let claims = jsonwebtoken::decode::<ProofClaims>(proof, &key, &v)
-        .map_err(|e| bad(format!("DPoP proof: {}", crate::jwt_error(&e))))?
-        .claims;
+    let verified = jsonwebtoken::crypto::verify(signature, input.as_bytes(), &key, header.alg)
+        .map_err(|e| bad(format!("DPoP proof: {}", crate::jwt_error(&e))))?;
+    if !verified {
+        return Err(bad("DPoP proof: signature does not verify".into()));
+    }
+    let claims: ProofClaims = serde_json::from_value(json(payload, "claims")?)
+        .map_err(|e| bad(format!("the DPoP proof's claims: {e}")))?;
     if claims.htm != target.method {
         return Err(bad(format!(
             "the DPoP proof is for `{}`, this request is `{}`",

@@ -33,7 +33,8 @@ use zt4ai_core::{AgentId, Inventory, SessionId, UserId, unix_now};
 use zt4ai_session::SessionStore;
 
 pub use claims::{Actor, Confirmation, DelegatedClaims};
-pub use dpop::{DPOP_ALGS, PROOF_MAX_AGE, ProofTarget, REPLAY_CAPACITY, token_hash};
+use dpop::ProofTarget;
+pub use dpop::{DPOP_ALGS, token_hash};
 pub use jsonwebtoken::DecodingKey;
 pub use jsonwebtoken::jwk::Jwk;
 pub use keys::{KeyError, KeyRing};
@@ -174,6 +175,14 @@ pub struct VerifiedChain {
 }
 
 impl VerifiedChain {
+    /// The actor chain the token proves: its user and agents.
+    pub fn actor_chain(&self) -> zt4ai_core::ActorChain {
+        zt4ai_core::ActorChain {
+            user: self.user.clone(),
+            agents: self.agents.clone(),
+        }
+    }
+
     /// The information-flow session of everything done with this token
     /// through the MCP gateway and the LLM gateway: its user's and outermost
     /// agent's ([`SessionId::flow`]), shared with every other token of the
@@ -389,7 +398,7 @@ impl Identity {
             max_depth: settings.max_chain_depth,
             allow_secrets: settings.allow_client_secrets,
             require_dpop: settings.require_dpop,
-            replay: dpop::Replay::new(REPLAY_CAPACITY),
+            replay: dpop::Replay::new(dpop::REPLAY_CAPACITY),
             inventory,
             store,
             keys,
@@ -503,7 +512,8 @@ impl Identity {
 
     /// Verifies the delegated token a request to an enforcement point presents,
     /// with its proof of possession when the token is bound to a key: `method`
-    /// and `url` are the request's, as the client addressed it.
+    /// and `url` are the request's, as the client addressed it (read only when
+    /// a proof is checked).
     pub fn verify_request(
         &self,
         presented: Presented<'_>,

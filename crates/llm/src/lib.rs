@@ -269,7 +269,7 @@ impl LlmGateway {
 
     /// `GET /v1/models`: the models `v`'s chain may invoke.
     pub fn models(&self, v: &VerifiedChain) -> Value {
-        let chain = actor_chain(v);
+        let chain = v.actor_chain();
         let p = &self.inner.pipeline;
         let data: Vec<Value> = p
             .inventory()
@@ -320,7 +320,7 @@ impl LlmGateway {
         let outbound = prompt.clone();
         let req = ActionRequest {
             request_id: options.request_id.clone(),
-            chain: actor_chain(v),
+            chain: v.actor_chain(),
             session: SessionId::new(v.flow_session())
                 .map_err(|e| LlmError::bad_request(format!("session: {e}")))?,
             action: Action::InvokeModel {
@@ -500,7 +500,7 @@ impl LlmGateway {
         options: &CallOptions,
         e: &Exhausted,
     ) -> LlmError {
-        let chain = actor_chain(v);
+        let chain = v.actor_chain();
         let session = v.flow_session();
         let verdict = self
             .inner
@@ -854,13 +854,6 @@ fn read_call(body: &mut Value) -> Result<Call, LlmError> {
         include_usage,
         bytes: 0,
     })
-}
-
-fn actor_chain(v: &VerifiedChain) -> ActorChain {
-    ActorChain {
-        user: v.user.clone(),
-        agents: v.agents.clone(),
-    }
 }
 
 /// The most sensitive data every link of the chain may read.

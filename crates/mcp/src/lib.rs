@@ -37,9 +37,7 @@ use rmcp::model::{
 };
 use serde_json::json;
 use zt4ai_core::inventory::{McpTransport, SpotlightMode};
-use zt4ai_core::{
-    Action, ActionRequest, ActorChain, ApprovalId, Decision, McpServer, Obligation, SessionId,
-};
+use zt4ai_core::{Action, ActionRequest, ApprovalId, Decision, McpServer, Obligation, SessionId};
 use zt4ai_identity::VerifiedChain;
 use zt4ai_pipeline::Pipeline;
 use zt4ai_session::PinStatus;
@@ -137,7 +135,7 @@ impl McpGateway {
     /// `tools/list` for `v`: the upstream servers' tools that `v`'s chain may
     /// call at all and whose pins stand, under the names of this endpoint.
     pub async fn list_tools(&self, v: &VerifiedChain) -> Result<ListToolsResult, ErrorData> {
-        let chain = actor_chain(v);
+        let chain = v.actor_chain();
         let mut tools: Vec<Tool> = Vec::new();
         for server in self.servers() {
             // One unreachable upstream must not hide every other server's tools:
@@ -326,7 +324,7 @@ impl McpGateway {
         let arguments = serde_json::Value::Object(request.arguments.clone().unwrap_or_default());
         let mut req = ActionRequest {
             request_id: None,
-            chain: actor_chain(v),
+            chain: v.actor_chain(),
             session: SessionId::new(session)
                 .map_err(|e| ErrorData::invalid_request(format!("session: {e}"), None))?,
             action: Action::CallTool {
@@ -609,13 +607,6 @@ pub fn not_the_owner(session: &str) -> ErrorData {
 /// renewing the token therefore keeps the label the calls have raised.
 pub fn flow_session(v: &VerifiedChain) -> String {
     v.flow_session()
-}
-
-fn actor_chain(v: &VerifiedChain) -> ActorChain {
-    ActorChain {
-        user: v.user.clone(),
-        agents: v.agents.clone(),
-    }
 }
 
 /// The client span of a `tools/call` of `tool` on `server` (disabled, and

@@ -437,6 +437,8 @@ impl Pipeline {
         trail.before = Some(before.clone());
         let now = (self.clock)();
         let mut lifted = BTreeSet::new();
+        // The categories every sink the request reaches is cleared for.
+        let cleared = self.cleared_categories(&resolved.checks);
         // A granted declassification: (approval, the label to lower to).
         let mut lower = None;
         let mut seen = before.clone();
@@ -453,7 +455,7 @@ impl Pipeline {
                         seen.confidentiality = seen.confidentiality.min(to);
                         // ... and down to the categories every sink reached
                         // is cleared for.
-                        if let Some(cleared) = self.cleared_categories(&resolved.checks) {
+                        if let Some(cleared) = &cleared {
                             seen.categories.retain(|c| cleared.contains(c));
                         }
                         lower = Some((id.clone(), to));
@@ -474,7 +476,6 @@ impl Pipeline {
         // Sensitive data counts as a signal where it may not go (the guard
         // denies or redacts it); to a destination cleared for it, it is business.
         let content = content_label(sensitive.iter());
-        let cleared = self.cleared_categories(&resolved.checks);
         let uncleared =
             |c: &zt4ai_core::Category| cleared.as_ref().is_some_and(|set| !set.contains(c));
         let beyond_clearance = !sensitive.is_empty()
@@ -601,18 +602,15 @@ impl Pipeline {
             }
             Decision::Allow => {
                 if let Some((id, to)) = &lower {
-                    let keep = self.cleared_categories(&resolved.checks);
-                    match session.declassify(id, *to, keep.as_ref(), now, floor.as_ref()) {
+                    match session.declassify(id, *to, cleared.as_ref(), now, floor.as_ref()) {
                         Ok(lowered) => {
-                            let dropped: Vec<&str> = before
-                                .categories
-                                .difference(&lowered.categories)
-                                .map(|c| c.as_str())
-                                .collect();
+                            let dropped = zt4ai_core::Category::join(
+                                before.categories.difference(&lowered.categories),
+                            );
                             let dropped = if dropped.is_empty() {
                                 String::new()
                             } else {
-                                format!(", without categories {}", dropped.join(", "))
+                                format!(", without categories {dropped}")
                             };
                             verdict.reasons.insert(
                                 0,
@@ -1078,7 +1076,7 @@ impl Pipeline {
             Some(c) if c.is_empty() => ", with no category of data".to_owned(),
             Some(c) => format!(
                 ", with data of categories {} only",
-                c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                zt4ai_core::Category::join(&c)
             ),
         };
         let mut why = vec![zt4ai_core::Reason {

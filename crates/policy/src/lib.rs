@@ -42,7 +42,7 @@ use cedar_policy::{
     Schema, ValidationMode, Validator,
 };
 pub use errors::{PolicyError, PolicyErrors};
-use zt4ai_core::{AgentId, Decision, Inventory, Reason, SessionLabel, UserId};
+use zt4ai_core::{AgentId, Category, Decision, Inventory, Reason, SessionLabel, UserId};
 
 use crate::reason::render;
 
@@ -1294,10 +1294,7 @@ impl Vars<'_> {
                 match cats {
                     None => level.to_string(),
                     Some(c) if c.is_empty() => format!("{level} data of no category"),
-                    Some(c) => format!(
-                        "{level} data of categories {}",
-                        c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
+                    Some(c) => format!("{level} data of categories {}", Category::join(c)),
                 }
             }
             "resource.label" => match self.check.action {
@@ -1420,10 +1417,9 @@ mod tests;
 
 /// A label's categories for a reason: `pii, customer`, or `no categories`.
 fn categories(label: &SessionLabel) -> String {
-    let c: Vec<&str> = label.categories.iter().map(|c| c.as_str()).collect();
-    if c.is_empty() {
+    if label.categories.is_empty() {
         "no categories".to_owned()
     } else {
-        c.join(", ")
+        Category::join(&label.categories)
     }
 }

@@ -1,7 +1,7 @@
 //! Checks: network and egress — destinations, bindings, exfiltration paths.
 
-use zt4ai_core::Label;
 use zt4ai_core::inventory::{BindingKind, UNKNOWN_DESTINATION};
+use zt4ai_core::{Category, Label};
 
 use super::{Check, Deployment};
 use crate::model::{Evidence, Outcome};
@@ -92,10 +92,7 @@ fn external_clearance(d: &Deployment) -> Outcome {
         }
         // Confidential data of named categories only is a reviewable
         // agreement; of any category, an open door.
-        let only = dest
-            .categories
-            .as_ref()
-            .map(|c| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", "));
+        let only = dest.categories.as_ref().map(Category::join);
         if dest.clearance > Label::Internal && only.is_none() {
             failed = true;
         }

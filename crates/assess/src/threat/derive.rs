@@ -1294,10 +1294,7 @@ fn flow_threats(
                     if k.is_empty() {
                         "none".to_owned()
                     } else {
-                        k.iter()
-                            .map(Category::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        Category::join(k)
                     }
                 ),
             };
